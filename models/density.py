@@ -1,0 +1,115 @@
+"""Eulerian frames: densities on a fixed grid (MATH.md §6).
+
+Arrays are (F, H, W) with row j at y_j and column i at x_i (cell centres, y increasing with the
+row index, as an image with its origin at the lower left). Densities integrate to the mass inside
+the box: Σ ρ dx dy ≤ 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from models.datasets import Reference
+from models.paths import GaussianPath
+
+DEFAULT_EXTENT = (-4.0, 4.0, -4.0, 4.0)
+DEFAULT_RESOLUTION = 128
+DEFAULT_BANDWIDTH = 0.1
+FRAME_CHUNK = 16
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular grid over extent (xmin, xmax, ymin, ymax) with (height, width) cells."""
+
+    extent: tuple[float, float, float, float] = DEFAULT_EXTENT
+    shape: tuple[int, int] = (DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)
+
+    @property
+    def cell(self) -> tuple[float, float]:
+        """(dx, dy)."""
+        x0, x1, y0, y1 = self.extent
+        return (x1 - x0) / self.shape[1], (y1 - y0) / self.shape[0]
+
+    def centres(self, dtype=torch.float64, device=None) -> tuple[Tensor, Tensor]:
+        """Cell centres (xs (W,), ys (H,))."""
+        x0, _, y0, _ = self.extent
+        dx, dy = self.cell
+        xs = x0 + dx * (torch.arange(self.shape[1], dtype=dtype, device=device) + 0.5)
+        ys = y0 + dy * (torch.arange(self.shape[0], dtype=dtype, device=device) + 0.5)
+        return xs, ys
+
+
+def _gaussian_kernel(sigma_px: float, dtype, device) -> Tensor:
+    radius = max(1, math.ceil(3 * sigma_px))
+    u = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    k = torch.exp(-0.5 * (u / sigma_px) ** 2)
+    return k / k.sum()
+
+
+def smooth(images: Tensor, sigma_px: tuple[float, float]) -> Tensor:
+    """Separable Gaussian blur of (F, H, W) images, widths in pixels (along y, along x).
+
+    Zero padding: mass blurred past the border leaves the box, as it would for a KDE.
+    """
+    out = images[:, None]
+    for axis, s in ((2, sigma_px[0]), (3, sigma_px[1])):
+        if s <= 0:
+            continue
+        k = _gaussian_kernel(s, images.dtype, images.device)
+        shape = (1, 1, len(k), 1) if axis == 2 else (1, 1, 1, len(k))
+        pad = (0, 0, len(k) // 2, len(k) // 2) if axis == 2 else (len(k) // 2, len(k) // 2, 0, 0)
+        out = F.conv2d(F.pad(out, pad), k.reshape(shape))
+    return out[:, 0]
+
+
+def histogram_density(frames: Tensor, grid: Grid, bandwidth: float = DEFAULT_BANDWIDTH) -> Tensor:
+    """Density of each frame of a particle cloud: histogram, then Gaussian smoothing.
+
+    Args:
+        frames: positions, shape (F, N, 2).
+        grid: the grid.
+        bandwidth: smoothing width in data units (0 for the bare histogram).
+
+    Returns:
+        float32 densities, shape (F, H, W); one ``bincount`` for all frames at once.
+    """
+    n_frames, n, _ = frames.shape
+    height, width = grid.shape
+    x0, _, y0, _ = grid.extent
+    dx, dy = grid.cell
+    ix = torch.floor((frames[..., 0] - x0) / dx).long()
+    iy = torch.floor((frames[..., 1] - y0) / dy).long()
+    inside = (ix >= 0) & (ix < width) & (iy >= 0) & (iy < height) & torch.isfinite(frames).all(-1)
+    frame_idx = torch.arange(n_frames, device=frames.device)[:, None].expand(-1, n)
+    flat = (frame_idx * height + iy) * width + ix
+    counts = torch.bincount(flat[inside], minlength=n_frames * height * width)
+    hist = counts.reshape(n_frames, height, width).to(torch.float32) / (n * dx * dy)
+    return smooth(hist, (bandwidth / dy, bandwidth / dx)) if bandwidth > 0 else hist
+
+
+def mixture_density(reference: Reference, path: GaussianPath, times: Tensor, grid: Grid) -> Tensor:
+    """Exact p_t on the grid for each time (MATH.md §5), shape (F, H, W) float32.
+
+    p_t(x, y) = (1/M) Σ_i N(x; a x_i1, c²) N(y; a x_i2, c²): the isotropic Gaussian separates,
+    so each frame is one (H, M) @ (M, W) product instead of H·W·M exponentials.
+    """
+    device = reference.points.device
+    coef = path.coefficients(times.to(torch.float64))
+    a = coef.a.to(device)
+    c2 = a**2 * reference.sigma**2 + coef.b.to(device) ** 2
+    xs, ys = grid.centres(device=device)
+    pts = reference.points.to(device=device, dtype=torch.float64)
+    out = []
+    for sl in torch.arange(len(times)).split(FRAME_CHUNK):
+        a_, c2_ = a[sl, None, None], c2[sl, None, None]  # (f, 1, 1)
+        norm = 1.0 / torch.sqrt(2 * math.pi * c2_)
+        gx = norm * torch.exp(-((xs[None, None, :] - a_ * pts[None, :, 0:1]) ** 2) / (2 * c2_))
+        gy = norm * torch.exp(-((ys[None, None, :] - a_ * pts[None, :, 1:2]) ** 2) / (2 * c2_))
+        out.append(torch.bmm(gy.transpose(1, 2), gx) / len(pts))  # (f, H, W)
+    return torch.cat(out).to(torch.float32)

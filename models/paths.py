@@ -1,0 +1,226 @@
+"""Gaussian probability paths x_t = a(t) x_data + b(t) ε (MATH.md §2-3).
+
+A path is defined by its coefficients a, b and their time derivatives; everything else (the
+drift f and diffusion g² of the forward SDE, sampling x_t, training targets, and conversions
+between the denoiser x̂, the noise prediction ε̂, the score s and the velocity v) is derived
+here once, so a new path is one small subclass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from models.schedules import Schedule
+
+FIELD_KINDS = ("x0", "eps", "score", "velocity")
+TINY = 1e-12
+
+
+@dataclass(frozen=True)
+class PathCoefficients:
+    """Coefficients of a Gaussian path at times t; every field has the shape of t.
+
+    ``b_db`` is b·ḃ = ½ d(b²)/dt, kept separately because it stays finite where b = 0 and
+    ḃ = ∞ (VP at t = 0), which lets exact fields avoid 0·∞.
+    """
+
+    a: Tensor
+    b: Tensor
+    da: Tensor
+    db: Tensor
+    b_db: Tensor
+
+    @property
+    def drift(self) -> Tensor:
+        """f(t) = ȧ/a, the linear drift coefficient of the forward SDE."""
+        return self.da / self.a
+
+    @property
+    def diffusion2(self) -> Tensor:
+        """g(t)² = 2 b ḃ − 2 f b², the squared diffusion of the forward SDE."""
+        return 2.0 * (self.b_db - self.drift * self.b**2)
+
+
+def _as_tensor(t: Tensor | float, like: Tensor | None = None) -> Tensor:
+    if isinstance(t, Tensor):
+        return t
+    dtype = like.dtype if like is not None else torch.float64
+    device = like.device if like is not None else None
+    return torch.tensor(t, dtype=dtype, device=device)
+
+
+def _col(c: Tensor, x: Tensor) -> Tensor:
+    """Broadcast a coefficient of shape () or (N,) against points x of shape (N, 2)."""
+    c = c.to(dtype=x.dtype, device=x.device)
+    return c if c.dim() == 0 else c.reshape(-1, *([1] * (x.dim() - 1)))
+
+
+class GaussianPath:
+    """Base class. Subclasses implement :meth:`coefficients`.
+
+    Attributes:
+        name: short name used by the command line and the app.
+        singular_at_noise: True when f and g² diverge at t = 1 (linear FM), so stochastic
+            samplers must start at 1 − ε.
+    """
+
+    name = "path"
+    singular_at_noise = False
+
+    def coefficients(self, t: Tensor) -> PathCoefficients:
+        """a, b, ȧ, ḃ, bḃ at times t (any shape)."""
+        raise NotImplementedError
+
+    # --- sampling and training -------------------------------------------------------------
+    def sample(
+        self, x0: Tensor, t: Tensor | float, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Draw x_t = a x0 + b ε.
+
+        Args:
+            x0: data points, shape (N, 2).
+            t: time, scalar or shape (N,).
+            generator: for reproducible ε.
+
+        Returns:
+            (x_t, ε), both shape (N, 2).
+        """
+        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        c = self.coefficients(_as_tensor(t, x0))
+        return _col(c.a, x0) * x0 + _col(c.b, x0) * eps, eps
+
+    def target(self, x0: Tensor, eps: Tensor, t: Tensor | float, kind: str) -> Tensor:
+        """Regression target for one pair (x0, ε) at time t, shape (N, 2).
+
+        ``eps``: ε (denoising score matching); ``velocity``: u = ȧ x0 + ḃ ε (conditional flow
+        matching); ``x0``: x0; ``score``: −ε / b.
+        """
+        c = self.coefficients(_as_tensor(t, x0))
+        if kind == "eps":
+            return eps
+        if kind == "x0":
+            return x0
+        if kind == "velocity":
+            return _col(c.da, x0) * x0 + _col(c.db, x0) * eps
+        if kind == "score":
+            return -eps / _col(c.b, x0)
+        raise ValueError(f"unknown target kind {kind!r}; choose from {FIELD_KINDS}")
+
+    def prior(
+        self, n: int, t: float, generator=None, dtype=torch.float32, device=None
+    ) -> Tensor:
+        """Samples of the noise end at time t: N(0, b(t)² I), shape (n, 2).
+
+        The a(t)·x_data part is dropped; it is below 1.2 % of the data scale wherever a sampler
+        starts (a(1) ≤ 0.012 for the VP schedules, a = ε for flow matching).
+        """
+        b = float(self.coefficients(torch.tensor(t, dtype=torch.float64)).b)
+        return b * torch.randn(n, 2, generator=generator, dtype=dtype, device=device)
+
+    def stochastic_start(self, eta: float, steps: int) -> float:
+        """Latest time a reverse sampler with noise level η may start at.
+
+        For paths singular at t = 1 with η > 0 it is 1 − ε, ε = clip(2 η² / steps, 1e-3, 0.1):
+        one Euler–Maruyama step of size h = 1/steps near t = 1 multiplies the state by about
+        1 − h η² g²/2, and ε = 2 η² h keeps that factor from overshooting (below 1 in size).
+        """
+        if not self.singular_at_noise or eta == 0:
+            return 1.0
+        return 1.0 - min(max(2.0 * eta**2 / steps, 1e-3), 0.1)
+
+    # --- conversions ------------------------------------------------------------------------
+    def to_x0(self, value: Tensor, x: Tensor, t: Tensor | float, kind: str) -> Tensor:
+        """Convert a field prediction of ``kind`` at (x, t) to the denoiser x̂, shape (N, 2)."""
+        c = self.coefficients(_as_tensor(t, x))
+        a, b, da, db = (_col(v, x) for v in (c.a, c.b, c.da, c.db))
+        if kind == "x0":
+            return value
+        if kind == "eps":
+            return (x - b * value) / a
+        if kind == "score":
+            return (x + b**2 * value) / a
+        if kind == "velocity":
+            # v = ȧ x̂ + ḃ (x − a x̂)/b  ⇒  x̂ = (b v − ḃ x) / (ȧ b − ḃ a)
+            return (b * value - db * x) / (da * b - db * a)
+        raise ValueError(f"unknown field kind {kind!r}; choose from {FIELD_KINDS}")
+
+    def from_x0(self, x0_hat: Tensor, x: Tensor, t: Tensor | float, kind: str) -> Tensor:
+        """Convert the denoiser x̂ at (x, t) to a field of ``kind``, shape (N, 2)."""
+        c = self.coefficients(_as_tensor(t, x))
+        a, b, da, db = (_col(v, x) for v in (c.a, c.b, c.da, c.db))
+        if kind == "x0":
+            return x0_hat
+        eps = (x - a * x0_hat) / b
+        if kind == "eps":
+            return eps
+        if kind == "score":
+            return -eps / b
+        if kind == "velocity":
+            return da * x0_hat + db * eps
+        raise ValueError(f"unknown field kind {kind!r}; choose from {FIELD_KINDS}")
+
+    def convert(self, value: Tensor, x: Tensor, t: Tensor | float, src: str, dst: str) -> Tensor:
+        """Convert a field prediction between any two of x̂, ε̂, s, v (MATH.md §3)."""
+        if src == dst:
+            return value
+        return self.from_x0(self.to_x0(value, x, t, src), x, t, dst)
+
+
+class VPPath(GaussianPath):
+    """Variance-preserving diffusion: a = α(t) = exp(−½ B(t)), b = √(1 − α²)."""
+
+    name = "vp"
+
+    def __init__(self, schedule: Schedule):
+        self.schedule = schedule
+
+    def coefficients(self, t: Tensor) -> PathCoefficients:
+        integral = self.schedule.integral(t)
+        beta = self.schedule.beta(t)
+        a = torch.exp(-0.5 * integral)
+        b = torch.sqrt(-torch.expm1(-integral))  # √(1 − α²) without cancellation near t = 0
+        b_db = 0.5 * beta * a**2
+        return PathCoefficients(a=a, b=b, da=-0.5 * beta * a, db=b_db / b.clamp_min(TINY), b_db=b_db)
+
+
+class LinearFMPath(GaussianPath):
+    """Linear flow matching (rectified flow, CondOT): a = 1 − t, b = t."""
+
+    name = "fm"
+    singular_at_noise = True
+
+    def coefficients(self, t: Tensor) -> PathCoefficients:
+        one = torch.ones_like(t)
+        return PathCoefficients(a=1 - t, b=t, da=-one, db=one, b_db=t)
+
+
+class TrigPath(GaussianPath):
+    """Trigonometric path a = cos(πt/2), b = sin(πt/2): variance preserving, straight in angle."""
+
+    name = "trig"
+    singular_at_noise = True
+
+    def coefficients(self, t: Tensor) -> PathCoefficients:
+        w = 0.5 * math.pi
+        a, b = torch.cos(w * t), torch.sin(w * t)
+        return PathCoefficients(a=a, b=b, da=-w * b, db=w * a, b_db=w * a * b)
+
+
+PATHS = ("vp", "fm", "trig")
+
+
+def make_path(name: str, schedule: Schedule | None = None) -> GaussianPath:
+    """Build a path by name; ``vp`` needs a schedule."""
+    if name == "vp":
+        if schedule is None:
+            raise ValueError("the vp path needs a schedule")
+        return VPPath(schedule)
+    if name == "fm":
+        return LinearFMPath()
+    if name == "trig":
+        return TrigPath()
+    raise ValueError(f"unknown process {name!r}; choose from {', '.join(PATHS)}")

@@ -1,0 +1,128 @@
+"""Samplers that return whole trajectories (MATH.md §4).
+
+Every sampler has one signature, after k-diffusion::
+
+    sampler(field, path, x, times, eta=0.0, generator=None, callback=None) -> (T+1, N, 2)
+
+``field(x, t, want)`` returns a dict of (N, 2) tensors (see :class:`models.fields.ExactField`);
+``times`` is the (T+1,) grid, increasing for forward runs and decreasing for reverse runs. Index 0
+of the result is the start ``x``. ``callback`` gets ``{"i", "t", "x"}`` after every step.
+
+The η-family with the same marginals as the forward process, for a step h = t_next − t of either
+sign, is
+
+    dx = [ v + sign(h) ½ η² g² s ] dt + η g dw
+
+which is Anderson's reverse SDE for η = 1 and h < 0, the forward SDE for η = 1 and h > 0, and
+the probability-flow ODE for η = 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from models.paths import GaussianPath
+
+Field = Callable[..., dict[str, Tensor]]
+
+
+def _coeff(path: GaussianPath, t: float):
+    return path.coefficients(torch.tensor(t, dtype=torch.float64))
+
+
+def eta_drift(field: Field, path: GaussianPath, x: Tensor, t: float, h: float, eta: float) -> Tensor:
+    """Drift of the η-family at (x, t) for a step of sign(h), shape (N, 2)."""
+    if eta == 0:
+        return field(x, t, ("velocity",))["velocity"]
+    out = field(x, t, ("velocity", "score"))
+    g2 = float(_coeff(path, t).diffusion2)
+    return out["velocity"] + math.copysign(0.5 * eta**2 * g2, h) * out["score"]
+
+
+def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def _stack(first: Tensor, steps: int) -> Tensor:
+    out = torch.empty((steps + 1, *first.shape), dtype=first.dtype, device=first.device)
+    out[0] = first
+    return out
+
+
+def sample_euler(field, path, x, times, eta=0.0, generator=None, callback=None) -> Tensor:
+    """Euler (η = 0) or Euler–Maruyama (η > 0) steps of the η-family; order 1 (0.5 strong)."""
+    ts = [float(t) for t in times]
+    traj = _stack(x, len(ts) - 1)
+    for i, (t, t_next) in enumerate(zip(ts[:-1], ts[1:], strict=True)):
+        h = t_next - t
+        x = x + h * eta_drift(field, path, x, t, h, eta)
+        if eta > 0:
+            g = math.sqrt(max(float(_coeff(path, t).diffusion2), 0.0))
+            x = x + eta * g * math.sqrt(abs(h)) * _noise(x, generator)
+        traj[i + 1] = x
+        if callback is not None:
+            callback({"i": i, "t": t_next, "x": x})
+    return traj
+
+
+def sample_heun(field, path, x, times, eta=0.0, generator=None, callback=None) -> Tensor:
+    """Heun's method (explicit trapezoid) for the probability-flow ODE; order 2.
+
+    Implements Algorithm 1 of Karras et al. (2022) in t; the exact field is finite at t = 0, so
+    the last step is a full Heun step too.
+    """
+    if eta != 0:
+        raise ValueError("Heun is a deterministic solver: use eta = 0 (or the euler solver)")
+    ts = [float(t) for t in times]
+    traj = _stack(x, len(ts) - 1)
+    for i, (t, t_next) in enumerate(zip(ts[:-1], ts[1:], strict=True)):
+        h = t_next - t
+        d = field(x, t, ("velocity",))["velocity"]
+        x_euler = x + h * d
+        d_next = field(x_euler, t_next, ("velocity",))["velocity"]
+        x = x + 0.5 * h * (d + d_next)
+        traj[i + 1] = x
+        if callback is not None:
+            callback({"i": i, "t": t_next, "x": x})
+    return traj
+
+
+def forward_sde_exact(path: GaussianPath, x0: Tensor, times: Tensor, generator=None) -> Tensor:
+    """Forward SDE with its exact Gaussian transition, exact for any step size (MATH.md §4).
+
+    x_{t+h} = r x_t + √(b(t+h)² − r² b(t)²) z, r = a(t+h)/a(t). ``times`` increasing from 0.
+    Returns (T+1, N, 2).
+    """
+    c = path.coefficients(times.to(torch.float64))
+    traj = _stack(x0, len(times) - 1)
+    x = x0
+    for i in range(len(times) - 1):
+        r = float(c.a[i + 1] / c.a[i])
+        var = float(c.b[i + 1] ** 2 - r**2 * c.b[i] ** 2)
+        x = r * x + math.sqrt(max(var, 0.0)) * _noise(x, generator)
+        traj[i + 1] = x
+    return traj
+
+
+def conditional_paths(path: GaussianPath, x0: Tensor, times: Tensor, generator=None) -> Tensor:
+    """x_t = a(t) x0 + b(t) ε with one fixed ε per particle, shape (T+1, N, 2).
+
+    Straight lines for linear flow matching; they cross each other, unlike marginal ODE paths.
+    """
+    eps = _noise(x0, generator)
+    c = path.coefficients(times.to(torch.float64))
+    a = c.a.to(x0.dtype).to(x0.device)[:, None, None]
+    b = c.b.to(x0.dtype).to(x0.device)[:, None, None]
+    return a * x0[None] + b * eps[None]
+
+
+SAMPLERS = {"euler": sample_euler, "heun": sample_heun}
+
+
+def time_grid(start: float, end: float, steps: int) -> Tensor:
+    """Uniform grid of ``steps`` + 1 times from ``start`` to ``end``, float64 (T+1,)."""
+    return torch.linspace(start, end, steps + 1, dtype=torch.float64)

@@ -1,0 +1,188 @@
+"""One run of a process: settings in, trajectories and density frames out.
+
+The command line and the app both call :func:`simulate`; neither holds mathematics of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from models.datasets import DATASETS, Dataset, make_dataset
+from models.density import DEFAULT_BANDWIDTH, Grid, histogram_density, mixture_density
+from models.fields import ExactField
+from models.paths import PATHS, GaussianPath, make_path
+from models.samplers import (
+    SAMPLERS,
+    conditional_paths,
+    forward_sde_exact,
+    sample_euler,
+    time_grid,
+)
+from models.schedules import SCHEDULES, make_schedule
+
+MAX_STEPS = 1000
+MAX_PARTICLES = 50_000
+KINDS = ("ode", "sde", "conditional")
+DIRECTIONS = ("forward", "reverse")
+
+
+@dataclass
+class RunConfig:
+    """Every setting of one run; :meth:`validate` says in one sentence what is wrong."""
+
+    process: str = "fm"
+    dataset: str = "8gaussians"
+    direction: str = "reverse"
+    kind: str = "ode"
+    eta: float | None = None  # None: 0 for ode, 1 for sde
+    solver: str = "euler"
+    steps: int = 100
+    particles: int = 2000
+    seed: int = 0
+    schedule: str = "linear"
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    n_reference: int = 1000
+    resolution: int = 128
+    bandwidth: float = DEFAULT_BANDWIDTH
+    extent: tuple[float, float, float, float] = (-4.0, 4.0, -4.0, 4.0)
+    device: str = "cpu"
+    exact_density: bool = True
+
+    @property
+    def noise_level(self) -> float:
+        """η actually used: the explicit one, else 0 for the ODE and 1 for the SDE."""
+        if self.eta is not None:
+            return float(self.eta)
+        return 1.0 if self.kind == "sde" else 0.0
+
+    def validate(self) -> None:
+        """Raise ValueError with a one-line message for any bad setting."""
+        for name in ("eta", "beta_min", "beta_max", "bandwidth"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name.replace('_', '-')} must be a finite number, got {value}")
+        checks = [
+            (self.process in PATHS, f"unknown process {self.process!r}; choose from {PATHS}"),
+            (self.dataset in DATASETS or self.dataset == "points", f"unknown dataset {self.dataset!r}"),
+            (self.direction in DIRECTIONS, f"direction must be one of {DIRECTIONS}"),
+            (self.kind in KINDS, f"kind must be one of {KINDS}"),
+            (self.solver in SAMPLERS, f"solver must be one of {tuple(SAMPLERS)}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {tuple(SCHEDULES)}"),
+            (1 <= self.steps <= MAX_STEPS, f"steps must be in 1..{MAX_STEPS}, got {self.steps}"),
+            (
+                1 <= self.particles <= MAX_PARTICLES,
+                f"particles must be in 1..{MAX_PARTICLES}, got {self.particles}",
+            ),
+            (0 <= self.noise_level <= 1, f"eta must be in [0, 1], got {self.noise_level}"),
+            (self.beta_min >= 0, f"beta-min must be >= 0, got {self.beta_min}"),
+            (
+                self.beta_min <= self.beta_max,
+                f"beta-min ({self.beta_min}) must not exceed beta-max ({self.beta_max})",
+            ),
+            (self.beta_max <= 1000, f"beta-max must be <= 1000, got {self.beta_max}"),
+            (self.beta_max > 0 or self.schedule != "linear", "beta-max must be > 0"),
+            (8 <= self.resolution <= 512, f"resolution must be in 8..512, got {self.resolution}"),
+            (self.bandwidth >= 0, f"bandwidth must be >= 0, got {self.bandwidth}"),
+            (1 <= self.n_reference <= 4000, "n-reference must be in 1..4000"),
+            (self.device in ("cpu", "cuda"), f"device must be cpu or cuda, got {self.device!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        if self.kind == "sde" and self.direction == "reverse" and self.solver == "heun" and self.noise_level > 0:
+            raise ValueError("the heun solver is for the ODE (eta = 0); use --solver euler for the SDE")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device cuda asked for, but no CUDA device is available")
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["eta"] = self.noise_level
+        return json.dumps(d, sort_keys=True)
+
+
+@dataclass
+class RunResult:
+    """Arrays of one run (numpy, on the CPU).
+
+    Attributes:
+        trajectories: positions (T+1, N, 2) float32, index 0 where the run starts.
+        times: t of each frame, (T+1,) float64.
+        labels: colour label of each particle (its mixture component / data cluster), (N,) int.
+        density: density from particles, (T+1, H, W) float32.
+        exact_density: exact p_t on the same grid, (T+1, H, W) float32, or None.
+        extent: (xmin, xmax, ymin, ymax).
+        n_labels: number of distinct labels.
+        meta: the settings as JSON.
+    """
+
+    trajectories: np.ndarray
+    times: np.ndarray
+    labels: np.ndarray
+    density: np.ndarray
+    exact_density: np.ndarray | None
+    extent: tuple[float, float, float, float]
+    n_labels: int
+    meta: str
+    extra: dict = field(default_factory=dict)
+
+
+def build(config: RunConfig, dataset: Dataset | None = None) -> tuple[GaussianPath, Dataset, ExactField]:
+    """The path, data set and exact field a configuration names."""
+    schedule = make_schedule(config.schedule, config.beta_min, config.beta_max)
+    path = make_path(config.process, schedule)
+    data = dataset if dataset is not None else make_dataset(config.dataset)
+    return path, data, ExactField(path, data.reference(config.n_reference), device=config.device)
+
+
+def trajectories(config: RunConfig, path, data, field, generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the sampler the configuration names: (trajectories (T+1, N, 2), times (T+1,), labels (N,))."""
+    device, eta, n, steps = config.device, config.noise_level, config.particles, config.steps
+    if config.direction == "forward" or config.kind == "conditional":
+        x0, labels = data.sample(n, generator, device=device)
+        times = time_grid(0.0, 1.0, steps)
+        if config.kind == "conditional":
+            traj = conditional_paths(path, x0, times, generator)
+        elif config.kind == "sde" and eta == 1.0:
+            traj = forward_sde_exact(path, x0, times, generator)
+        else:  # ODE, or the η-family forward for 0 < η < 1
+            times = time_grid(0.0, path.stochastic_start(eta, steps), steps)
+            traj = SAMPLERS[config.solver if eta == 0 else "euler"](field, path, x0, times, eta, generator)
+        if config.direction == "reverse":  # conditional paths played from noise to data
+            traj, times = traj.flip(0), times.flip(0)
+        return traj, times, labels.cpu()
+    start = path.stochastic_start(eta, steps)
+    times = time_grid(start, 0.0, steps)
+    x1 = path.prior(n, start, generator, device=device)
+    sampler = SAMPLERS[config.solver] if eta == 0 else sample_euler
+    traj = sampler(field, path, x1, times, eta, generator)
+    labels = field.nearest_label(traj[-1], 0.0).cpu()
+    return traj, times, labels
+
+
+def simulate(config: RunConfig, dataset: Dataset | None = None) -> RunResult:
+    """Validate, sample and grid one run. ``dataset`` overrides ``config.dataset`` (user points)."""
+    config.validate()
+    path, data, field = build(config, dataset)
+    generator = torch.Generator(device=config.device).manual_seed(config.seed)
+    traj, times, labels = trajectories(config, path, data, field, generator)
+    grid = Grid(tuple(config.extent), (config.resolution, config.resolution))
+    density = histogram_density(traj, grid, config.bandwidth)
+    exact = None
+    if config.exact_density:
+        exact = mixture_density(field.reference, path, times, grid).cpu().numpy()
+    return RunResult(
+        trajectories=traj.float().cpu().numpy(),
+        times=times.cpu().numpy(),
+        labels=labels.numpy(),
+        density=density.cpu().numpy(),
+        exact_density=exact,
+        extent=tuple(float(v) for v in config.extent),
+        n_labels=int(getattr(data, "n_labels", 1)),
+        meta=config.to_json(),
+    )
