@@ -14,7 +14,7 @@ MAX_PARTICLES_HELP = "at most 50000"
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line and exit code 2 (no usage dump)."""
 
-    def error(self, message: str):  # noqa: D102
+    def error(self, message: str):
         self.exit(2, f"flowscope: error: {message}\n")
 
 
@@ -36,17 +36,28 @@ def _add_sample(sub) -> None:
     from models.simulate import DIRECTIONS, KINDS
 
     p = sub.add_parser("sample", help="run a process headless and write trajectories to .npz")
-    p.add_argument("--process", choices=PATHS, default="fm", help="vp (diffusion) or fm (flow matching)")
+    p.add_argument(
+        "--process", choices=PATHS, default="fm", help="vp (diffusion) or fm (flow matching)"
+    )
     p.add_argument("--dataset", choices=tuple(DATASETS), default="8gaussians")
     p.add_argument("--points", metavar="FILE", help="your own points (.npy, .npz, .csv): (M, 2)")
-    p.add_argument("--bandwidth-points", type=_finite, default=0.08, metavar="F",
-                   help="kernel width σ_d of the mixture made from --points")
+    p.add_argument(
+        "--bandwidth-points",
+        type=_finite,
+        default=0.08,
+        metavar="F",
+        help="kernel width σ_d of the mixture made from --points",
+    )
     p.add_argument("--direction", choices=DIRECTIONS, default="reverse")
     p.add_argument("--kind", choices=KINDS, default="ode")
-    p.add_argument("--eta", type=_finite, default=None, help="noise level in [0, 1] (default: ode 0, sde 1)")
+    p.add_argument(
+        "--eta", type=_finite, default=None, help="noise level in [0, 1] (default: ode 0, sde 1)"
+    )
     p.add_argument("--solver", choices=tuple(SAMPLERS), default="euler")
     p.add_argument("--steps", type=int, default=100, help="number of steps T (1..1000)")
-    p.add_argument("--particles", type=int, default=2000, help=f"number of particles ({MAX_PARTICLES_HELP})")
+    p.add_argument(
+        "--particles", type=int, default=2000, help=f"number of particles ({MAX_PARTICLES_HELP})"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--schedule", choices=tuple(SCHEDULES), default="linear")
     p.add_argument("--beta-min", type=_finite, default=0.1)
@@ -78,10 +89,20 @@ def run_sample(args) -> int:
         dataset = Points(load_points(args.points), bandwidth=args.bandwidth_points)
         name = "points"
     config = RunConfig(
-        process=args.process, dataset=name, direction=args.direction, kind=args.kind,
-        eta=args.eta, solver=args.solver, steps=args.steps, particles=args.particles,
-        seed=args.seed, schedule=args.schedule, beta_min=args.beta_min, beta_max=args.beta_max,
-        resolution=args.resolution, device=device,
+        process=args.process,
+        dataset=name,
+        direction=args.direction,
+        kind=args.kind,
+        eta=args.eta,
+        solver=args.solver,
+        steps=args.steps,
+        particles=args.particles,
+        seed=args.seed,
+        schedule=args.schedule,
+        beta_min=args.beta_min,
+        beta_max=args.beta_max,
+        resolution=args.resolution,
+        device=device,
     )
     result = simulate(config, dataset)
     arrays = {
@@ -96,7 +117,10 @@ def run_sample(args) -> int:
         arrays["exact_density"] = result.exact_density
     np.savez_compressed(args.out, **arrays)
     t_steps, n = result.trajectories.shape[0] - 1, result.trajectories.shape[1]
-    print(f"wrote {args.out}: {n} particles x {t_steps} steps, t {result.times[0]:.3f} -> {result.times[-1]:.3f}")
+    print(
+        f"wrote {args.out}: {n} particles x {t_steps} steps, "
+        f"t {result.times[0]:.3f} -> {result.times[-1]:.3f}"
+    )
     return 0
 
 

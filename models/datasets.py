@@ -120,7 +120,7 @@ class Circles(Dataset):
 
 
 class SwissRoll(Dataset):
-    """The 2D swiss roll: r = θ, θ ∈ [1.5π, 4.5π], scaled to radius 2.4; labelled by quarter of θ."""
+    """The 2D swiss roll r = θ, θ ∈ [1.5π, 4.5π], scaled to radius 2.4; labelled by quarter."""
 
     name = "swissroll"
     n_labels = 4

@@ -110,9 +110,7 @@ class GaussianPath:
             return -eps / _col(c.b, x0)
         raise ValueError(f"unknown target kind {kind!r}; choose from {FIELD_KINDS}")
 
-    def prior(
-        self, n: int, t: float, generator=None, dtype=torch.float32, device=None
-    ) -> Tensor:
+    def prior(self, n: int, t: float, generator=None, dtype=torch.float32, device=None) -> Tensor:
         """Samples of the noise end at time t: N(0, b(t)² I), shape (n, 2).
 
         The a(t)·x_data part is dropped; it is below 1.2 % of the data scale wherever a sampler
@@ -184,7 +182,9 @@ class VPPath(GaussianPath):
         a = torch.exp(-0.5 * integral)
         b = torch.sqrt(-torch.expm1(-integral))  # √(1 − α²) without cancellation near t = 0
         b_db = 0.5 * beta * a**2
-        return PathCoefficients(a=a, b=b, da=-0.5 * beta * a, db=b_db / b.clamp_min(TINY), b_db=b_db)
+        return PathCoefficients(
+            a=a, b=b, da=-0.5 * beta * a, db=b_db / b.clamp_min(TINY), b_db=b_db
+        )
 
 
 class LinearFMPath(GaussianPath):

@@ -19,6 +19,7 @@ the probability-flow ODE for η = 0.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -34,7 +35,9 @@ def _coeff(path: GaussianPath, t: float):
     return path.coefficients(torch.tensor(t, dtype=torch.float64))
 
 
-def eta_drift(field: Field, path: GaussianPath, x: Tensor, t: float, h: float, eta: float) -> Tensor:
+def eta_drift(
+    field: Field, path: GaussianPath, x: Tensor, t: float, h: float, eta: float
+) -> Tensor:
     """Drift of the η-family at (x, t) for a step of sign(h), shape (N, 2)."""
     if eta == 0:
         return field(x, t, ("velocity",))["velocity"]
@@ -57,7 +60,7 @@ def sample_euler(field, path, x, times, eta=0.0, generator=None, callback=None) 
     """Euler (η = 0) or Euler–Maruyama (η > 0) steps of the η-family; order 1 (0.5 strong)."""
     ts = [float(t) for t in times]
     traj = _stack(x, len(ts) - 1)
-    for i, (t, t_next) in enumerate(zip(ts[:-1], ts[1:], strict=True)):
+    for i, (t, t_next) in enumerate(itertools.pairwise(ts)):
         h = t_next - t
         x = x + h * eta_drift(field, path, x, t, h, eta)
         if eta > 0:
@@ -79,7 +82,7 @@ def sample_heun(field, path, x, times, eta=0.0, generator=None, callback=None) -
         raise ValueError("Heun is a deterministic solver: use eta = 0 (or the euler solver)")
     ts = [float(t) for t in times]
     traj = _stack(x, len(ts) - 1)
-    for i, (t, t_next) in enumerate(zip(ts[:-1], ts[1:], strict=True)):
+    for i, (t, t_next) in enumerate(itertools.pairwise(ts)):
         h = t_next - t
         d = field(x, t, ("velocity",))["velocity"]
         x_euler = x + h * d

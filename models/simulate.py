@@ -69,7 +69,10 @@ class RunConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be a finite number, got {value}")
         checks = [
             (self.process in PATHS, f"unknown process {self.process!r}; choose from {PATHS}"),
-            (self.dataset in DATASETS or self.dataset == "points", f"unknown dataset {self.dataset!r}"),
+            (
+                self.dataset in DATASETS or self.dataset == "points",
+                f"unknown dataset {self.dataset!r}",
+            ),
             (self.direction in DIRECTIONS, f"direction must be one of {DIRECTIONS}"),
             (self.kind in KINDS, f"kind must be one of {KINDS}"),
             (self.solver in SAMPLERS, f"solver must be one of {tuple(SAMPLERS)}"),
@@ -95,8 +98,15 @@ class RunConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
-        if self.kind == "sde" and self.direction == "reverse" and self.solver == "heun" and self.noise_level > 0:
-            raise ValueError("the heun solver is for the ODE (eta = 0); use --solver euler for the SDE")
+        if (
+            self.kind == "sde"
+            and self.direction == "reverse"
+            and self.solver == "heun"
+            and self.noise_level > 0
+        ):
+            raise ValueError(
+                "the heun solver is for the ODE (eta = 0); use --solver euler for the SDE"
+            )
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device cuda asked for, but no CUDA device is available")
 
@@ -132,7 +142,9 @@ class RunResult:
     extra: dict = field(default_factory=dict)
 
 
-def build(config: RunConfig, dataset: Dataset | None = None) -> tuple[GaussianPath, Dataset, ExactField]:
+def build(
+    config: RunConfig, dataset: Dataset | None = None
+) -> tuple[GaussianPath, Dataset, ExactField]:
     """The path, data set and exact field a configuration names."""
     schedule = make_schedule(config.schedule, config.beta_min, config.beta_max)
     path = make_path(config.process, schedule)
@@ -140,8 +152,13 @@ def build(config: RunConfig, dataset: Dataset | None = None) -> tuple[GaussianPa
     return path, data, ExactField(path, data.reference(config.n_reference), device=config.device)
 
 
-def trajectories(config: RunConfig, path, data, field, generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the sampler the configuration names: (trajectories (T+1, N, 2), times (T+1,), labels (N,))."""
+def trajectories(
+    config: RunConfig, path, data, field, generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the sampler the configuration names.
+
+    Returns (trajectories (T+1, N, 2), times (T+1,), labels (N,)).
+    """
     device, eta, n, steps = config.device, config.noise_level, config.particles, config.steps
     if config.direction == "forward" or config.kind == "conditional":
         x0, labels = data.sample(n, generator, device=device)
@@ -152,7 +169,9 @@ def trajectories(config: RunConfig, path, data, field, generator) -> tuple[torch
             traj = forward_sde_exact(path, x0, times, generator)
         else:  # ODE, or the η-family forward for 0 < η < 1
             times = time_grid(0.0, path.stochastic_start(eta, steps), steps)
-            traj = SAMPLERS[config.solver if eta == 0 else "euler"](field, path, x0, times, eta, generator)
+            traj = SAMPLERS[config.solver if eta == 0 else "euler"](
+                field, path, x0, times, eta, generator
+            )
         if config.direction == "reverse":  # conditional paths played from noise to data
             traj, times = traj.flip(0), times.flip(0)
         return traj, times, labels.cpu()

@@ -1,0 +1,83 @@
+"""The exact field of MATH.md §5 against independent computations."""
+
+import pytest
+import torch
+
+from models.datasets import EightGaussians, Moons, Reference
+from models.fields import ExactField
+from models.paths import LinearFMPath, VPPath
+from models.schedules import make_schedule
+
+PATHS = [VPPath(make_schedule("linear")), VPPath(make_schedule("cosine")), LinearFMPath()]
+IDS = ["vp-linear", "vp-cosine", "fm"]
+
+
+def moons_field(path):
+    ref = Moons().reference(300)
+    return ExactField(path, Reference(ref.points, ref.labels, 0.1), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+@pytest.mark.parametrize("t", [0.0, 0.1, 0.5, 0.9, 0.999])
+def test_score_is_gradient_of_log_density(path, t, gen):
+    field = moons_field(path)
+    x = (2 * torch.randn(50, 2, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(field.log_density(x, t).sum(), x)
+    torch.testing.assert_close(
+        field(x.detach(), t, ("score",))["score"], grad, rtol=1e-7, atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+@pytest.mark.parametrize("t", [0.1, 0.5, 0.9])
+def test_field_kinds_are_consistent_with_path_conversions(path, t, gen):
+    """x̂, ε̂, s and v returned by the field obey the conversions of MATH.md §3."""
+    field = moons_field(path)
+    x = 2 * torch.randn(50, 2, generator=gen, dtype=torch.float64)
+    out = field(x, t, ("x0", "eps", "score", "velocity"))
+    for kind in ("eps", "score", "velocity"):
+        torch.testing.assert_close(
+            path.from_x0(out["x0"], x, t, kind), out[kind], rtol=1e-7, atol=1e-9
+        )
+
+
+def test_velocity_satisfies_continuity_equation(gen):
+    """∂p/∂t + ∇·(v p) = 0, checked with autograd and a time finite difference."""
+    path = LinearFMPath()
+    field = moons_field(path)
+    x = (1.5 * torch.randn(40, 2, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    t, h = 0.4, 1e-5
+    dp_dt = (field.log_density(x, t + h).exp() - field.log_density(x, t - h).exp()) / (2 * h)
+    flux = field(x, t, ("velocity",))["velocity"] * field.log_density(x, t).exp()[:, None]
+    div = sum(
+        torch.autograd.grad(flux[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(2)
+    )
+    torch.testing.assert_close(dp_dt.detach(), -div.detach(), rtol=1e-4, atol=1e-7)
+
+
+def test_field_is_finite_at_both_ends_and_chunks_agree(gen):
+    import models.fields as fields
+
+    field = ExactField(LinearFMPath(), EightGaussians().reference())
+    x = 3 * torch.randn(5000, 2, generator=gen)
+    for t in (0.0, 1.0):
+        out = field(x, t, ("x0", "score", "velocity"))
+        assert all(torch.isfinite(v).all() for v in out.values())
+    whole = field(x, 0.3)["velocity"]
+    old, fields.CHUNK = fields.CHUNK, 777
+    try:
+        torch.testing.assert_close(field(x, 0.3)["velocity"], whole)
+    finally:
+        fields.CHUNK = old
+
+
+def test_denoiser_memorizes_reference_points_at_low_noise():
+    """Near a·x_i at small t the ideal denoiser returns x_i itself (MATH.md §5: it memorizes)."""
+    ref = Reference(
+        torch.tensor([[1.0, 0.0], [-1.0, 0.5]], dtype=torch.float64), torch.arange(2), 1e-3
+    )
+    path = VPPath(make_schedule("linear"))
+    field = ExactField(path, ref, dtype=torch.float64)
+    a = float(path.coefficients(torch.tensor(0.02, dtype=torch.float64)).a)
+    x = a * ref.points + torch.tensor([[0.05, -0.03], [-0.04, 0.02]], dtype=torch.float64)
+    torch.testing.assert_close(field(x, 0.02, ("x0",))["x0"], ref.points, atol=1e-4, rtol=0)
