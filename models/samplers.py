@@ -129,3 +129,7 @@ SAMPLERS = {"euler": sample_euler, "heun": sample_heun}
 def time_grid(start: float, end: float, steps: int) -> Tensor:
     """Uniform grid of ``steps`` + 1 times from ``start`` to ``end``, float64 (T+1,)."""
     return torch.linspace(start, end, steps + 1, dtype=torch.float64)
+
+
+class Cancelled(Exception):
+    """Raised from a sampler callback to drop a run that a newer request superseded."""

@@ -18,6 +18,7 @@ from models.fields import ExactField
 from models.paths import PATHS, GaussianPath, make_path
 from models.samplers import (
     SAMPLERS,
+    Cancelled,
     conditional_paths,
     forward_sde_exact,
     sample_euler,
@@ -153,7 +154,7 @@ def build(
 
 
 def trajectories(
-    config: RunConfig, path, data, field, generator
+    config: RunConfig, path, data, field, generator, callback=None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the sampler the configuration names.
 
@@ -169,9 +170,8 @@ def trajectories(
             traj = forward_sde_exact(path, x0, times, generator)
         else:  # ODE, or the η-family forward for 0 < η < 1
             times = time_grid(0.0, path.stochastic_start(eta, steps), steps)
-            traj = SAMPLERS[config.solver if eta == 0 else "euler"](
-                field, path, x0, times, eta, generator
-            )
+            sampler = SAMPLERS[config.solver if eta == 0 else "euler"]
+            traj = sampler(field, path, x0, times, eta, generator, callback)
         if config.direction == "reverse":  # conditional paths played from noise to data
             traj, times = traj.flip(0), times.flip(0)
         return traj, times, labels.cpu()
@@ -179,22 +179,39 @@ def trajectories(
     times = time_grid(start, 0.0, steps)
     x1 = path.prior(n, start, generator, device=device)
     sampler = SAMPLERS[config.solver] if eta == 0 else sample_euler
-    traj = sampler(field, path, x1, times, eta, generator)
+    traj = sampler(field, path, x1, times, eta, generator, callback)
     labels = field.nearest_label(traj[-1], 0.0).cpu()
     return traj, times, labels
 
 
-def simulate(config: RunConfig, dataset: Dataset | None = None) -> RunResult:
-    """Validate, sample and grid one run. ``dataset`` overrides ``config.dataset`` (user points)."""
+def simulate(
+    config: RunConfig, dataset: Dataset | None = None, should_stop=None, exact_cache=None
+) -> RunResult:
+    """Validate, sample and grid one run.
+
+    Args:
+        config: the settings.
+        dataset: overrides ``config.dataset`` (user points).
+        should_stop: optional ``() -> bool`` polled after every step; once true the run raises
+            :class:`models.samplers.Cancelled` (a newer request superseded it).
+        exact_cache: optional dict reused across runs for the exact density, which depends on
+            the path, data set and time grid only (not on particles, seed, η or solver).
+    """
     config.validate()
     path, data, field = build(config, dataset)
     generator = torch.Generator(device=config.device).manual_seed(config.seed)
-    traj, times, labels = trajectories(config, path, data, field, generator)
+
+    def callback(_info) -> None:
+        if should_stop is not None and should_stop():
+            raise Cancelled
+
+    traj, times, labels = trajectories(config, path, data, field, generator, callback)
+    callback(None)
     grid = Grid(tuple(config.extent), (config.resolution, config.resolution))
     density = histogram_density(traj, grid, config.bandwidth)
     exact = None
     if config.exact_density:
-        exact = mixture_density(field.reference, path, times, grid).cpu().numpy()
+        exact = _exact_density(config, dataset is None, field, path, times, grid, exact_cache)
     return RunResult(
         trajectories=traj.float().cpu().numpy(),
         times=times.cpu().numpy(),
@@ -205,3 +222,18 @@ def simulate(config: RunConfig, dataset: Dataset | None = None) -> RunResult:
         n_labels=int(getattr(data, "n_labels", 1)),
         meta=config.to_json(),
     )
+
+
+def _exact_density(config, cacheable, field, path, times, grid, cache) -> np.ndarray:
+    """Exact p_t on the grid, (T+1, H, W), memoised in ``cache`` (one entry) when given."""
+    key = (
+        config.process, config.schedule, config.beta_min, config.beta_max, config.dataset,
+        config.n_reference, tuple(times.tolist()), grid,
+    )  # fmt: skip
+    if cache is not None and cacheable and key in cache:
+        return cache[key]
+    exact = mixture_density(field.reference, path, times, grid).cpu().numpy()
+    if cache is not None and cacheable:
+        cache.clear()
+        cache[key] = exact
+    return exact

@@ -1,0 +1,75 @@
+"""The sidebar: every control of the state, grouped, with sliders throttled to their release."""
+
+from __future__ import annotations
+
+import panel as pn
+
+from app.state import FlowState
+
+SLIDER = {"type": pn.widgets.FloatSlider, "throttled": True}
+
+
+def _group(state: FlowState, title: str, parameters: list[str], widgets: dict | None = None):
+    return pn.Param(
+        state, parameters=parameters, widgets=widgets or {}, show_name=False, name=title,
+        sizing_mode="stretch_width",
+    )  # fmt: skip
+
+
+def sidebar(state: FlowState) -> pn.Column:
+    """Grouped controls. Widgets are made per session (never class attributes)."""
+    process = _group(state, "Process", ["process", "dataset", "direction", "kind"], {
+        "process": pn.widgets.RadioButtonGroup,
+        "direction": pn.widgets.RadioButtonGroup,
+        "kind": pn.widgets.RadioButtonGroup,
+    })  # fmt: skip
+    sampler = _group(state, "Sampler", ["eta", "solver", "steps", "particles", "seed", "device"], {
+        "eta": {**SLIDER, "name": "η (0 = ODE … 1 = reverse SDE)"},
+        "solver": pn.widgets.RadioButtonGroup,
+        "steps": {"type": pn.widgets.IntSlider, "throttled": True, "name": "steps T"},
+        "particles": {"type": pn.widgets.IntSlider, "throttled": True, "step": 100,
+                      "name": "particles N"},
+        "seed": pn.widgets.IntInput,
+        "device": pn.widgets.RadioButtonGroup,
+    })  # fmt: skip
+    schedule = _group(state, "β(t) schedule", ["schedule", "beta_min", "beta_max"], {
+        "schedule": pn.widgets.RadioButtonGroup,
+        "beta_min": {**SLIDER, "name": "β_min"},
+        "beta_max": {**SLIDER, "name": "β_max"},
+    })  # fmt: skip
+    fm_note = pn.pane.Markdown(
+        "Flow matching has no β(t): its path is a = 1 − t, b = t, the same for every schedule. "
+        "Switch to diffusion (VP) to shape the noise schedule.",
+        styles={"font-size": "12px", "color": "#555"},
+    )
+    display = _group(state, "Display", ["trail", "density_source", "overlay", "contours",
+                                        "fps", "loop"], {
+        "trail": {"type": pn.widgets.IntSlider, "name": "trail length (frames)"},
+        "density_source": pn.widgets.RadioButtonGroup,
+        "overlay": pn.widgets.Select,
+        "fps": {"type": pn.widgets.IntSlider, "name": "speed (frames per second)"},
+        "loop": pn.widgets.RadioButtonGroup,
+    })  # fmt: skip
+
+    def sync_visibility(*_events) -> None:
+        vp = state.process == "vp"
+        schedule.visible, fm_note.visible = vp, not vp
+        stochastic = state.kind == "sde"
+        for widget in sampler.layout:  # η applies to the SDE; Heun to the ODE only
+            if getattr(widget, "name", "").startswith("η"):
+                widget.disabled = not stochastic
+            if (
+                isinstance(widget, pn.widgets.RadioButtonGroup)
+                and "Heun (2nd order)" in widget.options
+            ):
+                widget.disabled = stochastic
+
+    state.param.watch(sync_visibility, ["process", "kind"])
+    sync_visibility()
+    return pn.Column(
+        pn.pane.Markdown("### Process"), process,
+        pn.pane.Markdown("### Sampler"), sampler,
+        pn.pane.Markdown("### β(t) schedule"), schedule, fm_note,
+        pn.pane.Markdown("### Display"), display,
+        width=330, scroll=True,
+    )  # fmt: skip

@@ -1,0 +1,86 @@
+"""The equations being integrated, with the current parameters filled in (KaTeX, bundled)."""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+
+from app.state import FlowState
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def path_terms(state: FlowState) -> dict[str, str]:
+    """LaTeX for a(t), b(t), f(t) and g²(t) of the current path."""
+    if state.process == "fm":
+        return {"a": "1-t", "b": "t", "f": r"-\tfrac{1}{1-t}", "g2": r"\tfrac{2t}{1-t}"}
+    if state.schedule == "linear":
+        beta = rf"{_fmt(state.beta_min)} + {_fmt(state.beta_max - state.beta_min)}\,t"
+    elif state.schedule == "constant":
+        beta = _fmt(0.5 * (state.beta_min + state.beta_max))
+    else:
+        beta = r"\tfrac{\pi}{1+s}\tan\!\big(\tfrac{\pi}{2}\tfrac{t+s}{1+s}\big),\ s = 0.008"
+    return {"a": r"e^{-\frac12\int_0^t\beta}", "b": r"\sqrt{1-a^2}", "f": r"-\tfrac12\beta(t)",
+            "g2": rf"\beta(t) = {beta}"}  # fmt: skip
+
+
+def equations(state: FlowState) -> list[tuple[str, str]]:
+    """("text", markdown) and ("tex", latex) blocks for the kind, direction and η of the state."""
+    p = path_terms(state)
+    blocks = [("text", "**Path** (t = 0 data, t = 1 noise)"),
+              ("tex", rf"x_t = a(t)\,x_0 + b(t)\,\varepsilon,\quad a = {p['a']},\ b = {p['b']}"),
+              ("tex", rf"f(t) = {p['f']},\quad g^2(t) = {p['g2']}")]  # fmt: skip
+    reverse = state.direction == "reverse"
+    when = " (integrated from t = 1 to t = 0)" if reverse else " (from t = 0 to t = 1)"
+    if state.kind == "conditional":
+        blocks += [("text", "**Conditional paths**, one fixed ε per particle" + when),
+                   ("tex", r"x_t = a(t)\,x_0 + b(t)\,\varepsilon"),
+                   ("text", "They cross each other; averaged over x₀ they give the marginal "
+                            "velocity v that the ODE follows.")]  # fmt: skip
+    elif state.kind == "ode" or state.noise_level == 0:
+        blocks += [("text", "**Probability-flow ODE**" + when),
+                   ("tex", r"\frac{dx}{dt} = v(x,t) = f(t)\,x"
+                           r" - \tfrac12 g^2(t)\,\nabla\log p_t(x)"),
+                   ("text", "**Continuity equation** for the density ρ"),
+                   ("tex", r"\partial_t \rho + \nabla\cdot(v\,\rho) = 0")]  # fmt: skip
+    else:
+        eta = _fmt(state.noise_level)
+        sign = "-" if reverse else "+"
+        dw = r"d\bar w" if reverse else "dw"
+        title = f"**SDE**, η = {eta}" + (" (reverse time, dt < 0)" if reverse else when)
+        blocks += [("text", title),
+                   ("tex", rf"dx = \big[v(x,t) {sign} \tfrac12\,({eta})^2 g^2(t)\,\nabla\log p_t(x)"
+                           rf"\big]\,dt + {eta}\,g(t)\,{dw}"),
+                   ("text", "**Fokker–Planck equation**, μ the drift in brackets"),
+                   ("tex", rf"\partial_t \rho = -\nabla\cdot(\mu\,\rho) + \tfrac12\,({eta})^2 "
+                           r"g^2(t)\,\Delta\rho")]  # fmt: skip
+    return blocks
+
+
+def _pane(kind: str, text: str):
+    if kind == "tex":
+        return pn.pane.LaTeX(
+            f"$${text}$$", renderer="katex", styles={"font-size": "13px"}, margin=(0, 5)
+        )
+    return pn.pane.Markdown(text, margin=(0, 5))
+
+
+class MathPanel(pn.viewable.Viewer):
+    """The equations of the current settings; rebuilt when a setting they show changes."""
+
+    state = param.ClassSelector(class_=FlowState)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.column = pn.Column(name="math", sizing_mode="stretch_width")
+        self.state.param.watch(self._update, ["process", "schedule", "beta_min", "beta_max",
+                                              "kind", "eta", "direction"])  # fmt: skip
+        self._update()
+
+    def _update(self, *_events) -> None:
+        self.column.objects = [_pane(kind, text) for kind, text in equations(self.state)]
+
+    def __panel__(self):
+        return self.column

@@ -1,0 +1,69 @@
+"""A small live plot of the path: a(t), b(t), log-SNR and β(t) (or g²(t)), with the current t."""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource, LinearAxis, Range1d
+from bokeh.plotting import figure
+
+from app.state import FlowState
+
+
+class SchedulePlot(pn.viewable.Viewer):
+    """Coefficients of the current path; the vertical line follows the player client-side."""
+
+    state = param.ClassSelector(class_=FlowState)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.curves = ColumnDataSource(self.state.schedule_curves())
+        self.marks = [ColumnDataSource({"x": [0, 0], "y": [-100, 100]}) for _ in range(2)]
+        self.coef_fig = self._coefficients()
+        self.beta_fig = self._beta()
+        self.note = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 5))
+        self.state.param.watch(self._update, ["process", "schedule", "beta_min", "beta_max"])
+        self._update()
+
+    def _small(self, title: str, y_range):
+        fig = figure(title=title, width=300, height=150, x_range=(0, 1), y_range=y_range,
+                     toolbar_location=None, tools="")  # fmt: skip
+        fig.title.text_font_size = "11px"
+        fig.xaxis.axis_label = "t"
+        return fig
+
+    def _coefficients(self):
+        fig = self._small("a(t) (signal), b(t) (noise), log SNR", (0, 1.02))
+        fig.line("t", "a", source=self.curves, color="#1f77b4", line_width=2, legend_label="a")
+        fig.line("t", "b", source=self.curves, color="#d62728", line_width=2, legend_label="b")
+        fig.extra_y_ranges = {"snr": Range1d(-12, 12)}
+        fig.add_layout(LinearAxis(y_range_name="snr", axis_label="log SNR"), "right")
+        fig.line("t", "log_snr", source=self.curves, color="#7f7f7f", line_dash="dashed",
+                 y_range_name="snr", legend_label="log a²/b²")  # fmt: skip
+        fig.legend.location = "center_left"
+        fig.legend.label_text_font_size = "9px"
+        fig.line("x", "y", source=self.marks[0], color="black", line_alpha=0.6)
+        return fig
+
+    def _beta(self):
+        fig = self._small("β(t) = g²(t)", (0, 21))
+        fig.line("t", "g2", source=self.curves, color="#2ca02c", line_width=2)
+        fig.line("x", "y", source=self.marks[1], color="black", line_alpha=0.6)
+        return fig
+
+    def _update(self, *_events) -> None:
+        curves = self.state.schedule_curves()
+        self.curves.data = curves
+        fm = self.state.process == "fm"
+        top = float(min(max(curves["g2"].max(), 1.0), 60.0 if fm else 1e3)) * 1.05
+        self.beta_fig.y_range.update(start=0, end=top)
+        self.beta_fig.title.text = (
+            "g²(t) = 2t/(1−t) (no β(t) for flow matching)" if fm else "β(t) = g²(t)"
+        )
+        a1 = self.state.a_at_noise()
+        warn = (f"⚠ a(1) = {a1:.2f}: this schedule does not reach pure noise, so generation from "
+                "N(0, I) starts from the wrong distribution." if a1 > 0.05 else "")  # fmt: skip
+        self.note.object = warn
+
+    def __panel__(self):
+        return pn.Column(self.coef_fig, self.beta_fig, self.note)

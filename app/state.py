@@ -1,0 +1,188 @@
+"""All settings of a flowscope session in one GUI-free ``param.Parameterized``.
+
+Views are functions of this object; the URL mirrors its parameters. Nothing here imports Panel
+or Bokeh, so it is tested by setting parameters and reading arrays.
+"""
+
+from __future__ import annotations
+
+import param
+import torch
+
+from models.datasets import DATASETS, make_dataset
+from models.fields import ExactField
+from models.overlay import arrow_grid, field_frames
+from models.simulate import RunConfig, RunResult, build, simulate
+
+DATASET_LABELS = {
+    "8gaussians": "8 gaussians",
+    "moons": "2 moons",
+    "circles": "concentric circles",
+    "swissroll": "swiss roll",
+    "checkerboard": "checkerboard",
+    "spirals": "two spirals",
+}
+APP_REFERENCE = 600  # reference points of the exact field in the app: keeps a recompute < 300 ms
+APP_RESOLUTION = 96  # density grid in the app: 96² uint8 frames, ~1 MB per 100 frames
+ARROWS = 17  # the field overlay is a 17 x 17 grid of arrows
+
+# Settings that change what is computed (a recompute) versus only what is drawn (client-side).
+COMPUTE_PARAMS = (
+    "process", "dataset", "direction", "kind", "eta", "solver", "steps", "particles", "seed",
+    "device", "schedule", "beta_min", "beta_max",
+)  # fmt: skip
+DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "fps", "loop")
+
+
+def _devices() -> list[str]:
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+class FlowState(param.Parameterized):
+    """Every control of the app, and the arrays of the last finished run."""
+
+    # --- what is computed -------------------------------------------------------------------
+    process = param.Selector(
+        default="fm",
+        objects={"flow matching": "fm", "diffusion (VP)": "vp"},
+        doc="Gaussian path: linear flow matching (a = 1 − t, b = t) or VP diffusion from β(t)",
+    )
+    dataset = param.Selector(
+        default="8gaussians",
+        objects={label: name for name, label in DATASET_LABELS.items()},
+        doc="Data distribution at t = 0",
+    )
+    direction = param.Selector(
+        default="reverse",
+        objects={"reverse: generation": "reverse", "forward: noising": "forward"},
+        doc="Reverse runs from noise (t = 1) to data (t = 0); forward from data to noise",
+    )
+    kind = param.Selector(
+        default="ode",
+        objects={"ODE (probability flow)": "ode", "SDE": "sde", "conditional paths": "conditional"},
+        doc="Trajectory kind: deterministic ODE, stochastic SDE, or x_t = a x₀ + b ε per particle",
+    )
+    eta = param.Number(
+        default=1.0,
+        bounds=(0.0, 1.0),
+        step=0.05,
+        doc="Noise level η of the SDE: 0 is the probability-flow ODE, 1 Anderson's reverse SDE",
+    )
+    solver = param.Selector(
+        default="euler",
+        objects={"Euler": "euler", "Heun (2nd order)": "heun"},
+        doc="Integrator of the ODE; SDE steps are always Euler–Maruyama",
+    )
+    steps = param.Integer(default=100, bounds=(1, 1000), doc="Number of time steps T")
+    particles = param.Integer(default=2000, bounds=(100, 20_000), doc="Number of particles N")
+    seed = param.Integer(default=0, bounds=(0, 2**31 - 1), doc="Random seed")
+    device = param.Selector(default="cpu", objects=_devices(), doc="Where torch computes")
+    schedule = param.Selector(
+        default="linear",
+        objects=["linear", "cosine", "constant"],
+        doc="β(t) schedule of VP diffusion (cosine ignores β_min/β_max; constant uses their mean)",
+    )
+    beta_min = param.Number(
+        default=0.1, bounds=(0.0, 2.0), step=0.05, doc="β(0) of the linear schedule"
+    )
+    beta_max = param.Number(
+        default=20.0, bounds=(2.0, 40.0), step=0.5, doc="β(1) of the linear schedule"
+    )
+
+    # --- what is drawn (client-side, no recompute) ------------------------------------------
+    trail = param.Integer(default=8, bounds=(0, 30), doc="Length of the fading trails, in frames")
+    density_source = param.Selector(
+        default="particles",
+        objects={"from particles": "particles", "exact (closed form)": "exact"},
+        doc="Heatmap: histogram of the particles, or the exact p_t of MATH.md §5",
+    )
+    overlay = param.Selector(
+        default="none",
+        objects={
+            "none": "none",
+            "velocity v": "velocity",
+            "score ∇log p": "score",
+            "sampler drift": "drift",
+        },
+        doc="Field drawn as arrows at the current time",
+    )
+    contours = param.Boolean(default=False, doc="Contour lines of the exact density")
+    fps = param.Integer(default=25, bounds=(1, 60), doc="Playback speed, frames per second")
+    loop = param.Selector(default="loop", objects=["loop", "reflect", "once"], doc="At the end")
+
+    # --- results ----------------------------------------------------------------------------
+    result = param.ClassSelector(class_=RunResult, default=None, doc="Arrays of the last run")
+    arrows = param.Dict(default=None, doc="Overlay fields {kind: (T+1, P, 2)} and 'points' (P, 2)")
+    notice = param.String(default="", doc="A message for the user (bad input, a dropped value)")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._exact_cache: dict = {}
+
+    @property
+    def noise_level(self) -> float:
+        """η used by the run: the slider for the SDE, 0 for the ODE."""
+        return float(self.eta) if self.kind == "sde" else 0.0
+
+    def config(self) -> RunConfig:
+        """The run these settings describe (Heun applies to η = 0 only)."""
+        eta = self.noise_level
+        return RunConfig(
+            process=self.process, dataset=self.dataset, direction=self.direction, kind=self.kind,
+            eta=eta, solver=self.solver if eta == 0 else "euler", steps=self.steps,
+            particles=self.particles, seed=self.seed, schedule=self.schedule,
+            beta_min=self.beta_min, beta_max=self.beta_max, n_reference=APP_REFERENCE,
+            resolution=APP_RESOLUTION, device=self.device,
+        )  # fmt: skip
+
+    def compute(self, should_stop=None) -> tuple[RunResult, dict]:
+        """Run the models for the current settings; returns (result, arrows). Pure: sets nothing."""
+        config = self.config()
+        result = simulate(config, should_stop=should_stop, exact_cache=self._exact_cache)
+        path, _, field = build(config)
+        points = arrow_grid(config.extent, ARROWS)
+        arrows = field_frames(
+            field, path, points, torch.from_numpy(result.times), config.noise_level
+        )
+        arrows["points"] = points.numpy()
+        return result, arrows
+
+    def recompute(self) -> None:
+        """Compute synchronously and publish with one ``param.update`` (watchers fire once)."""
+        result, arrows = self.compute()
+        self.param.update(result=result, arrows=arrows, notice="")
+
+    def schedule_curves(self, n: int = 201) -> dict:
+        """β(t) or g²(t), a(t), b(t) and log-SNR on a grid of n times, for the schedule plot."""
+        config = self.config()
+        path, _, _ = build(config, dataset=_NO_DATA)
+        t = torch.linspace(0, 1, n, dtype=torch.float64)
+        c = path.coefficients(t)
+        with torch.no_grad():
+            g2 = c.diffusion2.clamp(max=1e3)
+        return {
+            "t": t.numpy(),
+            "a": c.a.numpy(),
+            "b": c.b.numpy(),
+            "g2": torch.nan_to_num(g2, posinf=1e3).numpy(),
+            "log_snr": torch.log((c.a**2).clamp_min(1e-12) / (c.b**2).clamp_min(1e-12)).numpy(),
+        }
+
+    def a_at_noise(self) -> float:
+        """a(1): how much of the data is left at the noise end (≈ 0 for a useful schedule)."""
+        path, _, _ = build(self.config(), dataset=_NO_DATA)
+        return float(path.coefficients(torch.tensor(1.0, dtype=torch.float64)).a)
+
+
+class _NoData:
+    """Stand-in data set for :func:`build` when only the path is needed."""
+
+    n_labels = 1
+
+    def reference(self, *_args, **_kwargs):
+        return make_dataset("8gaussians").reference()
+
+
+_NO_DATA = _NoData()
+assert set(DATASET_LABELS) == set(DATASETS), "every data set needs a label in the app"
+assert ExactField  # re-exported for views that evaluate the field

@@ -1,0 +1,220 @@
+"""The two linked views (particles, density) and the player that animates them in the browser.
+
+Figures are built once per session; a recompute replaces the data of the *store* sources, and
+``static/render.js`` copies one frame at a time from the stores into the displayed sources,
+client-side, so playback sends no frame data over the websocket.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import panel as pn
+import param
+from bokeh.models import (
+    Arrow,
+    ColumnDataSource,
+    CustomJS,
+    CustomJSTickFormatter,
+    HoverTool,
+    LinearColorMapper,
+    TapTool,
+    VeeHead,
+)
+from bokeh.palettes import Inferno256
+from bokeh.plotting import figure
+
+from app.frames import (
+    LABEL_PALETTE,
+    pack_arrows,
+    pack_contours,
+    pack_grid,
+    pack_particles,
+)
+from app.state import ARROWS, FlowState
+
+RENDER_JS = (Path(__file__).parent / "static" / "render.js").read_text()
+VIEW_SIZE = 470
+# Canvas, not WebGL: measured in headless Chromium (software GL), canvas plays 2-4x faster.
+BACKEND = "canvas"
+TRAIL_ALPHA = (0.45, 0.18)
+# Trails are drawn for the first 500 particles (a random sample): more adds clutter, and costs
+# playback its frame rate (measured: 25 fps at N = 2000 with 500 trails, 22 with 1000).
+TRAIL_CAP = 500  # newer and older half of a trail
+
+
+def _label_mapper() -> LinearColorMapper:
+    return LinearColorMapper(palette=list(LABEL_PALETTE), low=-0.5, high=len(LABEL_PALETTE) - 0.5)
+
+
+class FlowViews(pn.viewable.Viewer):
+    """Particles (Lagrangian) and density (Eulerian) of the same frame, side by side."""
+
+    state = param.ClassSelector(class_=FlowState)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        empty = {"x": [], "y": []}
+        self.pstore = ColumnDataSource({"label": []}, name="particle_store")
+        self.gstore = ColumnDataSource({"t": [], "density": [], "peak": [], "exact": [],
+                                        "exact_peak": []}, name="grid_store")  # fmt: skip
+        self.astore = ColumnDataSource({"x": [], "y": []}, name="arrow_store")
+        self.cstore = ColumnDataSource({"xs": [], "ys": []}, name="contour_store")
+        self.cursor = ColumnDataSource({"frame": [0]}, name="cursor")
+        self.settings = ColumnDataSource(self._settings_data(), name="display_settings")
+        self.particles = ColumnDataSource({"x": [], "y": [], "label": []}, name="particles")
+        # trail_sources[label][layer]: NaN-separated polylines (see render.js)
+        self.trail_sources = [[ColumnDataSource({"x": [], "y": []}) for _ in range(2)]
+                              for _ in LABEL_PALETTE]  # fmt: skip
+        self.heat = ColumnDataSource({"image": []}, name="heat")
+        self.arrows = ColumnDataSource({"x_start": [], "y_start": [], "x_end": [], "y_end": []})
+        self.contour = ColumnDataSource({"xs": [], "ys": []}, name="contour")
+        self.picked, self.hovered = ColumnDataSource(empty, name="picked"), ColumnDataSource(empty)
+        self.picked_index = ColumnDataSource({"index": [-1]})
+        self.hovered_index = ColumnDataSource({"index": [-1]})
+        self.label = ColumnDataSource({"x": [0], "y": [0], "text": [""]}, name="time_label")
+        self.peak_label = ColumnDataSource({"x": [0], "y": [0], "text": [""]})
+        self.marks: list[ColumnDataSource] = []
+        self.particle_fig = self._particle_figure()
+        self.density_fig = self._density_figure()
+        self.player = pn.widgets.Player(
+            name="frame", start=0, end=1, value=0, interval=40, loop_policy="loop",
+            show_loop_controls=True, width=VIEW_SIZE * 2 - 40, height=90, value_align="start",
+        )  # fmt: skip
+        self._linked: list = []
+        self.state.param.watch(self._push_result, ["result", "arrows"])
+        self.state.param.watch(self._push_settings, ["trail", "density_source", "overlay"])
+        self.state.param.watch(self._push_contours, ["contours"])
+        self.state.param.watch(self._push_player, ["fps", "loop"])
+        self._push_player()
+        if self.state.result is not None:
+            self._push_result()
+
+    # --- figures ----------------------------------------------------------------------------
+    def _frame(self, title: str, name: str):
+        fig = figure(
+            title=title, width=VIEW_SIZE, height=VIEW_SIZE, x_range=(-4, 4), y_range=(-4, 4),
+            match_aspect=True, tools="pan,wheel_zoom,box_zoom,reset,save", name=name,
+            output_backend=BACKEND, toolbar_location="above",
+        )  # fmt: skip
+        fig.grid.grid_line_alpha = 0.25
+        return fig
+
+    def _particle_figure(self):
+        fig = self._frame("Particles (Lagrangian view)", "particle_fig")
+        mapper = _label_mapper()
+        for color, layers in zip(LABEL_PALETTE, self.trail_sources, strict=True):
+            for alpha, src in zip(TRAIL_ALPHA, layers, strict=True):
+                fig.line("x", "y", source=src, line_color=color, line_alpha=alpha, line_width=1.2)
+        dots = fig.scatter("x", "y", source=self.particles, size=4, line_color=None,
+                           fill_alpha=0.85, fill_color={"field": "label", "transform": mapper},
+                           selection_fill_alpha=1.0, nonselection_fill_alpha=0.85)  # fmt: skip
+        fig.line(
+            "x", "y", source=self.hovered, line_color="#444444", line_width=1.5, line_alpha=0.7
+        )
+        fig.line("x", "y", source=self.picked, line_color="black", line_width=2.5)
+        fig.text(x=-3.9, y=3.5, text="text", source=self.label, text_font_size="12px",
+                 text_color="#333333")  # fmt: skip
+        self._add_arrows(fig)
+        args = self._js_args()
+        hover_code = (
+            "const idx = cb_data.index.indices;"
+            "hovered_index.data.index[0] = idx.length ? idx[0] : -1;"
+            "const frame = cursor.data.frame[0];" + RENDER_JS
+        )
+        fig.add_tools(HoverTool(renderers=[dots], tooltips=None,
+                                callback=CustomJS(args=args, code=hover_code)))  # fmt: skip
+        fig.add_tools(TapTool(renderers=[dots]))
+        self.particles.selected.js_on_change("indices", CustomJS(args=args, code=(
+            "const sel = particles.selected.indices;"
+            "picked_index.data.index[0] = sel.length ? sel[0] : -1;"
+            "const frame = cursor.data.frame[0];" + RENDER_JS)))  # fmt: skip
+        return fig
+
+    def _add_arrows(self, fig) -> None:
+        fig.add_layout(Arrow(source=self.arrows, x_start="x_start", y_start="y_start",
+                             x_end="x_end", y_end="y_end", line_color="#1f1f1f", line_width=1.2,
+                             line_alpha=0.75, end=VeeHead(size=5, fill_color="#1f1f1f",
+                                                          line_color="#1f1f1f")))  # fmt: skip
+
+    def _density_figure(self):
+        fig = self._frame("Density (Eulerian view)", "density_fig")
+        fig.x_range, fig.y_range = self.particle_fig.x_range, self.particle_fig.y_range
+        mapper = LinearColorMapper(palette=Inferno256, low=0, high=255)
+        img = fig.image(
+            image="image", x=-4, y=-4, dw=8, dh=8, source=self.heat, color_mapper=mapper
+        )
+        img.nonselection_glyph = None  # see STACK.md: it would keep showing frame 0
+        bar = img.construct_color_bar(
+            title="density / frame peak", width=10,
+            formatter=CustomJSTickFormatter(code="return (tick / 255).toFixed(1);"),
+        )  # fmt: skip
+        fig.add_layout(bar, "right")
+        fig.multi_line("xs", "ys", source=self.contour, line_color="#7fd3ff", line_width=1.2)
+        fig.text(x=-3.9, y=3.5, text="text", source=self.peak_label, text_font_size="12px",
+                 text_color="#ffffff")  # fmt: skip
+        self._add_arrows(fig)
+        fig.background_fill_color = "#000004"
+        return fig
+
+    def _js_args(self) -> dict:
+        return dict(
+            cursor=self.cursor, settings=self.settings, pstore=self.pstore, gstore=self.gstore,
+            astore=self.astore, cstore=self.cstore, particles=self.particles,
+            trail_sources=self.trail_sources,
+            heat=self.heat, arrows=self.arrows, contour=self.contour, picked=self.picked,
+            hovered=self.hovered, picked_index=self.picked_index,
+            hovered_index=self.hovered_index, label=self.label, peak_label=self.peak_label,
+            marks=self.marks,
+        )  # fmt: skip
+
+    def link_marks(self, marks: list[ColumnDataSource]) -> None:
+        """Register time-marker sources (x = [t, t]) of other plots, and wire the callbacks.
+
+        Call once, after every plot that shows the current time exists.
+        """
+        self.marks.extend(marks)
+        args = self._js_args()
+        self.player.jscallback(value="const frame = cb_obj.value;" + RENDER_JS, args=args)
+        redraw = CustomJS(args=args, code="const frame = cursor.data.frame[0];" + RENDER_JS)
+        for src in (self.pstore, self.gstore, self.astore, self.cstore, self.settings):
+            src.js_on_change("data", redraw)
+
+    # --- pushing data -----------------------------------------------------------------------
+    def _settings_data(self) -> dict:
+        s = self.state
+        return {"trail": [s.trail], "trail_cap": [TRAIL_CAP], "density": [s.density_source],
+                "overlay": [s.overlay],
+                "contours": [bool(s.contours)]}  # fmt: skip
+
+    def _push_settings(self, *_events) -> None:
+        self.settings.data = self._settings_data()
+
+    def _push_contours(self, *_events) -> None:
+        result = self.state.result
+        if self.state.contours and result is not None:
+            self.cstore.data = pack_contours(result)
+        self._push_settings()
+
+    def _push_player(self, *_events) -> None:
+        self.player.param.update(interval=round(1000 / self.state.fps), loop_policy=self.state.loop)
+
+    def _push_result(self, *_events) -> None:
+        s = self.state
+        if s.result is None or s.arrows is None:
+            return
+        result = s.result
+        n_frames = len(result.times)
+        extent = result.extent
+        self.heat.data = {"image": [np.zeros(result.density.shape[1:], np.uint8)]}
+        self.particle_fig.x_range.update(start=extent[0], end=extent[1])
+        self.particle_fig.y_range.update(start=extent[2], end=extent[3])
+        self.pstore.data = pack_particles(result)
+        self.astore.data = pack_arrows(s.arrows, extent, ARROWS)
+        self.cstore.data = pack_contours(result) if s.contours else {"xs": [], "ys": []}
+        self.gstore.data = pack_grid(result)  # last: its length tells render.js the frame count
+        self.player.param.update(end=n_frames - 1, value=min(self.player.value, n_frames - 1))
+
+    def __panel__(self):
+        return pn.Column(pn.Row(self.particle_fig, self.density_fig), self.player)

@@ -1,0 +1,50 @@
+"""Fields sampled on a coarse grid for every frame, for the arrow overlay of the views."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from models.fields import ExactField
+from models.paths import GaussianPath
+from models.samplers import eta_drift
+
+OVERLAY_KINDS = ("velocity", "score", "drift")
+
+
+def arrow_grid(extent: tuple[float, float, float, float], n: int) -> torch.Tensor:
+    """Centres of an n x n grid over the extent, shape (n², 2) float32, row-major in y."""
+    x0, x1, y0, y1 = extent
+    xs = x0 + (x1 - x0) * (torch.arange(n) + 0.5) / n
+    ys = y0 + (y1 - y0) * (torch.arange(n) + 0.5) / n
+    gx, gy = torch.meshgrid(xs, ys, indexing="xy")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], 1).float()
+
+
+def field_frames(
+    field: ExactField, path: GaussianPath, points: torch.Tensor, times, eta: float
+) -> dict[str, np.ndarray]:
+    """Velocity, score and sampler drift at ``points`` for every time.
+
+    Args:
+        field: the exact field.
+        path: its path.
+        points: where to evaluate, shape (P, 2).
+        times: the run's times, shape (F,); their order gives the direction of the drift.
+        eta: the run's noise level; the drift is v + sign(dt) ½ η² g² s (MATH.md §4).
+
+    Returns:
+        {kind: (F, P, 2) float32}; non-finite values (g² at the singular end) are set to 0.
+    """
+    ts = [float(t) for t in times]
+    sign = 1.0 if ts[-1] >= ts[0] else -1.0
+    out = {k: np.zeros((len(ts), len(points), 2), np.float32) for k in OVERLAY_KINDS}
+    for i, t in enumerate(ts):
+        f = field(points, t, ("velocity", "score"))
+        out["velocity"][i] = f["velocity"].cpu().numpy()
+        out["score"][i] = f["score"].cpu().numpy()
+        with np.errstate(invalid="ignore"):
+            out["drift"][i] = eta_drift(field, path, points, t, sign, eta).cpu().numpy()
+    for v in out.values():
+        np.nan_to_num(v, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return out
