@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from urllib.parse import urlencode
 
 import panel as pn
@@ -48,7 +49,9 @@ def read_url_values(state: FlowState, query: dict) -> tuple[dict, dict]:
             continue
         raw = query[name]
         candidates = [raw]
-        if isinstance(raw, str):
+        if isinstance(raw, str):  # "50", "true", "12.5" as typed in a URL
+            with contextlib.suppress(Exception):
+                candidates.insert(0, json.loads(raw))
             with contextlib.suppress(Exception):
                 candidates.insert(0, state.param[name].deserialize(raw))
         for value in candidates:
@@ -111,7 +114,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
             notice.object, notice.visible = state.notice, True
 
     state.param.watch(show_notice, ["notice"])
-    busy = pn.indicators.LoadingSpinner(value=False, size=22, name="", visible=False)
+    busy = pn.indicators.LoadingSpinner(value=False, size=22, visible=False)
     runner.param.watch(lambda e: busy.param.update(value=e.new, visible=e.new), ["busy"])
     views.player.direction = 1  # already playing on first load
 

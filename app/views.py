@@ -79,7 +79,7 @@ class FlowViews(pn.viewable.Viewer):
         self.particle_fig = self._particle_figure()
         self.density_fig = self._density_figure()
         self.player = pn.widgets.Player(
-            name="frame", start=0, end=1, value=0, interval=40, loop_policy="loop",
+            label="frame", start=0, end=1, value=0, interval=40, loop_policy="loop",
             show_loop_controls=True, width=VIEW_SIZE * 2 - 40, height=90, value_align="start",
         )  # fmt: skip
         self._linked: list = []

@@ -1,0 +1,87 @@
+"""Frame packing: the columns shipped to the browser (shapes, dtypes, sizes, faithfulness)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.frames import (
+    CONTOUR_LEVELS,
+    nbytes,
+    pack_arrows,
+    pack_contours,
+    pack_grid,
+    pack_particles,
+    quantize,
+)
+from app.state import ARROWS, FlowState
+
+
+@pytest.fixture(scope="module")
+def state():
+    s = FlowState(dataset="moons", steps=30, particles=500)
+    s.recompute()
+    return s
+
+
+def test_particle_columns(state):
+    data = pack_particles(state.result)
+    assert len(data) == 2 * 31 + 1
+    for i in (0, 15, 30):
+        assert data[f"x{i}"].dtype == np.float32 and data[f"x{i}"].shape == (500,)
+        np.testing.assert_array_equal(data[f"x{i}"], state.result.trajectories[i, :, 0])
+        np.testing.assert_array_equal(data[f"y{i}"], state.result.trajectories[i, :, 1])
+    assert set(np.unique(data["label"])) <= {0.0, 1.0}
+
+
+def test_quantized_density_is_faithful_to_half_a_level():
+    rng = np.random.default_rng(0)
+    frames = rng.random((4, 8, 8)).astype(np.float32) * np.array([1, 10, 0.01, 0])[:, None, None]
+    images, peaks = quantize(frames)
+    assert all(img.dtype == np.uint8 and img.shape == (8, 8) for img in images)
+    np.testing.assert_allclose(peaks, frames.reshape(4, -1).max(1))
+    for img, peak, frame in zip(images, peaks, frames, strict=True):
+        np.testing.assert_allclose(img / 255.0 * peak, frame, atol=peak / 510 + 1e-12)
+
+
+def test_grid_columns(state):
+    data = pack_grid(state.result)
+    assert len(data["t"]) == len(data["density"]) == len(data["exact"]) == 31
+    assert data["density"][0].shape == (96, 96) and data["exact"][0].dtype == np.uint8
+    assert data["t"][0] == 1.0 and data["t"][-1] == 0.0
+
+
+def test_arrows_point_along_the_field_and_are_bounded(state):
+    data = pack_arrows(state.arrows, state.result.extent, ARROWS)
+    cell = 8 / ARROWS
+    for i in (0, 30):
+        u, v = data[f"velocity_u{i}"], data[f"velocity_v{i}"]
+        assert np.hypot(u, v).max() <= 1.8 * cell + 1e-6
+        field = state.arrows["velocity"][i]
+        cos = (u * field[:, 0] + v * field[:, 1]) / (
+            np.hypot(u, v) * np.linalg.norm(field, axis=1) + 1e-12
+        )
+        assert np.all(cos[np.hypot(u, v) > 1e-6] > 0.999)
+
+
+def test_contours_lie_on_their_levels(state):
+    data = pack_contours(state.result)
+    exact = state.result.exact_density
+    x0, x1, y0, y1 = state.result.extent
+    i = 10
+    pts = np.concatenate([np.stack([xs, ys], 1) for xs, ys in zip(data["xs"][i], data["ys"][i],
+                                                                 strict=True)])  # fmt: skip
+    h, w = exact.shape[1:]
+    col = np.clip(((pts[:, 0] - x0) / (x1 - x0) * w - 0.5).round().astype(int), 0, w - 1)
+    row = np.clip(((pts[:, 1] - y0) / (y1 - y0) * h - 0.5).round().astype(int), 0, h - 1)
+    values = exact[i][row, col] / exact[i].max()
+    nearest = np.min(np.abs(values[:, None] - np.array(CONTOUR_LEVELS)[None]), axis=1)
+    assert np.median(nearest) < 0.05
+
+
+def test_payload_of_the_default_run_is_a_few_megabytes():
+    s = FlowState()
+    s.recompute()
+    total = sum(nbytes(d) for d in (pack_particles(s.result), pack_grid(s.result),
+                                    pack_arrows(s.arrows, s.result.extent, ARROWS)))  # fmt: skip
+    assert 3e6 < total < 6e6  # 2000 x 101 x 2 float32 = 1.6 MB of positions, plus grids

@@ -1,0 +1,155 @@
+"""A real Panel server with the app, and a real Chromium (Debian's) driven by Playwright."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import time
+import urllib.request
+
+import numpy as np
+import panel as pn
+import pytest
+from PIL import Image
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+# Console messages that are not the app's: offline font lookups, software-GL notes.
+STORE_X0 = "Bokeh.documents[0].get_model_by_name('particle_store').data.x0"
+BENIGN = ("ERR_NAME_NOT_RESOLVED", "GL Driver Message", "favicon")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/ui/" in str(item.fspath):
+            item.add_marker(pytest.mark.ui)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1500, "height": 1100}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server():
+    """The app on a threaded Panel server; yields its base URL."""
+    from app.server import serve
+
+    port = _free_port()
+    serve(port=port, address="localhost", threaded=True)
+    url = f"http://localhost:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/liveness", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.2)
+    yield url
+    pn.state.kill_all_servers()
+
+
+class AppPage:
+    """A loaded page of the app, with helpers to read Bokeh models and pixels."""
+
+    def __init__(self, page, url: str):
+        self.page = page
+        self.errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self._error(m.text))
+        page.on("pageerror", lambda e: self._error(str(e)))
+        page.goto(url)
+        page.wait_for_function("() => window.flowscope_frames > 0", timeout=30_000)
+
+    def _error(self, text: str) -> None:
+        if not any(b in text for b in BENIGN):
+            self.errors.append(text)
+
+    def js(self, code: str, arg=None):
+        return self.page.evaluate(code, arg)
+
+    def model_data(self, name: str, column: str):
+        return self.js(
+            "([n, c]) => { const d = Bokeh.documents[0].get_model_by_name(n).data[c];"
+            " return Array.from(d, (v) => (typeof v === 'object' ? v.length : v)); }",
+            [name, column],
+        )
+
+    def player(self, **props) -> None:
+        """Set properties of the player model (direction 0 pauses, value seeks)."""
+        self.js(
+            "(props) => { for (const m of Bokeh.documents[0].all_models)"
+            " if (m.constructor.__name__ === 'Player') Object.assign(m, props); }",
+            props,
+        )
+
+    def pause_at(self, frame: int) -> None:
+        self.player(direction=0)
+        self.player(value=frame)
+        self.page.wait_for_function(f"() => window.flowscope_frame === {frame}")
+        time.sleep(0.3)
+
+    def box(self, name: str) -> dict:
+        x, y, w, h = self.js(
+            "(n) => { const m = Bokeh.documents[0].get_model_by_name(n);"
+            " for (const v of Bokeh.index.roots) { const f = v.owner.find_one(m);"
+            " if (f) { const r = f.el.getBoundingClientRect();"
+            " return [r.x, r.y, r.width, r.height]; } } }",
+            name,
+        )
+        return {"x": x, "y": y, "width": w, "height": h}
+
+    def pixels(self, name: str) -> np.ndarray:
+        """The figure as a person sees it: an RGB array of its screenshot."""
+        self.js("() => window.scrollTo(0, 0)")  # the figures sit at the top of the page
+        png = self.page.screenshot(clip=self.box(name))
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+
+    def wait_for_new_run(self, before) -> None:
+        """Wait until the grid store holds a different run than ``before`` (its times)."""
+        self.page.wait_for_function(
+            "(old) => { const t = Bokeh.documents[0].get_model_by_name('grid_store').data.t;"
+            " return t.length !== old.length || t.some((v, i) => v !== old[i]); }",
+            arg=before, timeout=30_000,
+        )  # fmt: skip
+        time.sleep(0.4)
+
+    def times(self) -> list[float]:
+        return self.model_data("grid_store", "t")
+
+    def store_marker(self) -> None:
+        self.js(f"() => {{ window.__store = {STORE_X0}; }}")
+
+    def wait_store_changed(self) -> None:
+        self.page.wait_for_function(
+            f"() => {STORE_X0} !== window.__store",
+            timeout=30_000,
+        )
+        time.sleep(0.4)
+
+
+def changed_fraction(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of pixels whose colour changed noticeably."""
+    return float((np.abs(a - b).sum(-1) > 30).mean())
+
+
+@pytest.fixture
+def app(page, server):
+    def load(query: str = "") -> AppPage:
+        return AppPage(page, f"{server}/{query}")
+
+    return load

@@ -1,0 +1,162 @@
+"""End-to-end: the served app in a real Chromium, checked by pixels as well as model state."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests.ui.conftest import changed_fraction
+
+
+def test_page_loads_plays_and_paints_both_views_without_errors(app):
+    page = app()
+    assert page.model_data("grid_store", "t")[0] == 1.0  # default: reverse, from noise
+    assert len(page.times()) == 101
+    assert len(page.model_data("particles", "x")) == 2000
+    for name in ("particle_fig", "density_fig"):
+        img = page.pixels(name)
+        assert img.std() > 10, f"{name} is blank"
+    f0 = page.js("window.flowscope_frame")
+    time.sleep(1.0)
+    assert page.js("window.flowscope_frame") != f0, "not playing on first load"
+    assert page.errors == []
+
+
+def test_play_advances_frames_and_both_canvases_repaint(app):
+    page = app()
+    page.pause_at(5)
+    before = {n: page.pixels(n) for n in ("particle_fig", "density_fig")}
+    page.player(direction=1)
+    page.page.wait_for_function("() => window.flowscope_frame > 40", timeout=20_000)
+    page.player(direction=0)
+    time.sleep(0.3)
+    for name, img in before.items():
+        assert changed_fraction(img, page.pixels(name)) > 0.02, f"{name} did not repaint"
+    assert page.errors == []
+
+
+def click(page, label: str) -> None:
+    page.page.get_by_role("button", name=label, exact=True).click()
+
+
+CONTROL_CHANGES = {
+    "process": lambda p: click(p, "diffusion (VP)"),
+    "dataset": lambda p: p.page.locator("select").first.select_option(label="2 moons"),
+    "direction": lambda p: click(p, "forward: noising"),
+    "kind": lambda p: click(p, "SDE"),
+    "solver+steps": lambda p: (click(p, "Heun (2nd order)"), p.page.keyboard.press("Tab")),
+}
+
+
+@pytest.mark.parametrize("group", CONTROL_CHANGES)
+def test_each_compute_control_changes_what_is_drawn(app, group):
+    page = app()
+    page.pause_at(80)
+    before = page.pixels("particle_fig")
+    old = page.times()
+    page.store_marker()
+    CONTROL_CHANGES[group](page)
+    if group == "solver+steps":  # Heun gives nearly the same picture; the step count does not
+        page.wait_store_changed()
+        page.store_marker()
+        handle = page.page.locator(".noUi-handle").nth(1)  # steps T
+        handle.focus()
+        for _ in range(3):
+            page.page.keyboard.press("PageUp")
+    page.wait_store_changed()
+    if group in ("direction", "solver+steps"):  # these change the time grid
+        assert page.times() != old
+    page.pause_at(80)
+    assert changed_fraction(before, page.pixels("particle_fig")) > 0.01
+    assert page.errors == []
+
+
+def test_schedule_sliders_change_the_run(app):
+    page = app("?process=vp&schedule=linear")
+    page.pause_at(50)
+    before = page.pixels("density_fig")
+    page.store_marker()
+    handle = page.page.locator(".noUi-handle").nth(4)  # β_max
+    handle.focus()
+    for _ in range(6):
+        page.page.keyboard.press("PageDown")
+    page.wait_store_changed()
+    page.pause_at(50)
+    assert changed_fraction(before, page.pixels("density_fig")) > 0.01
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("label", ["exact (closed form)", "Contours", "overlay"])
+def test_display_controls_redraw_without_recompute(app, label):
+    page = app()
+    page.pause_at(60)
+    fig = "particle_fig" if label == "overlay" else "density_fig"
+    before = page.pixels(fig)
+    page.store_marker()
+    if label == "Contours":
+        page.page.get_by_role("checkbox").click()
+    elif label == "overlay":
+        page.page.locator("select").nth(1).select_option(label="velocity v")
+    else:
+        click(page, label)
+    time.sleep(1.0)
+    assert changed_fraction(before, page.pixels(fig)) > 0.005
+    unchanged = page.js(
+        "() => Bokeh.documents[0].get_model_by_name('particle_store').data.x0 === window.__store"
+    )
+    assert unchanged or label == "Contours", "a display setting must not recompute"
+    assert page.errors == []
+
+
+def test_url_round_trips_the_state(app):
+    page = app("?process=vp&dataset=moons&steps=50&kind=sde&eta=0.5&trail=3")
+    assert len(page.times()) == 51
+    assert page.page.get_by_role("button", name="diffusion (VP)").get_attribute("class")
+    page.store_marker()
+    click(page, "forward: noising")
+    page.wait_store_changed()
+    page.page.wait_for_function("() => window.location.search.includes('direction=forward')")
+    query = parse_qs(urlparse(page.page.url).query)
+    assert query["direction"] == ["forward"] and query["steps"] == ["50"]
+    assert query["dataset"] == ["moons"] and query["process"] == ["vp"]
+    times = page.times()
+    again = app("?" + urlparse(page.page.url).query)
+    assert again.times() == times  # same run restored: forward, 50 steps
+    assert again.errors == []
+
+
+def test_bad_url_values_give_a_notice_not_an_error(app):
+    page = app("?steps=abc&particles=999999&dataset=moons&eta=7")
+    notice = page.page.get_by_text("Ignored URL values")
+    notice.wait_for(timeout=10_000)
+    text = notice.inner_text()
+    assert "steps" in text and "particles" in text and "eta" in text
+    assert "dataset" not in text  # the good value was kept
+    assert len(page.times()) == 101 and len(page.model_data("particles", "x")) == 2000
+    assert page.errors == []
+
+
+def test_clicking_a_particle_highlights_its_trajectory(app):
+    page = app()
+    page.pause_at(100)
+    x, y = page.js(
+        "() => { const d = Bokeh.documents[0].get_model_by_name('particles').data;"
+        " return [d.x[0], d.y[0]]; }"
+    )
+    box = page.box("particle_fig")
+    frame = page.js(
+        "() => { const m = Bokeh.documents[0].get_model_by_name('particle_fig');"
+        " for (const v of Bokeh.index.roots) { const f = v.owner.find_one(m);"
+        " if (f) { const fr = f.frame.bbox; return [fr.left, fr.top, fr.width, fr.height]; } } }"
+    )
+    left, top, width, height = frame
+    px = box["x"] + left + (x + 4) / 8 * width
+    py = box["y"] + top + (4 - y) / 8 * height
+    page.page.mouse.click(px, py)
+    page.page.wait_for_function(
+        "() => Bokeh.documents[0].get_model_by_name('picked').data.x.length > 0", timeout=5_000
+    )
+    assert len(page.model_data("picked", "x")) == 101
+    assert page.errors == []
