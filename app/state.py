@@ -104,7 +104,8 @@ class FlowState(param.Parameterized):
             "score ∇log p": "score",
             "sampler drift": "drift",
         },
-        doc="Field drawn as arrows at the current time",
+        doc="Field drawn as arrows at the current time; velocity and drift point the way "
+        "particles move in this run (−v for a reverse run)",
     )
     contours = param.Boolean(default=False, doc="Contour lines of the exact density")
     fps = param.Integer(default=25, bounds=(1, 60), doc="Playback speed, frames per second")

@@ -44,6 +44,9 @@ TRAIL_ALPHA = (0.45, 0.18)
 TRAIL_CAP = 500  # newer and older half of a trail
 
 
+_STACK = {"particles": "density", "exact": "exact"}  # density_source → image stack name
+
+
 def _label_mapper() -> LinearColorMapper:
     return LinearColorMapper(palette=list(LABEL_PALETTE), low=-0.5, high=len(LABEL_PALETTE) - 0.5)
 
@@ -56,9 +59,9 @@ class FlowViews(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         empty = {"x": [], "y": []}
-        self.pstore = ColumnDataSource({"label": []}, name="particle_store")
-        self.gstore = ColumnDataSource({"t": [], "density": [], "peak": [], "exact": [],
-                                        "exact_peak": []}, name="grid_store")  # fmt: skip
+        self.pstore = ColumnDataSource({"xy": [], "label": [], "n": []}, name="particle_store")
+        self.gstore = ColumnDataSource({"t": [], "peak": [], "exact_peak": []}, name="grid_store")
+        self.istore = ColumnDataSource({"density": [], "exact": []}, name="image_store")
         self.astore = ColumnDataSource({"x": [], "y": []}, name="arrow_store")
         self.cstore = ColumnDataSource({"xs": [], "ys": []}, name="contour_store")
         self.cursor = ColumnDataSource({"frame": [0]}, name="cursor")
@@ -84,7 +87,8 @@ class FlowViews(pn.viewable.Viewer):
         )  # fmt: skip
         self._linked: list = []
         self.state.param.watch(self._push_result, ["result", "arrows"])
-        self.state.param.watch(self._push_settings, ["trail", "density_source", "overlay"])
+        self.state.param.watch(self._push_settings, ["trail"])
+        self.state.param.watch(self._push_shown, ["density_source", "overlay"])
         self.state.param.watch(self._push_contours, ["contours"])
         self.state.param.watch(self._push_player, ["fps", "loop"])
         self._push_player()
@@ -161,6 +165,7 @@ class FlowViews(pn.viewable.Viewer):
     def _js_args(self) -> dict:
         return dict(
             cursor=self.cursor, settings=self.settings, pstore=self.pstore, gstore=self.gstore,
+            istore=self.istore,
             astore=self.astore, cstore=self.cstore, particles=self.particles,
             trail_sources=self.trail_sources,
             heat=self.heat, arrows=self.arrows, contour=self.contour, picked=self.picked,
@@ -178,7 +183,7 @@ class FlowViews(pn.viewable.Viewer):
         args = self._js_args()
         self.player.jscallback(value="const frame = cb_obj.value;" + RENDER_JS, args=args)
         redraw = CustomJS(args=args, code="const frame = cursor.data.frame[0];" + RENDER_JS)
-        for src in (self.pstore, self.gstore, self.astore, self.cstore, self.settings):
+        for src in (self.pstore, self.gstore, self.istore, self.astore, self.cstore, self.settings):
             src.js_on_change("data", redraw)
 
     # --- pushing data -----------------------------------------------------------------------
@@ -190,6 +195,15 @@ class FlowViews(pn.viewable.Viewer):
 
     def _push_settings(self, *_events) -> None:
         self.settings.data = self._settings_data()
+
+    def _push_shown(self, *_events) -> None:
+        """Ship the density stack and arrows just asked for (each travels only while shown)."""
+        s = self.state
+        if s.result is not None and s.arrows is not None:
+            _, images = pack_grid(s.result, stacks=(_STACK[s.density_source],))
+            self.istore.data = images
+            self.astore.data = pack_arrows(s.arrows, s.result.extent, ARROWS, kinds=(s.overlay,))
+        self._push_settings()
 
     def _push_contours(self, *_events) -> None:
         result = self.state.result
@@ -211,9 +225,12 @@ class FlowViews(pn.viewable.Viewer):
         self.particle_fig.x_range.update(start=extent[0], end=extent[1])
         self.particle_fig.y_range.update(start=extent[2], end=extent[3])
         self.pstore.data = pack_particles(result)
-        self.astore.data = pack_arrows(s.arrows, extent, ARROWS)
+        # only what is shown travels: one density stack, one arrow field (or none)
+        self.astore.data = pack_arrows(s.arrows, extent, ARROWS, kinds=(s.overlay,))
         self.cstore.data = pack_contours(result) if s.contours else {"xs": [], "ys": []}
-        self.gstore.data = pack_grid(result)  # last: its length tells render.js the frame count
+        rows, images = pack_grid(result, stacks=(_STACK[s.density_source],))
+        self.istore.data = images
+        self.gstore.data = rows  # last: its length tells render.js the frame count
         self.player.param.update(end=n_frames - 1, value=min(self.player.value, n_frames - 1))
 
     def __panel__(self):

@@ -35,16 +35,18 @@ def field_frames(
 
     Returns:
         {kind: (F, P, 2) float32}; non-finite values (g² at the singular end) are set to 0.
+        Velocity and drift are multiplied by sign(dt), so that for a reverse run they point
+        the way particles move; the score, a gradient of log p_t, is not.
     """
     ts = [float(t) for t in times]
     sign = 1.0 if ts[-1] >= ts[0] else -1.0
     out = {k: np.zeros((len(ts), len(points), 2), np.float32) for k in OVERLAY_KINDS}
     for i, t in enumerate(ts):
         f = field(points, t, ("velocity", "score"))
-        out["velocity"][i] = f["velocity"].cpu().numpy()
+        out["velocity"][i] = sign * f["velocity"].cpu().numpy()
         out["score"][i] = f["score"].cpu().numpy()
         with np.errstate(invalid="ignore"):
-            out["drift"][i] = eta_drift(field, path, points, t, sign, eta).cpu().numpy()
+            out["drift"][i] = sign * eta_drift(field, path, points, t, sign, eta).cpu().numpy()
     for v in out.values():
         np.nan_to_num(v, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     return out

@@ -24,38 +24,44 @@ def state():
     return s
 
 
-def test_particle_columns(state):
+def test_particle_array_is_frame_major_with_contiguous_x_and_y(state):
     data = pack_particles(state.result)
-    assert len(data) == 2 * 31 + 1
-    for i in (0, 15, 30):
-        assert data[f"x{i}"].dtype == np.float32 and data[f"x{i}"].shape == (500,)
-        np.testing.assert_array_equal(data[f"x{i}"], state.result.trajectories[i, :, 0])
-        np.testing.assert_array_equal(data[f"y{i}"], state.result.trajectories[i, :, 1])
-    assert set(np.unique(data["label"])) <= {0.0, 1.0}
+    (xy,), (labels,), (n,) = data["xy"], data["label"], data["n"]
+    assert xy.dtype == np.float32 and xy.shape == (31 * 2 * 500,) and n == 500
+    for i in (0, 15, 30):  # the slices render.js takes for frame i
+        np.testing.assert_array_equal(
+            xy[2 * i * n : (2 * i + 1) * n], state.result.trajectories[i, :, 0]
+        )
+        np.testing.assert_array_equal(
+            xy[(2 * i + 1) * n : (2 * i + 2) * n], state.result.trajectories[i, :, 1]
+        )
+    assert set(np.unique(labels)) <= {0.0, 1.0}
 
 
 def test_quantized_density_is_faithful_to_half_a_level():
     rng = np.random.default_rng(0)
     frames = rng.random((4, 8, 8)).astype(np.float32) * np.array([1, 10, 0.01, 0])[:, None, None]
     images, peaks = quantize(frames)
-    assert all(img.dtype == np.uint8 and img.shape == (8, 8) for img in images)
+    assert images.dtype == np.uint8 and images.shape == (4, 8, 8)
     np.testing.assert_allclose(peaks, frames.reshape(4, -1).max(1))
     for img, peak, frame in zip(images, peaks, frames, strict=True):
         np.testing.assert_allclose(img / 255.0 * peak, frame, atol=peak / 510 + 1e-12)
 
 
 def test_grid_columns(state):
-    data = pack_grid(state.result)
-    assert len(data["t"]) == len(data["density"]) == len(data["exact"]) == 31
-    assert data["density"][0].shape == (96, 96) and data["exact"][0].dtype == np.uint8
-    assert data["t"][0] == 1.0 and data["t"][-1] == 0.0
+    rows, images = pack_grid(state.result)
+    assert len(rows["t"]) == len(rows["peak"]) == len(rows["exact_peak"]) == 31
+    assert images["density"][0].shape == images["exact"][0].shape == (31, 96, 96)
+    assert images["exact"][0].dtype == np.uint8
+    assert rows["t"][0] == 1.0 and rows["t"][-1] == 0.0
 
 
 def test_arrows_point_along_the_field_and_are_bounded(state):
     data = pack_arrows(state.arrows, state.result.extent, ARROWS)
     cell = 8 / ARROWS
+    (uv,), p = data["velocity"], len(data["x"][0])
     for i in (0, 30):
-        u, v = data[f"velocity_u{i}"], data[f"velocity_v{i}"]
+        u, v = uv[2 * i * p : (2 * i + 1) * p], uv[(2 * i + 1) * p : (2 * i + 2) * p]
         assert np.hypot(u, v).max() <= 1.8 * cell + 1e-6
         field = state.arrows["velocity"][i]
         cos = (u * field[:, 0] + v * field[:, 1]) / (
@@ -82,6 +88,6 @@ def test_contours_lie_on_their_levels(state):
 def test_payload_of_the_default_run_is_a_few_megabytes():
     s = FlowState()
     s.recompute()
-    total = sum(nbytes(d) for d in (pack_particles(s.result), pack_grid(s.result),
+    total = sum(nbytes(d) for d in (pack_particles(s.result), *pack_grid(s.result),
                                     pack_arrows(s.arrows, s.result.extent, ARROWS)))  # fmt: skip
     assert 3e6 < total < 6e6  # 2000 x 101 x 2 float32 = 1.6 MB of positions, plus grids

@@ -3,20 +3,29 @@
 // whole frame back to the server over the websocket. Inputs (CustomJS args):
 //   cursor   {frame: [i]}                  the current frame, kept client-side only
 //   settings {trail, density, overlay, contours}   display settings pushed by the server
-//   pstore   {x0, y0, ..., label}          particle positions of every frame, colour labels
-//   gstore   {t, density, peak, exact, exact_peak}   one row per frame
-//   astore   {x, y, velocity_u0, ...}      overlay arrows of every frame
+//   pstore   {xy: [(T+1)·2·N], label: [N], n: [N]}   positions of every frame, (T+1, 2, N)
+//   gstore   {t, peak, exact_peak}         one row per frame
+//   istore   {density: [(F, H, W)], exact: [(F, H, W)]}   uint8 density stacks
+//   astore   {x: [P], y: [P], velocity: [(T+1)·2·P], score, drift}   overlay arrows
 //   cstore   {xs, ys}                      contour lines of every frame
 const started = performance.now();
 const gs = gstore.data, ps = pstore.data, st = settings.data;
 const nframes = gs.t.length;
 const i = Math.max(0, Math.min(Math.round(frame), nframes - 1));
 cursor.data.frame[0] = i;
-const x = ps["x" + i], y = ps["y" + i];
-if (x === undefined || y === undefined) { return; }  // stores are mid-update
-const n = x.length;
+if (ps.xy === undefined || ps.xy.length === 0) { return; }
+const xy = ps.xy[0], n = ps.n[0];
+if (xy.length !== nframes * 2 * n) { return; }  // stores are mid-update: wait for the last one
+// Zero-copy float32 views. Not `subarray`: on Bokeh's NDArray subclasses it goes through their
+// constructor, which ignores offset and length and wraps the whole buffer.
+const view = (a, start, len) => new Float32Array(a.buffer, a.byteOffset + 4 * start, len);
+// (T+1, 2, N) layout: frame f's x and y
+const fx = (f) => view(xy, 2 * f * n, n);
+const fy = (f) => view(xy, (2 * f + 1) * n, n);
+const x = fx(i), y = fy(i);
 
-particles.data.x = x; particles.data.y = y; particles.data.label = ps.label;
+const lab = ps.label[0];
+particles.data.x = x; particles.data.y = y; particles.data.label = lab;
 particles.change.emit();
 
 // Fading trails: per colour label and age layer, one NaN-separated polyline through the last
@@ -26,7 +35,6 @@ const len = Math.min(st.trail[0], i);
 const trail_cap = st.trail_cap[0];
 const half = Math.ceil(len / 2);
 const spans = [[i - half, i], [i - len, i - half]];  // [first frame, last frame] per layer
-const lab = ps.label;
 for (let layer = 0; layer < 2; layer++) {
   const [f0, f1] = spans[layer];
   const per = f1 > f0 ? f1 - f0 + 2 : 0;  // points of one particle, plus the NaN break
@@ -37,7 +45,7 @@ for (let layer = 0; layer < 2; layer++) {
   const ys = counts.map((c) => new Float32Array(c * per));
   const fill = new Array(trail_sources.length).fill(0);
   const FX = [], FY = [];  // the frames of this layer, looked up once
-  for (let f = f0; f <= f1 && per > 0; f++) { FX.push(ps["x" + f]); FY.push(ps["y" + f]); }
+  for (let f = f0; f <= f1 && per > 0; f++) { FX.push(fx(f)); FY.push(fy(f)); }
   if (per > 0) {
     for (let p = 0; p < nt; p++) {
       const k = lab[p], X = xs[k], Y = ys[k];
@@ -54,18 +62,25 @@ for (let layer = 0; layer < 2; layer++) {
 
 // Heatmap: uint8 frame scaled to its own peak; the peak is reported in the time label.
 const exact = st.density[0] === "exact";
-heat.data.image = [exact ? gs.exact[i] : gs.density[i]];
-heat.change.emit();
+const stack = exact ? istore.data.exact : istore.data.density;
+if (stack !== undefined && stack.length && stack[0].shape[0] === nframes) {
+  // (F, H, W) uint8 stack: frame i as a 2D NDArray of Bokeh's own class (copies H·W bytes)
+  const D = stack[0], h = D.shape[1], w = D.shape[2];
+  heat.data.image = [new D.constructor(new Uint8Array(D.buffer, D.byteOffset + i * h * w, h * w), [h, w])];
+  heat.change.emit();
+}
 const peak = exact ? gs.exact_peak[i] : gs.peak[i];
 
 // Field overlay.
 const kind = st.overlay[0], as = astore.data;
-const u = as[kind + "_u" + i], v = as[kind + "_v" + i];
-const m = as.x.length;
-const show = kind !== "none" && u !== undefined;  // "none": empty columns, no arrows drawn
+const ax = as.x.length ? as.x[0] : new Float32Array(0), ay = as.y.length ? as.y[0] : ax;
+const m = ax.length, uv = as[kind] === undefined ? undefined : as[kind][0];
+const show = kind !== "none" && uv !== undefined && uv.length === nframes * 2 * m;
+const u = show ? view(uv, 2 * i * m, m) : undefined;
+const v = show ? view(uv, (2 * i + 1) * m, m) : undefined;
 const x1 = new Float32Array(show ? m : 0), y1 = new Float32Array(show ? m : 0);
-for (let j = 0; j < x1.length; j++) { x1[j] = as.x[j] + u[j]; y1[j] = as.y[j] + v[j]; }
-arrows.data.x_start = show ? as.x : x1; arrows.data.y_start = show ? as.y : y1;
+for (let j = 0; j < x1.length; j++) { x1[j] = ax[j] + u[j]; y1[j] = ay[j] + v[j]; }
+arrows.data.x_start = show ? ax : x1; arrows.data.y_start = show ? ay : y1;
 arrows.data.x_end = x1; arrows.data.y_end = y1;
 arrows.change.emit();
 
@@ -79,11 +94,7 @@ contour.change.emit();
 for (const [src, idx] of [[picked, picked_index.data.index[0]], [hovered, hovered_index.data.index[0]]]) {
   const hx = [], hy = [];
   if (idx !== undefined && idx >= 0 && idx < n) {
-    for (let k = 0; k < nframes; k++) {
-      const fx = ps["x" + k], fy = ps["y" + k];
-      if (fx === undefined) { break; }
-      hx.push(fx[idx]); hy.push(fy[idx]);
-    }
+    for (let k = 0; k < nframes; k++) { hx.push(xy[2 * k * n + idx]); hy.push(xy[(2 * k + 1) * n + idx]); }
   }
   src.data.x = hx; src.data.y = hy; src.change.emit();
 }

@@ -19,7 +19,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 # Console messages that are not the app's: offline font lookups, software-GL notes.
-STORE_X0 = "Bokeh.documents[0].get_model_by_name('particle_store').data.x0"
+STORE_XY = "Bokeh.documents[0].get_model_by_name('particle_store').data.xy"
 BENIGN = ("ERR_NAME_NOT_RESOLVED", "GL Driver Message", "favicon")
 
 
@@ -132,11 +132,11 @@ class AppPage:
         return self.model_data("grid_store", "t")
 
     def store_marker(self) -> None:
-        self.js(f"() => {{ window.__store = {STORE_X0}; }}")
+        self.js(f"() => {{ window.__store = {STORE_XY}; }}")
 
     def wait_store_changed(self) -> None:
         self.page.wait_for_function(
-            f"() => {STORE_X0} !== window.__store",
+            f"() => {STORE_XY} !== window.__store",
             timeout=30_000,
         )
         time.sleep(0.4)

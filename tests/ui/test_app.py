@@ -104,7 +104,7 @@ def test_display_controls_redraw_without_recompute(app, label):
     time.sleep(1.0)
     assert changed_fraction(before, page.pixels(fig)) > 0.005
     unchanged = page.js(
-        "() => Bokeh.documents[0].get_model_by_name('particle_store').data.x0 === window.__store"
+        "() => Bokeh.documents[0].get_model_by_name('particle_store').data.xy === window.__store"
     )
     assert unchanged or label == "Contours", "a display setting must not recompute"
     assert page.errors == []

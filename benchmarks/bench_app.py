@@ -1,0 +1,168 @@
+"""Starts the app, drives a real Chromium, and prints what a user feels.
+
+- first page painted, from the server's start;
+- slider release → new frame painted (median of repeated drags), with the bytes the server sent
+  over the websocket for each recompute;
+- playback frame rate, and the bytes sent while playing (should be none).
+
+    python benchmarks/bench_app.py [--repeats 10]
+
+Needs Debian's chromium (installed by `bash .ci/setup --with-browser`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+from playwright.sync_api import sync_playwright
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+GRID_T = "Bokeh.documents[0].get_model_by_name('grid_store').data.t"
+
+# Records the time of a pointer release, and of the first animation frame after the run's
+# last store (the grid) arrived and was drawn.
+INSTRUMENT = f"""() => {{
+  document.addEventListener('pointerup', () => {{ window.__t0 = performance.now(); }}, true);
+  window.__grid = {GRID_T};
+  const poll = () => {{
+    const g = {GRID_T};
+    if (g !== window.__grid) {{
+      window.__grid = g;
+      requestAnimationFrame(() => requestAnimationFrame(() => {{
+        window.__painted = performance.now();
+      }}));
+    }}
+    requestAnimationFrame(poll);
+  }};
+  requestAnimationFrame(poll);
+}}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int) -> tuple[subprocess.Popen, float]:
+    """Start ``flowscope serve``; returns the process and its start time."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"http://localhost:{port}/liveness", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    return proc, start
+
+
+class Meter:
+    """Counts websocket bytes received by the page."""
+
+    def __init__(self, page):
+        self.bytes = 0
+        page.on("websocket", lambda ws: ws.on("framereceived", self._add))
+
+    def _add(self, payload) -> None:
+        self.bytes += len(payload) if isinstance(payload, bytes | str) else 0
+
+
+def drag(page, handle_index: int, dx: float) -> None:
+    box = page.locator(".noUi-handle").nth(handle_index).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx / 2, y, steps=3)
+    page.mouse.move(x + dx, y, steps=3)
+    page.mouse.up()
+
+
+def slider_latency(browser, url: str, handle: int, repeats: int) -> tuple[list[float], list[int]]:
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    meter = Meter(page)
+    page.goto(url)
+    page.wait_for_function("() => window.flowscope_frames > 0", timeout=60_000)
+    page.evaluate(INSTRUMENT)
+    time.sleep(1.0)
+    latencies, sizes = [], []
+    for k in range(repeats):
+        page.evaluate("() => { window.__painted = undefined; }")
+        before = meter.bytes
+        drag(page, handle, 14 if k % 2 == 0 else -14)
+        page.wait_for_function("() => window.__painted !== undefined", timeout=30_000)
+        latencies.append(page.evaluate("() => window.__painted - window.__t0"))
+        time.sleep(0.3)
+        sizes.append(meter.bytes - before)
+    page.close()
+    return latencies, sizes
+
+
+def playback(browser, url: str, seconds: float = 5.0) -> tuple[float, int]:
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    meter = Meter(page)
+    page.goto(url)
+    page.wait_for_function("() => window.flowscope_frames > 0", timeout=60_000)
+    time.sleep(1.5)
+    f0, b0 = page.evaluate("window.flowscope_frames"), meter.bytes
+    time.sleep(seconds)
+    fps = (page.evaluate("window.flowscope_frames") - f0) / seconds
+    sent = meter.bytes - b0
+    page.close()
+    return fps, sent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    port = free_port()
+    proc, started = start_server(port)
+    base = f"http://localhost:{port}/"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.goto(base)
+            page.wait_for_function("() => window.flowscope_frames > 0", timeout=60_000)
+            first = time.perf_counter() - started
+            page.close()
+            print(f"first page painted {first:.2f} s after the server started")
+            print(f"\n{'slider release -> paint (N=2000, T=100, exact field)':58} {'median':>8} "
+                  f"{'p90':>7} {'MB sent':>8}")  # fmt: skip
+            cases = [
+                ("η, flow matching SDE, 8 gaussians", "?kind=sde&eta=0.5", 0),
+                ("β_max, VP ODE, 8 gaussians", "?process=vp", 3),
+                ("β_max, VP ODE, 2 moons (600 ref. points)", "?process=vp&dataset=moons", 3),
+            ]
+            for label, query, handle in cases:
+                lat, sizes = slider_latency(browser, base + query, handle, args.repeats)
+                p90 = sorted(lat)[int(0.9 * (len(lat) - 1))]
+                print(f"{label:58} {statistics.median(lat):>6.0f}ms {p90:>5.0f}ms "
+                      f"{statistics.median(sizes) / 1e6:>8.2f}")  # fmt: skip
+            print(f"\n{'playback':40} {'fps':>6} {'bytes sent while playing':>26}")
+            for label, query in [
+                ("N = 2000, trails 8 (default)", ""),
+                ("N = 5000, trails 8", "?particles=5000"),
+                ("N = 5000, no trails", "?particles=5000&trail=0"),
+                ("N = 5000, no trails, 60 fps asked", "?particles=5000&trail=0&fps=60"),
+            ]:
+                fps, sent = playback(browser, base + query)
+                print(f"{label:40} {fps:>6.1f} {sent:>26}")
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()
