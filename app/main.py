@@ -114,8 +114,10 @@ def create_app(**settings) -> pn.viewable.Viewable:
             notice.object, notice.visible = state.notice, True
 
     state.param.watch(show_notice, ["notice"])
-    busy = pn.indicators.LoadingSpinner(value=False, size=22, visible=False)
-    runner.param.watch(lambda e: busy.param.update(value=e.new, visible=e.new), ["busy"])
+    # Only `value` toggles: changing `visible` makes the browser re-lay out the page (measured:
+    # it delayed the new frames by ~250 ms).
+    busy = pn.indicators.LoadingSpinner(value=False, size=22)
+    runner.param.watch(lambda e: busy.param.update(value=e.new), ["busy"])
     views.player.direction = 1  # already playing on first load
 
     doc = pn.state.curdoc

@@ -80,7 +80,16 @@ class MathPanel(pn.viewable.Viewer):
         self._update()
 
     def _update(self, *_events) -> None:
-        self.column.objects = [_pane(kind, text) for kind, text in equations(self.state)]
+        blocks = equations(self.state)
+        kinds = [kind for kind, _ in blocks]
+        if kinds == getattr(self, "_kinds", None):
+            # Same structure (a slider moved): new text in the panes there are. Rebuilding
+            # them made the browser re-lay out the page, delaying the new frames by ~150 ms.
+            for pane, (kind, text) in zip(self.column.objects, blocks, strict=True):
+                pane.object = f"$${text}$$" if kind == "tex" else text
+        else:
+            self.column.objects = [_pane(kind, text) for kind, text in blocks]
+        self._kinds = kinds
 
     def __panel__(self):
         return self.column

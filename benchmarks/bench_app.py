@@ -87,12 +87,18 @@ def drag(page, handle_index: int, dx: float) -> None:
     page.mouse.up()
 
 
-def slider_latency(browser, url: str, handle: int, repeats: int) -> tuple[list[float], list[int]]:
+PAUSE = """() => { for (const m of Bokeh.documents[0].all_models)
+  if (m.constructor.__name__ === 'Player') m.direction = 0; }"""
+
+
+def slider_latency(browser, url, handle, repeats, paused=False) -> tuple[list[float], list[int]]:
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     meter = Meter(page)
     page.goto(url)
     page.wait_for_function("() => window.flowscope_frames > 0", timeout=60_000)
     page.evaluate(INSTRUMENT)
+    if paused:
+        page.evaluate(PAUSE)
     time.sleep(1.0)
     latencies, sizes = [], []
     for k in range(repeats):
@@ -144,11 +150,15 @@ def main() -> None:
                 ("β_max, VP ODE, 8 gaussians", "?process=vp", 3),
                 ("β_max, VP ODE, 2 moons (600 ref. points)", "?process=vp&dataset=moons", 3),
             ]
-            for label, query, handle in cases:
-                lat, sizes = slider_latency(browser, base + query, handle, args.repeats)
-                p90 = sorted(lat)[int(0.9 * (len(lat) - 1))]
-                print(f"{label:58} {statistics.median(lat):>6.0f}ms {p90:>5.0f}ms "
-                      f"{statistics.median(sizes) / 1e6:>8.2f}")  # fmt: skip
+            # While playing, the browser's software rendering competes with the server for this
+            # machine's 2 cores; paused shows the pipeline's own latency.
+            for paused in (False, True):
+                for label, query, handle in cases:
+                    lat, sizes = slider_latency(browser, base + query, handle, args.repeats, paused)
+                    p90 = sorted(lat)[int(0.9 * (len(lat) - 1))]
+                    name = f"{label}, {'paused' if paused else 'playing'}"
+                    print(f"{name:58} {statistics.median(lat):>6.0f}ms {p90:>5.0f}ms "
+                          f"{statistics.median(sizes) / 1e6:>8.2f}")  # fmt: skip
             print(f"\n{'playback':40} {'fps':>6} {'bytes sent while playing':>26}")
             for label, query in [
                 ("N = 2000, trails 8 (default)", ""),
