@@ -42,13 +42,14 @@ def pack_grid(
     result: RunResult, stacks=("density", "exact")
 ) -> tuple[dict[str, np.ndarray], dict[str, list[np.ndarray]]]:
     """Per-frame rows {'t', 'peak', 'exact_peak'} (F,), and one-row image stacks
-    {'density', 'exact'}: [uint8 (F, H, W)], only those named in ``stacks`` (others empty)."""
+    {'density', 'exact'}: [uint8 (F, H, W)], only those named in ``stacks`` ((0, H, W) else)."""
     density, peak = quantize(result.density)
     exact_frames = result.exact_density if result.exact_density is not None else result.density
     exact, exact_peak = quantize(exact_frames)
     rows = {"t": result.times.astype(np.float64), "peak": peak, "exact_peak": exact_peak}
-    images = {"density": [density] if "density" in stacks else [],
-              "exact": [exact] if "exact" in stacks else []}  # fmt: skip
+    empty = np.zeros((0, *density.shape[1:]), np.uint8)  # keeps both columns one row long
+    images = {"density": [density if "density" in stacks else empty],
+              "exact": [exact if "exact" in stacks else empty]}  # fmt: skip
     return rows, images
 
 

@@ -35,7 +35,7 @@ from app.frames import (
 from app.state import ARROWS, FlowState
 
 RENDER_JS = (Path(__file__).parent / "static" / "render.js").read_text()
-VIEW_SIZE = 470
+FRAME = 400  # inner plotting area of each view, in pixels
 # Canvas, not WebGL: measured in headless Chromium (software GL), canvas plays 2-4x faster.
 BACKEND = "canvas"
 TRAIL_ALPHA = (0.45, 0.18)
@@ -83,7 +83,7 @@ class FlowViews(pn.viewable.Viewer):
         self.density_fig = self._density_figure()
         self.player = pn.widgets.Player(
             label="frame", start=0, end=1, value=0, interval=40, loop_policy="loop",
-            show_loop_controls=True, width=VIEW_SIZE * 2 - 40, height=90, value_align="start",
+            show_loop_controls=True, width=2 * FRAME + 120, height=90, value_align="start",
         )  # fmt: skip
         self._linked: list = []
         self.state.param.watch(self._push_result, ["result", "arrows"])
@@ -98,8 +98,10 @@ class FlowViews(pn.viewable.Viewer):
     # --- figures ----------------------------------------------------------------------------
     def _frame(self, title: str, name: str):
         fig = figure(
-            title=title, width=VIEW_SIZE, height=VIEW_SIZE, x_range=(-4, 4), y_range=(-4, 4),
-            match_aspect=True, tools="pan,wheel_zoom,box_zoom,reset,save", name=name,
+            # Equal inner frames in both views (the colour bar must not squeeze the density):
+            # one data unit is the same length on screen, in x and y, left and right.
+            title=title, frame_width=FRAME, frame_height=FRAME, x_range=(-4, 4), y_range=(-4, 4),
+            tools="pan,wheel_zoom,box_zoom,reset,save", name=name,
             output_backend=BACKEND, toolbar_location="above",
         )  # fmt: skip
         fig.grid.grid_line_alpha = 0.25
@@ -111,8 +113,10 @@ class FlowViews(pn.viewable.Viewer):
         for color, layers in zip(LABEL_PALETTE, self.trail_sources, strict=True):
             for alpha, src in zip(TRAIL_ALPHA, layers, strict=True):
                 fig.line("x", "y", source=src, line_color=color, line_alpha=alpha, line_width=1.2)
+        # squares: fillRect is cheaper than arc in software canvas (measured 25 vs 23.5 fps, N=5000)
         dots = fig.scatter("x", "y", source=self.particles, size=4, line_color=None,
-                           fill_alpha=0.85, fill_color={"field": "label", "transform": mapper},
+                           marker="square", fill_alpha=0.85,
+                           fill_color={"field": "label", "transform": mapper},
                            selection_fill_alpha=1.0, nonselection_fill_alpha=0.85)  # fmt: skip
         fig.line(
             "x", "y", source=self.hovered, line_color="#444444", line_width=1.5, line_alpha=0.7

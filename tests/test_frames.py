@@ -91,3 +91,8 @@ def test_payload_of_the_default_run_is_a_few_megabytes():
     total = sum(nbytes(d) for d in (pack_particles(s.result), *pack_grid(s.result),
                                     pack_arrows(s.arrows, s.result.extent, ARROWS)))  # fmt: skip
     assert 3e6 < total < 6e6  # 2000 x 101 x 2 float32 = 1.6 MB of positions, plus grids
+
+
+def test_only_the_shown_stack_travels(state):
+    _, images = pack_grid(state.result, stacks=("exact",))
+    assert images["density"][0].shape == (0, 96, 96) and images["exact"][0].shape == (31, 96, 96)
