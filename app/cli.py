@@ -8,8 +8,6 @@ import sys
 
 import numpy as np
 
-MAX_PARTICLES_HELP = "at most 50000"
-
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line and exit code 2 (no usage dump)."""
@@ -33,7 +31,7 @@ def _add_sample(sub) -> None:
     from models.paths import PATHS
     from models.samplers import SAMPLERS
     from models.schedules import SCHEDULES
-    from models.simulate import DIRECTIONS, KINDS
+    from models.simulate import DIRECTIONS, KINDS, MAX_PARTICLES
 
     p = sub.add_parser("sample", help="run a process headless and write trajectories to .npz")
     p.add_argument(
@@ -56,7 +54,7 @@ def _add_sample(sub) -> None:
     p.add_argument("--solver", choices=tuple(SAMPLERS), default="euler")
     p.add_argument("--steps", type=int, default=100, help="number of steps T (1..1000)")
     p.add_argument(
-        "--particles", type=int, default=2000, help=f"number of particles ({MAX_PARTICLES_HELP})"
+        "--particles", type=int, default=2000, help=f"number of particles (at most {MAX_PARTICLES})"
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--schedule", choices=tuple(SCHEDULES), default="linear")

@@ -34,7 +34,6 @@ class Recomputer(param.Parameterized):
         self._generation = 0
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowscope-compute")
-        self._good = {p: getattr(state, p) for p in COMPUTE_PARAMS}
         state.param.watch(self.request, list(COMPUTE_PARAMS))
 
     def request(self, *_events) -> None:
@@ -66,7 +65,6 @@ class Recomputer(param.Parameterized):
         if not self._current(generation):
             self.dropped += 1
             return
-        self._good = {p: getattr(self.state, p) for p in COMPUTE_PARAMS}
         self.state.param.update(result=result, arrows=arrows, notice="")
         self.busy = False
 

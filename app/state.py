@@ -9,10 +9,9 @@ from __future__ import annotations
 import param
 import torch
 
-from models.datasets import DATASETS, make_dataset
-from models.fields import ExactField
+from models.datasets import DATASETS
 from models.overlay import arrow_grid, field_frames
-from models.simulate import RunConfig, RunResult, build, simulate
+from models.simulate import RunConfig, RunResult, build, path_of, simulate
 
 DATASET_LABELS = {
     "8gaussians": "8 gaussians",
@@ -156,7 +155,7 @@ class FlowState(param.Parameterized):
     def schedule_curves(self, n: int = 201) -> dict:
         """β(t) or g²(t), a(t), b(t) and log-SNR on a grid of n times, for the schedule plot."""
         config = self.config()
-        path, _, _ = build(config, dataset=_NO_DATA)
+        path = path_of(config)
         t = torch.linspace(0, 1, n, dtype=torch.float64)
         c = path.coefficients(t)
         with torch.no_grad():
@@ -171,19 +170,8 @@ class FlowState(param.Parameterized):
 
     def a_at_noise(self) -> float:
         """a(1): how much of the data is left at the noise end (≈ 0 for a useful schedule)."""
-        path, _, _ = build(self.config(), dataset=_NO_DATA)
+        path = path_of(self.config())
         return float(path.coefficients(torch.tensor(1.0, dtype=torch.float64)).a)
 
 
-class _NoData:
-    """Stand-in data set for :func:`build` when only the path is needed."""
-
-    n_labels = 1
-
-    def reference(self, *_args, **_kwargs):
-        return make_dataset("8gaussians").reference()
-
-
-_NO_DATA = _NoData()
 assert set(DATASET_LABELS) == set(DATASETS), "every data set needs a label in the app"
-assert ExactField  # re-exported for views that evaluate the field

@@ -85,7 +85,6 @@ class FlowViews(pn.viewable.Viewer):
             label="frame", start=0, end=1, value=0, interval=40, loop_policy="loop",
             show_loop_controls=True, width=2 * FRAME + 120, height=90, value_align="start",
         )  # fmt: skip
-        self._linked: list = []
         self.state.param.watch(self._push_result, ["result", "arrows"])
         self.state.param.watch(self._push_settings, ["trail"])
         self.state.param.watch(self._push_shown, ["density_source", "overlay"])

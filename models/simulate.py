@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -140,15 +140,20 @@ class RunResult:
     extent: tuple[float, float, float, float]
     n_labels: int
     meta: str
-    extra: dict = field(default_factory=dict)
+
+
+def path_of(config: RunConfig) -> GaussianPath:
+    """The Gaussian path a configuration names (its schedule included)."""
+    return make_path(
+        config.process, make_schedule(config.schedule, config.beta_min, config.beta_max)
+    )
 
 
 def build(
     config: RunConfig, dataset: Dataset | None = None
 ) -> tuple[GaussianPath, Dataset, ExactField]:
     """The path, data set and exact field a configuration names."""
-    schedule = make_schedule(config.schedule, config.beta_min, config.beta_max)
-    path = make_path(config.process, schedule)
+    path = path_of(config)
     data = dataset if dataset is not None else make_dataset(config.dataset)
     return path, data, ExactField(path, data.reference(config.n_reference), device=config.device)
 
