@@ -186,7 +186,9 @@ class FlowViews(pn.viewable.Viewer):
         args = self._js_args()
         self.player.jscallback(value="const frame = cb_obj.value;" + RENDER_JS, args=args)
         redraw = CustomJS(args=args, code="const frame = cursor.data.frame[0];" + RENDER_JS)
-        for src in (self.pstore, self.gstore, self.istore, self.astore, self.cstore, self.settings):
+        # Only the stores pushed last trigger a redraw: the grid rows end every recompute
+        # (_push_result), the settings end every display change (_push_shown, _push_contours).
+        for src in (self.gstore, self.settings):
             src.js_on_change("data", redraw)
 
     # --- pushing data -----------------------------------------------------------------------
