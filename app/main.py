@@ -135,7 +135,6 @@ def create_app(**settings) -> pn.viewable.Viewable:
                          sizing_mode="stretch_width")),
     )  # fmt: skip
     app = pn.Row(sidebar(state), main, sizing_mode="stretch_width")
-    app.flowscope = {"state": state, "runner": runner, "views": views}  # handles for tests
     return app
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import panel as pn
 import param
 from bokeh.models import (
@@ -225,10 +224,7 @@ class FlowViews(pn.viewable.Viewer):
             return
         result = s.result
         n_frames = len(result.times)
-        extent = result.extent
-        self.heat.data = {"image": [np.zeros(result.density.shape[1:], np.uint8)]}
-        self.particle_fig.x_range.update(start=extent[0], end=extent[1])
-        self.particle_fig.y_range.update(start=extent[2], end=extent[3])
+        extent = result.extent  # fixed by RunConfig; the figures' ranges are set once, at build
         self.pstore.data = pack_particles(result)
         # only what is shown travels: one density stack, one arrow field (or none)
         self.astore.data = pack_arrows(s.arrows, extent, ARROWS, kinds=(s.overlay,))
