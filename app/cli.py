@@ -70,6 +70,10 @@ def _add_serve(sub) -> None:
     p.add_argument("--port", type=int, default=5006)
     p.add_argument("--address", default="localhost")
     p.add_argument("--show", action="store_true", help="open a browser tab")
+    p.add_argument(
+        "--threads", type=int, default=None,
+        help="torch CPU threads (default: all cores but one, left to the browser)",
+    )  # fmt: skip
 
 
 def run_sample(args) -> int:
@@ -125,7 +129,7 @@ def run_sample(args) -> int:
 def run_serve(args) -> int:
     from app.server import serve
 
-    serve(port=args.port, address=args.address, show=args.show)
+    serve(port=args.port, address=args.address, show=args.show, threads=args.threads)
     return 0
 
 

@@ -2,8 +2,8 @@
 
 Few, large arrays: Bokeh sends each array as its own binary websocket buffer, and a thousand
 small ones (a column per frame) measured 1.3 s slower than a handful of big ones. So particles
-travel as one float32 array laid out (T+1, 2, N), frame i's x and y being contiguous slices that
-the browser views without copying; overlay arrows as one (T+1, 2, P) array per kind; density
+travel as one int16 array laid out (T+1, 2, N) with one scale, frame i's x and y being contiguous
+slices that the browser decodes; overlay arrows as one (T+1, 2, P) array per kind; density
 stacks as one uint8 (F, H, W) array each, every frame scaled to its own peak (peaks kept for the
 colour bar); contours as
 ragged line lists (only when shown).
@@ -24,11 +24,24 @@ ARROW_CELLS = 0.9  # the longest (90th percentile) arrow spans this many grid ce
 LABEL_PALETTE = tuple(Category10_10)  # label k is drawn in LABEL_PALETTE[k % 10]
 
 
-def pack_particles(result: RunResult) -> dict[str, list[np.ndarray]]:
-    """One-row columns: 'xy' [(T+1)·2·N float32, laid out (T+1, 2, N)], 'label' [(N,) float32]."""
-    xy = np.ascontiguousarray(result.trajectories.transpose(0, 2, 1), dtype=np.float32)
+def quantize_positions(positions: np.ndarray) -> tuple[np.ndarray, float]:
+    """float positions → (int16 codes, scale), position = code · scale, error ≤ scale / 2.
+
+    One scale for the whole run (the largest |coordinate| maps to 32767): at the app's 8 data
+    units per 400 px the error is under 0.01 px, and the payload halves against float32.
+    """
+    largest = float(np.abs(positions).max()) if positions.size else 0.0
+    scale = largest / 32767 if largest > 0 else 1.0
+    return np.rint(positions.astype(np.float64) / scale).astype(np.int16), scale
+
+
+def pack_particles(result: RunResult) -> dict[str, list]:
+    """One-row columns: 'xy' [(T+1)·2·N int16, laid out (T+1, 2, N)] and its 'scale' (position =
+    code · scale), 'label' [(N,) float32], 'n' [N]."""
+    xy, scale = quantize_positions(result.trajectories.transpose(0, 2, 1))
     labels = (result.labels % len(LABEL_PALETTE)).astype(np.float32)
-    return {"xy": [xy.reshape(-1)], "label": [labels], "n": [len(labels)]}
+    return {"xy": [np.ascontiguousarray(xy).reshape(-1)], "scale": [scale], "label": [labels],
+            "n": [len(labels)]}  # fmt: skip
 
 
 def quantize(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, LinearAxis, Range1d
+from bokeh.models import ColumnDataSource, LinearAxis, Range1d, Span
 from bokeh.plotting import figure
 
 from app.state import FlowState
@@ -18,7 +18,10 @@ class SchedulePlot(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.curves = ColumnDataSource(self.state.schedule_curves())
-        self.marks = [ColumnDataSource({"x": [0, 0], "y": [-100, 100]}) for _ in range(2)]
+        # The current time, moved by render.js every frame. At the overlay level a move repaints
+        # only the overlay layer, not the axes and curves; not syncable: the browser owns it.
+        self.marks = [Span(location=0, dimension="height", level="overlay", syncable=False,
+                           line_color="black", line_alpha=0.6) for _ in range(2)]  # fmt: skip
         self.coef_fig = self._coefficients()
         self.beta_fig = self._beta()
         self.note = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 5))
@@ -34,6 +37,7 @@ class SchedulePlot(pn.viewable.Viewer):
 
     def _coefficients(self):
         fig = self._small("a(t) (signal), b(t) (noise), log SNR", (0, 1.02))
+        fig.name = "schedule_coefficients"
         fig.line("t", "a", source=self.curves, color="#1f77b4", line_width=2, legend_label="a")
         fig.line("t", "b", source=self.curves, color="#d62728", line_width=2, legend_label="b")
         fig.extra_y_ranges = {"snr": Range1d(-12, 12)}
@@ -42,13 +46,13 @@ class SchedulePlot(pn.viewable.Viewer):
                  y_range_name="snr", legend_label="log a²/b²")  # fmt: skip
         fig.legend.location = "center_left"
         fig.legend.label_text_font_size = "9px"
-        fig.line("x", "y", source=self.marks[0], color="black", line_alpha=0.6)
+        fig.add_layout(self.marks[0])
         return fig
 
     def _beta(self):
         fig = self._small("β(t) = g²(t)", (0, 21))
         fig.line("t", "g2", source=self.curves, color="#2ca02c", line_width=2)
-        fig.line("x", "y", source=self.marks[1], color="black", line_alpha=0.6)
+        fig.add_layout(self.marks[1])
         return fig
 
     def _update(self, *_events) -> None:

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import os
+
 import panel as pn
 
 
-def serve(port: int = 5006, address: str = "localhost", show: bool = False, threaded: bool = False):
+def default_threads() -> int:
+    """Torch threads for a server whose browser usually runs on the same machine.
+
+    All cores but one: the browser's page needs a core to draw, and a torch thread team with
+    more threads than free cores stalls at every barrier (measured on 2 cores while the page
+    played: a recompute took 2-3x longer with 2 threads than with 1).
+    """
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def serve(port: int = 5006, address: str = "localhost", show: bool = False,
+          threaded: bool = False, threads: int | None = None):  # fmt: skip
     """Serve the app; blocks unless ``threaded`` (then returns the server thread)."""
+    import torch
+
     from app.main import create_app
 
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads or default_threads())
     origin = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     print(f"flowscope: serving on http://{address}:{port}/ (Ctrl-C stops)")
     return pn.serve(

@@ -112,7 +112,11 @@ class FlowState(param.Parameterized):
 
     # --- results ----------------------------------------------------------------------------
     result = param.ClassSelector(class_=RunResult, default=None, doc="Arrays of the last run")
-    arrows = param.Dict(default=None, doc="Overlay fields {kind: (T+1, P, 2)} and 'points' (P, 2)")
+    arrows = param.Dict(
+        default=None,
+        doc="Overlay fields of the run, {kind: (T+1, P, 2)} and 'points' (P, 2); None while "
+        "no overlay has been asked for",
+    )
     notice = param.String(default="", doc="A message for the user (bad input, a dropped value)")
 
     def __init__(self, **params):
@@ -135,17 +139,26 @@ class FlowState(param.Parameterized):
             resolution=APP_RESOLUTION, device=self.device,
         )  # fmt: skip
 
-    def compute(self, should_stop=None) -> tuple[RunResult, dict]:
-        """Run the models for the current settings; returns (result, arrows). Pure: sets nothing."""
-        config = self.config()
-        result = simulate(config, should_stop=should_stop, exact_cache=self._exact_cache)
+    def compute(self, should_stop=None) -> tuple[RunResult, dict | None]:
+        """Run the models for the current settings; returns (result, arrows). Pure: sets nothing.
+
+        The overlay fields are computed only while an overlay is shown (they cost a third of a
+        default run); ``field_arrows`` supplies them later for a run that has none.
+        """
+        result = simulate(self.config(), should_stop=should_stop, exact_cache=self._exact_cache)
+        return result, (self.field_arrows(result) if self.overlay != "none" else None)
+
+    @staticmethod
+    def field_arrows(result: RunResult) -> dict:
+        """Overlay fields of a finished run: {kind: (T+1, P, 2)} and 'points' (P, 2)."""
+        config = result.config
         path, _, field = build(config)
         points = arrow_grid(config.extent, ARROWS)
         arrows = field_frames(
             field, path, points, torch.from_numpy(result.times), config.noise_level
         )
         arrows["points"] = points.numpy()
-        return result, arrows
+        return arrows
 
     def recompute(self) -> None:
         """Compute synchronously and publish with one ``param.update`` (watchers fire once)."""

@@ -18,6 +18,7 @@ from bokeh.models import (
     CustomJSTickFormatter,
     HoverTool,
     LinearColorMapper,
+    Span,
     TapTool,
     VeeHead,
 )
@@ -46,6 +47,21 @@ TRAIL_CAP = 500  # newer and older half of a trail
 _STACK = {"particles": "density", "exact": "exact"}  # density_source → image stack name
 
 
+class ClientPlayer(pn.widgets.Player):
+    """Panel's player, kept entirely in the browser: its frame never travels to the server.
+
+    Playback needs no Python: render.js draws each frame from the stores. Syncing the frame
+    back cost a websocket message and a server round trip per frame (measured: 20.6 → 24 fps at
+    N = 5000 without it), and its traffic slowed recomputes while playing. The server still
+    sets ``end``, ``interval`` and ``loop_policy``; it never reads ``value``.
+    """
+
+    def _get_model(self, doc, root=None, parent=None, comm=None):
+        model = super()._get_model(doc, root, parent, comm)
+        model.syncable = False  # browser → server changes stay in the browser
+        return model
+
+
 def _label_mapper() -> LinearColorMapper:
     return LinearColorMapper(palette=list(LABEL_PALETTE), low=-0.5, high=len(LABEL_PALETTE) - 0.5)
 
@@ -58,7 +74,10 @@ class FlowViews(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         empty = {"x": [], "y": []}
-        self.pstore = ColumnDataSource({"xy": [], "label": [], "n": []}, name="particle_store")
+        self.pstore = ColumnDataSource({"xy": [], "scale": [], "label": [], "n": []},
+                                       name="particle_store")  # fmt: skip
+        # busy = 1 while a newer run computes: the player holds the frame (see hold_while_busy)
+        self.status = ColumnDataSource({"busy": [0]}, name="status")
         self.gstore = ColumnDataSource({"t": [], "peak": [], "exact_peak": []}, name="grid_store")
         self.istore = ColumnDataSource({"density": [], "exact": []}, name="image_store")
         self.astore = ColumnDataSource({"x": [], "y": []}, name="arrow_store")
@@ -77,14 +96,14 @@ class FlowViews(pn.viewable.Viewer):
         self.hovered_index = ColumnDataSource({"index": [-1]})
         self.label = ColumnDataSource({"x": [0], "y": [0], "text": [""]}, name="time_label")
         self.peak_label = ColumnDataSource({"x": [0], "y": [0], "text": [""]})
-        self.marks: list[ColumnDataSource] = []
+        self.marks: list[Span] = []
         self.particle_fig = self._particle_figure()
         self.density_fig = self._density_figure()
-        self.player = pn.widgets.Player(
+        self.player = ClientPlayer(
             label="frame", start=0, end=1, value=0, interval=40, loop_policy="loop",
             show_loop_controls=True, width=2 * FRAME + 120, height=90, value_align="start",
         )  # fmt: skip
-        self.state.param.watch(self._push_result, ["result", "arrows"])
+        self.state.param.watch(self._push_run, ["result", "arrows"])
         self.state.param.watch(self._push_settings, ["trail"])
         self.state.param.watch(self._push_shown, ["density_source", "overlay"])
         self.state.param.watch(self._push_contours, ["contours"])
@@ -176,14 +195,21 @@ class FlowViews(pn.viewable.Viewer):
             marks=self.marks,
         )  # fmt: skip
 
-    def link_marks(self, marks: list[ColumnDataSource]) -> None:
-        """Register time-marker sources (x = [t, t]) of other plots, and wire the callbacks.
+    def link_marks(self, marks: list[Span]) -> None:
+        """Register time markers (non-syncable Spans) of other plots, and wire the callbacks.
 
         Call once, after every plot that shows the current time exists.
         """
         self.marks.extend(marks)
         args = self._js_args()
-        self.player.jscallback(value="const frame = cb_obj.value;" + RENDER_JS, args=args)
+        # While a newer run computes, the player holds still: drawing frames of the old run
+        # kept the browser's main thread so busy that the new run's ~1.5 MB took ~250 ms longer
+        # to arrive (measured while playing). It resumes, on the new run, when that lands.
+        hold = "if (status.data.busy[0]) { return; }"
+        self.player.jscallback(value=hold + "const frame = cb_obj.value;" + RENDER_JS,
+                               args={**args, "status": self.status})  # fmt: skip
+        # a shorter run (fewer steps) arrived: keep the browser-owned frame within it
+        self.player.jscallback(end="if (cb_obj.value > cb_obj.end) cb_obj.value = cb_obj.end;")
         redraw = CustomJS(args=args, code="const frame = cursor.data.frame[0];" + RENDER_JS)
         # Only the stores pushed last trigger a redraw: the grid rows end every recompute
         # (_push_result), the settings end every display change (_push_shown, _push_contours).
@@ -200,13 +226,20 @@ class FlowViews(pn.viewable.Viewer):
     def _push_settings(self, *_events) -> None:
         self.settings.data = self._settings_data()
 
+    def _arrow_data(self) -> dict:
+        """The shown overlay kind of the current run, packed (empty while none is shown)."""
+        s = self.state
+        if s.result is None or s.arrows is None or s.overlay == "none":
+            return {"x": [], "y": []}
+        return pack_arrows(s.arrows, s.result.extent, ARROWS, kinds=(s.overlay,))
+
     def _push_shown(self, *_events) -> None:
         """Ship the density stack and arrows just asked for (each travels only while shown)."""
         s = self.state
-        if s.result is not None and s.arrows is not None:
+        if s.result is not None:
             _, images = pack_grid(s.result, stacks=(_STACK[s.density_source],))
             self.istore.data = images
-            self.astore.data = pack_arrows(s.arrows, s.result.extent, ARROWS, kinds=(s.overlay,))
+            self.astore.data = self._arrow_data()
         self._push_settings()
 
     def _push_contours(self, *_events) -> None:
@@ -215,24 +248,37 @@ class FlowViews(pn.viewable.Viewer):
             self.cstore.data = pack_contours(result)
         self._push_settings()
 
+    def hold_while_busy(self, busy: bool) -> None:
+        """Tell the browser that a newer run is computing (True) or has landed (False)."""
+        self.status.data = {"busy": [int(busy)]}
+
     def _push_player(self, *_events) -> None:
         self.player.param.update(interval=round(1000 / self.state.fps), loop_policy=self.state.loop)
 
-    def _push_result(self, *_events) -> None:
+    def _push_run(self, *events) -> None:
+        if any(e.name == "result" for e in events):
+            self._push_result()
+        else:  # overlay fields arrived for the run on screen
+            self.astore.data = self._arrow_data()
+            self._push_settings()  # redraws the current frame
+
+    def _push_result(self) -> None:
         s = self.state
-        if s.result is None or s.arrows is None:
+        if s.result is None:
             return
         result = s.result
         n_frames = len(result.times)
-        extent = result.extent  # fixed by RunConfig; the figures' ranges are set once, at build
+        # The extent is fixed by RunConfig; the figures' ranges are set once, at build.
         self.pstore.data = pack_particles(result)
         # only what is shown travels: one density stack, one arrow field (or none)
-        self.astore.data = pack_arrows(s.arrows, extent, ARROWS, kinds=(s.overlay,))
+        self.astore.data = self._arrow_data()
         self.cstore.data = pack_contours(result) if s.contours else {"xs": [], "ys": []}
         rows, images = pack_grid(result, stacks=(_STACK[s.density_source],))
         self.istore.data = images
         self.gstore.data = rows  # last: its length tells render.js the frame count
-        self.player.param.update(end=n_frames - 1, value=min(self.player.value, n_frames - 1))
+        # Only the bound: the browser owns the frame (render.js clamps it to the new run).
+        if self.player.end != n_frames - 1:
+            self.player.end = n_frames - 1
 
     def __panel__(self):
         return pn.Column(pn.Row(self.particle_fig, self.density_fig), self.player)

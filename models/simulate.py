@@ -130,6 +130,7 @@ class RunResult:
         extent: (xmin, xmax, ymin, ymax).
         n_labels: number of distinct labels.
         meta: the settings as JSON.
+        config: the settings themselves (to evaluate fields for this run later).
     """
 
     trajectories: np.ndarray
@@ -140,6 +141,7 @@ class RunResult:
     extent: tuple[float, float, float, float]
     n_labels: int
     meta: str
+    config: RunConfig | None = None
 
 
 def path_of(config: RunConfig) -> GaussianPath:
@@ -226,6 +228,7 @@ def simulate(
         extent=tuple(float(v) for v in config.extent),
         n_labels=int(getattr(data, "n_labels", 1)),
         meta=config.to_json(),
+        config=config,
     )
 
 

@@ -147,3 +147,10 @@ def test_malformed_points_are_refused(tmp_path):
     np.save(bad, np.zeros((4, 3)))
     proc = run_cli("sample", "--points", str(bad), "--out", str(tmp_path / "x.npz"))
     assert proc.returncode == 2 and "(M, 2)" in proc.stderr
+
+
+def test_serve_refuses_a_bad_thread_count_before_serving():
+    proc = run_cli("serve", "--threads", "0", "--port", "1")
+    assert proc.returncode == 2
+    expected = "flowscope: error: --threads must be at least 1, got 0"
+    assert proc.stderr.strip().splitlines() == [expected]

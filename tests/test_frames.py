@@ -13,29 +13,36 @@ from app.frames import (
     pack_grid,
     pack_particles,
     quantize,
+    quantize_positions,
 )
 from app.state import ARROWS, FlowState
 
 
 @pytest.fixture(scope="module")
 def state():
-    s = FlowState(dataset="moons", steps=30, particles=500)
+    s = FlowState(dataset="moons", steps=30, particles=500, overlay="velocity")
     s.recompute()
     return s
 
 
-def test_particle_array_is_frame_major_with_contiguous_x_and_y(state):
+def test_particle_array_is_frame_major_int16_within_half_a_step(state):
     data = pack_particles(state.result)
-    (xy,), (labels,), (n,) = data["xy"], data["label"], data["n"]
-    assert xy.dtype == np.float32 and xy.shape == (31 * 2 * 500,) and n == 500
-    for i in (0, 15, 30):  # the slices render.js takes for frame i
-        np.testing.assert_array_equal(
-            xy[2 * i * n : (2 * i + 1) * n], state.result.trajectories[i, :, 0]
-        )
-        np.testing.assert_array_equal(
-            xy[(2 * i + 1) * n : (2 * i + 2) * n], state.result.trajectories[i, :, 1]
-        )
+    (xy,), (scale,), (labels,), (n,) = data["xy"], data["scale"], data["label"], data["n"]
+    assert xy.dtype == np.int16 and xy.shape == (31 * 2 * 500,) and n == 500
+    largest = np.abs(state.result.trajectories).max()
+    assert scale == pytest.approx(largest / 32767) and np.abs(xy).max() == 32767
+    for i in (0, 15, 30):  # the slices render.js decodes for frame i
+        for axis in (0, 1):
+            codes = xy[(2 * i + axis) * n : (2 * i + axis + 1) * n]
+            np.testing.assert_allclose(
+                codes * scale, state.result.trajectories[i, :, axis], rtol=0, atol=0.5001 * scale
+            )
     assert set(np.unique(labels)) <= {0.0, 1.0}
+
+
+def test_positions_of_a_still_run_quantize_without_dividing_by_zero():
+    codes, scale = quantize_positions(np.zeros((3, 2, 4)))
+    assert scale == 1.0 and not codes.any()
 
 
 def test_quantized_density_is_faithful_to_half_a_level():
@@ -88,9 +95,9 @@ def test_contours_lie_on_their_levels(state):
 def test_payload_of_the_default_run_is_a_few_megabytes():
     s = FlowState()
     s.recompute()
-    total = sum(nbytes(d) for d in (pack_particles(s.result), *pack_grid(s.result),
-                                    pack_arrows(s.arrows, s.result.extent, ARROWS)))  # fmt: skip
-    assert 3e6 < total < 6e6  # 2000 x 101 x 2 float32 = 1.6 MB of positions, plus grids
+    _, images = pack_grid(s.result, stacks=("density",))  # what a default recompute ships
+    total = nbytes(pack_particles(s.result)) + nbytes(images)
+    assert 1.6e6 < total < 1.9e6  # 2000 x 101 x 2 int16 = 0.8 MB of positions, 101 x 96² uint8
 
 
 def test_only_the_shown_stack_travels(state):

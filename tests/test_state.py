@@ -29,7 +29,7 @@ def test_eta_applies_to_the_sde_and_heun_to_the_ode_only():
 
 
 def test_recompute_publishes_consistent_arrays_once():
-    s = FlowState(steps=20, particles=300, dataset="moons")
+    s = FlowState(steps=20, particles=300, dataset="moons", overlay="score")
     calls = []
     s.param.watch(
         lambda *events: calls.append(sorted(e.name for e in events)), ["result", "arrows"]
@@ -41,6 +41,20 @@ def test_recompute_publishes_consistent_arrays_once():
     assert r.density.shape == r.exact_density.shape == (21, 96, 96)
     assert s.arrows["velocity"].shape == (21, 17 * 17, 2) and s.arrows["points"].shape == (289, 2)
     assert r.labels.max() < 2  # two moons
+
+
+def test_overlay_fields_are_computed_only_when_asked_for():
+    s = FlowState(steps=20, particles=300)
+    s.recompute()
+    assert s.arrows is None  # no overlay: a third of the run's cost saved
+    runner = Recomputer(s)
+    s.overlay = "velocity"  # on: computed for the run on screen, in the background
+    deadline = time.time() + 10
+    while s.arrows is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert s.arrows["velocity"].shape == (21, 17 * 17, 2)
+    np.testing.assert_allclose(s.arrows["points"], FlowState.field_arrows(s.result)["points"])
+    runner.shutdown()
 
 
 def test_controls_are_bounded():

@@ -3,7 +3,8 @@
 // whole frame back to the server over the websocket. Inputs (CustomJS args):
 //   cursor   {frame: [i]}                  the current frame, kept client-side only
 //   settings {trail, density, overlay, contours}   display settings pushed by the server
-//   pstore   {xy: [(T+1)·2·N], label: [N], n: [N]}   positions of every frame, (T+1, 2, N)
+//   pstore   {xy: [(T+1)·2·N int16], scale: [s], label: [N], n: [N]}   positions of every
+//            frame, (T+1, 2, N), position = code · s
 //   gstore   {t, peak, exact_peak}         one row per frame
 //   istore   {density: [(F, H, W)], exact: [(F, H, W)]}   uint8 density stacks
 //   astore   {x: [P], y: [P], velocity: [(T+1)·2·P], score, drift}   overlay arrows
@@ -14,15 +15,18 @@ const nframes = gs.t.length;
 const i = Math.max(0, Math.min(Math.round(frame), nframes - 1));
 cursor.data.frame[0] = i;
 if (ps.xy === undefined || ps.xy.length === 0) { return; }
-const xy = ps.xy[0], n = ps.n[0];
+const xy = ps.xy[0], n = ps.n[0], scale = ps.scale[0];
 if (xy.length !== nframes * 2 * n) { return; }  // stores are mid-update: wait for the last one
 // Zero-copy float32 views. Not `subarray`: on Bokeh's NDArray subclasses it goes through their
 // constructor, which ignores offset and length and wraps the whole buffer.
 const view = (a, start, len) => new Float32Array(a.buffer, a.byteOffset + 4 * start, len);
-// (T+1, 2, N) layout: frame f's x and y
-const fx = (f) => view(xy, 2 * f * n, n);
-const fy = (f) => view(xy, (2 * f + 1) * n, n);
-const x = fx(i), y = fy(i);
+// (T+1, 2, N) int16 layout: the first `count` particles of frame f, x (axis 0) or y (axis 1)
+const decode = (f, axis, count) => {
+  const out = new Float32Array(count), start = (2 * f + axis) * n;
+  for (let p = 0; p < count; p++) { out[p] = xy[start + p] * scale; }
+  return out;
+};
+const x = decode(i, 0, n), y = decode(i, 1, n);
 
 const lab = ps.label[0];
 particles.data.x = x; particles.data.y = y; particles.data.label = lab;
@@ -45,7 +49,7 @@ for (let layer = 0; layer < 2; layer++) {
   const ys = counts.map((c) => new Float32Array(c * per));
   const fill = new Array(trail_sources.length).fill(0);
   const FX = [], FY = [];  // the frames of this layer, looked up once
-  for (let f = f0; f <= f1 && per > 0; f++) { FX.push(fx(f)); FY.push(fy(f)); }
+  for (let f = f0; f <= f1 && per > 0; f++) { FX.push(decode(f, 0, nt)); FY.push(decode(f, 1, nt)); }
   if (per > 0) {
     for (let p = 0; p < nt; p++) {
       const k = lab[p], X = xs[k], Y = ys[k];
@@ -94,7 +98,9 @@ contour.change.emit();
 for (const [src, idx] of [[picked, picked_index.data.index[0]], [hovered, hovered_index.data.index[0]]]) {
   const hx = [], hy = [];
   if (idx !== undefined && idx >= 0 && idx < n) {
-    for (let k = 0; k < nframes; k++) { hx.push(xy[2 * k * n + idx]); hy.push(xy[(2 * k + 1) * n + idx]); }
+    for (let k = 0; k < nframes; k++) {
+      hx.push(xy[2 * k * n + idx] * scale); hy.push(xy[(2 * k + 1) * n + idx] * scale);
+    }
   }
   src.data.x = hx; src.data.y = hy; src.change.emit();
 }
@@ -105,7 +111,7 @@ label.data.text = ["t = " + t.toFixed(3) + "   frame " + i + "/" + (nframes - 1)
 label.change.emit();
 peak_label.data.text = ["peak density " + peak.toPrecision(3)];
 peak_label.change.emit();
-for (const mark of marks) { mark.data.x = [t, t]; mark.change.emit(); }
+for (const mark of marks) { mark.location = t; }  // Spans, not synced to the server
 if (typeof window !== "undefined") {
   window.flowscope_frames = (window.flowscope_frames || 0) + 1;  // read by the benchmark
   window.flowscope_frame = i;

@@ -72,8 +72,13 @@ class AppPage:
         self.errors: list[str] = []
         page.on("console", lambda m: m.type == "error" and self._error(m.text))
         page.on("pageerror", lambda e: self._error(str(e)))
+        self.sent = 0  # websocket messages the page sent to the server
+        page.on("websocket", lambda ws: ws.on("framesent", self._count_sent))
         page.goto(url)
         page.wait_for_function("() => window.flowscope_frames > 0", timeout=30_000)
+
+    def _count_sent(self, _payload) -> None:
+        self.sent += 1
 
     def _error(self, text: str) -> None:
         if not any(b in text for b in BENIGN):

@@ -37,6 +37,52 @@ def test_play_advances_frames_and_both_canvases_repaint(app):
     assert page.errors == []
 
 
+def test_playing_sends_nothing_to_the_server_and_moves_the_time_markers(app):
+    page = app()
+    page.pause_at(10)
+    time.sleep(0.5)
+    sent = page.sent
+    page.player(direction=1)
+    page.page.wait_for_function("() => window.flowscope_frame > 40", timeout=20_000)
+    assert page.sent == sent, "the player must not sync its frame to the server"
+    page.pause_at(30)
+    before = page.pixels("schedule_coefficients")
+    marks = "() => Bokeh.documents[0].get_model_by_name('schedule_coefficients').center" \
+            ".filter((r) => r.type === 'Span').map((s) => s.location)"  # fmt: skip
+    assert page.js(marks) == [pytest.approx(page.times()[30])]
+    page.pause_at(70)
+    assert page.js(marks) == [pytest.approx(page.times()[70])]
+    assert changed_fraction(before, page.pixels("schedule_coefficients")) > 0.001
+    assert page.errors == []
+
+
+def test_a_slow_recompute_shows_busy_and_holds_the_old_run(app):
+    page = app("?particles=20000&steps=600")  # over a second to compute
+    spinner = (
+        "() => { for (const m of Bokeh.documents[0].all_models)"
+        " if (m.css_classes && m.css_classes.includes('loader')) return m.styles.opacity; }"
+    )
+    assert page.js(spinner) == "0"
+    page.store_marker()
+    seed = page.page.get_by_label("Seed")
+    seed.fill("7")
+    seed.press("Enter")
+    page.page.wait_for_function(f"() => ({spinner})() === '1'", timeout=10_000)
+    # the frames drawn while the server reports a run in flight: one, held still
+    held = page.js(
+        "() => new Promise((done) => {"
+        " const status = Bokeh.documents[0].get_model_by_name('status'), seen = [];"
+        " const poll = setInterval(() => { if (status.data.busy[0]) {"
+        " seen.push(window.flowscope_frame); } else { clearInterval(poll); done(seen); } }, 20);"
+        " })"
+    )
+    assert len(held) > 5 and len(set(held)) == 1, held
+    page.wait_store_changed()
+    assert page.js(spinner) == "0"
+    page.page.wait_for_function(f"() => window.flowscope_frame !== {held[0]}", timeout=5_000)
+    assert page.errors == []
+
+
 def click(page, label: str) -> None:
     page.page.get_by_role("button", name=label, exact=True).click()
 
