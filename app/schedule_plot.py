@@ -28,15 +28,15 @@ class SchedulePlot(pn.viewable.Viewer):
         self.state.param.watch(self._update, ["process", "schedule", "beta_min", "beta_max"])
         self._update()
 
-    def _small(self, title: str, y_range):
-        fig = figure(title=title, width=300, height=150, x_range=(0, 1), y_range=y_range,
+    def _small(self, title: str, y_range, height: int = 150):
+        fig = figure(title=title, width=300, height=height, x_range=(0, 1), y_range=y_range,
                      toolbar_location=None, tools="")  # fmt: skip
         fig.title.text_font_size = "11px"
         fig.xaxis.axis_label = "t"
         return fig
 
     def _coefficients(self):
-        fig = self._small("a(t) (signal), b(t) (noise), log SNR", (0, 1.02))
+        fig = self._small("a(t) (signal), b(t) (noise), log SNR", (0, 1.02), height=185)
         fig.name = "schedule_coefficients"
         fig.line("t", "a", source=self.curves, color="#1f77b4", line_width=2, legend_label="a")
         fig.line("t", "b", source=self.curves, color="#d62728", line_width=2, legend_label="b")
@@ -44,8 +44,12 @@ class SchedulePlot(pn.viewable.Viewer):
         fig.add_layout(LinearAxis(y_range_name="snr", axis_label="log SNR"), "right")
         fig.line("t", "log_snr", source=self.curves, color="#7f7f7f", line_dash="dashed",
                  y_range_name="snr", legend_label="log a²/b²")  # fmt: skip
-        fig.legend.location = "center_left"
-        fig.legend.label_text_font_size = "9px"
+        # Outside the frame, in one row: inside, its box hid the curves' first half.
+        legend = fig.legend[0]
+        legend.update(orientation="horizontal", label_text_font_size="9px", padding=2, margin=0,
+                      spacing=8, glyph_width=14, label_standoff=3, border_line_alpha=0)  # fmt: skip
+        fig.center = [r for r in fig.center if r is not legend]
+        fig.add_layout(legend, "above")
         fig.add_layout(self.marks[0])
         return fig
 
