@@ -56,6 +56,24 @@ def test_playing_sends_nothing_to_the_server_and_moves_the_time_markers(app):
     assert page.errors == []
 
 
+def test_a_shorter_run_keeps_the_browser_owned_frame_in_range(app):
+    page = app()
+    page.pause_at(90)
+    page.store_marker()
+    handle = page.page.locator(".noUi-handle").nth(1)  # steps T
+    handle.focus()
+    page.page.keyboard.press("Home")  # T = 1: two frames
+    page.wait_store_changed()
+    assert len(page.times()) == 2
+    player = "() => { for (const m of Bokeh.documents[0].all_models)" \
+             " if (m.constructor.__name__ === 'Player') return [m.value, m.end]; }"  # fmt: skip
+    assert page.js(player) == [1, 1]
+    assert page.js("window.flowscope_frame") == 1
+    page.pause_at(0)
+    assert page.model_data("grid_store", "t")[0] == 1.0
+    assert page.errors == []
+
+
 def test_a_slow_recompute_shows_busy_and_holds_the_old_run(app):
     page = app("?particles=20000&steps=600")  # over a second to compute
     spinner = (
