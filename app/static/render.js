@@ -60,6 +60,7 @@ for (let layer = 0; layer < 2; layer++) {
   }
   for (let k = 0; k < trail_sources.length; k++) {
     const src = trail_sources[k][layer];
+    if (xs[k].length === 0 && src.data.x.length === 0) { continue; }  // a colour not in use
     src.data.x = xs[k]; src.data.y = ys[k]; src.change.emit();
   }
 }
