@@ -42,13 +42,10 @@ def sidebar(state: FlowState) -> pn.Column:
         "Switch to diffusion (VP) to shape the noise schedule.",
         styles={"font-size": "12px", "color": "#555"},
     )
-    display = _group(state, "Display", ["trail", "density_source", "overlay", "contours",
-                                        "fps", "loop"], {
+    display = _group(state, "Display", ["trail", "density_source", "overlay", "contours"], {
         "trail": {"type": pn.widgets.IntSlider, "name": "trail length (frames)"},
         "density_source": pn.widgets.RadioButtonGroup,
         "overlay": pn.widgets.Select,
-        "fps": {"type": pn.widgets.IntSlider, "name": "speed (frames per second)"},
-        "loop": pn.widgets.RadioButtonGroup,
     })  # fmt: skip
 
     def sync_visibility(*_events) -> None:
@@ -72,4 +69,15 @@ def sidebar(state: FlowState) -> pn.Column:
         pn.pane.Markdown("### β(t) schedule"), schedule, fm_note,
         pn.pane.Markdown("### Display"), display,
         width=330, scroll=True,
+    )  # fmt: skip
+
+
+def playback_controls(state: FlowState) -> pn.Param:
+    """Speed and what happens at the end, in one row under the player (and in the URL)."""
+    return pn.Param(
+        state, parameters=["fps", "loop"], show_name=False, default_layout=pn.Row,
+        widgets={"fps": {"type": pn.widgets.IntSlider, "name": "speed (frames per second)",
+                         "width": 260},
+                 "loop": {"type": pn.widgets.RadioButtonGroup, "name": "at the end",
+                          "width": 260}},
     )  # fmt: skip

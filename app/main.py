@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import panel as pn
 from bokeh.models import CustomJS
 
-from app.controls import sidebar
+from app.controls import playback_controls, sidebar
 from app.math_panel import MathPanel
 from app.runner import Recomputer, compute_now
 from app.schedule_plot import SchedulePlot
@@ -136,7 +136,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
 
     header = pn.Row(pn.pane.Markdown(f"## {TITLE}", margin=(0, 10)), busy, align="center")
     main = pn.Column(
-        header, notice, views,
+        header, notice, views, playback_controls(state),
         pn.Row(pn.Column(pn.pane.Markdown("### The path"), schedule, width=320),
                pn.Column(pn.pane.Markdown("### The mathematics"), MathPanel(state=state),
                          sizing_mode="stretch_width")),

@@ -108,7 +108,11 @@ class FlowState(param.Parameterized):
     )
     contours = param.Boolean(default=False, doc="Contour lines of the exact density")
     fps = param.Integer(default=25, bounds=(1, 60), doc="Playback speed, frames per second")
-    loop = param.Selector(default="loop", objects=["loop", "reflect", "once"], doc="At the end")
+    loop = param.Selector(
+        default="loop",
+        objects={"loop": "loop", "bounce": "reflect", "stop": "once"},
+        doc="At the last frame: start again, play backwards, or stop",
+    )
 
     # --- results ----------------------------------------------------------------------------
     result = param.ClassSelector(class_=RunResult, default=None, doc="Arrays of the last run")

@@ -101,7 +101,8 @@ class FlowViews(pn.viewable.Viewer):
         self.density_fig = self._density_figure()
         self.player = ClientPlayer(
             label="frame", start=0, end=1, value=0, interval=40, loop_policy="loop",
-            show_loop_controls=True, width=2 * FRAME + 120, height=90, value_align="start",
+            # loop / bounce / stop live in the state (and URL), under the player (controls.py)
+            show_loop_controls=False, width=2 * FRAME + 120, height=70, value_align="start",
         )  # fmt: skip
         self.state.param.watch(self._push_run, ["result", "arrows"])
         self.state.param.watch(self._push_settings, ["trail"])

@@ -174,6 +174,25 @@ def test_display_controls_redraw_without_recompute(app, label):
     assert page.errors == []
 
 
+def test_speed_and_bounce_under_the_player_drive_it(app):
+    page = app()
+    policy = "() => { for (const m of Bokeh.documents[0].all_models)" \
+             " if (m.constructor.__name__ === 'Player') return [m.loop_policy, m.interval]; }"  # fmt: skip
+    assert page.js(policy) == ["loop", 40]
+    click(page, "bounce")
+    page.page.wait_for_function(f"() => ({policy})()[0] === 'reflect'", timeout=5_000)
+    page.page.wait_for_function("() => window.location.search.includes('loop=reflect')")
+    # playing on past the last frame now comes back down instead of starting again
+    page.pause_at(95)
+    page.player(direction=1)
+    page.page.wait_for_function("() => window.flowscope_frame === 100", timeout=5_000)
+    # (looping would jump to frame 0 and need over 3 s to come back above 85)
+    page.page.wait_for_function(
+        "() => window.flowscope_frame > 85 && window.flowscope_frame < 100", timeout=2_000
+    )
+    assert page.errors == []
+
+
 def test_url_round_trips_the_state(app):
     page = app("?process=vp&dataset=moons&steps=50&kind=sde&eta=0.5&trail=3")
     assert len(page.times()) == 51
