@@ -176,8 +176,10 @@ def test_display_controls_redraw_without_recompute(app, label):
 
 def test_speed_and_bounce_under_the_player_drive_it(app):
     page = app()
-    policy = "() => { for (const m of Bokeh.documents[0].all_models)" \
-             " if (m.constructor.__name__ === 'Player') return [m.loop_policy, m.interval]; }"  # fmt: skip
+    policy = (
+        "() => { for (const m of Bokeh.documents[0].all_models)"
+        " if (m.constructor.__name__ === 'Player') return [m.loop_policy, m.interval]; }"
+    )
     assert page.js(policy) == ["loop", 40]
     click(page, "bounce")
     page.page.wait_for_function(f"() => ({policy})()[0] === 'reflect'", timeout=5_000)
