@@ -168,10 +168,11 @@ def measure(browser, base: str, started: float, args) -> None:
     print(f"first page painted {first:.2f} s after the server started")
     print(f"\n{'slider release -> paint (N=2000, T=100, exact field)':58} {'median':>8} "
           f"{'p90':>7} {'MB sent':>8}")  # fmt: skip
+    # (label, query, index of the slider handle dragged: 0 is η, 4 is β_max in the sidebar)
     cases = [
         ("η, flow matching SDE, 8 gaussians", "?kind=sde&eta=0.5", 0),
-        ("β_max, VP ODE, 8 gaussians", "?process=vp", 3),
-        ("β_max, VP ODE, 2 moons (600 ref. points)", "?process=vp&dataset=moons", 3),
+        ("β_max, VP ODE, 8 gaussians", "?process=vp", 4),
+        ("β_max, VP ODE, 2 moons (600 ref. points)", "?process=vp&dataset=moons", 4),
     ]
     # While playing, the browser's software rendering competes with the server for this
     # machine's 2 cores; paused shows the pipeline's own latency.
