@@ -28,9 +28,9 @@ COMPUTE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowscope-comput
 
 
 def compute_now(state: FlowState) -> None:
-    """Compute and publish synchronously, on the compute thread (for a session's first run)."""
-    result, arrows = COMPUTE.submit(state.compute).result()
-    state.param.update(result=result, arrows=arrows, notice="")
+    """Compute and publish synchronously, on the compute thread (for a session's first run,
+    before any view watches the state)."""
+    COMPUTE.submit(state.recompute).result()
 
 
 class Recomputer(param.Parameterized):

@@ -193,7 +193,7 @@ class FlowViews(pn.viewable.Viewer):
             heat=self.heat, arrows=self.arrows, contour=self.contour, picked=self.picked,
             hovered=self.hovered, picked_index=self.picked_index,
             hovered_index=self.hovered_index, label=self.label, peak_label=self.peak_label,
-            marks=self.marks,
+            marks=self.marks, status=self.status,
         )  # fmt: skip
 
     def link_marks(self, marks: list[Span]) -> None:
@@ -207,8 +207,7 @@ class FlowViews(pn.viewable.Viewer):
         # kept the browser's main thread so busy that the new run's ~1.5 MB took ~250 ms longer
         # to arrive (measured while playing). It resumes, on the new run, when that lands.
         hold = "if (status.data.busy[0]) { return; }"
-        self.player.jscallback(value=hold + "const frame = cb_obj.value;" + RENDER_JS,
-                               args={**args, "status": self.status})  # fmt: skip
+        self.player.jscallback(value=hold + "const frame = cb_obj.value;" + RENDER_JS, args=args)
         # a shorter run (fewer steps) arrived: keep the browser-owned frame within it
         self.player.jscallback(end="if (cb_obj.value > cb_obj.end) cb_obj.value = cb_obj.end;")
         redraw = CustomJS(args=args, code="const frame = cursor.data.frame[0];" + RENDER_JS)
@@ -234,12 +233,14 @@ class FlowViews(pn.viewable.Viewer):
             return {"x": [], "y": []}
         return pack_arrows(s.arrows, s.result.extent, ARROWS, kinds=(s.overlay,))
 
-    def _push_shown(self, *_events) -> None:
-        """Ship the density stack and arrows just asked for (each travels only while shown)."""
+    def _push_shown(self, *events) -> None:
+        """Ship the density stack or arrows just asked for (each travels only while shown)."""
         s = self.state
-        if s.result is not None:
+        changed = {e.name for e in events}
+        if s.result is not None and "density_source" in changed:
             _, images = pack_grid(s.result, stacks=(_STACK[s.density_source],))
             self.istore.data = images
+        if s.result is not None and "overlay" in changed:
             self.astore.data = self._arrow_data()
         self._push_settings()
 

@@ -20,6 +20,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 # Console messages that are not the app's: offline font lookups, software-GL notes.
 STORE_XY = "Bokeh.documents[0].get_model_by_name('particle_store').data.xy"
+PLAYER = "[...Bokeh.documents[0].all_models].find((m) => m.constructor.__name__ === 'Player')"
 BENIGN = ("ERR_NAME_NOT_RESOLVED", "GL Driver Message", "favicon")
 
 
@@ -96,11 +97,17 @@ class AppPage:
 
     def player(self, **props) -> None:
         """Set properties of the player model (direction 0 pauses, value seeks)."""
-        self.js(
-            "(props) => { for (const m of Bokeh.documents[0].all_models)"
-            " if (m.constructor.__name__ === 'Player') Object.assign(m, props); }",
-            props,
-        )
+        self.js(f"(props) => {{ Object.assign({PLAYER}, props); }}", props)
+
+    def player_props(self, *names: str) -> list:
+        """Properties of the player model, as the browser holds them."""
+        return self.js(f"(names) => names.map((n) => {PLAYER}[n])", list(names))
+
+    def press_slider(self, index: int, key: str, times: int = 1) -> None:
+        """Move the index-th slider of the page (0 is η, 1 steps T, 4 β_max) by keyboard."""
+        self.page.locator(".noUi-handle").nth(index).focus()
+        for _ in range(times):
+            self.page.keyboard.press(key)
 
     def pause_at(self, frame: int) -> None:
         self.player(direction=0)

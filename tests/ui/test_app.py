@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.ui.conftest import changed_fraction
+from tests.ui.conftest import PLAYER, changed_fraction
 
 
 def test_page_loads_plays_and_paints_both_views_without_errors(app):
@@ -60,14 +60,10 @@ def test_a_shorter_run_keeps_the_browser_owned_frame_in_range(app):
     page = app()
     page.pause_at(90)
     page.store_marker()
-    handle = page.page.locator(".noUi-handle").nth(1)  # steps T
-    handle.focus()
-    page.page.keyboard.press("Home")  # T = 1: two frames
+    page.press_slider(1, "Home")  # steps T = 1: two frames
     page.wait_store_changed()
     assert len(page.times()) == 2
-    player = "() => { for (const m of Bokeh.documents[0].all_models)" \
-             " if (m.constructor.__name__ === 'Player') return [m.value, m.end]; }"  # fmt: skip
-    assert page.js(player) == [1, 1]
+    assert page.player_props("value", "end") == [1, 1]
     assert page.js("window.flowscope_frame") == 1
     page.pause_at(0)
     assert page.model_data("grid_store", "t")[0] == 1.0
@@ -125,10 +121,7 @@ def test_each_compute_control_changes_what_is_drawn(app, group):
     if group == "solver+steps":  # Heun gives nearly the same picture; the step count does not
         page.wait_store_changed()
         page.store_marker()
-        handle = page.page.locator(".noUi-handle").nth(1)  # steps T
-        handle.focus()
-        for _ in range(3):
-            page.page.keyboard.press("PageUp")
+        page.press_slider(1, "PageUp", times=3)  # steps T
     page.wait_store_changed()
     if group in ("direction", "solver+steps"):  # these change the time grid
         assert page.times() != old
@@ -142,10 +135,7 @@ def test_schedule_sliders_change_the_run(app):
     page.pause_at(50)
     before = page.pixels("density_fig")
     page.store_marker()
-    handle = page.page.locator(".noUi-handle").nth(4)  # β_max
-    handle.focus()
-    for _ in range(6):
-        page.page.keyboard.press("PageDown")
+    page.press_slider(4, "PageDown", times=6)  # β_max
     page.wait_store_changed()
     page.pause_at(50)
     assert changed_fraction(before, page.pixels("density_fig")) > 0.01
@@ -176,13 +166,9 @@ def test_display_controls_redraw_without_recompute(app, label):
 
 def test_speed_and_bounce_under_the_player_drive_it(app):
     page = app()
-    policy = (
-        "() => { for (const m of Bokeh.documents[0].all_models)"
-        " if (m.constructor.__name__ === 'Player') return [m.loop_policy, m.interval]; }"
-    )
-    assert page.js(policy) == ["loop", 40]
+    assert page.player_props("loop_policy", "interval") == ["loop", 40]
     click(page, "bounce")
-    page.page.wait_for_function(f"() => ({policy})()[0] === 'reflect'", timeout=5_000)
+    page.page.wait_for_function(f"() => {PLAYER}.loop_policy === 'reflect'", timeout=5_000)
     page.page.wait_for_function("() => window.location.search.includes('loop=reflect')")
     # playing on past the last frame now comes back down instead of starting again
     page.pause_at(95)
