@@ -62,7 +62,8 @@ def _add_sample(sub) -> None:
     p.add_argument("--beta-max", type=_finite, default=20.0)
     p.add_argument("--resolution", type=int, default=128, help="density grid is R x R")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
-    p.add_argument("--out", required=True, metavar="FILE.npz")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="the .npz file to write (exactly this path; no suffix is added)")
 
 
 def _add_serve(sub) -> None:
@@ -79,7 +80,10 @@ def _add_serve(sub) -> None:
 def run_sample(args) -> int:
     import torch
 
-    from models.datasets import Points, load_points
+    from app.output import OutputFile
+    from models.datasets import Points
+    from models.diagnostics import left_view
+    from models.pointfiles import load_points
     from models.simulate import RunConfig, simulate
 
     device = args.device
@@ -106,23 +110,36 @@ def run_sample(args) -> int:
         resolution=args.resolution,
         device=device,
     )
-    result = simulate(config, dataset)
-    arrays = {
-        "trajectories": result.trajectories,
-        "times": result.times,
-        "labels": result.labels,
-        "density": result.density,
-        "extent": np.asarray(result.extent, dtype=np.float64),
-        "meta": np.asarray(result.meta),
-    }
-    if result.exact_density is not None:
-        arrays["exact_density"] = result.exact_density
-    np.savez_compressed(args.out, **arrays)
+    config.validate()
+    out = OutputFile(args.out).open()  # a bad path fails here, before the run
+    try:
+        result = simulate(config, dataset)
+        arrays = {
+            "trajectories": result.trajectories,
+            "times": result.times,
+            "labels": result.labels,
+            "density": result.density,
+            "extent": np.asarray(result.extent, dtype=np.float64),
+            "meta": np.asarray(result.meta),
+        }
+        if result.exact_density is not None:
+            arrays["exact_density"] = result.exact_density
+        np.savez_compressed(out.handle, **arrays)
+        written = out.commit()
+    finally:
+        out.discard()
     t_steps, n = result.trajectories.shape[0] - 1, result.trajectories.shape[1]
     print(
-        f"wrote {args.out}: {n} particles x {t_steps} steps, "
+        f"wrote {written}: {n} particles x {t_steps} steps, "
         f"t {result.times[0]:.3f} -> {result.times[-1]:.3f}"
     )
+    if config.solver == "heun" and config.solver_used != "heun":
+        print(f"flowscope: note: this run used {config.solver_used}, not --solver "
+              f"{config.solver} (Heun is for the ODE, eta = 0)", file=sys.stderr)  # fmt: skip
+    warning = left_view(result.trajectories, result.times, result.extent, config.kind,
+                        config.noise_level)  # fmt: skip
+    if warning:
+        print(f"flowscope: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import param
 
-from app.state import COMPUTE_PARAMS, FlowState
+from app.state import COMPUTE_PARAMS, FlowState, run_notice
 from models.samplers import Cancelled
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class Recomputer(param.Parameterized):
         if not self._current(generation):
             self.dropped += 1
             return
-        self.state.param.update(result=result, arrows=arrows, notice="")
+        self.state.param.update(result=result, arrows=arrows, notice=run_notice(result))
         self.busy = False
         self._arrows_if_needed()  # the overlay was switched on while this run computed
 

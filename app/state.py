@@ -10,6 +10,7 @@ import param
 import torch
 
 from models.datasets import DATASETS
+from models.diagnostics import left_view
 from models.overlay import arrow_grid, field_frames
 from models.simulate import RunConfig, RunResult, build, path_of, simulate
 
@@ -31,6 +32,15 @@ COMPUTE_PARAMS = (
     "device", "schedule", "beta_min", "beta_max",
 )  # fmt: skip
 DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "fps", "loop")
+
+
+def run_notice(result: RunResult) -> str:
+    """What the user should know about a finished run ("" when nothing): most particles
+    leaving the view, say, which happens with too few SDE steps."""
+    config = result.config
+    warning = left_view(result.trajectories, result.times, result.extent,
+                        config.kind if config else "", config.noise_level if config else 0.0)
+    return warning or ""
 
 
 def _devices() -> list[str]:
@@ -167,7 +177,7 @@ class FlowState(param.Parameterized):
     def recompute(self) -> None:
         """Compute synchronously and publish with one ``param.update`` (watchers fire once)."""
         result, arrows = self.compute()
-        self.param.update(result=result, arrows=arrows, notice="")
+        self.param.update(result=result, arrows=arrows, notice=run_notice(result))
 
     def schedule_curves(self, n: int = 201) -> dict:
         """β(t) or g²(t), a(t), b(t) and log-SNR on a grid of n times, for the schedule plot."""

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from app.main import read_url_values
 from app.runner import Recomputer
 from app.state import FlowState
+from app.url import read_url_values
 from models.samplers import Cancelled
 
 
@@ -133,15 +133,15 @@ def test_runner_keeps_the_last_run_and_explains_a_failure():
 
 
 def test_url_values_are_checked_one_by_one():
-    good, bad = read_url_values(FlowState(), {
-        "steps": 50, "particles": 999_999, "dataset": "moons", "eta": "abc",
-        "contours": "true", "kind": "sde", "unknown": 3,
+    good, bad = read_url_values({
+        "steps": "50", "particles": "999999", "dataset": "moons", "eta": "abc",
+        "contours": "true", "kind": "sde", "unknown": "3",
     })  # fmt: skip
     assert good == {"steps": 50, "dataset": "moons", "contours": True, "kind": "sde"}
-    assert bad == {"particles": 999_999, "eta": "abc"}
+    assert bad == {"particles": "999999", "eta": "abc"}
 
 
 def test_url_values_may_arrive_as_strings():
-    good, bad = read_url_values(FlowState(), {"steps": "50", "beta_max": "12.5", "process": "vp"})
+    good, bad = read_url_values({"steps": "50", "beta_max": "12.5", "process": "vp"})
     assert good == {"steps": 50, "beta_max": 12.5, "process": "vp"} and bad == {}
     assert np.isclose(good["beta_max"], 12.5)
