@@ -16,8 +16,9 @@ def _group(state: FlowState, title: str, parameters: list[str], widgets: dict | 
     )  # fmt: skip
 
 
-def sidebar(state: FlowState) -> pn.Column:
-    """Grouped controls. Widgets are made per session (never class attributes)."""
+def sidebar(state: FlowState, data_panel=None) -> pn.Column:
+    """Grouped controls (``data_panel``: the 'Your data' section, if any). Widgets are made
+    per session (never class attributes)."""
     process = _group(state, "Process", ["process", "dataset", "direction", "kind"], {
         "process": pn.widgets.RadioButtonGroup,
         "direction": pn.widgets.RadioButtonGroup,
@@ -68,6 +69,7 @@ def sidebar(state: FlowState) -> pn.Column:
         pn.pane.Markdown("### Sampler"), sampler, seed,
         pn.pane.Markdown("### β(t) schedule"), schedule, fm_note,
         pn.pane.Markdown("### Display"), display,
+        *([pn.pane.Markdown("### Your data"), data_panel] if data_panel is not None else []),
         width=330, scroll=True,
     )  # fmt: skip
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import panel as pn
@@ -13,11 +14,12 @@ import param
 from bokeh.models import CustomJS
 
 from app.controls import playback_controls, sidebar
+from app.data_panel import DataPanel
 from app.math_panel import MathPanel
 from app.notice import Notice
 from app.runner import Recomputer, compute_now
 from app.schedule_plot import SchedulePlot
-from app.state import FlowState
+from app.state import DATA_PARAMS, FlowState
 from app.url import (
     URL_PARAMS,
     describe_refused,
@@ -26,6 +28,7 @@ from app.url import (
     read_query,
     read_url_values,
 )
+from app.userdata import decode_points, encode_points
 from app.views import RENDER_JS, FlowViews
 
 pn.extension("katex", notifications=False)
@@ -52,11 +55,21 @@ def _restore_from_url(state: FlowState) -> str:
     location = pn.state.location
     if not location:
         return ""
-    good, bad = read_url_values(read_query(location.search or ""))
+    query = read_query(location.search or "")
+    good, bad = read_url_values(query)
+    if "pts" in query:
+        try:
+            good["points"] = decode_points(query["pts"])
+        except ValueError:
+            bad["pts"] = query["pts"]
     state.param.update(**good)
 
     def mirror(*_events) -> None:
-        location.search = query_of(state)
+        search = query_of(state)
+        if state.dataset == "points" and state.points is not None:
+            with contextlib.suppress(ValueError):  # too many for a link: the panel says so
+                search += "&pts=" + encode_points(state.points)
+        location.search = search
 
     # After the page has loaded: the browser reports its own URL once it connects, which would
     # overwrite a search set earlier (the refused values stayed in the link).
@@ -64,7 +77,7 @@ def _restore_from_url(state: FlowState) -> str:
         pn.state.onload(mirror)
     else:
         mirror()
-    state.param.watch(mirror, list(URL_PARAMS))
+    state.param.watch(mirror, list(URL_PARAMS + DATA_PARAMS))
     return describe_refused(bad) if bad else ""
 
 
@@ -115,7 +128,8 @@ def create_app(**settings) -> pn.viewable.Viewable:
                pn.Column(pn.pane.Markdown("### The mathematics"), MathPanel(state=state),
                          sizing_mode="stretch_width")),
     )  # fmt: skip
-    app = pn.Row(sidebar(state), main, sizing_mode="stretch_width")
+    data_panel = DataPanel(views.particle_fig, state=state)
+    app = pn.Row(sidebar(state, data_panel), main, sizing_mode="stretch_width")
     return app
 
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import param
 
-from app.state import COMPUTE_PARAMS, FlowState, run_notice
+from app.state import COMPUTE_PARAMS, DATA_PARAMS, FlowState, run_notice
 from models.samplers import Cancelled
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Recomputer(param.Parameterized):
         self._generation = 0
         self._arrows_for = None  # the run whose overlay fields are being computed
         self._lock = threading.Lock()
-        state.param.watch(self.request, list(COMPUTE_PARAMS))
+        state.param.watch(self.request, list(COMPUTE_PARAMS + DATA_PARAMS))
         state.param.watch(self._arrows_if_needed, ["overlay"])
 
     def request(self, *_events) -> None:

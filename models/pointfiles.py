@@ -96,7 +96,11 @@ def load_points(path: str) -> np.ndarray:
     Returns float64 (M, 2), M ≥ 1, all finite. Raises :class:`PointFileError` (a ValueError)
     with one line naming the file, or OSError if it cannot be read at all.
     """
-    data = Path(path).read_bytes()
+    return read_points(Path(path).read_bytes(), str(path))
+
+
+def read_points(data: bytes, path: str) -> np.ndarray:
+    """:func:`load_points` for the bytes of a file named ``path`` (an upload, say)."""
     suffix = Path(path).suffix.lower()
     if not data:
         _fail(path, "is empty")

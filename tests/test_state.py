@@ -53,7 +53,7 @@ def test_overlay_fields_are_computed_only_when_asked_for():
     while s.arrows is None and time.time() < deadline:
         time.sleep(0.02)
     assert s.arrows["velocity"].shape == (21, 17 * 17, 2)
-    np.testing.assert_allclose(s.arrows["points"], FlowState.field_arrows(s.result)["points"])
+    np.testing.assert_allclose(s.arrows["points"], s.field_arrows(s.result)["points"])
     runner.shutdown()
 
 

@@ -4,6 +4,7 @@ a URL, no traceback on the page or in the server's log, and a notice that tells 
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from urllib.parse import parse_qs, quote, urlparse
@@ -58,8 +59,10 @@ NOTICE = ("[...Bokeh.documents[0].all_models]"
 
 
 def notice_text(page) -> str:
-    """The notice's text as the page holds it (escaped HTML), '' while hidden."""
-    return page.js(f"() => {{ const m = {NOTICE}; return m.visible ? m.text : ''; }}")
+    """The notice's text as a person reads it, '' while hidden. (The model holds it escaped
+    twice: once by flowscope, once by Panel for transport.)"""
+    text = page.js(f"() => {{ const m = {NOTICE}; return m.visible ? m.text : ''; }}")
+    return html.unescape(html.unescape(text))
 
 
 def wait_notice_hidden(page) -> None:
