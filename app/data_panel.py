@@ -78,7 +78,8 @@ class DataPanel(pn.viewable.Viewer):
         self.draw.jscallback(value="tool.active = cb_obj.active;", args={"tool": self.tool})
         self.upload = pn.widgets.FileInput(accept=".csv,.txt,.npy,.npz", multiple=False,
                                            sizing_mode="stretch_width")  # fmt: skip
-        self.upload.param.watch(self._on_upload, "value")
+        # an empty file arrives as value None with a filename: watch both
+        self.upload.param.watch(self._on_upload, ["value", "filename"])
         self.undo = pn.widgets.Button(name="undo", sizing_mode="stretch_width")
         self.clear = pn.widgets.Button(name="clear", sizing_mode="stretch_width")
         self.undo.on_click(lambda _e: self.undo_last())
@@ -148,9 +149,14 @@ class DataPanel(pn.viewable.Viewer):
         if new.get("xs"):
             self.add_stroke(new["xs"][0], new["ys"][0])
 
-    def _on_upload(self, event) -> None:
-        if event.new is not None:
-            self.load_upload(event.new, self.upload.filename or "upload")
+    def _on_upload(self, *_events) -> None:
+        if self.upload.value is None and not self.upload.filename:
+            return
+        key = (id(self.upload.value), self.upload.filename)
+        if key == getattr(self, "_last_upload", None):  # value and filename came one by one
+            return
+        self._last_upload = key
+        self.load_upload(self.upload.value or b"", self.upload.filename or "upload")
 
     def _csv(self) -> io.StringIO:
         points = self._current_points()

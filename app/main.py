@@ -81,20 +81,35 @@ def _restore_from_url(state: FlowState) -> str:
     return describe_refused(bad) if bad else ""
 
 
+def _notice_after_first_run(state: FlowState, text: str) -> None:
+    """Show ``text`` with the first run's own notice (now, if that run is already shown)."""
+    if state.result is not None:
+        state.notice = f"{text} {state.notice}".strip()
+        return
+
+    def once(_event) -> None:
+        state.param.unwatch(watcher)
+        state.notice = f"{text} {state.notice}".strip()
+
+    watcher = state.param.watch(once, ["result"])
+
+
 def create_app(**settings) -> pn.viewable.Viewable:
     """Build one session of the app; ``settings`` override the defaults (for tests)."""
     state = FlowState(**settings)
     url_notice = _restore_from_url(state)
-    try:
-        compute_now(state)  # first frames ship with the page: playing at once
-    except Exception as exc:  # values fine one by one, not together: fall back to defaults
-        log.exception("first run failed")
+    try:  # settings that pass one by one but not together (no points for 'your points')
+        state.config().validate()
+        state.user_dataset()
+    except ValueError as exc:
         state.param.update(**{n: state.param[n].default for n in URL_PARAMS})
-        compute_now(state)
         url_notice = (f"Could not compute the settings of this link ({_one_line(exc)}); "
                       "showing the defaults.")  # fmt: skip
+    served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+    if not served:  # a notebook or a test: the first frames ship with the view
+        compute_now(state)
     if url_notice:  # shown until the next run (the user changed a setting)
-        state.notice = url_notice
+        _notice_after_first_run(state, url_notice)
     notice = Notice(owner=state)
     runner = Recomputer(state, schedule=_on_session_thread(pn.state.curdoc))
     views = FlowViews(state=state)
@@ -130,6 +145,8 @@ def create_app(**settings) -> pn.viewable.Viewable:
     )  # fmt: skip
     data_panel = DataPanel(views.particle_fig, state=state)
     app = pn.Row(sidebar(state, data_panel), main, sizing_mode="stretch_width")
+    if served:  # the page paints at once; its first run computes like any other, in turn
+        runner.request()
     return app
 
 

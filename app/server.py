@@ -6,6 +6,8 @@ import os
 
 import panel as pn
 
+MAX_MESSAGE = 16 * 1024 * 1024
+
 
 def default_threads() -> int:
     """Torch threads for a server whose browser usually runs on the same machine.
@@ -36,7 +38,8 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
     origin = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     options = dict(port=port, address=address, show=show, title="flowscope",
                    websocket_origin=origin, verbose=False, liveness=True,
-                   websocket_max_message_size=200 * 1024 * 1024)  # fmt: skip
+                   # what a browser may send: an upload (5 MB, 6.7 MB as base64) and clicks
+                   websocket_max_message_size=MAX_MESSAGE)  # fmt: skip
     if threaded:
         return pn.serve({"/": safe_app}, threaded=True, **options)
     server = pn.serve({"/": safe_app}, start=False, **options)  # binds the port, or raises

@@ -24,6 +24,10 @@ DATASET_LABELS = {
 }
 USER_LABEL = "your points (drawn or uploaded)"
 APP_REFERENCE = 600  # reference points of the exact field in the app: keeps a recompute < 300 ms
+# Work per run is capped so that one user cannot stall a shared server or its memory: N x (T+1)
+# positions at most, which bounds the compute (N x T steps), what the server holds (32 MB of
+# float32 trajectories) and what it sends (16 MB of int16 positions). The defaults use 5 %.
+MAX_PARTICLE_FRAMES = 4_000_000
 APP_RESOLUTION = 96  # density grid in the app: 96² uint8 frames, ~1 MB per 100 frames
 ARROWS = 17  # the field overlay is a 17 x 17 grid of arrows
 
@@ -34,15 +38,6 @@ COMPUTE_PARAMS = (
 )  # fmt: skip
 DATA_PARAMS = ("points",)  # also recompute, but travel in the URL in their own form
 DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "fps", "loop")
-
-
-def run_notice(result: RunResult) -> str:
-    """What the user should know about a finished run ("" when nothing): most particles
-    leaving the view, say, which happens with too few SDE steps."""
-    config = result.config
-    warning = left_view(result.trajectories, result.times, result.extent,
-                        config.kind if config else "", config.noise_level if config else 0.0)
-    return warning or ""
 
 
 def _devices() -> list[str]:
@@ -160,13 +155,36 @@ class FlowState(param.Parameterized):
         """η used by the run: the slider for the SDE, 0 for the ODE."""
         return float(self.eta) if self.kind == "sde" else 0.0
 
+    @property
+    def particles_allowed(self) -> int:
+        """N actually run: the slider's, unless N x (T+1) passes ``MAX_PARTICLE_FRAMES``."""
+        return min(self.particles, MAX_PARTICLE_FRAMES // (self.steps + 1))
+
+    def run_notice(self, result: RunResult) -> str:
+        """What the user should know about a finished run ("" when nothing): a capped N, or
+        most particles leaving the view (too few SDE steps, say)."""
+        config = result.config
+        notes = []
+        if config is not None and config.particles < self.particles:
+            notes.append(
+                f"N = {self.particles:,} particles x {config.steps + 1:,} frames passes the "
+                f"{MAX_PARTICLE_FRAMES:,} positions one run may compute and send here; ran "
+                f"N = {config.particles:,} (fewer steps allow more particles; the command line "
+                "has no cap).")  # fmt: skip
+        warning = left_view(result.trajectories, result.times, result.extent,
+                            config.kind if config else "",
+                            config.noise_level if config else 0.0)  # fmt: skip
+        if warning:
+            notes.append(warning)
+        return " ".join(notes)
+
     def config(self) -> RunConfig:
         """The run these settings describe (Heun applies to η = 0 only)."""
         eta = self.noise_level
         return RunConfig(
             process=self.process, dataset=self.dataset, direction=self.direction, kind=self.kind,
             eta=eta, solver=self.solver if eta == 0 else "euler", steps=self.steps,
-            particles=self.particles, seed=self.seed, schedule=self.schedule,
+            particles=self.particles_allowed, seed=self.seed, schedule=self.schedule,
             beta_min=self.beta_min, beta_max=self.beta_max, n_reference=APP_REFERENCE,
             resolution=APP_RESOLUTION, device=self.device,
         )  # fmt: skip
@@ -199,7 +217,7 @@ class FlowState(param.Parameterized):
     def recompute(self) -> None:
         """Compute synchronously and publish with one ``param.update`` (watchers fire once)."""
         result, arrows = self.compute()
-        self.param.update(result=result, arrows=arrows, notice=run_notice(result))
+        self.param.update(result=result, arrows=arrows, notice=self.run_notice(result))
 
     def schedule_curves(self, n: int = 201) -> dict:
         """β(t) or g²(t), a(t), b(t) and log-SNR on a grid of n times, for the schedule plot."""
