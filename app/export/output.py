@@ -1,0 +1,58 @@
+"""Writing an export safely: check the destination before any work, then write atomically.
+
+A file appears at its destination only once complete (written to a temporary file in the same
+folder, then renamed over it), so a failure or a cancel leaves no partial file behind.
+The lead will unify this with the command line's own output checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def check_output(path: str | os.PathLike) -> Path:
+    """The destination as a Path, or ValueError (one line) if it cannot be written.
+
+    Checked before computing: the folder must exist and be writable, the path must not be a
+    folder, and an existing file must be replaceable.
+    """
+    out = Path(path).expanduser()
+    if not str(path).strip():
+        raise ValueError("the output path is empty")
+    if out.is_dir():
+        raise ValueError(f"{out} is a folder; give a file name")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(f"cannot write {out}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {out}: the folder {folder} is not writable")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise ValueError(f"cannot write {out}: the file exists and is read-only")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` when the block succeeds.
+
+    ``suffix`` ends the temporary name (writers such as ffmpeg pick the format from it). On any
+    exception, the cancel of an export included, the temporary file is removed and nothing is
+    left at ``path``.
+    """
+    out = check_output(path)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=f".tmp{suffix}")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; give a downloaded file's usual mode
+        os.replace(tmp_path, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
