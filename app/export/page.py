@@ -3,7 +3,7 @@
 It reuses the app's own figures and client renderer (``FlowViews`` and ``static/render.js``):
 the run is packed once into the page exactly as the app ships it, and a Bokeh slider and
 play/pause toggle drive render.js with no server. Resources are inlined
-(``bokeh.resources.INLINE``), so the page needs no network either.
+(:class:`InlineCore`), so the page needs no network either.
 """
 
 from __future__ import annotations
@@ -14,12 +14,25 @@ from bokeh.document import Document
 from bokeh.embed import file_html
 from bokeh.layouts import column, row
 from bokeh.models import CustomJS, Div, Slider, Toggle
-from bokeh.resources import INLINE
+from bokeh.resources import Resources
 
 from app.export.caption import settings_text
 from app.state import FlowState
 from app.views import RENDER_JS, FlowViews
 from models.simulate import RunResult
+
+
+class InlineCore(Resources):
+    """Bokeh's own JS and CSS, inlined, and nothing else. Bokeh also lists the external scripts
+    of every model class imported (Panel's, imported with the app's views), whether the page
+    uses them or not; from disk and offline they only fail to load."""
+
+    def _collect_external_resources(self, resource_attr) -> list:
+        return []
+
+    def clone(self, *, components=None) -> InlineCore:  # Bokeh's clone returns a plain one
+        return InlineCore(mode="inline", components=components or list(self.components))
+
 
 PLAYING, PAUSED = "❚❚ pause", "▶ play"
 # Starts or stops the page's one timer; each tick moves the slider, whose callback draws.
@@ -60,7 +73,7 @@ def standalone_html(result: RunResult, size: int, fps: int, trail: int,
     # first paint, then play (render.js may return early, so it goes last)
     doc.js_on_event("document_ready", CustomJS(args={**args, **play},
                                                code=PLAY_JS + "const frame = 0;" + RENDER_JS))
-    return file_html(doc, INLINE, title="flowscope: " + settings_text(result))
+    return file_html(doc, InlineCore(mode="inline"), title="flowscope: " + settings_text(result))
 
 
 def write_html(result: RunResult, path: Path, size: int, fps: int, trail: int,
