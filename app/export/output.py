@@ -17,8 +17,8 @@ from pathlib import Path
 def check_output(path: str | os.PathLike) -> Path:
     """The destination as a Path, or ValueError (one line) if it cannot be written.
 
-    Checked before computing: the folder must exist and be writable, the path must not be a
-    folder, and an existing file must be replaceable.
+    Checked before computing: the folder must exist and take a new file (tried), the path must
+    not be a folder, and an existing file must be replaceable.
     """
     out = Path(path).expanduser()
     if not str(path).strip():
@@ -28,8 +28,14 @@ def check_output(path: str | os.PathLike) -> Path:
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise ValueError(f"cannot write {out}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write {out}: the folder {folder} is not writable")
+    try:  # a real file, not os.access: root passes os.access on read-only file systems
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ValueError(
+            f"cannot write {out}: the folder {folder} is not writable ({reason})"
+        ) from None
     if out.exists() and not os.access(out, os.W_OK):
         raise ValueError(f"cannot write {out}: the file exists and is read-only")
     return out
