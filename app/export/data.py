@@ -40,7 +40,7 @@ def write_npz(result: RunResult, path: Path, progress=None) -> None:
 def write_csv(result: RunResult, path: Path, progress=None) -> None:
     """One row per particle and frame, frame-major: frame,t,particle,x,y,label.
 
-    Positions keep float32's 9 significant digits, so the CSV reads back to the same float32.
+    Positions keep float32's 9 significant digits and t float64's 17: both read back exactly.
     """
     traj, times = result.trajectories, result.times
     n_frames, n = traj.shape[:2]
@@ -50,6 +50,6 @@ def write_csv(result: RunResult, path: Path, progress=None) -> None:
         for i in range(n_frames):
             block = np.column_stack([np.full(n, i), np.full(n, times[i]), particle,
                                      traj[i, :, 0], traj[i, :, 1], result.labels])  # fmt: skip
-            np.savetxt(f, block, fmt=["%d", "%.9g", "%d", "%.9g", "%.9g", "%d"], delimiter=",")
+            np.savetxt(f, block, fmt=["%d", "%.17g", "%d", "%.9g", "%.9g", "%d"], delimiter=",")
             if progress is not None:
                 progress(i + 1, n_frames)
