@@ -14,6 +14,7 @@ import panel as pn
 from bokeh.models import CustomJS
 
 from app.controls import playback_controls, sidebar
+from app.export.menu import ExportMenu
 from app.math_panel import MathPanel
 from app.runner import Recomputer, compute_now
 from app.schedule_plot import SchedulePlot
@@ -108,6 +109,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
     views = FlowViews(state=state)
     schedule = SchedulePlot(state=state)
     views.link_marks(schedule.marks)
+    export_menu = ExportMenu(state=state, schedule=_on_session_thread(pn.state.curdoc))
 
     def show_notice(*_events) -> None:
         if state.notice:
@@ -133,10 +135,12 @@ def create_app(**settings) -> pn.viewable.Viewable:
         doc.js_on_event("document_ready", first_paint)
         if doc.session_context is not None:
             pn.state.on_session_destroyed(lambda _ctx: runner.shutdown())
+            pn.state.on_session_destroyed(lambda _ctx: export_menu.cancel_and_clean())
 
     header = pn.Row(pn.pane.Markdown(f"## {TITLE}", margin=(0, 10)), busy, align="center")
     main = pn.Column(
         header, notice, views, playback_controls(state),
+        pn.pane.Markdown("### Export"), export_menu,
         pn.Row(pn.Column(pn.pane.Markdown("### The path"), schedule, width=320),
                pn.Column(pn.pane.Markdown("### The mathematics"), MathPanel(state=state),
                          sizing_mode="stretch_width")),
