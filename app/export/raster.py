@@ -79,9 +79,13 @@ class Rasterizer:
         self.cols = (np.arange(size) * w) // size
         self.pix = to_pixels(result.trajectories, result.extent, size)  # (T+1, N, 2)
         self.labels = (result.labels % len(PALETTE)).astype(np.intp)
-        self.dot = max(2, round(DOT_PX * size / APP_FRAME))
+        self.dot = d = max(2, round(DOT_PX * size / APP_FRAME))
+        self._square = (np.arange(d)[:, None] * (size + 2 * d) + np.arange(d)[None]).ravel()
+        self._dot_rgb = np.repeat(PALETTE[self.labels].astype(np.float32) * DOT_ALPHA, d * d, 0)
         self.caption = Caption(result, size, density_source)
         self.background = self._background()
+        self._canvas = np.empty((size + 2 * d, size + 2 * d, 3), np.uint8)
+        self._stamp = np.empty(self._canvas.shape[0] * self._canvas.shape[1], np.intp)
 
     @property
     def n_frames(self) -> int:
@@ -111,29 +115,31 @@ class Rasterizer:
     def frame(self, i: int) -> np.ndarray:
         """Frame i, (S + C, 2S, 3) uint8."""
         img = self.background.copy()
-        s = self.size
-        view = img[:s, :s]
-        self._draw_trails(view, i)
-        self._draw_dots(view, i)
+        s, d = self.size, self.dot
+        canvas = self._canvas  # the particle view with a margin of d px (see _draw_dots)
+        canvas[d : d + s, d : d + s] = img[:s, :s]
+        self._draw_trails(canvas, i)
+        self._draw_dots(canvas, i)
+        img[:s, :s] = canvas[d : d + s, d : d + s]
         # colour the small grid, then repeat rows and columns (6x faster than the other order)
         np.take(INFERNO[self.levels[i]][self.rows], self.cols, axis=1, out=img[:s, s:])
         self.caption.draw(img[s:], i, float(self.peaks[i]))
         return img
 
     def _draw_dots(self, view: np.ndarray, i: int) -> None:
-        """Squares of side ``dot`` px centred on every particle, alpha-blended as in the app."""
-        s, d = self.size, self.dot
-        corner = np.floor(self.pix[i] - d / 2).astype(np.intp)  # (N, 2) top-left (col, row)
-        off = np.arange(d)
-        cols = (corner[:, 0, None, None] + off[None, None, :]).repeat(d, 1)  # (N, d, d)
-        rows = (corner[:, 1, None, None] + off[None, :, None]).repeat(d, 2)
-        inside = (cols >= 0) & (cols < s) & (rows >= 0) & (rows < s)
-        lab = np.broadcast_to(self.labels[:, None, None], inside.shape)[inside]
-        r, c = rows[inside], cols[inside]
-        blend = view[r, c] * (1 - DOT_ALPHA) + PALETTE[lab] * DOT_ALPHA
-        view[r, c] = blend.astype(np.uint8)
+        """Squares of side ``dot`` px centred on every particle, alpha-blended as in the app.
 
-    def _draw_trails(self, view: np.ndarray, i: int) -> None:
+        ``view`` is the particle view with a margin of ``dot`` px on every side, so that squares
+        at the border need no clipping: each square is ``dot²`` flat indices from its corner.
+        """
+        d, width = self.dot, view.shape[1]
+        corner = np.floor(self.pix[i] - d / 2).astype(np.intp) + d  # (N, 2) (col, row)
+        np.clip(corner, 0, width - d, out=corner)  # far outside: parked in the margin
+        idx = ((corner[:, 1] * width + corner[:, 0])[:, None] + self._square[None]).ravel()
+        flat = view.reshape(-1, 3)
+        flat[idx] = (flat[idx] * np.float32(1 - DOT_ALPHA) + self._dot_rgb).astype(np.uint8)
+
+    def _draw_trails(self, canvas: np.ndarray, i: int) -> None:
         """Two layers per the app's render.js: frames [i-half, i] at 0.45 over [i-len, i-half]
         at 0.18, len = min(trail, i), each layer blended once per pixel (one canvas stroke)."""
         length = min(self.trail, i)
@@ -144,23 +150,30 @@ class Rasterizer:
         for (f0, f1), alpha in reversed(list(zip(((i - half, i), (i - length, i - half)),
                                                  TRAIL_ALPHA, strict=True))):  # fmt: skip
             if f1 > f0:
-                self._draw_layer(view, self.pix[f0 : f1 + 1, :nt], alpha)
+                self._draw_layer(canvas, self.pix[f0 : f1 + 1, :nt], alpha)
 
-    def _draw_layer(self, view: np.ndarray, pts: np.ndarray, alpha: float) -> None:
-        """Polylines through pts (K+1, n, 2), sampled densely enough to leave no gaps."""
+    def _draw_layer(self, canvas: np.ndarray, pts: np.ndarray, alpha: float) -> None:
+        """Polylines through pts (K+1, n, 2), sampled densely enough to leave no gaps, blended
+        into the view inside ``canvas`` (margin ``dot``) once per pixel, the last stroke's
+        colour winning where strokes cross."""
+        s, d, width = self.size, self.dot, canvas.shape[1]
         a, b = pts[:-1], pts[1:]  # (K, n, 2) segment ends
         longest = float(np.abs(b - a).max()) if a.size else 0.0
-        steps = int(min(max(math.ceil(longest) + 1, 2), 2 * self.size))
+        steps = int(min(max(math.ceil(longest) + 1, 2), 2 * s))
         u = np.linspace(0, 1, steps, dtype=np.float32)[:, None]
-        p = np.floor(a[:, :, None] + (b - a)[:, :, None] * u).astype(np.intp)  # (K, n, steps, 2)
-        lab = np.broadcast_to(self.labels[None, : pts.shape[1], None], p.shape[:-1])
+        p = np.floor(a[:, :, None] + (b - a)[:, :, None] * u)  # (K, n, steps, 2)
         c, r = p[..., 0], p[..., 1]
-        inside = (c >= 0) & (c < self.size) & (r >= 0) & (r < self.size)
-        owner = np.zeros((self.size, self.size), np.int16)  # label + 1 of the stroke, 0 = none
-        owner[r[inside], c[inside]] = lab[inside] + 1
-        hit = owner > 0
-        blend = view[hit] * (1 - alpha) + PALETTE[owner[hit] - 1] * alpha
-        view[hit] = blend.astype(np.uint8)
+        inside = (c >= 0) & (c < s) & (r >= 0) & (r < s)
+        lab = np.broadcast_to(self.labels[None, : pts.shape[1], None], inside.shape)[inside]
+        idx = (r[inside].astype(np.intp) + d) * width + c[inside].astype(np.intp) + d
+        order = np.arange(idx.size)
+        self._stamp[idx] = order  # one survivor per pixel, without sorting
+        last = self._stamp[idx] == order
+        idx, lab = idx[last], lab[last]
+        flat = canvas.reshape(-1, 3)
+        flat[idx] = (flat[idx] * np.float32(1 - alpha) + PALETTE[lab] * np.float32(alpha)).astype(
+            np.uint8
+        )
 
 
 def frames(raster: Rasterizer, progress=None):
