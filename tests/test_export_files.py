@@ -68,6 +68,12 @@ def test_gif_has_every_frame_at_its_size_and_the_particles_where_the_run_has_the
         assert own_colour_fraction(pictures[i], result, i, SIZE, flip=True) < 0.5
 
 
+def test_mp4_of_an_odd_size_has_even_dimensions(result, tmp_path):
+    out = export(result, "mp4", tmp_path / "odd.mp4", ExportSettings(size=101))
+    meta, pictures = read_mp4(out)
+    assert len(pictures) == 10 and meta["size"][0] == 202 and meta["size"][1] % 2 == 0
+
+
 def test_npz_is_the_sample_format(result, tmp_path):
     out = export(result, "npz", tmp_path / "run.npz")
     with np.load(out, allow_pickle=False) as data:

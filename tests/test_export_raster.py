@@ -63,7 +63,7 @@ def test_frames_have_the_layout_and_show_every_particle_in_its_colour(result):
     for i in (0, 12):
         picture = raster.frame(i)
         assert picture.shape == raster.shape and picture.shape[1] == 2 * SIZE
-        assert picture.shape[0] > SIZE and picture.shape[0] % 2 == 0
+        assert picture.shape[0] > SIZE and picture.shape[0] % 2 == 0  # H.264 needs even
         assert own_colour_fraction(picture, result, i, SIZE) > 0.95
         # the check can fail: mirrored positions mostly fall on the background
         assert own_colour_fraction(picture, result, i, SIZE, flip=True) < 0.5

@@ -40,7 +40,8 @@ class Caption:
         self.line = px + px // 3
         self.margin = max(3, px // 3)
         height = 2 * self.line + 2 * self.margin
-        self.height = height + height % 2  # even: the frame height must be even for H.264
+        # the frame's height, size + height, must be even for H.264 (yuv420p)
+        self.height = height + (size + height) % 2
 
     def draw_fixed(self, strip: np.ndarray) -> None:
         """Write the settings line (the same in every frame) into ``strip`` (C, W, 3), in place."""
