@@ -106,6 +106,17 @@ def test_html_page_inlines_its_resources(result, tmp_path):
     assert "Particles (Lagrangian view)" in text and "const frame = cb_obj.value" in text
 
 
+def test_html_page_carries_the_contours_and_overlay_shown_in_the_app(result):
+    from app.export.page import standalone_html
+    from app.state import FlowState
+
+    plain = len(standalone_html(result, ExportSettings(size=200)))
+    contours = len(standalone_html(result, ExportSettings(size=200, contours=True)))
+    arrows = FlowState.field_arrows(result)
+    overlay = standalone_html(result, ExportSettings(size=200, overlay="velocity"), arrows)
+    assert contours > plain + 1000 and len(overlay) > plain + 1000
+
+
 def test_a_cancelled_export_leaves_no_file(result, tmp_path):
     def cancel_at_frame_three(done, _total):
         if done == 3:

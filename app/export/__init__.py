@@ -15,6 +15,7 @@ from models.simulate import RunResult
 
 FORMATS = ("mp4", "gif", "html", "npz", "csv")
 DENSITY_SOURCES = ("particles", "exact")  # the app's density_source values
+OVERLAYS = ("none", "velocity", "score", "drift")  # the app's overlay values
 
 
 class Cancelled(Exception):
@@ -24,12 +25,15 @@ class Cancelled(Exception):
 @dataclass(frozen=True)
 class ExportSettings:
     """How the run is drawn: ``size`` px per view (height), ``fps``, ``trail`` frames, and the
-    heatmap's ``density_source``. Bounds are the app's (trail, fps) where it has them."""
+    heatmap's ``density_source``. Bounds are the app's (trail, fps) where it has them.
+    ``contours`` and ``overlay`` (the app's settings) are drawn by the HTML page only."""
 
     size: int = 512
     fps: int = 25
     trail: int = 8
     density_source: str = "particles"
+    contours: bool = False
+    overlay: str = "none"
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message for a bad setting."""
@@ -41,6 +45,7 @@ class ExportSettings:
                 self.density_source in DENSITY_SOURCES,
                 f"density source must be one of {DENSITY_SOURCES}, got {self.density_source!r}",
             ),
+            (self.overlay in OVERLAYS, f"overlay must be one of {OVERLAYS}, got {self.overlay!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -53,8 +58,10 @@ def check_format(fmt: str) -> None:
 
 
 def export(result: RunResult, fmt: str, path: str | os.PathLike,
-           settings: ExportSettings | None = None, progress=None) -> Path:  # fmt: skip
+           settings: ExportSettings | None = None, progress=None, arrows=None) -> Path:  # fmt: skip
     """Write ``result`` as ``fmt`` to ``path``; returns the path written.
+
+    ``arrows`` are the overlay fields of the run (``FlowState.arrows``), for the HTML page.
 
     ``progress(done, total)`` is called as frames are drawn; raising :class:`Cancelled` (or
     anything else) in it stops the export and leaves no file. Raises ValueError (one line) for
@@ -65,11 +72,11 @@ def export(result: RunResult, fmt: str, path: str | os.PathLike,
     settings.validate()
     check_output(path)
     with atomic_output(path, suffix="." + fmt) as tmp:
-        _write(result, fmt, tmp, settings, progress)
+        _write(result, fmt, tmp, settings, progress, arrows)
     return Path(path)
 
 
-def _write(result: RunResult, fmt: str, tmp: Path, s: ExportSettings, progress) -> None:
+def _write(result: RunResult, fmt: str, tmp: Path, s: ExportSettings, progress, arrows) -> None:
     if fmt in ("npz", "csv"):
         from app.export.data import write_csv, write_npz
 
@@ -77,7 +84,7 @@ def _write(result: RunResult, fmt: str, tmp: Path, s: ExportSettings, progress) 
     elif fmt == "html":  # imports Panel (the app's views): only when asked for
         from app.export.page import write_html
 
-        write_html(result, tmp, s.size, s.fps, s.trail, s.density_source, progress)
+        write_html(result, tmp, s, arrows, progress)
     else:
         from app.export.raster import Rasterizer
         from app.export.video import write_gif, write_mp4

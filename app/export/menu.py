@@ -66,7 +66,8 @@ class ExportMenu(pn.viewable.Viewer):
     def settings(self) -> ExportSettings:
         s = self.state
         return ExportSettings(size=self.size.value, fps=self.fps.value, trail=s.trail,
-                              density_source=s.density_source)  # fmt: skip
+                              density_source=s.density_source, contours=s.contours,
+                              overlay=s.overlay)  # fmt: skip
 
     def file_name(self, fmt: str) -> str:
         config = self.state.result.config
@@ -87,7 +88,7 @@ class ExportMenu(pn.viewable.Viewer):
         self.message.visible = self.download.visible = False
         self.start.disabled, self.stop.visible = True, True
         self.progress.value, self.progress.visible = 0, True
-        args = (self.state.result, fmt, out, self.settings())
+        args = (self.state.result, fmt, out, self.settings(), self.state.arrows)
         self.thread = threading.Thread(target=self._work, args=args, daemon=True,
                                        name="flowscope-export")  # fmt: skip
         self.thread.start()
@@ -114,7 +115,7 @@ class ExportMenu(pn.viewable.Viewer):
         except Exception:
             log.debug("export finished after its session closed", exc_info=True)
 
-    def _work(self, result, fmt: str, out: Path, settings: ExportSettings) -> None:
+    def _work(self, result, fmt: str, out: Path, settings: ExportSettings, arrows) -> None:
         shown = [-1]
 
         def progress(done: int, total: int) -> None:
@@ -126,7 +127,7 @@ class ExportMenu(pn.viewable.Viewer):
                 self._tell(lambda: self._show_progress(percent))
 
         try:
-            export(result, fmt, out, settings, progress)
+            export(result, fmt, out, settings, progress, arrows)
         except Cancelled:
             self._tell(lambda: self._finish(None, "Export cancelled."))
             return

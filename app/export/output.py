@@ -61,4 +61,3 @@ def atomic_output(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
-

@@ -16,6 +16,7 @@ from bokeh.layouts import column, row
 from bokeh.models import CustomJS, Div, Slider, Toggle
 from bokeh.resources import Resources
 
+from app.export import ExportSettings
 from app.export.caption import settings_text
 from app.state import FlowState
 from app.views import RENDER_JS, FlowViews
@@ -50,10 +51,13 @@ toggle.label = toggle.active ? playing : paused;
 """
 
 
-def standalone_html(result: RunResult, size: int, fps: int, trail: int,
-                    density_source: str) -> str:  # fmt: skip
-    """The page as a string; ``size`` is each view's plotting area in px."""
-    state = FlowState(trail=trail, density_source=density_source, fps=fps, result=result)
+def standalone_html(result: RunResult, settings: ExportSettings, arrows: dict | None = None) -> str:
+    """The page as a string: ``settings.size`` is each view's plotting area in px; contour
+    lines and the field overlay (``arrows``, as ``FlowState.arrows``) as the settings say."""
+    size, fps = settings.size, settings.fps
+    overlay = settings.overlay if arrows is not None else "none"
+    state = FlowState(trail=settings.trail, density_source=settings.density_source, fps=fps,
+                      contours=settings.contours, overlay=overlay, arrows=arrows, result=result)
     views = FlowViews(state=state)
     for fig in (views.particle_fig, views.density_fig):
         fig.frame_width = fig.frame_height = size
@@ -76,9 +80,9 @@ def standalone_html(result: RunResult, size: int, fps: int, trail: int,
     return file_html(doc, InlineCore(mode="inline"), title="flowscope: " + settings_text(result))
 
 
-def write_html(result: RunResult, path: Path, size: int, fps: int, trail: int,
-               density_source: str, progress=None) -> None:  # fmt: skip
+def write_html(result: RunResult, path: Path, settings: ExportSettings, arrows=None,
+               progress=None) -> None:  # fmt: skip
     """Write :func:`standalone_html` to ``path`` (UTF-8)."""
-    Path(path).write_text(standalone_html(result, size, fps, trail, density_source), "utf-8")
+    Path(path).write_text(standalone_html(result, settings, arrows), "utf-8")
     if progress is not None:
         progress(1, 1)
