@@ -51,7 +51,7 @@ class ExportMenu(pn.viewable.Viewer):
         self.stop = pn.widgets.Button(label="Cancel", width=80, align="end", visible=False)
         self.progress = pn.indicators.Progress(value=0, max=100, width=160, visible=False,
                                                align="center")  # fmt: skip
-        self.download = pn.widgets.FileDownload(label="Download", visible=False, width=260,
+        self.download = pn.widgets.FileDownload(label="Download", visible=False, width=420,
                                                 align="end", color="success")  # fmt: skip
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10),
                                      sizing_mode="stretch_width")  # fmt: skip
