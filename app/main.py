@@ -15,6 +15,7 @@ from bokeh.models import CustomJS
 
 from app.controls import playback_controls, sidebar
 from app.data_panel import DataPanel
+from app.export.menu import ExportMenu
 from app.math_panel import MathPanel
 from app.notice import Notice
 from app.runner import Recomputer, compute_now
@@ -115,6 +116,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
     views = FlowViews(state=state)
     schedule = SchedulePlot(state=state)
     views.link_marks(schedule.marks)
+    export_menu = ExportMenu(state=state, schedule=_on_session_thread(pn.state.curdoc))
 
     # The spinner always spins; only its opacity toggles. Toggling `value` or `visible`
     # changes the element's classes, and Bokeh re-lays out the whole page for that (measured:
@@ -135,10 +137,12 @@ def create_app(**settings) -> pn.viewable.Viewable:
         doc.js_on_event("document_ready", first_paint)
         if doc.session_context is not None:
             pn.state.on_session_destroyed(lambda _ctx: runner.shutdown())
+            pn.state.on_session_destroyed(lambda _ctx: export_menu.cancel_and_clean())
 
     header = pn.Row(pn.pane.Markdown(f"## {TITLE}", margin=(0, 10)), busy, align="center")
     main = pn.Column(
         header, notice, views, playback_controls(state),
+        pn.pane.Markdown("### Export"), export_menu,
         pn.Row(pn.Column(pn.pane.Markdown("### The path"), schedule, width=320),
                pn.Column(pn.pane.Markdown("### The mathematics"), MathPanel(state=state),
                          sizing_mode="stretch_width")),

@@ -43,8 +43,9 @@ def _umask() -> int:
 
 
 @pytest.mark.parametrize("make, words", [
-    (lambda d: str(d), "is a directory"),
-    (lambda d: str(d) + "/", "is a directory"),
+    (lambda d: str(d), "is a folder"),
+    (lambda d: str(d) + "/", "names a folder"),
+    (lambda d: str(d / "new") + "/", "names a folder"),
     (lambda d: "", "empty"),
     (lambda d: str(d / "missing" / "x.npz"), "does not exist"),
 ])  # fmt: skip
@@ -63,7 +64,7 @@ def test_an_unwritable_folder_is_refused_before_the_run(tmp_path, capsys):
         assert main([*QUICK, "--out", str(tmp_path / "x.npz")]) == 2
     finally:
         tmp_path.chmod(0o700)
-    assert "cannot write" in one_line_error(capsys)
+    assert "not writable" in one_line_error(capsys)
 
 
 def test_a_path_that_cannot_be_written_fails_before_computing(capsys):
