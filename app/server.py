@@ -20,7 +20,8 @@ def default_threads() -> int:
 
 
 def serve(port: int = 5006, address: str = "localhost", show: bool = False,
-          threaded: bool = False, threads: int | None = None):  # fmt: skip
+          threaded: bool = False, threads: int | None = None,
+          origins: list[str] | None = None):  # fmt: skip
     """Serve the app; blocks unless ``threaded`` (then returns the server thread).
 
     Raises ValueError (bad port or thread count) or OSError (the port cannot be bound) before
@@ -35,7 +36,7 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be at least 1, got {threads}")
     torch.set_num_threads(threads or default_threads())
-    origin = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    origin = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}", *(origins or [])]
     options = dict(port=port, address=address, show=show, title="flowscope",
                    websocket_origin=origin, verbose=False, liveness=True,
                    # what a browser may send: an upload (5 MB, 6.7 MB as base64) and clicks
