@@ -63,6 +63,14 @@ def _add_sample(sub) -> None:
     p.add_argument("--resolution", type=int, default=128, help="density grid is R x R")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     p.add_argument("--out", required=True, metavar="FILE.npz")
+    p.add_argument(
+        "--pde", action="store_true",
+        help="also solve the Fokker-Planck equation on the grid: pde_density, _mass, _outflow",
+    )  # fmt: skip
+    p.add_argument(
+        "--log-density", action="store_true",
+        help="carry log p_t along each particle (ODE runs): log_density (T+1, N)",
+    )  # fmt: skip
 
 
 def _add_serve(sub) -> None:
@@ -105,6 +113,8 @@ def run_sample(args) -> int:
         beta_max=args.beta_max,
         resolution=args.resolution,
         device=device,
+        pde=args.pde,
+        log_density=args.log_density,
     )
     result = simulate(config, dataset)
     arrays = {
@@ -117,6 +127,9 @@ def run_sample(args) -> int:
     }
     if result.exact_density is not None:
         arrays["exact_density"] = result.exact_density
+    for name in ("pde_density", "pde_mass", "pde_outflow", "log_density"):
+        if getattr(result, name) is not None:
+            arrays[name] = getattr(result, name)
     np.savez_compressed(args.out, **arrays)
     t_steps, n = result.trajectories.shape[0] - 1, result.trajectories.shape[1]
     print(

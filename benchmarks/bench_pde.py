@@ -72,6 +72,8 @@ def main() -> None:
     parser.add_argument("--res", type=int, nargs="*", default=[64, 128, 256])
     parser.add_argument("--datasets", nargs="*", default=["8gaussians", "moons"])
     parser.add_argument("--processes", nargs="*", default=["fm", "vp"])
+    parser.add_argument("--n-reference", type=int, default=1000,
+                        help="mixture components of sample-based data sets (moons)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the app: cores - 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -81,7 +83,8 @@ def main() -> None:
     for ds, proc, direction, (kind, eta), res in itertools.product(
         args.datasets, args.processes, ("forward", "reverse"), CASES, args.res
     ):
-        cfg = RunConfig(process=proc, dataset=ds, direction=direction, kind=kind, eta=eta)
+        cfg = RunConfig(process=proc, dataset=ds, direction=direction, kind=kind, eta=eta,
+                        n_reference=args.n_reference)
         r = one(cfg, res)
         part = particle_time(cfg) if res == 128 else (float("nan"), float("nan"))
         print(
