@@ -7,6 +7,7 @@ import torch
 from models import pde
 from models.density import Grid, mixture_density
 from models.paths import LinearFMPath
+from models.samplers import eta_drift
 from models.simulate import RunConfig, build, trajectories
 
 
@@ -124,3 +125,25 @@ def test_bad_limiter_refused():
     with pytest.raises(ValueError, match="limiter"):
         pde.solve(constant_field([0.0, 0.0]), LinearFMPath(), [0, 1], 0.0, grid,
                   np.zeros((8, 8)), limiter="superbee")
+
+
+@pytest.mark.parametrize(("t0", "t1"), [(0.5, 0.49), (0.3, 0.31)])
+def test_drift_at_the_frames_is_the_samplers_eta_drift(t0, t1):
+    config = RunConfig(process="fm", dataset="moons", n_reference=64)
+    path, _, field = build(config)
+    grid = Grid(config.extent, (16, 16))
+    eta, h = 0.7, t1 - t0
+    want = ("velocity", "score")
+    drift = pde._FrameDrift(
+        (pde.face_fields(field, t0, want, grid), pde.face_fields(field, t1, want, grid)),
+        path, t0, t1, eta,
+    )  # fmt: skip
+
+    def sampler_drift(x, t, _want):
+        return {"velocity": eta_drift(field, path, x, t, h, eta)}
+
+    for w, t in ((0.0, t0), (1.0, t1)):
+        ux, uy = drift.at(w, float(drift.coef(np.array([w]))[0]))
+        (mx, my), = pde.face_fields(sampler_drift, t, ("velocity",), grid)
+        np.testing.assert_allclose(np.sign(h) * ux, mx, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.sign(h) * uy, my, rtol=1e-5, atol=1e-5)
