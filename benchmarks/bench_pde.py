@@ -25,8 +25,6 @@ from models import pde
 from models.density import Grid, mixture_density
 from models.simulate import RunConfig, build, simulate, trajectories
 
-CASES = [("ode", None), ("sde", 1.0), ("sde", 0.5)]
-
 
 def cell_average_exact(reference, path, times, grid) -> np.ndarray:
     """Cell averages of the closed-form p_t, (F, H, W)."""
@@ -72,6 +70,9 @@ def main() -> None:
     parser.add_argument("--res", type=int, nargs="*", default=[64, 128, 256])
     parser.add_argument("--datasets", nargs="*", default=["8gaussians", "moons"])
     parser.add_argument("--processes", nargs="*", default=["fm", "vp"])
+    parser.add_argument("--directions", nargs="*", default=["forward", "reverse"])
+    parser.add_argument("--etas", nargs="*", type=float, default=[0.0, 1.0, 0.5],
+                        help="0 for the ODE, else the SDE's η")
     parser.add_argument("--n-reference", type=int, default=1000,
                         help="mixture components of sample-based data sets (moons)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the app: cores - 1)")
@@ -80,8 +81,9 @@ def main() -> None:
     print(f"torch threads: {torch.get_num_threads()}")
     header = "dataset     proc dir      kind  eta  res  TVmax  (t)    TVcell  |m+o-m0|  outflow"
     print(header + "  substeps  solve s (cpu)  particles s (cpu)")
+    cases = [("ode", None) if eta == 0 else ("sde", eta) for eta in args.etas]
     for ds, proc, direction, (kind, eta), res in itertools.product(
-        args.datasets, args.processes, ("forward", "reverse"), CASES, args.res
+        args.datasets, args.processes, args.directions, cases, args.res
     ):
         cfg = RunConfig(process=proc, dataset=ds, direction=direction, kind=kind, eta=eta,
                         n_reference=args.n_reference)
