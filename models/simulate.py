@@ -240,7 +240,7 @@ def simulate(
     solved = None
     if config.pde:  # conditional paths have the ODE's marginals
         eta = 0.0 if config.kind == "conditional" else config.noise_level
-        solved = pde.solve_run(field, path, field.reference, times, eta, grid,
+        solved = pde.solve_run(field, path, _data_mixture(config, data, field), times, eta, grid,
                                callback=lambda _i: callback(None))
     density = histogram_density(traj, grid, config.bandwidth)
     exact = None
@@ -263,6 +263,12 @@ def simulate(
     )
 
 
+def _data_mixture(config: RunConfig, data, field):
+    """The data set's mixture (the start of forward runs), also for fields that are not exact."""
+    reference = getattr(field, "reference", None)
+    return reference if reference is not None else data.reference(config.n_reference)
+
+
 def carried_trajectories(config: RunConfig, path, data, field, generator, callback=None):
     """The ODE run of :func:`trajectories` (same particles) with log p_t carried along.
 
@@ -274,7 +280,8 @@ def carried_trajectories(config: RunConfig, path, data, field, generator, callba
     if config.direction == "forward":
         x, labels = data.sample(n, generator, device=config.device)
         times = time_grid(0.0, 1.0, steps)
-        logp0 = field.log_density(x, 0.0)  # the exact field's mixture is the data density
+        mixture = ExactField(path, _data_mixture(config, data, field), device=config.device)
+        logp0 = mixture.log_density(x, 0.0)  # the data density (built-in sets are mixtures)
     else:
         times = time_grid(1.0, 0.0, steps)
         x = path.prior(n, 1.0, generator, device=config.device)
