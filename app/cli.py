@@ -1,12 +1,10 @@
-"""The ``flowscope`` command line: ``flowscope sample`` (headless runs) and ``flowscope serve``."""
+"""The ``flowscope`` command line: ``sample`` (headless runs), ``export`` and ``serve``."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import sys
-
-import numpy as np
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,14 +24,14 @@ def _finite(text: str) -> float:
     return value
 
 
-def _add_sample(sub) -> None:
+def _add_run_options(p) -> None:
+    """The options that define a run, shared by ``sample`` and ``export``."""
     from models.datasets import DATASETS
     from models.paths import PATHS
     from models.samplers import SAMPLERS
     from models.schedules import SCHEDULES
     from models.simulate import DIRECTIONS, KINDS, MAX_PARTICLES
 
-    p = sub.add_parser("sample", help="run a process headless and write trajectories to .npz")
     p.add_argument(
         "--process", choices=PATHS, default="fm", help="vp (diffusion) or fm (flow matching)"
     )
@@ -62,7 +60,13 @@ def _add_sample(sub) -> None:
     p.add_argument("--beta-max", type=_finite, default=20.0)
     p.add_argument("--resolution", type=int, default=128, help="density grid is R x R")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
-    p.add_argument("--out", required=True, metavar="FILE.npz")
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="run a process headless and write trajectories to .npz")
+    _add_run_options(p)
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="the .npz file to write (exactly this path; no suffix is added)")
     p.add_argument(
         "--pde", action="store_true",
         help="also solve the Fokker-Planck equation on the grid: pde_density, _mass, _outflow",
@@ -71,6 +75,25 @@ def _add_sample(sub) -> None:
         "--log-density", action="store_true",
         help="carry log p_t along each particle (ODE runs): log_density (T+1, N)",
     )  # fmt: skip
+
+
+def _add_export(sub) -> None:
+    from app.export import DENSITY_SOURCES, FORMATS, ExportSettings
+
+    d = ExportSettings()
+    p = sub.add_parser(
+        "export", help="run a process and write it as mp4, gif, a standalone html page, npz or csv"
+    )
+    p.add_argument("--format", choices=FORMATS, required=True)
+    _add_run_options(p)
+    p.add_argument("--size", type=int, default=d.size, metavar="PX",
+                   help="height in pixels of each view (64..2048)")
+    p.add_argument("--fps", type=int, default=d.fps, help="frames per second (1..60)")
+    p.add_argument("--trail", type=int, default=d.trail, metavar="K",
+                   help="length of the fading trails, in frames (0..30)")
+    p.add_argument("--density-source", choices=DENSITY_SOURCES, default=d.density_source,
+                   help="heatmap: histogram of the particles, or the exact density")
+    p.add_argument("--out", required=True, metavar="FILE")  # fmt: skip
 
 
 def _add_serve(sub) -> None:
@@ -84,11 +107,13 @@ def _add_serve(sub) -> None:
     )  # fmt: skip
 
 
-def run_sample(args) -> int:
+def _run_config(args):
+    """(RunConfig, user data set or None) from the run options."""
     import torch
 
-    from models.datasets import Points, load_points
-    from models.simulate import RunConfig, simulate
+    from models.datasets import Points
+    from models.pointfiles import load_points
+    from models.simulate import RunConfig
 
     device = args.device
     if device == "auto":
@@ -113,29 +138,56 @@ def run_sample(args) -> int:
         beta_max=args.beta_max,
         resolution=args.resolution,
         device=device,
-        pde=args.pde,
-        log_density=args.log_density,
+        pde=getattr(args, "pde", False),  # sample only
+        log_density=getattr(args, "log_density", False),
     )
+    return config, dataset
+
+
+def run_sample(args) -> int:
+    from app.export.data import write_npz
+    from app.output import atomic_output, check_output
+    from models.diagnostics import left_view
+    from models.simulate import simulate
+
+    check_output(args.out)  # before computing: a bad path fails in a second, not after the run
+    config, dataset = _run_config(args)
+    config.validate()
     result = simulate(config, dataset)
-    arrays = {
-        "trajectories": result.trajectories,
-        "times": result.times,
-        "labels": result.labels,
-        "density": result.density,
-        "extent": np.asarray(result.extent, dtype=np.float64),
-        "meta": np.asarray(result.meta),
-    }
-    if result.exact_density is not None:
-        arrays["exact_density"] = result.exact_density
-    for name in ("pde_density", "pde_mass", "pde_outflow", "log_density"):
-        if getattr(result, name) is not None:
-            arrays[name] = getattr(result, name)
-    np.savez_compressed(args.out, **arrays)
+    with atomic_output(args.out) as tmp:
+        write_npz(result, tmp)
+    written = args.out
     t_steps, n = result.trajectories.shape[0] - 1, result.trajectories.shape[1]
     print(
-        f"wrote {args.out}: {n} particles x {t_steps} steps, "
+        f"wrote {written}: {n} particles x {t_steps} steps, "
         f"t {result.times[0]:.3f} -> {result.times[-1]:.3f}"
     )
+    if config.solver == "heun" and config.solver_used != "heun":
+        print(f"flowscope: note: this run used {config.solver_used}, not --solver "
+              f"{config.solver} (Heun is for the ODE, eta = 0)", file=sys.stderr)  # fmt: skip
+    warning = left_view(result.trajectories, result.times, result.extent, config.kind,
+                        config.noise_level)  # fmt: skip
+    if warning:
+        print(f"flowscope: warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def run_export(args) -> int:
+    """Check the destination and settings, then run, then write (atomically)."""
+    from app.export import ExportSettings, check_format, export
+    from app.output import check_output
+    from models.simulate import simulate
+
+    settings = ExportSettings(size=args.size, fps=args.fps, trail=args.trail,
+                              density_source=args.density_source)  # fmt: skip
+    check_format(args.format)
+    settings.validate()
+    check_output(args.out)  # before computing: a bad path fails in a second, not after the run
+    config, dataset = _run_config(args)
+    config.validate()
+    result = simulate(config, dataset)
+    path = export(result, args.format, args.out, settings)
+    print(f"wrote {path}: {args.format}, {len(result.times)} frames")
     return 0
 
 
@@ -151,9 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_sample(sub)
     _add_serve(sub)
+    _add_export(sub)
     args = parser.parse_args(argv)
     try:
-        return {"sample": run_sample, "serve": run_serve}[args.command](args)
+        runs = {"sample": run_sample, "serve": run_serve, "export": run_export}
+        return runs[args.command](args)
     except (ValueError, OSError) as exc:
         print(f"flowscope: error: {exc}", file=sys.stderr)
         return 2

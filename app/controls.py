@@ -16,20 +16,20 @@ def _group(state: FlowState, title: str, parameters: list[str], widgets: dict | 
     )  # fmt: skip
 
 
-def sidebar(state: FlowState) -> pn.Column:
-    """Grouped controls. Widgets are made per session (never class attributes)."""
+def sidebar(state: FlowState, data_panel=None) -> pn.Column:
+    """Grouped controls (``data_panel``: the 'Your data' section, if any). Widgets are made
+    per session (never class attributes)."""
     process = _group(state, "Process", ["process", "dataset", "direction", "kind"], {
         "process": pn.widgets.RadioButtonGroup,
         "direction": pn.widgets.RadioButtonGroup,
         "kind": pn.widgets.RadioButtonGroup,
     })  # fmt: skip
-    sampler = _group(state, "Sampler", ["eta", "solver", "steps", "particles", "seed", "device"], {
+    sampler = _group(state, "Sampler", ["eta", "solver", "steps", "particles", "device"], {
         "eta": {**SLIDER, "name": "η (0 = ODE … 1 = reverse SDE)"},
         "solver": pn.widgets.RadioButtonGroup,
         "steps": {"type": pn.widgets.IntSlider, "throttled": True, "name": "steps T"},
         "particles": {"type": pn.widgets.IntSlider, "throttled": True, "step": 100,
                       "name": "particles N"},
-        "seed": pn.widgets.IntInput,
         "device": pn.widgets.RadioButtonGroup,
     })  # fmt: skip
     schedule = _group(state, "β(t) schedule", ["schedule", "beta_min", "beta_max"], {
@@ -37,6 +37,7 @@ def sidebar(state: FlowState) -> pn.Column:
         "beta_min": {**SLIDER, "name": "β_min"},
         "beta_max": {**SLIDER, "name": "β_max"},
     })  # fmt: skip
+    seed = seed_input(state)
     fm_note = pn.pane.Markdown(
         "Flow matching has no β(t): its path is a = 1 − t, b = t, the same for every schedule. "
         "Switch to diffusion (VP) to shape the noise schedule.",
@@ -65,11 +66,33 @@ def sidebar(state: FlowState) -> pn.Column:
     sync_visibility()
     return pn.Column(
         pn.pane.Markdown("### Process"), process,
-        pn.pane.Markdown("### Sampler"), sampler,
+        pn.pane.Markdown("### Sampler"), sampler, seed,
         pn.pane.Markdown("### β(t) schedule"), schedule, fm_note,
         pn.pane.Markdown("### Display"), display,
+        *([pn.pane.Markdown("### Your data"), data_panel] if data_panel is not None else []),
         width=330, scroll=True,
     )  # fmt: skip
+
+
+def seed_input(state: FlowState) -> pn.widgets.IntInput:
+    """The seed box, linked by hand: a cleared box (value None) puts the current seed back
+    instead of setting None on the state (pn.Param's link raised, and logged a traceback)."""
+    bounds = state.param["seed"].bounds
+    box = pn.widgets.IntInput(label="seed", value=state.seed, start=bounds[0], end=bounds[1],
+                              sizing_mode="stretch_width", margin=(5, 10))  # fmt: skip
+
+    def to_state(event) -> None:
+        if event.new is None or not bounds[0] <= event.new <= bounds[1]:
+            box.value = state.seed  # nothing to compute: show the seed in use again
+        else:
+            state.seed = event.new
+
+    def to_box(event) -> None:
+        box.value = event.new
+
+    box.param.watch(to_state, "value")
+    state.param.watch(to_box, "seed")
+    return box
 
 
 def playback_controls(state: FlowState) -> pn.Param:

@@ -7,23 +7,36 @@
 from __future__ import annotations
 
 import contextlib
-import json
-from urllib.parse import urlencode
+import logging
 
 import panel as pn
+import param
 from bokeh.models import CustomJS
 
 from app.controls import playback_controls, sidebar
+from app.data_panel import DataPanel
+from app.export.menu import ExportMenu
 from app.math_panel import MathPanel
+from app.notice import Notice
 from app.runner import Recomputer, compute_now
 from app.schedule_plot import SchedulePlot
-from app.state import COMPUTE_PARAMS, DISPLAY_PARAMS, FlowState
+from app.state import DATA_PARAMS, FlowState
+from app.url import (
+    URL_PARAMS,
+    describe_refused,
+    guard_panel_query_parsing,
+    query_of,
+    read_query,
+    read_url_values,
+)
+from app.userdata import decode_points, encode_points
 from app.views import RENDER_JS, FlowViews
 
 pn.extension("katex", notifications=False)
+guard_panel_query_parsing()
 
+log = logging.getLogger(__name__)
 TITLE = "flowscope: particles and densities of diffusion and flow matching"
-URL_PARAMS = COMPUTE_PARAMS + DISPLAY_PARAMS
 
 
 def _on_session_thread(doc):
@@ -37,83 +50,74 @@ def _on_session_thread(doc):
     return schedule
 
 
-def read_url_values(state: FlowState, query: dict) -> tuple[dict, dict]:
-    """Split query values into those the state accepts and those it does not.
-
-    Each value is tried on its own (on a scratch state) so that one malformed value cannot
-    sink the others. Returns (good {param: value}, bad {param: raw}).
-    """
-    scratch, good, bad = FlowState(), {}, {}
-    for name in URL_PARAMS:
-        if name not in query:
-            continue
-        raw = query[name]
-        candidates = [raw]
-        if isinstance(raw, str):  # "50", "true", "12.5" as typed in a URL
-            with contextlib.suppress(Exception):
-                candidates.insert(0, json.loads(raw))
-            with contextlib.suppress(Exception):
-                candidates.insert(0, state.param[name].deserialize(raw))
-        for value in candidates:
-            try:
-                setattr(scratch, name, value)
-            except Exception:
-                continue
-            good[name] = getattr(scratch, name)
-            break
-        else:
-            bad[name] = raw
-    return good, bad
-
-
-def _sync_url(state: FlowState, notice: pn.pane.Alert) -> None:
-    """Restore the state from the query string, then mirror every control into it."""
+def _restore_from_url(state: FlowState) -> str:
+    """Apply the good values of the page's query string; returns the notice for the bad ones
+    ("" if none). The URL is then mirrored from the state alone, so refused values leave it."""
     location = pn.state.location
     if not location:
-        return
-    reported: dict = {}
-
-    def report(bad: dict) -> None:
-        reported.update(bad)
-        names = ", ".join(f"{k}={v!r}" for k, v in reported.items())
-        notice.object = (f"Ignored URL values that are out of range or malformed: {names}. "
-                         "Using the defaults for these.")  # fmt: skip
-        notice.visible = True
-
-    good, bad = read_url_values(state, dict(location.query_params))
+        return ""
+    query = read_query(location.search or "")
+    good, bad = read_url_values(query)
+    if "pts" in query:
+        try:
+            good["points"] = decode_points(query["pts"])
+        except ValueError:
+            bad["pts"] = query["pts"]
     state.param.update(**good)
-    if bad:
-        report(bad)
-        kept = {k: v for k, v in location.query_params.items() if k not in bad}
-        location.search = "?" + urlencode(kept) if kept else ""
-    location.sync(
-        state,
-        {p: p for p in URL_PARAMS},
-        on_error=lambda values: (
-            report({k: v for k, v in values.items() if k not in good})
-            if set(values) - set(good)
-            else None
-        ),
-    )
+
+    def mirror(*_events) -> None:
+        search = query_of(state)
+        if state.dataset == "points" and state.points is not None:
+            with contextlib.suppress(ValueError):  # too many for a link: the panel says so
+                search += "&pts=" + encode_points(state.points)
+        location.search = search
+
+    # After the page has loaded: the browser reports its own URL once it connects, which would
+    # overwrite a search set earlier (the refused values stayed in the link).
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.onload(mirror)
+    else:
+        mirror()
+    state.param.watch(mirror, list(URL_PARAMS + DATA_PARAMS))
+    return describe_refused(bad) if bad else ""
+
+
+def _notice_after_first_run(state: FlowState, text: str) -> None:
+    """Show ``text`` with the first run's own notice (now, if that run is already shown)."""
+    if state.result is not None:
+        state.notice = f"{text} {state.notice}".strip()
+        return
+
+    def once(_event) -> None:
+        state.param.unwatch(watcher)
+        state.notice = f"{text} {state.notice}".strip()
+
+    watcher = state.param.watch(once, ["result"])
 
 
 def create_app(**settings) -> pn.viewable.Viewable:
     """Build one session of the app; ``settings`` override the defaults (for tests)."""
     state = FlowState(**settings)
-    notice = pn.pane.Alert("", alert_type="warning", visible=False, name="notice",
-                           sizing_mode="stretch_width")  # fmt: skip
-    _sync_url(state, notice)
-    compute_now(state)  # first frames ship with the page: playing at once, nothing to wait for
+    url_notice = _restore_from_url(state)
+    try:  # settings that pass one by one but not together (no points for 'your points')
+        state.config().validate()
+        state.user_dataset()
+    except ValueError as exc:
+        state.param.update(**{n: state.param[n].default for n in URL_PARAMS})
+        url_notice = (f"Could not compute the settings of this link ({_one_line(exc)}); "
+                      "showing the defaults.")  # fmt: skip
+    served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+    if not served:  # a notebook or a test: the first frames ship with the view
+        compute_now(state)
+    if url_notice:  # shown until the next run (the user changed a setting)
+        _notice_after_first_run(state, url_notice)
+    notice = Notice(owner=state)
     runner = Recomputer(state, schedule=_on_session_thread(pn.state.curdoc))
     views = FlowViews(state=state)
     schedule = SchedulePlot(state=state)
     views.link_marks(schedule.marks)
+    export_menu = ExportMenu(state=state, schedule=_on_session_thread(pn.state.curdoc))
 
-    def show_notice(*_events) -> None:
-        if state.notice:
-            notice.object, notice.visible = state.notice, True
-
-    state.param.watch(show_notice, ["notice"])
     # The spinner always spins; only its opacity toggles. Toggling `value` or `visible`
     # changes the element's classes, and Bokeh re-lays out the whole page for that (measured:
     # ~190 ms of the browser's main thread per recompute, delaying the new frames).
@@ -133,17 +137,41 @@ def create_app(**settings) -> pn.viewable.Viewable:
         doc.js_on_event("document_ready", first_paint)
         if doc.session_context is not None:
             pn.state.on_session_destroyed(lambda _ctx: runner.shutdown())
+            pn.state.on_session_destroyed(lambda _ctx: export_menu.cancel_and_clean())
 
     header = pn.Row(pn.pane.Markdown(f"## {TITLE}", margin=(0, 10)), busy, align="center")
     main = pn.Column(
         header, notice, views, playback_controls(state),
+        pn.pane.Markdown("### Export"), export_menu,
         pn.Row(pn.Column(pn.pane.Markdown("### The path"), schedule, width=320),
                pn.Column(pn.pane.Markdown("### The mathematics"), MathPanel(state=state),
                          sizing_mode="stretch_width")),
     )  # fmt: skip
-    app = pn.Row(sidebar(state), main, sizing_mode="stretch_width")
+    data_panel = DataPanel(views.particle_fig, state=state)
+    app = pn.Row(sidebar(state, data_panel), main, sizing_mode="stretch_width")
+    if served:  # the page paints at once; its first run computes like any other, in turn
+        runner.request()
     return app
 
 
+def safe_app() -> pn.viewable.Viewable:
+    """The app, or one plain line if it cannot be built: no traceback ever reaches the page."""
+    try:
+        return create_app()
+    except Exception as exc:
+        log.exception("could not build the app")
+        return Notice(owner=_Message(notice=f"flowscope could not open this page: "
+                                            f"{_one_line(exc)}"))
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _Message(param.Parameterized):
+    notice = param.String(default="")
+
+
 if pn.state.served:
-    create_app().servable(title="flowscope")
+    safe_app().servable(title="flowscope")

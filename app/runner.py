@@ -5,10 +5,11 @@ A request bumps a generation counter. The worker checks it after every sampler s
 computing and none are queued behind it. A finished run is published on the session's own
 thread (Bokeh requires it) only if it is still the newest.
 
-Every session computes on one process-wide thread (``COMPUTE``). Torch's CPU kernels run an
-OpenMP thread team per calling thread; two threads calling torch give two teams that spin
-against each other for the cores (measured: a 2-moons run took 350 ms instead of 150 ms once
-the session thread had also computed). One compute thread keeps one team, using every core.
+Runs of every session take turns on the compute, one step at a time (``app/fairshare.py``):
+torch's CPU kernels run an OpenMP thread team per calling thread, and two teams computing at
+once spin against each other for the cores (measured: a 2-moons run took 350 ms instead of
+150 ms), so only the holder of the turn computes, while a heavy run in one session cannot make
+another session's light run wait for all of it.
 """
 
 from __future__ import annotations
@@ -19,18 +20,25 @@ from concurrent.futures import ThreadPoolExecutor
 
 import param
 
-from app.state import COMPUTE_PARAMS, FlowState
+from app.fairshare import TURNS
+from app.state import COMPUTE_PARAMS, DATA_PARAMS, FlowState
 from models.samplers import Cancelled
 
 log = logging.getLogger(__name__)
 
-COMPUTE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowscope-compute")
+# Threads that wait for their turn cost nothing; 32 lets 32 sessions queue at once (more wait
+# for a thread, in order, which is the same fairness one level up).
+COMPUTE = ThreadPoolExecutor(max_workers=32, thread_name_prefix="flowscope-compute")
 
 
 def compute_now(state: FlowState) -> None:
-    """Compute and publish synchronously, on the compute thread (for a session's first run,
-    before any view watches the state)."""
-    COMPUTE.submit(state.recompute).result()
+    """Compute and publish synchronously, in turn (outside a server: a notebook, a test)."""
+
+    def work() -> None:
+        with TURNS.turn():
+            state.recompute()
+
+    COMPUTE.submit(work).result()
 
 
 class Recomputer(param.Parameterized):
@@ -47,7 +55,7 @@ class Recomputer(param.Parameterized):
         self._generation = 0
         self._arrows_for = None  # the run whose overlay fields are being computed
         self._lock = threading.Lock()
-        state.param.watch(self.request, list(COMPUTE_PARAMS))
+        state.param.watch(self.request, list(COMPUTE_PARAMS + DATA_PARAMS))
         state.param.watch(self._arrows_if_needed, ["overlay"])
 
     def request(self, *_events) -> None:
@@ -63,8 +71,15 @@ class Recomputer(param.Parameterized):
     def _work(self, generation: int) -> None:
         if not self._current(generation):
             return
+        def should_stop() -> bool:  # between two steps: others' turn, then are we still wanted?
+            TURNS.pass_turn()
+            return not self._current(generation)
+
         try:
-            result, arrows = self.state.compute(should_stop=lambda: not self._current(generation))
+            with TURNS.turn():
+                if not self._current(generation):
+                    raise Cancelled
+                result, arrows = self.state.compute(should_stop=should_stop)
         except Cancelled:
             self.dropped += 1
             return
@@ -79,7 +94,8 @@ class Recomputer(param.Parameterized):
         if not self._current(generation):
             self.dropped += 1
             return
-        self.state.param.update(result=result, arrows=arrows, notice="")
+        self.state.param.update(result=result, arrows=arrows,
+                                notice=self.state.run_notice(result))  # fmt: skip
         self.busy = False
         self._arrows_if_needed()  # the overlay was switched on while this run computed
 
@@ -95,7 +111,8 @@ class Recomputer(param.Parameterized):
 
     def _work_arrows(self, result) -> None:
         try:
-            arrows = self.state.field_arrows(result)
+            with TURNS.turn():
+                arrows = self.state.field_arrows(result)
         except Exception as exc:
             log.exception("overlay fields failed")
             self._schedule(lambda error=exc: self._fail_arrows(result, error))

@@ -6,6 +6,8 @@ import os
 
 import panel as pn
 
+MAX_MESSAGE = 16 * 1024 * 1024
+
 
 def default_threads() -> int:
     """Torch threads for a server whose browser usually runs on the same machine.
@@ -19,18 +21,29 @@ def default_threads() -> int:
 
 def serve(port: int = 5006, address: str = "localhost", show: bool = False,
           threaded: bool = False, threads: int | None = None):  # fmt: skip
-    """Serve the app; blocks unless ``threaded`` (then returns the server thread)."""
+    """Serve the app; blocks unless ``threaded`` (then returns the server thread).
+
+    Raises ValueError (bad port or thread count) or OSError (the port cannot be bound) before
+    anything is printed: "serving on" is said only once the socket is bound.
+    """
     import torch
 
-    from app.main import create_app
+    from app.main import safe_app
 
+    if not 1 <= port <= 65535:
+        raise ValueError(f"--port must be in 1..65535, got {port}")
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be at least 1, got {threads}")
     torch.set_num_threads(threads or default_threads())
     origin = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
-    print(f"flowscope: serving on http://{address}:{port}/ (Ctrl-C stops)")
-    return pn.serve(
-        {"/": create_app}, port=port, address=address, show=show, threaded=threaded,
-        title="flowscope", websocket_origin=origin, verbose=False, liveness=True,
-        websocket_max_message_size=200 * 1024 * 1024,
-    )  # fmt: skip
+    options = dict(port=port, address=address, show=show, title="flowscope",
+                   websocket_origin=origin, verbose=False, liveness=True,
+                   # what a browser may send: an upload (5 MB, 6.7 MB as base64) and clicks
+                   websocket_max_message_size=MAX_MESSAGE)  # fmt: skip
+    if threaded:
+        return pn.serve({"/": safe_app}, threaded=True, **options)
+    server = pn.serve({"/": safe_app}, start=False, **options)  # binds the port, or raises
+    print(f"flowscope: serving on http://{address}:{port}/ (Ctrl-C stops)", flush=True)
+    server.start()
+    server.io_loop.start()
+    return server

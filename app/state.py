@@ -9,7 +9,8 @@ from __future__ import annotations
 import param
 import torch
 
-from models.datasets import DATASETS
+from models.datasets import DATASETS, Points
+from models.diagnostics import left_view
 from models.overlay import arrow_grid, field_frames
 from models.simulate import RunConfig, RunResult, build, path_of, simulate
 
@@ -21,7 +22,12 @@ DATASET_LABELS = {
     "checkerboard": "checkerboard",
     "spirals": "two spirals",
 }
+USER_LABEL = "your points (drawn or uploaded)"
 APP_REFERENCE = 600  # reference points of the exact field in the app: keeps a recompute < 300 ms
+# Work per run is capped so that one user cannot stall a shared server or its memory: N x (T+1)
+# positions at most, which bounds the compute (N x T steps), what the server holds (32 MB of
+# float32 trajectories) and what it sends (16 MB of int16 positions). The defaults use 5 %.
+MAX_PARTICLE_FRAMES = 4_000_000
 APP_RESOLUTION = 96  # density grid in the app: 96² uint8 frames, ~1 MB per 100 frames
 ARROWS = 17  # the field overlay is a 17 x 17 grid of arrows
 
@@ -30,6 +36,7 @@ COMPUTE_PARAMS = (
     "process", "dataset", "direction", "kind", "eta", "solver", "steps", "particles", "seed",
     "device", "schedule", "beta_min", "beta_max",
 )  # fmt: skip
+DATA_PARAMS = ("points",)  # also recompute, but travel in the URL in their own form
 DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "fps", "loop")
 
 
@@ -48,7 +55,8 @@ class FlowState(param.Parameterized):
     )
     dataset = param.Selector(
         default="8gaussians",
-        objects={label: name for name, label in DATASET_LABELS.items()},
+        objects={**{label: name for name, label in DATASET_LABELS.items()},
+                 USER_LABEL: "points"},
         doc="Data distribution at t = 0",
     )
     direction = param.Selector(
@@ -86,6 +94,12 @@ class FlowState(param.Parameterized):
     )
     beta_max = param.Number(
         default=20.0, bounds=(2.0, 40.0), step=0.5, doc="β(1) of the linear schedule"
+    )
+
+    points = param.Array(
+        default=None, allow_None=True,
+        doc="Your own data set (M, 2), drawn or uploaded: an empirical set smoothed by σ_d, "
+        "whose exact field memorizes the points; used while the data set is 'your points'",
     )
 
     # --- what is drawn (client-side, no recompute) ------------------------------------------
@@ -126,11 +140,43 @@ class FlowState(param.Parameterized):
     def __init__(self, **params):
         super().__init__(**params)
         self._exact_cache: dict = {}
+        self._run_data: dict[int, tuple[RunResult, Points]] = {}  # id → the user data of a run
+
+    def user_dataset(self) -> Points | None:
+        """The data set object of the current settings when it is the user's points."""
+        if self.dataset != "points":
+            return None
+        if self.points is None:
+            raise ValueError("no points yet: draw on the particle view or upload a file")
+        return Points(self.points)
 
     @property
     def noise_level(self) -> float:
         """η used by the run: the slider for the SDE, 0 for the ODE."""
         return float(self.eta) if self.kind == "sde" else 0.0
+
+    @property
+    def particles_allowed(self) -> int:
+        """N actually run: the slider's, unless N x (T+1) passes ``MAX_PARTICLE_FRAMES``."""
+        return min(self.particles, MAX_PARTICLE_FRAMES // (self.steps + 1))
+
+    def run_notice(self, result: RunResult) -> str:
+        """What the user should know about a finished run ("" when nothing): a capped N, or
+        most particles leaving the view (too few SDE steps, say)."""
+        config = result.config
+        notes = []
+        if config is not None and config.particles < self.particles:
+            notes.append(
+                f"N = {self.particles:,} particles x {config.steps + 1:,} frames passes the "
+                f"{MAX_PARTICLE_FRAMES:,} positions one run may compute and send here; ran "
+                f"N = {config.particles:,} (fewer steps allow more particles; the command line "
+                "has no cap).")  # fmt: skip
+        warning = left_view(result.trajectories, result.times, result.extent,
+                            config.kind if config else "",
+                            config.noise_level if config else 0.0)  # fmt: skip
+        if warning:
+            notes.append(warning)
+        return " ".join(notes)
 
     def config(self) -> RunConfig:
         """The run these settings describe (Heun applies to η = 0 only)."""
@@ -138,7 +184,7 @@ class FlowState(param.Parameterized):
         return RunConfig(
             process=self.process, dataset=self.dataset, direction=self.direction, kind=self.kind,
             eta=eta, solver=self.solver if eta == 0 else "euler", steps=self.steps,
-            particles=self.particles, seed=self.seed, schedule=self.schedule,
+            particles=self.particles_allowed, seed=self.seed, schedule=self.schedule,
             beta_min=self.beta_min, beta_max=self.beta_max, n_reference=APP_REFERENCE,
             resolution=APP_RESOLUTION, device=self.device,
         )  # fmt: skip
@@ -149,14 +195,18 @@ class FlowState(param.Parameterized):
         The overlay fields are computed only while an overlay is shown (they cost a third of a
         default run); ``field_arrows`` supplies them later for a run that has none.
         """
-        result = simulate(self.config(), should_stop=should_stop, exact_cache=self._exact_cache)
+        data = self.user_dataset()
+        result = simulate(self.config(), dataset=data, should_stop=should_stop,
+                          exact_cache=self._exact_cache)  # fmt: skip
+        if data is not None:  # the last few runs' user data, for their overlay fields later
+            self._run_data = {**dict(list(self._run_data.items())[-3:]), id(result): (result, data)}
         return result, (self.field_arrows(result) if self.overlay != "none" else None)
 
-    @staticmethod
-    def field_arrows(result: RunResult) -> dict:
+    def field_arrows(self, result: RunResult) -> dict:
         """Overlay fields of a finished run: {kind: (T+1, P, 2)} and 'points' (P, 2)."""
         config = result.config
-        path, _, field = build(config)
+        run, data = self._run_data.get(id(result), (None, None))
+        path, _, field = build(config, data if run is result else None)
         points = arrow_grid(config.extent, ARROWS)
         arrows = field_frames(
             field, path, points, torch.from_numpy(result.times), config.noise_level
@@ -167,7 +217,7 @@ class FlowState(param.Parameterized):
     def recompute(self) -> None:
         """Compute synchronously and publish with one ``param.update`` (watchers fire once)."""
         result, arrows = self.compute()
-        self.param.update(result=result, arrows=arrows, notice="")
+        self.param.update(result=result, arrows=arrows, notice=self.run_notice(result))
 
     def schedule_curves(self, n: int = 201) -> dict:
         """β(t) or g²(t), a(t), b(t) and log-SNR on a grid of n times, for the schedule plot."""

@@ -140,9 +140,11 @@ class FlowViews(pn.viewable.Viewer):
             "x", "y", source=self.hovered, line_color="#444444", line_width=1.5, line_alpha=0.7
         )
         fig.line("x", "y", source=self.picked, line_color="black", line_width=2.5)
-        fig.text(x=-3.9, y=3.5, text="text", source=self.label, text_font_size="12px",
-                 text_color="#333333")  # fmt: skip
         self._add_arrows(fig)
+        # labels on the overlay level, above the arrows (annotations), on a faint backing
+        fig.text(x=-3.9, y=3.5, text="text", source=self.label, text_font_size="12px",
+                 text_color="#333333", level="overlay", background_fill_color="#ffffff",
+                 background_fill_alpha=0.75)  # fmt: skip
         args = self._js_args()
         hover_code = (
             "const idx = cb_data.index.indices;"
@@ -178,9 +180,10 @@ class FlowViews(pn.viewable.Viewer):
         )  # fmt: skip
         fig.add_layout(bar, "right")
         fig.multi_line("xs", "ys", source=self.contour, line_color="#7fd3ff", line_width=1.2)
-        fig.text(x=-3.9, y=3.5, text="text", source=self.peak_label, text_font_size="12px",
-                 text_color="#ffffff")  # fmt: skip
         self._add_arrows(fig)
+        fig.text(x=-3.9, y=3.5, text="text", source=self.peak_label, text_font_size="12px",
+                 text_color="#ffffff", level="overlay", background_fill_color="#000004",
+                 background_fill_alpha=0.6)  # fmt: skip
         fig.background_fill_color = "#000004"
         return fig
 

@@ -120,9 +120,28 @@ class RunConfig:
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device cuda asked for, but no CUDA device is available")
 
+    @property
+    def solver_used(self) -> str:
+        """The integrator this run actually uses (see :func:`trajectories`).
+
+        Conditional paths are closed-form; the forward SDE at η = 1 uses the exact Gaussian
+        transition; any other η > 0 steps Euler–Maruyama whatever ``solver`` says (Heun is for
+        the ODE).
+        """
+        eta = self.noise_level
+        if self.kind == "conditional":
+            return "closed-form"
+        if self.direction == "forward" and self.kind == "sde" and eta == 1.0:
+            return "exact-transition"
+        if eta > 0:
+            return "euler-maruyama"
+        return self.solver
+
     def to_json(self) -> str:
+        """Every setting as JSON; ``solver`` is what ran, ``solver_requested`` what was asked."""
         d = asdict(self)
         d["eta"] = self.noise_level
+        d["solver_requested"], d["solver"] = self.solver, self.solver_used
         return json.dumps(d, sort_keys=True)
 
 

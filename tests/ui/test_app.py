@@ -150,7 +150,7 @@ def test_display_controls_redraw_without_recompute(app, label):
     before = page.pixels(fig)
     page.store_marker()
     if label == "Contours":
-        page.page.get_by_role("checkbox").click()
+        page.page.get_by_role("checkbox").first.click()  # Contours, above "fit into the view"
     elif label == "overlay":
         page.page.locator("select").nth(1).select_option(label="velocity v")
     else:

@@ -1,0 +1,197 @@
+"""'Your data': draw points on the particle view, upload a file, undo, clear, fit, download.
+
+Drawing uses Bokeh's FreehandDrawTool: the stroke is drawn in the browser only (its source is
+not synced, so a drag sends nothing while it lasts); when the drag ends, one small message
+carries the finished stroke to the server, which lays down points along it with the brush's
+width and density. Every failure (a bad file, too many points) is one line in the notice and
+leaves the data set, the run and the view exactly as they were.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import panel as pn
+import param
+import torch
+from bokeh.models import ColumnDataSource, CustomJS, FreehandDrawTool
+
+from app.state import FlowState
+from app.userdata import (
+    LINK_MAX_POINTS,
+    MAX_UPLOAD_BYTES,
+    check_points,
+    fit_into_view,
+    outside_share,
+    points_csv,
+    stroke_points,
+)
+from models.datasets import make_dataset
+from models.pointfiles import read_points
+
+COMMIT_STROKE = """
+if (!tool.active) { return; }
+let xs = null, ys = null;
+if (cb_obj.event_name === 'tap') { xs = [cb_obj.x]; ys = [cb_obj.y]; }
+else {
+  const n = strokes.data.xs.length;
+  if (!n) { return; }
+  xs = Array.from(strokes.data.xs[n - 1]); ys = Array.from(strokes.data.ys[n - 1]);
+}
+committed.data = {xs: [xs], ys: [ys]};
+// after the tool's own pan-end handler, which would put the stroke back
+setTimeout(() => { strokes.data = {xs: [], ys: []}; }, 0);
+"""
+
+
+class DataPanel(pn.viewable.Viewer):
+    """The controls of the user's own data set, bound to a state and a particle figure."""
+
+    state = param.ClassSelector(class_=FlowState)
+    brush_width = param.Number(default=0.4, bounds=(0.05, 2.0), step=0.05,
+                               doc="Width of the brush, in data units")  # fmt: skip
+    brush_density = param.Integer(default=40, bounds=(5, 200), step=5,
+                                  doc="Points per unit length of stroke")  # fmt: skip
+    fit = param.Boolean(default=False, doc="Move and scale uploaded points into the view")
+    status = param.String(default="")
+
+    def __init__(self, figure, **params):
+        super().__init__(**params)
+        self._history: list[tuple[str, np.ndarray | None]] = []
+        self._strokes = ColumnDataSource({"xs": [], "ys": []}, name="strokes")
+        self._strokes.syncable = False  # the stroke in progress stays in the browser
+        self._committed = ColumnDataSource({"xs": [], "ys": []}, name="committed_stroke")
+        line = figure.multi_line("xs", "ys", source=self._strokes, line_color="#222222",
+                                 line_width=3, line_alpha=0.6)  # fmt: skip
+        self.tool = FreehandDrawTool(renderers=[line], num_objects=0,
+                                     description="Draw your own data")  # fmt: skip
+        figure.add_tools(self.tool)
+        commit = CustomJS(args=dict(tool=self.tool, strokes=self._strokes,
+                                    committed=self._committed), code=COMMIT_STROKE)  # fmt: skip
+        figure.js_on_event("panend", commit)
+        figure.js_on_event("tap", commit)
+        self._committed.on_change("data", self._on_stroke)
+        self.draw = pn.widgets.Toggle(name="✎ draw on the particle view", button_type="primary",
+                                      button_style="outline", sizing_mode="stretch_width")
+        # in the browser: the toolbar keeps one drag tool active (the pan tool goes off)
+        self.draw.jscallback(value="tool.active = cb_obj.active;", args={"tool": self.tool})
+        self.upload = pn.widgets.FileInput(accept=".csv,.txt,.npy,.npz", multiple=False,
+                                           sizing_mode="stretch_width")  # fmt: skip
+        # an empty file arrives as value None with a filename: watch both
+        self.upload.param.watch(self._on_upload, ["value", "filename"])
+        self.undo = pn.widgets.Button(name="undo", sizing_mode="stretch_width")
+        self.clear = pn.widgets.Button(name="clear", sizing_mode="stretch_width")
+        self.undo.on_click(lambda _e: self.undo_last())
+        self.clear.on_click(lambda _e: self.clear_points())
+        self.download = pn.widgets.FileDownload(callback=self._csv, filename="flowscope-data.csv",
+                                                label="download the data set (CSV)",
+                                                button_type="light", sizing_mode="stretch_width")
+        self.state.param.watch(self._describe, ["points", "dataset"])
+        self._describe()
+
+    # --- changes to the data set ------------------------------------------------------------
+    def _current_points(self) -> np.ndarray | None:
+        return self.state.points if self.state.dataset == "points" else None
+
+    def use(self, points: np.ndarray) -> None:
+        """Make ``points`` the data set (one recompute), remembering the previous one."""
+        self._history.append((self.state.dataset, self.state.points))
+        self.state.param.update(points=points, dataset="points")
+
+    def add_stroke(self, xs, ys) -> None:
+        new = stroke_points(xs, ys, self.brush_width, self.brush_density,
+                            seed=len(self._history))  # fmt: skip
+        if len(new) == 0:
+            return
+        current = self._current_points()
+        points = new if current is None else np.concatenate([current, new])
+        try:
+            points = check_points(points, "drawn points")
+        except ValueError as exc:
+            self.state.notice = str(exc)
+            return
+        self.use(points)
+
+    def load_upload(self, data: bytes, filename: str) -> None:
+        """Read an uploaded file; on any problem say so in one line and change nothing."""
+        try:
+            if len(data) > MAX_UPLOAD_BYTES:
+                raise ValueError(f"{filename}: {len(data) / 2**20:.1f} MB; files up to "
+                                 f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB are accepted")  # fmt: skip
+            points = check_points(read_points(data, filename), filename)
+            if self.fit:
+                points = fit_into_view(points, self.state.config().extent)
+            elif outside_share(points, self.state.config().extent) > 0.5:
+                raise ValueError(f"{filename}: most points lie outside the view (±4); tick "
+                                 "'fit into the view' and upload again")  # fmt: skip
+        except Exception as exc:  # one line, whatever the reader raised; nothing changes
+            text = str(exc).strip().splitlines()
+            self.state.notice = f"Upload refused: {text[0] if text else type(exc).__name__}"
+            return
+        self.use(points)
+
+    def undo_last(self) -> None:
+        if not self._history:
+            return
+        dataset, points = self._history.pop()
+        self.state.param.update(points=points, dataset=dataset)
+
+    def clear_points(self) -> None:
+        if self.state.points is None:
+            return
+        self._history.clear()
+        fallback = "8gaussians" if self.state.dataset == "points" else self.state.dataset
+        self.state.param.update(points=None, dataset=fallback)
+
+    # --- widget callbacks -------------------------------------------------------------------
+    def _on_stroke(self, _attr, _old, new) -> None:
+        if new.get("xs"):
+            self.add_stroke(new["xs"][0], new["ys"][0])
+
+    def _on_upload(self, *_events) -> None:
+        if self.upload.value is None and not self.upload.filename:
+            return
+        key = (id(self.upload.value), self.upload.filename)
+        if key == getattr(self, "_last_upload", None):  # value and filename came one by one
+            return
+        self._last_upload = key
+        self.load_upload(self.upload.value or b"", self.upload.filename or "upload")
+
+    def _csv(self) -> io.StringIO:
+        points = self._current_points()
+        if points is None:  # a built-in data set: fresh samples of it, as its field sees it
+            generator = torch.Generator().manual_seed(self.state.seed)
+            points = make_dataset(self.state.dataset).sample(2000, generator)[0].double().numpy()
+        return io.StringIO(points_csv(points))
+
+    def _describe(self, *_events) -> None:
+        points = self.state.points
+        if points is None:
+            self.status = "No points of your own yet: draw, or upload a CSV / .npy / .npz file."
+        elif len(points) > LINK_MAX_POINTS:
+            self.status = (f"{len(points):,} points: too many to keep in the link; download "
+                           "them as CSV to keep them.")  # fmt: skip
+        else:
+            self.status = f"{len(points):,} points, kept in the page's link."
+
+    def __panel__(self):
+        return pn.Column(
+            self.draw,
+            pn.Param(self, parameters=["brush_width", "brush_density"], show_name=False,
+                     widgets={"brush_width": {"type": pn.widgets.FloatSlider,
+                                              "name": "brush width"},
+                              "brush_density": {"type": pn.widgets.IntSlider,
+                                                "name": "brush density (points per unit)"}}),
+            pn.pane.Str("Upload (.csv with x,y columns, .npy, .npz; up to "
+                        f"{MAX_UPLOAD_BYTES // 2**20} MB):", styles={"font-size": "12px"}),
+            self.upload,
+            pn.Param(self, parameters=["fit"], show_name=False,
+                     widgets={"fit": {"type": pn.widgets.Checkbox,
+                                      "name": "fit into the view"}}),
+            pn.Row(self.undo, self.clear),
+            self.download,
+            pn.pane.Str(self.param.status, styles={"font-size": "12px", "color": "#555",
+                                                   "white-space": "normal"}),
+            sizing_mode="stretch_width",
+        )  # fmt: skip

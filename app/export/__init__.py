@@ -1,0 +1,93 @@
+"""Export a run as the app shows it: MP4, GIF, a standalone HTML page, .npz or CSV.
+
+Every format is drawn from a finished :class:`models.simulate.RunResult` and display settings;
+nothing is sampled again. ``export`` checks the destination first and writes atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.output import atomic_output, check_output
+from models.simulate import RunResult
+
+FORMATS = ("mp4", "gif", "html", "npz", "csv")
+DENSITY_SOURCES = ("particles", "exact")  # the app's density_source values
+OVERLAYS = ("none", "velocity", "score", "drift")  # the app's overlay values
+
+
+class Cancelled(Exception):
+    """Raised by a progress callback to stop an export; no file is left behind."""
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """How the run is drawn: ``size`` px per view (height), ``fps``, ``trail`` frames, and the
+    heatmap's ``density_source``. Bounds are the app's (trail, fps) where it has them.
+    ``contours`` and ``overlay`` (the app's settings) are drawn by the HTML page only."""
+
+    size: int = 512
+    fps: int = 25
+    trail: int = 8
+    density_source: str = "particles"
+    contours: bool = False
+    overlay: str = "none"
+
+    def validate(self) -> None:
+        """Raise ValueError with a one-line message for a bad setting."""
+        checks = [
+            (64 <= self.size <= 2048, f"size must be in 64..2048 px, got {self.size}"),
+            (1 <= self.fps <= 60, f"fps must be in 1..60, got {self.fps}"),
+            (0 <= self.trail <= 30, f"trail must be in 0..30 frames, got {self.trail}"),
+            (
+                self.density_source in DENSITY_SOURCES,
+                f"density source must be one of {DENSITY_SOURCES}, got {self.density_source!r}",
+            ),
+            (self.overlay in OVERLAYS, f"overlay must be one of {OVERLAYS}, got {self.overlay!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+
+
+def export(result: RunResult, fmt: str, path: str | os.PathLike,
+           settings: ExportSettings | None = None, progress=None, arrows=None) -> Path:  # fmt: skip
+    """Write ``result`` as ``fmt`` to ``path``; returns the path written.
+
+    ``arrows`` are the overlay fields of the run (``FlowState.arrows``), for the HTML page.
+
+    ``progress(done, total)`` is called as frames are drawn; raising :class:`Cancelled` (or
+    anything else) in it stops the export and leaves no file. Raises ValueError (one line) for
+    a bad format, setting or destination, before any drawing.
+    """
+    settings = settings or ExportSettings()
+    check_format(fmt)
+    settings.validate()
+    check_output(path)
+    with atomic_output(path, suffix="." + fmt) as tmp:
+        _write(result, fmt, tmp, settings, progress, arrows)
+    return Path(path)
+
+
+def _write(result: RunResult, fmt: str, tmp: Path, s: ExportSettings, progress, arrows) -> None:
+    if fmt in ("npz", "csv"):
+        from app.export.data import write_csv, write_npz
+
+        (write_npz if fmt == "npz" else write_csv)(result, tmp, progress)
+    elif fmt == "html":  # imports Panel (the app's views): only when asked for
+        from app.export.page import write_html
+
+        write_html(result, tmp, s, arrows, progress)
+    else:
+        from app.export.raster import Rasterizer
+        from app.export.video import write_gif, write_mp4
+
+        raster = Rasterizer(result, s.size, s.trail, s.density_source)
+        (write_mp4 if fmt == "mp4" else write_gif)(raster, tmp, s.fps, progress)

@@ -1,0 +1,61 @@
+"""The caption strip under the views: t, the frame, and the settings of the run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from models.simulate import RunResult
+
+PROCESS = {"fm": "flow matching", "vp": "diffusion (VP)"}
+SOURCE = {"particles": "from particles", "exact": "exact p_t"}
+INK = (51, 51, 51)
+
+
+def settings_text(result: RunResult) -> str:
+    """One line naming every setting that shaped the run (from its ``meta`` JSON)."""
+    m = json.loads(result.meta)
+    kind = m["kind"] if m["kind"] != "sde" else f"sde η={m['eta']:g}"
+    parts = [
+        PROCESS.get(m["process"], m["process"]), m["dataset"], m["direction"], kind,
+        m["solver"], f"T={m['steps']}", f"N={m['particles']}", f"seed {m['seed']}",
+    ]  # fmt: skip
+    if m["process"] == "vp":
+        parts.append(f"{m['schedule']} β {m['beta_min']:g}..{m['beta_max']:g}")
+    return " · ".join(str(p) for p in parts)
+
+
+class Caption:
+    """Draws the strip of frame i; two lines of text in a font scaled to the view size."""
+
+    def __init__(self, result: RunResult, size: int, density_source: str):
+        self.times = result.times
+        self.last = len(result.times) - 1
+        self.source = SOURCE.get(density_source, density_source)
+        self.settings = settings_text(result)
+        px = max(10, round(size / 32))
+        self.font = ImageFont.load_default(size=px)
+        self.line = px + px // 3
+        self.margin = max(3, px // 3)
+        height = 2 * self.line + 2 * self.margin
+        # the frame's height, size + height, must be even for H.264 (yuv420p)
+        self.height = height + (size + height) % 2
+
+    def draw_fixed(self, strip: np.ndarray) -> None:
+        """Write the settings line (the same in every frame) into ``strip`` (C, W, 3), in place."""
+        self._write(strip[self.line :], self.settings)
+
+    def draw(self, strip: np.ndarray, i: int, peak: float) -> None:
+        """Write the line of frame i (t, frame, peak) into ``strip`` (C, W, 3), in place."""
+        top = (
+            f"t = {self.times[i]:.3f}   frame {i}/{self.last}   "
+            f"density {self.source}, peak {peak:.3g}"
+        )
+        self._write(strip[: self.line + self.margin], top)
+
+    def _write(self, band: np.ndarray, text: str) -> None:
+        image = Image.fromarray(band)
+        ImageDraw.Draw(image).text((self.margin, self.margin), text, fill=INK, font=self.font)
+        band[...] = np.asarray(image)

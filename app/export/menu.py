@@ -1,0 +1,152 @@
+"""The app's Export menu: format, size, fps; a progress bar and cancel; then a download.
+
+It exports the run on screen (``state.result``) with the display settings on screen (trail,
+density source), so the file shows what the page shows, and nothing is sampled again.
+
+Rendering runs on a thread of its own per export, not on the shared compute thread
+(app/runner.py ``COMPUTE``): an MP4 takes seconds, and on that one thread it would hold up every
+session's recomputes. It needs no torch (numpy, Pillow, an ffmpeg subprocess), so it does not
+start a second OpenMP team, the reason ``COMPUTE`` is a single thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import panel as pn
+import param
+
+from app.export import FORMATS, Cancelled, ExportSettings, export
+from app.state import FlowState
+
+log = logging.getLogger(__name__)
+
+SIZES = {"256 px": 256, "400 px": 400, "512 px": 512, "720 px": 720, "1080 px": 1080}
+PICTURES = ("mp4", "gif", "html")  # formats that size and fps apply to
+
+
+class ExportMenu(pn.viewable.Viewer):
+    """Export controls for one session. ``schedule(fn)`` runs fn on the session thread."""
+
+    state = param.ClassSelector(class_=FlowState)
+    running = param.Boolean(default=False, doc="An export is rendering")
+
+    def __init__(self, schedule=None, **params):
+        super().__init__(**params)
+        self._schedule = schedule or (lambda fn: fn())
+        self._cancel = threading.Event()
+        self._folder: Path | None = None  # made at the first export, removed with the session
+        self.thread: threading.Thread | None = None
+        self.format = pn.widgets.Select(label="format", options=list(FORMATS), value="mp4",
+                                        width=80)  # fmt: skip
+        self.size = pn.widgets.Select(label="size (each view)", options=SIZES, value=512, width=100)
+        self.fps = pn.widgets.IntInput(label="fps", start=1, end=60, value=self.state.fps,
+                                       width=70)  # fmt: skip
+        self.start = pn.widgets.Button(label="Export", color="primary", width=90,
+                                       align="end")  # fmt: skip
+        self.stop = pn.widgets.Button(label="Cancel", width=80, align="end", visible=False)
+        self.progress = pn.indicators.Progress(value=0, max=100, width=160, visible=False,
+                                               align="center")  # fmt: skip
+        self.download = pn.widgets.FileDownload(label="Download", visible=False, width=420,
+                                                align="end", color="success")  # fmt: skip
+        self.message = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10),
+                                     sizing_mode="stretch_width")  # fmt: skip
+        self.start.on_click(self._start)
+        self.stop.on_click(lambda _event: self._cancel.set())
+        self.format.param.watch(self._sync_format, "value")
+
+    def _sync_format(self, *_events) -> None:
+        picture = self.format.value in PICTURES
+        self.size.disabled = self.fps.disabled = not picture
+
+    def settings(self) -> ExportSettings:
+        s = self.state
+        return ExportSettings(size=self.size.value, fps=self.fps.value, trail=s.trail,
+                              density_source=s.density_source, contours=s.contours,
+                              overlay=s.overlay)  # fmt: skip
+
+    def file_name(self, fmt: str) -> str:
+        config = self.state.result.config
+        return f"flowscope-{config.process}-{config.dataset}-{config.direction}.{fmt}"
+
+    # --- on the session thread --------------------------------------------------------------
+    def _start(self, *_event) -> None:
+        if self.running or self.state.result is None:
+            return
+        fmt = self.format.value
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="flowscope-export-"))
+        out = self._folder / self.file_name(fmt)
+        for old in self._folder.iterdir():  # one export kept per session
+            old.unlink(missing_ok=True)
+        self._cancel.clear()
+        self.running = True
+        self.message.visible = self.download.visible = False
+        self.start.disabled, self.stop.visible = True, True
+        self.progress.value, self.progress.visible = 0, True
+        args = (self.state.result, fmt, out, self.settings(), self.state.arrows)
+        self.thread = threading.Thread(target=self._work, args=args, daemon=True,
+                                       name="flowscope-export")  # fmt: skip
+        self.thread.start()
+
+    def _finish(self, out: Path | None, error: str = "") -> None:
+        self.running = False
+        self.start.disabled, self.stop.visible, self.progress.visible = False, False, False
+        if out is not None:
+            size = out.stat().st_size / 1e6
+            self.download.param.update(file=str(out), filename=out.name, visible=True,
+                                       label=f"Download {out.name} ({size:.1f} MB)")  # fmt: skip
+        if error:
+            self.message.object, self.message.visible = error, True
+
+    def _show_progress(self, percent: int) -> None:
+        if self.running:
+            self.progress.value = percent
+
+    # --- on the export thread ---------------------------------------------------------------
+    def _tell(self, fn) -> None:
+        """Hand fn to the session thread; a session closed meanwhile has nobody to tell."""
+        try:
+            self._schedule(fn)
+        except Exception:
+            log.debug("export finished after its session closed", exc_info=True)
+
+    def _work(self, result, fmt: str, out: Path, settings: ExportSettings, arrows) -> None:
+        shown = [-1]
+
+        def progress(done: int, total: int) -> None:
+            if self._cancel.is_set():
+                raise Cancelled
+            percent = int(100 * done / max(total, 1))
+            if percent >= shown[0] + 5 or done == total:  # a message per 5 %, not per frame
+                shown[0] = percent
+                self._tell(lambda: self._show_progress(percent))
+
+        try:
+            export(result, fmt, out, settings, progress, arrows)
+        except Cancelled:
+            self._tell(lambda: self._finish(None, "Export cancelled."))
+            return
+        except Exception as exc:  # any failure: one line, nothing half-written offered
+            log.exception("export failed")
+            line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._tell(lambda: self._finish(None, f"Export failed: {line}"))
+            return
+        self._tell(lambda: self._finish(out))
+
+    def cancel_and_clean(self) -> None:
+        """On session end: stop an export in flight and remove this session's files."""
+        self._cancel.set()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+    def __panel__(self):
+        return pn.Column(
+            pn.Row(self.format, self.size, self.fps, self.start, self.stop, self.progress,
+                   self.download),
+            self.message,
+        )  # fmt: skip

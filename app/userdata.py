@@ -1,0 +1,126 @@
+"""A user's own data set: brush strokes to points, checks, fitting into the view, and the
+compact text that carries it in a link. Pure numpy, no Panel: tested without a browser.
+
+Why a link and not a short code kept on the server: a link needs no server-side store, so it
+survives a server restart, works unchanged behind several server processes (no store to share
+between them), keeps one class member's data out of every other session, and *is* the data a
+teacher hands out. Its cost is length: positions travel as int16 with one scale (error below
+1e-4 of the data's extent, far under the kernel width σ_d), deflated and base64url-encoded,
+about 5 characters a point, so links carry at most ``LINK_MAX_POINTS``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import zlib
+
+import numpy as np
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # 5 MB: ~200,000 CSV rows, more than any toy data set
+MIN_POINTS, MAX_POINTS = 2, 100_000
+LINK_MAX_POINTS = 3000  # ~15 KB of link: well inside every browser's and Tornado's limits
+VIEW_MARGIN = 0.75  # fitting leaves this much of the view box free on each side
+_LINK_VERSION = b"\x01"
+
+
+def stroke_points(xs, ys, width: float, density: float, seed: int = 0) -> np.ndarray:
+    """Points laid down by one brush stroke, shape (n, 2).
+
+    Args:
+        xs, ys: the stroke's polyline (as a freehand tool records it), any length ≥ 1.
+        width: brush diameter in data units; points fall uniformly in a disc of this width
+            around the stroke.
+        density: points per unit length of stroke (a click lays down density x width points).
+        seed: for reproducible offsets.
+    """
+    line = np.column_stack([np.asarray(xs, float), np.asarray(ys, float)])
+    line = line[np.isfinite(line).all(1)]
+    if len(line) == 0:
+        return np.zeros((0, 2))
+    seg = np.linalg.norm(np.diff(line, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    length = float(arc[-1])
+    rng = np.random.default_rng(seed)
+    n = max(1, round(density * max(length, width)))
+    at = rng.uniform(0.0, length, n) if length > 0 else np.zeros(n)
+    centre = np.column_stack([np.interp(at, arc, line[:, 0]), np.interp(at, arc, line[:, 1])])
+    radius = 0.5 * width * np.sqrt(rng.uniform(0.0, 1.0, n))  # uniform in the disc
+    angle = rng.uniform(0.0, 2 * np.pi, n)
+    return centre + radius[:, None] * np.column_stack([np.cos(angle), np.sin(angle)])
+
+
+def check_points(points: np.ndarray, what: str = "the data set") -> np.ndarray:
+    """``points`` as float64 (M, 2) if usable as a data set; ValueError (one line) if not."""
+    arr = np.asarray(points, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"{what}: expected points of shape (M, 2), got {arr.shape}")
+    if len(arr) < MIN_POINTS:
+        raise ValueError(f"{what}: {len(arr)} point(s); a data set needs at least {MIN_POINTS}")
+    if len(arr) > MAX_POINTS:
+        raise ValueError(f"{what}: {len(arr):,} points; at most {MAX_POINTS:,} are accepted")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what}: some points are NaN or infinite")
+    return arr
+
+
+def outside_share(points: np.ndarray, extent) -> float:
+    """Share of the points outside the view box ``extent`` = (xmin, xmax, ymin, ymax)."""
+    x0, x1, y0, y1 = extent
+    inside = (points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & \
+        (points[:, 1] <= y1)  # fmt: skip
+    return float(1.0 - inside.mean())
+
+
+def fit_into_view(points: np.ndarray, extent) -> np.ndarray:
+    """Points moved and scaled uniformly (aspect kept) so they fill the view box less a margin."""
+    x0, x1, y0, y1 = extent
+    lo, hi = points.min(0), points.max(0)
+    span = float((hi - lo).max())
+    target = min(x1 - x0, y1 - y0) - 2 * VIEW_MARGIN
+    scale = target / span if span > 0 else 1.0
+    centre_from = 0.5 * (lo + hi)
+    centre_to = np.array([0.5 * (x0 + x1), 0.5 * (y0 + y1)])
+    return (points - centre_from) * scale + centre_to
+
+
+def encode_points(points: np.ndarray) -> str:
+    """Compact, URL-safe text for (M, 2) points (see the module docstring); ValueError if too
+    many for a link."""
+    if len(points) > LINK_MAX_POINTS:
+        raise ValueError(f"{len(points):,} points are too many for a link (at most "
+                         f"{LINK_MAX_POINTS:,}); download them as CSV to keep them")  # fmt: skip
+    largest = float(np.abs(points).max()) if len(points) else 0.0
+    scale = largest / 32767 if largest > 0 else 1.0
+    codes = np.rint(points / scale).astype("<i2")
+    raw = _LINK_VERSION + np.float64(scale).astype("<f8").tobytes() + codes.tobytes()
+    return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode("ascii").rstrip("=")
+
+
+def decode_points(text: str) -> np.ndarray:
+    """Inverse of :func:`encode_points`; ValueError (one line) for anything malformed."""
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        blob = base64.urlsafe_b64decode(padded.encode("ascii"))
+        # the output bound stops a small "zip bomb" link from taking the server's memory
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(blob, 9 + 4 * LINK_MAX_POINTS + 1)
+        if inflater.unconsumed_tail or len(raw) > 9 + 4 * LINK_MAX_POINTS:
+            raise ValueError("too long")
+    except Exception:
+        raise ValueError("the points in this link are damaged") from None
+    if raw[:1] != _LINK_VERSION or (len(raw) - 9) % 4:
+        raise ValueError("the points in this link are damaged")
+    scale = float(np.frombuffer(raw[1:9], "<f8")[0])
+    if not (np.isfinite(scale) and 0 < scale < 1e6):
+        raise ValueError("the points in this link are damaged")
+    codes = np.frombuffer(raw[9:], "<i2").reshape(-1, 2)
+    return check_points(codes.astype(np.float64) * scale, "the points in this link")
+
+
+def points_csv(points: np.ndarray) -> str:
+    """CSV text "x,y" with a header row, as the upload reads it back (a round trip)."""
+    out = io.StringIO()
+    out.write("x,y\n")
+    np.savetxt(out, points, delimiter=",", fmt="%.9g")
+    return out.getvalue()

@@ -1,0 +1,87 @@
+"""Export in a real Chromium: the standalone page plays from disk with the network blocked, and
+the app's Export menu hands over the run on screen as a file."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.export import ExportSettings, export
+from models.simulate import RunConfig, simulate
+from tests.ui.conftest import BENIGN, changed_fraction
+
+
+@pytest.fixture
+def offline(page):
+    """The page with every request but file:// aborted; collects errors and fetched URLs."""
+    fetched, errors = [], []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        fetched.append(r.request.url)
+        r.continue_() if r.request.url.startswith("file://") else r.abort()
+
+    page.route("**/*", route)
+    return page, fetched, errors
+
+
+def screenshot(page) -> np.ndarray:
+    png = page.screenshot(clip={"x": 0, "y": 0, "width": 700, "height": 340})
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+
+
+def test_standalone_page_animates_from_disk_with_no_network(offline, tmp_path):
+    page, fetched, errors = offline
+    result = simulate(RunConfig(dataset="moons", steps=40, particles=500, resolution=48,
+                                n_reference=200))  # fmt: skip
+    out = export(result, "html", tmp_path / "run.html", ExportSettings(size=300, fps=20))
+    page.goto(out.as_uri())
+    page.wait_for_function("() => window.flowscope_frames > 5", timeout=30_000)  # playing
+    page.get_by_role("button", name=re.compile("pause")).click()
+    seek = ("(f) => { const s = Bokeh.documents[0].roots()[0].select_one({type: 'Slider'});"
+            " s.value = f; }")  # fmt: skip
+    pictures = []
+    for frame in (2, 38):
+        page.evaluate(seek, frame)
+        page.wait_for_function(f"() => window.flowscope_frame === {frame}")
+        time.sleep(0.3)
+        pictures.append(screenshot(page))
+    assert changed_fraction(*pictures) > 0.01, "frames 2 and 38 look the same"
+    assert pictures[1].std() > 10
+    assert [u for u in fetched if not u.startswith("file://")] == []
+    assert [e for e in errors if not any(b in e for b in BENIGN)] == []
+
+
+def test_export_menu_downloads_the_run_on_screen(app, tmp_path):
+    page = app()
+    page.pause_at(0)
+    p = page.page
+    first = page.js("() => { const d = Bokeh.documents[0].get_model_by_name('particle_store')"
+                    ".data; const n = d.n[0]; return [Array.from(d.xy[0].slice(0, 2 * n)),"
+                    " d.scale[0], n]; }")  # fmt: skip
+    downloads = {}
+    for fmt in ("npz", "gif"):
+        p.locator("select:has(option[value='gif'])").select_option(fmt)
+        if fmt == "gif":
+            p.locator("select:has(option[value='256 px'])").select_option("256 px")
+        p.get_by_role("button", name="Export", exact=True).click()
+        button = p.get_by_role("button", name=re.compile(rf"Download .*\.{fmt}"))
+        button.wait_for(timeout=60_000)
+        with p.expect_download(timeout=30_000) as info:
+            button.click()
+        downloads[fmt] = tmp_path / info.value.suggested_filename
+        info.value.save_as(downloads[fmt])
+    codes, scale, n = first
+    xy0 = np.asarray(codes, float).reshape(2, n).T * scale  # frame 0 as the page has it
+    with np.load(downloads["npz"], allow_pickle=False) as data:
+        assert data["trajectories"].shape == (101, 2000, 2)
+        np.testing.assert_allclose(data["trajectories"][0], xy0, atol=scale)
+    image = Image.open(downloads["gif"])
+    assert image.n_frames == 101 and image.size[0] == 2 * 256
+    assert page.errors == []
