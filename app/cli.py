@@ -67,6 +67,14 @@ def _add_sample(sub) -> None:
     _add_run_options(p)
     p.add_argument("--out", required=True, metavar="FILE",
                    help="the .npz file to write (exactly this path; no suffix is added)")
+    p.add_argument(
+        "--pde", action="store_true",
+        help="also solve the Fokker-Planck equation on the grid: pde_density, _mass, _outflow",
+    )  # fmt: skip
+    p.add_argument(
+        "--log-density", action="store_true",
+        help="carry log p_t along each particle (ODE runs): log_density (T+1, N)",
+    )  # fmt: skip
 
 
 def _add_export(sub) -> None:
@@ -132,6 +140,8 @@ def _run_config(args):
         beta_max=args.beta_max,
         resolution=args.resolution,
         device=device,
+        pde=getattr(args, "pde", False),  # sample only
+        log_density=getattr(args, "log_density", False),
     )
     return config, dataset
 

@@ -12,9 +12,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from models import pde
 from models.datasets import DATASETS, Dataset, make_dataset
 from models.density import DEFAULT_BANDWIDTH, Grid, histogram_density, mixture_density
 from models.fields import ExactField
+from models.logdensity import gaussian_log_density, integrate
 from models.paths import PATHS, GaussianPath, make_path
 from models.samplers import (
     SAMPLERS,
@@ -54,6 +56,8 @@ class RunConfig:
     extent: tuple[float, float, float, float] = (-4.0, 4.0, -4.0, 4.0)
     device: str = "cpu"
     exact_density: bool = True
+    pde: bool = False  # also solve the Fokker–Planck / continuity equation on the grid
+    log_density: bool = False  # carry log p_t along the particles (ODE runs only)
 
     @property
     def noise_level(self) -> float:
@@ -108,6 +112,11 @@ class RunConfig:
             raise ValueError(
                 "the heun solver is for the ODE (eta = 0); use --solver euler for the SDE"
             )
+        if self.log_density and (self.kind != "ode" or self.noise_level != 0):
+            raise ValueError(
+                "log-density is carried along ODE runs only (kind ode, eta 0), "
+                f"not kind {self.kind} with eta {self.noise_level:g}"
+            )
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device cuda asked for, but no CUDA device is available")
 
@@ -150,6 +159,9 @@ class RunResult:
         n_labels: number of distinct labels.
         meta: the settings as JSON.
         config: the settings themselves (to evaluate fields for this run later).
+        pde_density: the PDE solution on the same grid, (T+1, H, W) float32, or None.
+        pde_mass: its mass inside the box, (T+1,); pde_outflow: mass gone through the edges.
+        log_density: log p_t carried along each particle (ODE runs), (T+1, N) float32, or None.
     """
 
     trajectories: np.ndarray
@@ -161,6 +173,10 @@ class RunResult:
     n_labels: int
     meta: str
     config: RunConfig | None = None
+    pde_density: np.ndarray | None = None
+    pde_mass: np.ndarray | None = None
+    pde_outflow: np.ndarray | None = None
+    log_density: np.ndarray | None = None
 
 
 def path_of(config: RunConfig) -> GaussianPath:
@@ -231,9 +247,20 @@ def simulate(
         if should_stop is not None and should_stop():
             raise Cancelled
 
-    traj, times, labels = trajectories(config, path, data, field, generator, callback)
+    log_density = None
+    if config.log_density:
+        traj, times, labels, log_density = carried_trajectories(
+            config, path, data, field, generator, callback
+        )
+    else:
+        traj, times, labels = trajectories(config, path, data, field, generator, callback)
     callback(None)
     grid = Grid(tuple(config.extent), (config.resolution, config.resolution))
+    solved = None
+    if config.pde:  # conditional paths have the ODE's marginals
+        eta = 0.0 if config.kind == "conditional" else config.noise_level
+        solved = pde.solve_run(field, path, _data_mixture(config, data, field), times, eta, grid,
+                               callback=lambda _i: callback(None))
     density = histogram_density(traj, grid, config.bandwidth)
     exact = None
     if config.exact_density:
@@ -248,7 +275,41 @@ def simulate(
         n_labels=int(getattr(data, "n_labels", 1)),
         meta=config.to_json(),
         config=config,
+        pde_density=None if solved is None else solved.density,
+        pde_mass=None if solved is None else solved.mass,
+        pde_outflow=None if solved is None else solved.outflow,
+        log_density=None if log_density is None else log_density.float().cpu().numpy(),
     )
+
+
+def _data_mixture(config: RunConfig, data, field):
+    """The data set's mixture (the start of forward runs), also for fields that are not exact."""
+    reference = getattr(field, "reference", None)
+    return reference if reference is not None else data.reference(config.n_reference)
+
+
+def carried_trajectories(config: RunConfig, path, data, field, generator, callback=None):
+    """The ODE run of :func:`trajectories` (same particles) with log p_t carried along.
+
+    The start density is the one the particles are drawn from: the data mixture (forward) or
+    the prior N(0, b(1)² I) (reverse). Returns (trajectories (T+1, N, 2), times (T+1,),
+    labels (N,), log-densities (T+1, N)).
+    """
+    n, steps = config.particles, config.steps
+    if config.direction == "forward":
+        x, labels = data.sample(n, generator, device=config.device)
+        times = time_grid(0.0, 1.0, steps)
+        mixture = ExactField(path, _data_mixture(config, data, field), device=config.device)
+        logp0 = mixture.log_density(x, 0.0)  # the data density (built-in sets are mixtures)
+    else:
+        times = time_grid(1.0, 0.0, steps)
+        x = path.prior(n, 1.0, generator, device=config.device)
+        b1 = float(path.coefficients(torch.tensor(1.0, dtype=torch.float64)).b)
+        logp0 = gaussian_log_density(x, b1)
+    traj, logp = integrate(field, x, times, logp0, config.solver, callback=callback)
+    if config.direction == "reverse":
+        labels = field.nearest_label(traj[-1], 0.0)
+    return traj, times, labels.cpu(), logp
 
 
 def _exact_density(config, cacheable, field, path, times, grid, cache) -> np.ndarray:
