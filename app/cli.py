@@ -140,7 +140,8 @@ def _run_config(args):
         beta_max=args.beta_max,
         resolution=args.resolution,
         device=device,
-        pde=getattr(args, "pde", False),  # sample only
+        # sample's --pde, or export's heatmap from the PDE
+        pde=getattr(args, "pde", False) or getattr(args, "density_source", "") == "pde",
         log_density=getattr(args, "log_density", False),
     )
     return config, dataset

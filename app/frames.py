@@ -51,18 +51,36 @@ def quantize(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.rint(frames * scale).astype(np.uint8), peaks
 
 
+def total_variation(p: np.ndarray, q: np.ndarray, cell_area: float) -> np.ndarray:
+    """½ Σ |p − q| dA per frame of two (F, H, W) densities, (F,)."""
+    return 0.5 * np.abs(p.astype(np.float64) - q).sum((1, 2)) * cell_area
+
+
 def pack_grid(
     result: RunResult, stacks=("density", "exact")
 ) -> tuple[dict[str, np.ndarray], dict[str, list[np.ndarray]]]:
-    """Per-frame rows {'t', 'peak', 'exact_peak'} (F,), and one-row image stacks
-    {'density', 'exact'}: [uint8 (F, H, W)], only those named in ``stacks`` ((0, H, W) else)."""
+    """Per-frame rows {'t', 'peak', 'exact_peak', 'pde_peak', 'pde_mass', 'pde_tv'} (F,), and
+    one-row image stacks {'density', 'exact', 'pde'}: [uint8 (F, H, W)], only those named in
+    ``stacks`` ((0, H, W) else). ``pde_tv`` is the total variation between the particles'
+    density and the PDE's, ``pde_mass`` the PDE's mass inside the box (NaN without a PDE)."""
     density, peak = quantize(result.density)
     exact_frames = result.exact_density if result.exact_density is not None else result.density
     exact, exact_peak = quantize(exact_frames)
-    rows = {"t": result.times.astype(np.float64), "peak": peak, "exact_peak": exact_peak}
-    empty = np.zeros((0, *density.shape[1:]), np.uint8)  # keeps both columns one row long
+    nan = np.full(len(result.times), np.nan)
+    rows = {"t": result.times.astype(np.float64), "peak": peak, "exact_peak": exact_peak,
+            "pde_peak": nan, "pde_mass": nan, "pde_tv": nan}  # fmt: skip
+    empty = np.zeros((0, *density.shape[1:]), np.uint8)  # keeps every column one row long
     images = {"density": [density if "density" in stacks else empty],
-              "exact": [exact if "exact" in stacks else empty]}  # fmt: skip
+              "exact": [exact if "exact" in stacks else empty], "pde": [empty]}  # fmt: skip
+    if result.pde_density is not None:
+        x0, x1, y0, y1 = result.extent
+        h, w = result.pde_density.shape[1:]
+        cell = (x1 - x0) * (y1 - y0) / (h * w)
+        pde, rows["pde_peak"] = quantize(result.pde_density)
+        rows["pde_mass"] = np.asarray(result.pde_mass, np.float64)
+        rows["pde_tv"] = total_variation(result.density, result.pde_density, cell)
+        if "pde" in stacks:
+            images["pde"] = [pde]
     return rows, images
 
 

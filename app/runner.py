@@ -57,6 +57,7 @@ class Recomputer(param.Parameterized):
         self._lock = threading.Lock()
         state.param.watch(self.request, list(COMPUTE_PARAMS + DATA_PARAMS))
         state.param.watch(self._arrows_if_needed, ["overlay"])
+        state.param.watch(self._pde_if_needed, ["density_source"])
 
     def request(self, *_events) -> None:
         with self._lock:
@@ -98,6 +99,13 @@ class Recomputer(param.Parameterized):
                                 notice=self.state.run_notice(result))  # fmt: skip
         self.busy = False
         self._arrows_if_needed()  # the overlay was switched on while this run computed
+
+    def _pde_if_needed(self, *_events) -> None:
+        """The PDE is solved only while it is the density source: rerun once when asked."""
+        result = self.state.result
+        if self.state.density_source == "pde" and result is not None and \
+                result.pde_density is None:  # fmt: skip
+            self.request()
 
     def _arrows_if_needed(self, *_events) -> None:
         """Compute the overlay fields of the shown run, once, when an overlay asks for them."""

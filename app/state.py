@@ -106,8 +106,10 @@ class FlowState(param.Parameterized):
     trail = param.Integer(default=8, bounds=(0, 30), doc="Length of the fading trails, in frames")
     density_source = param.Selector(
         default="particles",
-        objects={"from particles": "particles", "exact (closed form)": "exact"},
-        doc="Heatmap: histogram of the particles, or the exact p_t of MATH.md §5",
+        objects={"particles": "particles", "PDE": "pde", "exact": "exact"},
+        doc="Heatmap: histogram of the particles, the density solved on the grid by the "
+        "continuity / Fokker–Planck equation with the same field (MATH.md §6), or the exact p_t "
+        "of MATH.md §5",
     )
     overlay = param.Selector(
         default="none",
@@ -186,7 +188,7 @@ class FlowState(param.Parameterized):
             eta=eta, solver=self.solver if eta == 0 else "euler", steps=self.steps,
             particles=self.particles_allowed, seed=self.seed, schedule=self.schedule,
             beta_min=self.beta_min, beta_max=self.beta_max, n_reference=APP_REFERENCE,
-            resolution=APP_RESOLUTION, device=self.device,
+            resolution=APP_RESOLUTION, device=self.device, pde=self.density_source == "pde",
         )  # fmt: skip
 
     def compute(self, should_stop=None) -> tuple[RunResult, dict | None]:

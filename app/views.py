@@ -44,7 +44,8 @@ TRAIL_ALPHA = (0.45, 0.18)
 TRAIL_CAP = 500  # newer and older half of a trail
 
 
-_STACK = {"particles": "density", "exact": "exact"}  # density_source → image stack name
+# density_source → image stack name
+_STACK = {"particles": "density", "exact": "exact", "pde": "pde"}
 
 
 class ClientPlayer(pn.widgets.Player):
@@ -78,8 +79,10 @@ class FlowViews(pn.viewable.Viewer):
                                        name="particle_store")  # fmt: skip
         # busy = 1 while a newer run computes: the player holds the frame (see hold_while_busy)
         self.status = ColumnDataSource({"busy": [0]}, name="status")
-        self.gstore = ColumnDataSource({"t": [], "peak": [], "exact_peak": []}, name="grid_store")
-        self.istore = ColumnDataSource({"density": [], "exact": []}, name="image_store")
+        self.gstore = ColumnDataSource({"t": [], "peak": [], "exact_peak": [], "pde_peak": [],
+                                        "pde_mass": [], "pde_tv": []}, name="grid_store")
+        self.istore = ColumnDataSource({"density": [], "exact": [], "pde": []},
+                                       name="image_store")  # fmt: skip
         self.astore = ColumnDataSource({"x": [], "y": []}, name="arrow_store")
         self.cstore = ColumnDataSource({"xs": [], "ys": []}, name="contour_store")
         self.cursor = ColumnDataSource({"frame": [0]}, name="cursor")
@@ -95,7 +98,7 @@ class FlowViews(pn.viewable.Viewer):
         self.picked_index = ColumnDataSource({"index": [-1]})
         self.hovered_index = ColumnDataSource({"index": [-1]})
         self.label = ColumnDataSource({"x": [0], "y": [0], "text": [""]}, name="time_label")
-        self.peak_label = ColumnDataSource({"x": [0], "y": [0], "text": [""]})
+        self.peak_label = ColumnDataSource({"x": [0], "y": [0], "text": [""]}, name="peak_label")
         self.marks: list[Span] = []
         self.particle_fig = self._particle_figure()
         self.density_fig = self._density_figure()
@@ -181,7 +184,8 @@ class FlowViews(pn.viewable.Viewer):
         fig.add_layout(bar, "right")
         fig.multi_line("xs", "ys", source=self.contour, line_color="#7fd3ff", line_width=1.2)
         self._add_arrows(fig)
-        fig.text(x=-3.9, y=3.5, text="text", source=self.peak_label, text_font_size="12px",
+        fig.text(x=-3.9, y=3.9, text="text", source=self.peak_label, text_font_size="12px",
+                 text_baseline="top", text_line_height=1.3,
                  text_color="#ffffff", level="overlay", background_fill_color="#000004",
                  background_fill_alpha=0.6)  # fmt: skip
         fig.background_fill_color = "#000004"

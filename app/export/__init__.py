@@ -14,7 +14,7 @@ from app.output import atomic_output, check_output
 from models.simulate import RunResult
 
 FORMATS = ("mp4", "gif", "html", "npz", "csv")
-DENSITY_SOURCES = ("particles", "exact")  # the app's density_source values
+DENSITY_SOURCES = ("particles", "pde", "exact")  # the app's density_source values
 OVERLAYS = ("none", "velocity", "score", "drift")  # the app's overlay values
 
 

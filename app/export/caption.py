@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 from models.simulate import RunResult
 
 PROCESS = {"fm": "flow matching", "vp": "diffusion (VP)"}
-SOURCE = {"particles": "from particles", "exact": "exact p_t"}
+SOURCE = {"particles": "from particles", "exact": "exact p_t", "pde": "PDE on the grid"}
 INK = (51, 51, 51)
 
 

@@ -5,8 +5,8 @@
 //   settings {trail, density, overlay, contours}   display settings pushed by the server
 //   pstore   {xy: [(T+1)·2·N int16], scale: [s], label: [N], n: [N]}   positions of every
 //            frame, (T+1, 2, N), position = code · s
-//   gstore   {t, peak, exact_peak}         one row per frame
-//   istore   {density: [(F, H, W)], exact: [(F, H, W)]}   uint8 density stacks
+//   gstore   {t, peak, exact_peak, pde_peak, pde_mass, pde_tv}   one row per frame
+//   istore   {density, exact, pde: [(F, H, W)]}   uint8 density stacks
 //   astore   {x: [P], y: [P], velocity: [(T+1)·2·P], score, drift}   overlay arrows
 //   cstore   {xs, ys}                      contour lines of every frame
 const started = performance.now();
@@ -66,15 +66,17 @@ for (let layer = 0; layer < 2; layer++) {
 }
 
 // Heatmap: uint8 frame scaled to its own peak; the peak is reported in the time label.
-const exact = st.density[0] === "exact";
-const stack = exact ? istore.data.exact : istore.data.density;
+const source = st.density[0];  // "particles", "pde" or "exact"
+const stack = source === "exact" ? istore.data.exact
+  : source === "pde" ? istore.data.pde : istore.data.density;
 if (stack !== undefined && stack.length && stack[0].shape[0] === nframes) {
   // (F, H, W) uint8 stack: frame i as a 2D NDArray of Bokeh's own class (copies H·W bytes)
   const D = stack[0], h = D.shape[1], w = D.shape[2];
   heat.data.image = [new D.constructor(new Uint8Array(D.buffer, D.byteOffset + i * h * w, h * w), [h, w])];
   heat.change.emit();
 }
-const peak = exact ? gs.exact_peak[i] : gs.peak[i];
+const peak = source === "exact" ? gs.exact_peak[i]
+  : source === "pde" && gs.pde_peak !== undefined ? gs.pde_peak[i] : gs.peak[i];
 
 // Field overlay.
 const kind = st.overlay[0], as = astore.data;
@@ -110,7 +112,13 @@ for (const [src, idx] of [[picked, picked_index.data.index[0]], [hovered, hovere
 const t = gs.t[i];
 label.data.text = ["t = " + t.toFixed(3) + "   frame " + i + "/" + (nframes - 1)];
 label.change.emit();
-peak_label.data.text = ["peak density " + peak.toPrecision(3)];
+let readout = "peak density " + peak.toPrecision(3);
+if (source === "pde" && gs.pde_tv !== undefined && Number.isFinite(gs.pde_tv[i])) {
+  // the two views agree when the particles' density and the PDE's are close
+  readout += "\nTV(particles, PDE) " + gs.pde_tv[i].toFixed(3)
+    + "   mass in box " + gs.pde_mass[i].toFixed(4);
+}
+peak_label.data.text = [readout];
 peak_label.change.emit();
 for (const mark of marks) { mark.location = t; }  // Spans, not synced to the server
 if (typeof window !== "undefined") {

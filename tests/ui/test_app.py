@@ -142,7 +142,7 @@ def test_schedule_sliders_change_the_run(app):
     assert page.errors == []
 
 
-@pytest.mark.parametrize("label", ["exact (closed form)", "Contours", "overlay"])
+@pytest.mark.parametrize("label", ["exact", "Contours", "overlay"])
 def test_display_controls_redraw_without_recompute(app, label):
     page = app()
     page.pause_at(60)
