@@ -43,10 +43,12 @@ def sidebar(state: FlowState, data_panel=None) -> pn.Column:
         "Switch to diffusion (VP) to shape the noise schedule.",
         styles={"font-size": "12px", "color": "#555"},
     )
-    display = _group(state, "Display", ["trail", "density_source", "overlay", "contours"], {
+    display = _group(state, "Display",
+                     ["trail", "density_source", "overlay", "contours", "shade"], {
         "trail": {"type": pn.widgets.IntSlider, "name": "trail length (frames)"},
         "density_source": pn.widgets.RadioButtonGroup,
         "overlay": pn.widgets.Select,
+        "shade": {"type": pn.widgets.Checkbox, "name": "colour particles by carried log-density"},
     })  # fmt: skip
 
     def sync_visibility(*_events) -> None:

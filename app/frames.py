@@ -37,11 +37,15 @@ def quantize_positions(positions: np.ndarray) -> tuple[np.ndarray, float]:
 
 def pack_particles(result: RunResult) -> dict[str, list]:
     """One-row columns: 'xy' [(T+1)·2·N int16, laid out (T+1, 2, N)] and its 'scale' (position =
-    code · scale), 'label' [(N,) float32], 'n' [N]."""
+    code · scale), 'label' [(N,) float32], 'n' [N], and 'logp' [(T+1)·N float32, the carried
+    log-density, empty when the run has none]."""
     xy, scale = quantize_positions(result.trajectories.transpose(0, 2, 1))
     labels = (result.labels % len(LABEL_PALETTE)).astype(np.float32)
+    logp = np.zeros(0, np.float32)
+    if result.log_density is not None:
+        logp = np.ascontiguousarray(result.log_density, dtype=np.float32).reshape(-1)
     return {"xy": [np.ascontiguousarray(xy).reshape(-1)], "scale": [scale], "label": [labels],
-            "n": [len(labels)]}  # fmt: skip
+            "n": [len(labels)], "logp": [logp]}  # fmt: skip
 
 
 def quantize(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -57,7 +57,7 @@ class Recomputer(param.Parameterized):
         self._lock = threading.Lock()
         state.param.watch(self.request, list(COMPUTE_PARAMS + DATA_PARAMS))
         state.param.watch(self._arrows_if_needed, ["overlay"])
-        state.param.watch(self._pde_if_needed, ["density_source"])
+        state.param.watch(self._pde_if_needed, ["density_source", "shade"])
 
     def request(self, *_events) -> None:
         with self._lock:
@@ -101,10 +101,13 @@ class Recomputer(param.Parameterized):
         self._arrows_if_needed()  # the overlay was switched on while this run computed
 
     def _pde_if_needed(self, *_events) -> None:
-        """The PDE is solved only while it is the density source: rerun once when asked."""
-        result = self.state.result
-        if self.state.density_source == "pde" and result is not None and \
-                result.pde_density is None:  # fmt: skip
+        """The PDE and the carried log-density are computed only while shown: rerun once when
+        one is asked for and the run on screen lacks it."""
+        result, s = self.state.result, self.state
+        if result is None:
+            return
+        if (s.density_source == "pde" and result.pde_density is None) or \
+                (s.shade and s.kind == "ode" and result.log_density is None):  # fmt: skip
             self.request()
 
     def _arrows_if_needed(self, *_events) -> None:

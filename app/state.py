@@ -37,7 +37,7 @@ COMPUTE_PARAMS = (
     "device", "schedule", "beta_min", "beta_max",
 )  # fmt: skip
 DATA_PARAMS = ("points",)  # also recompute, but travel in the URL in their own form
-DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "fps", "loop")
+DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "shade", "fps", "loop")
 
 
 def _devices() -> list[str]:
@@ -123,6 +123,12 @@ class FlowState(param.Parameterized):
         "particles move in this run (−v for a reverse run)",
     )
     contours = param.Boolean(default=False, doc="Contour lines of the exact density")
+    shade = param.Boolean(
+        default=False,
+        doc="Colour particles by the density each one carries along its ODE trajectory "
+        "(d/dt log p = −∇·v, MATH.md §6), in the heatmap's colours: a particle matches the "
+        "heatmap under it where the two views agree, and does not where they disagree",
+    )
     fps = param.Integer(default=25, bounds=(1, 60), doc="Playback speed, frames per second")
     loop = param.Selector(
         default="loop",
@@ -178,6 +184,9 @@ class FlowState(param.Parameterized):
                             config.noise_level if config else 0.0)  # fmt: skip
         if warning:
             notes.append(warning)
+        if self.shade and self.kind != "ode":
+            notes.append("Colouring by carried log-density needs the ODE (a stochastic path "
+                         "carries no density); particles keep their cluster colours.")
         return " ".join(notes)
 
     def config(self) -> RunConfig:
@@ -189,6 +198,7 @@ class FlowState(param.Parameterized):
             particles=self.particles_allowed, seed=self.seed, schedule=self.schedule,
             beta_min=self.beta_min, beta_max=self.beta_max, n_reference=APP_REFERENCE,
             resolution=APP_RESOLUTION, device=self.device, pde=self.density_source == "pde",
+            log_density=self.shade and self.kind == "ode",
         )  # fmt: skip
 
     def compute(self, should_stop=None) -> tuple[RunResult, dict | None]:

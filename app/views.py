@@ -75,7 +75,7 @@ class FlowViews(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         empty = {"x": [], "y": []}
-        self.pstore = ColumnDataSource({"xy": [], "scale": [], "label": [], "n": []},
+        self.pstore = ColumnDataSource({"xy": [], "scale": [], "label": [], "n": [], "logp": []},
                                        name="particle_store")  # fmt: skip
         # busy = 1 while a newer run computes: the player holds the frame (see hold_while_busy)
         self.status = ColumnDataSource({"busy": [0]}, name="status")
@@ -87,7 +87,8 @@ class FlowViews(pn.viewable.Viewer):
         self.cstore = ColumnDataSource({"xs": [], "ys": []}, name="contour_store")
         self.cursor = ColumnDataSource({"frame": [0]}, name="cursor")
         self.settings = ColumnDataSource(self._settings_data(), name="display_settings")
-        self.particles = ColumnDataSource({"x": [], "y": [], "label": []}, name="particles")
+        self.particles = ColumnDataSource({"x": [], "y": [], "label": [], "shade": []},
+                                          name="particles")  # fmt: skip
         # trail_sources[label][layer]: NaN-separated polylines (see render.js)
         self.trail_sources = [[ColumnDataSource({"x": [], "y": []}) for _ in range(2)]
                               for _ in LABEL_PALETTE]  # fmt: skip
@@ -109,6 +110,7 @@ class FlowViews(pn.viewable.Viewer):
         )  # fmt: skip
         self.state.param.watch(self._push_run, ["result", "arrows"])
         self.state.param.watch(self._push_settings, ["trail"])
+        self.state.param.watch(self._push_shade, ["shade", "result"])
         self.state.param.watch(self._push_shown, ["density_source", "overlay"])
         self.state.param.watch(self._push_contours, ["contours"])
         self.state.param.watch(self._push_player, ["fps", "loop"])
@@ -139,6 +141,11 @@ class FlowViews(pn.viewable.Viewer):
                            marker="square", fill_alpha=0.85,
                            fill_color={"field": "label", "transform": mapper},
                            selection_fill_alpha=1.0, nonselection_fill_alpha=0.85)  # fmt: skip
+        # the same particles in the heatmap's colours, by the density each carries (render.js)
+        self.shaded = fig.scatter("x", "y", source=self.particles, size=4, line_color=None,
+                                  marker="square", fill_alpha=0.95, visible=False,
+                                  fill_color={"field": "shade", "transform": LinearColorMapper(
+                                      palette=Inferno256, low=0, high=255)})  # fmt: skip
         fig.line(
             "x", "y", source=self.hovered, line_color="#444444", line_width=1.5, line_alpha=0.7
         )
@@ -227,7 +234,7 @@ class FlowViews(pn.viewable.Viewer):
     def _settings_data(self) -> dict:
         s = self.state
         return {"trail": [s.trail], "trail_cap": [TRAIL_CAP], "density": [s.density_source],
-                "overlay": [s.overlay],
+                "overlay": [s.overlay], "shade": [bool(s.shade)],
                 "contours": [bool(s.contours)]}  # fmt: skip
 
     def _push_settings(self, *_events) -> None:
@@ -255,6 +262,13 @@ class FlowViews(pn.viewable.Viewer):
         result = self.state.result
         if self.state.contours and result is not None:
             self.cstore.data = pack_contours(result)
+        self._push_settings()
+
+    def _push_shade(self, *_events) -> None:
+        """Show the shaded particles while asked for and the run carries densities."""
+        result = self.state.result
+        self.shaded.visible = bool(self.state.shade and result is not None
+                                   and result.log_density is not None)  # fmt: skip
         self._push_settings()
 
     def hold_while_busy(self, busy: bool) -> None:

@@ -30,6 +30,9 @@ const x = decode(i, 0, n), y = decode(i, 1, n);
 
 const lab = ps.label[0];
 particles.data.x = x; particles.data.y = y; particles.data.label = lab;
+if (particles.data.shade === undefined || particles.data.shade.length !== n) {
+  particles.data.shade = new Float32Array(n);  // columns keep one length
+}
 particles.change.emit();
 
 // Fading trails: per colour label and age layer, one NaN-separated polyline through the last
@@ -119,6 +122,15 @@ if (source === "pde" && gs.pde_tv !== undefined && Number.isFinite(gs.pde_tv[i])
     + "   mass in box " + gs.pde_mass[i].toFixed(4);
 }
 peak_label.data.text = [readout];
+
+// Particles in the heatmap's colours: the density each carries, on the heatmap's scale.
+const logp = ps.logp === undefined || !ps.logp.length ? undefined : ps.logp[0];
+if (st.shade !== undefined && st.shade[0] && logp !== undefined && logp.length === nframes * n) {
+  const shade = new Float32Array(n), to_code = peak > 0 ? 255 / peak : 0;
+  for (let p = 0; p < n; p++) { shade[p] = Math.min(255, Math.exp(logp[i * n + p]) * to_code); }
+  particles.data.shade = shade;
+  particles.change.emit();
+}
 peak_label.change.emit();
 for (const mark of marks) { mark.location = t; }  // Spans, not synced to the server
 if (typeof window !== "undefined") {

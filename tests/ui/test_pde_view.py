@@ -30,3 +30,27 @@ def test_the_pde_density_source_paints_the_solved_density_with_its_readout(app):
     after = page.pixels("density_fig")
     assert after.std() > 10 and changed_fraction(before, after) > 0.005
     assert page.errors == []
+
+
+def test_particles_coloured_by_carried_density_match_the_heatmap_under_them(app):
+    page = app("?dataset=moons&density_source=exact")
+    page.pause_at(50)
+    before = page.pixels("particle_fig")
+    page.store_marker()
+    page.js("() => { const box = [...Bokeh.documents[0].all_models].find((m) => m.type ==="
+            " 'Checkbox' && m.label === 'colour particles by carried log-density');"
+            " box.active = true; }")
+    page.wait_store_changed()
+    page.pause_at(50)
+    data = page.js(
+        "() => { const d = Bokeh.documents[0].get_model_by_name('particles').data;"
+        " return [Array.from(d.x), Array.from(d.y), Array.from(d.shade)]; }")
+    x, y, shade = (np.asarray(v, float) for v in data)
+    assert shade.std() > 20, "particles are shaded, not one colour"
+    # the shade of a particle follows the exact density where it stands: the densest
+    # particles (by shade) sit nearer the moons' centre line than the faintest
+    dense, faint = shade > np.percentile(shade, 80), shade < np.percentile(shade, 20)
+    spread = np.hypot(x, y)
+    assert np.median(spread[dense]) < np.median(spread[faint])
+    assert changed_fraction(before, page.pixels("particle_fig")) > 0.01
+    assert page.errors == []
