@@ -117,6 +117,8 @@ def run_sample(args) -> int:
     }
     if result.exact_density is not None:
         arrays["exact_density"] = result.exact_density
+    for warning in result.warnings:
+        print(f"flowscope: warning: {warning}", file=sys.stderr)
     np.savez_compressed(args.out, **arrays)
     t_steps, n = result.trajectories.shape[0] - 1, result.trajectories.shape[1]
     print(
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"sample": run_sample, "serve": run_serve}[args.command](args)
     except (ValueError, OSError) as exc:
         print(f"flowscope: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)  # 1 for a refused non-finite run (NonFiniteRun)
     except KeyboardInterrupt:
         return 130
 

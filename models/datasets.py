@@ -20,6 +20,7 @@ from torch import Tensor
 DEFAULT_REFERENCE = 1000
 DEFAULT_BANDWIDTH = 0.08
 MAX_REFERENCE = 4000
+MAX_COORD = 1000.0  # user points beyond this are refused: float32 squares lose the data there
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,11 @@ class Points(Dataset):
             raise ValueError(f"points must have shape (M, 2) with M >= 1, got {tuple(pts.shape)}")
         if not torch.isfinite(pts).all():
             raise ValueError("points contain NaN or infinite values")
+        if float(pts.abs().max()) > MAX_COORD:
+            raise ValueError(
+                f"points must lie within ±{MAX_COORD:g} of the origin (the view is ±4), "
+                f"got a coordinate of {float(pts.abs().max()):.3g}"
+            )
         if not bandwidth > 0:
             raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
         lab = torch.zeros(len(pts), dtype=torch.long) if labels is None else torch.as_tensor(labels)
