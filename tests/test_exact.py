@@ -79,6 +79,3 @@ def test_the_former_moons_field_fails_the_same_test():
     blurred = old[idx] + 0.08 * torch.randn(GROUPS * N, 2, generator=g, dtype=torch.float64)
     r = distances_to_fresh(blurred, _fresh(data), GROUPS, seed=1)
     assert r["mmd"] > 1.4, r  # measured 1.6-1.7: far outside the exact runs' 1.0 ± 0.1
-    fresh = data.sample(GROUPS * N, g, torch.float64)[0]  # and fresh data passes
-    r = distances_to_fresh(fresh, _fresh(data), GROUPS, seed=1)
-    assert r["sw2"] <= REVERSE_TARGET and r["mmd"] <= REVERSE_TARGET, r
