@@ -160,6 +160,8 @@ def run_sample(args) -> int:
     with atomic_output(args.out) as tmp:
         write_npz(result, tmp)
     written = args.out
+    for warning in result.warnings:
+        print(f"flowscope: warning: {warning}", file=sys.stderr)
     t_steps, n = result.trajectories.shape[0] - 1, result.trajectories.shape[1]
     print(
         f"wrote {written}: {n} particles x {t_steps} steps, "
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         return runs[args.command](args)
     except (ValueError, OSError) as exc:
         print(f"flowscope: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)  # 1 for a refused non-finite run (NonFiniteRun)
     except KeyboardInterrupt:
         return 130
 

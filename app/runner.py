@@ -144,8 +144,9 @@ class Recomputer(param.Parameterized):
         if not self._current(generation):
             return
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # A NonFiniteRun's message names the first bad frame, its t and the settings.
         self.state.notice = (
-            f"Could not compute with these settings ({message}); showing the last run."
+            f"Could not compute with these settings ({message}); showing the last good run."
         )
         self.busy = False
 

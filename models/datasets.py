@@ -1,9 +1,34 @@
-"""Two-dimensional toy data sets (MATH.md §5).
+"""Two-dimensional toy data sets, each defined as the Gaussian mixture its exact field uses.
 
-Every data set draws N labelled points with a ``torch.Generator`` and reports a
-:class:`Reference`: the points and smoothing width σ_d of the Gaussian mixture that the exact
-field uses. For the analytic mixture (8 gaussians) that mixture *is* the data distribution; for
-the others it is a fixed set of reference points smoothed by a small kernel.
+Every built-in data set *is* a mixture of M equal-weight isotropic Gaussians (MATH.md §5):
+drawing a point picks a component uniformly and adds N(0, σ_d² I), σ_d the data set's own noise
+width. So the exact field of :mod:`models.fields` is exact for the data set itself, not for a
+blurred copy of noisy samples. The components are:
+
+============  ====  ======  ==============================================================
+data set      M     σ_d     components (spacing δ between neighbours)
+============  ====  ======  ==============================================================
+8gaussians    8     0.15    the eight means on a circle of radius 2
+moons         128   0.08    64 points per half circle (radius 1.5), δ = 0.074
+circles       512   0.05    256 points per circle (radius 1 and 2), δ ≤ 0.049
+swissroll     576   0.04    equal steps in θ on r ∝ θ, δ ≤ 0.040
+checkerboard  1152  0.08    a 12 x 12 grid of cell centres in each of the 8 unit squares,
+                            δ = 0.083
+spirals       512   0.05    256 points per arm at equal steps of r², δ ≤ 0.062 for 99 %
+                            (up to 0.09 for the innermost few, where the arm is nearly empty)
+============  ====  ======  ==============================================================
+
+Why these counts are enough: components spaced δ along a curve (or on a grid) and blurred by σ_d
+equal the continuous curve (or uniform square) blurred by σ_d up to a relative ripple of
+2 exp(−2π² σ_d² / δ²) (Poisson summation): at most 5e−9 for δ ≤ σ_d, 2.4e−8 for the
+checkerboard (δ = 1.04 σ_d), and 4e−3 only at the spirals' nearly empty centre. That is far below
+what any sample can resolve (4,000 points resolve density differences of a few per cent), and
+more components would only cost latency. The pictures are those of the former data sets (same
+curves, same noise widths); the checkerboard, once uniform with sharp edges, now has its edges
+softened by σ_d = 0.08, the noise width of the moons.
+
+User points (:class:`Points`) are different: an empirical set smoothed by a bandwidth, whose
+exact field reproduces (memorizes) those points.
 
 All data sets live in roughly [-2.5, 2.5]², so that the noise N(0, I) and the data share one view.
 """
@@ -12,14 +37,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 from torch import Tensor
 
-DEFAULT_REFERENCE = 1000
 DEFAULT_BANDWIDTH = 0.08
 MAX_REFERENCE = 4000
+MAX_COORD = 1000.0  # user points beyond this are refused: float32 squares lose the data there
 
 
 @dataclass(frozen=True)
@@ -37,37 +63,48 @@ class Reference:
     sigma: float
 
 
-def _uniform(n: int, g: torch.Generator) -> Tensor:
-    return torch.rand(n, generator=g, dtype=torch.float64)
-
-
 def _normal(shape, g: torch.Generator) -> Tensor:
     return torch.randn(shape, generator=g, dtype=torch.float64)
 
 
+def _midpoints(k: int) -> Tensor:
+    """(k,) float64: the midpoints (j + ½)/k of k equal cells of [0, 1]."""
+    return (torch.arange(k, dtype=torch.float64) + 0.5) / k
+
+
 class Dataset:
-    """Base class: subclasses implement ``_generate``; ``n_labels`` says how many colours."""
+    """A mixture data set: subclasses define :meth:`_components`; ``n_labels`` colours."""
 
     name = "dataset"
     n_labels = 1
-    bandwidth = DEFAULT_BANDWIDTH
+    sigma = DEFAULT_BANDWIDTH
 
-    def _generate(self, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
-        """Return (points float64 (n, 2), labels int64 (n,))."""
+    def _components(self) -> tuple[Tensor, Tensor]:
+        """Component means float64 (M, 2) and labels int64 (M,)."""
         raise NotImplementedError
+
+    @cached_property
+    def mixture(self) -> Reference:
+        """The mixture that defines the data set (and that its exact field uses)."""
+        points, labels = self._components()
+        return Reference(points, labels, self.sigma)
 
     def sample(
         self, n: int, generator: torch.Generator, dtype=torch.float32, device=None
     ) -> tuple[Tensor, Tensor]:
-        """Draw n labelled points: (points (n, 2), labels (n,))."""
-        points, labels = self._generate(n, generator)
-        return points.to(dtype=dtype, device=device), labels.to(device=device)
+        """Draw n labelled points: pick a component, add its Gaussian.
 
-    def reference(self, m: int = DEFAULT_REFERENCE, seed: int = 0) -> Reference:
-        """The mixture the exact field uses: m data points (fixed seed) smoothed by σ_d."""
-        g = torch.Generator().manual_seed(10_000 + seed)
-        points, labels = self._generate(m, g)
-        return Reference(points, labels, self.bandwidth)
+        Returns (points (n, 2), labels (n,)).
+        """
+        mix = self.mixture
+        idx = torch.randint(0, len(mix.points), (n,), generator=generator)
+        points = mix.points[idx] + mix.sigma * _normal((n, 2), generator)
+        return points.to(dtype=dtype, device=device), mix.labels[idx].to(device=device)
+
+    def reference(self, m: int | None = None, seed: int = 0) -> Reference:
+        """The mixture the exact field uses: the data set's own (``m``, ``seed`` only matter
+        for user points, which may be subsampled)."""
+        return self.mixture
 
 
 class EightGaussians(Dataset):
@@ -75,48 +112,42 @@ class EightGaussians(Dataset):
 
     name = "8gaussians"
     n_labels = 8
-    radius, std = 2.0, 0.15
+    radius, sigma = 2.0, 0.15
 
     def means(self) -> Tensor:
         angles = torch.arange(8, dtype=torch.float64) * (math.pi / 4)
         return self.radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
 
-    def _generate(self, n, g):
-        labels = torch.randint(0, 8, (n,), generator=g)
-        return self.means()[labels] + self.std * _normal((n, 2), g), labels
-
-    def reference(self, m: int = DEFAULT_REFERENCE, seed: int = 0) -> Reference:
-        # The analytic mixture itself: the exact field is exact for this data set.
-        return Reference(self.means(), torch.arange(8), self.std)
+    def _components(self):
+        return self.means(), torch.arange(8)
 
 
 class Moons(Dataset):
-    """Two interleaving half circles (as scikit-learn's make_moons), centred and scaled."""
+    """Two interleaving half circles (as scikit-learn's make_moons), centred and scaled by 1.5."""
 
     name = "moons"
     n_labels = 2
+    sigma, per_moon = 0.08, 64
 
-    def _generate(self, n, g):
-        labels = (_uniform(n, g) < 0.5).long()
-        theta = math.pi * _uniform(n, g)
+    def _components(self):
+        theta = math.pi * _midpoints(self.per_moon)
         outer = torch.stack([torch.cos(theta), torch.sin(theta)], 1)
         inner = torch.stack([1 - torch.cos(theta), 0.5 - torch.sin(theta)], 1)
-        points = torch.where(labels[:, None] == 0, outer, inner) - torch.tensor([0.5, 0.25])
-        return 1.5 * points + 0.08 * _normal((n, 2), g), labels
+        points = 1.5 * (torch.cat([outer, inner]) - torch.tensor([0.5, 0.25], dtype=torch.float64))
+        return points, torch.arange(2).repeat_interleave(self.per_moon)
 
 
 class Circles(Dataset):
-    """Two concentric circles of radius 1 and 2."""
+    """Two concentric circles of radius 1 and 2, equally likely."""
 
     name = "circles"
     n_labels = 2
+    sigma, per_circle = 0.05, 256
 
-    def _generate(self, n, g):
-        labels = (_uniform(n, g) < 0.5).long()
-        theta = 2 * math.pi * _uniform(n, g)
-        radius = 1.0 + labels.double()
-        points = radius[:, None] * torch.stack([torch.cos(theta), torch.sin(theta)], 1)
-        return points + 0.05 * _normal((n, 2), g), labels
+    def _components(self):
+        theta = 2 * math.pi * _midpoints(self.per_circle)
+        unit = torch.stack([torch.cos(theta), torch.sin(theta)], 1)
+        return torch.cat([unit, 2 * unit]), torch.arange(2).repeat_interleave(self.per_circle)
 
 
 class SwissRoll(Dataset):
@@ -124,50 +155,59 @@ class SwissRoll(Dataset):
 
     name = "swissroll"
     n_labels = 4
+    sigma, count = 0.04, 576
 
-    def _generate(self, n, g):
-        u = _uniform(n, g)
+    def _components(self):
+        u = _midpoints(self.count)
         theta = 1.5 * math.pi * (1 + 2 * u)
         points = torch.stack([theta * torch.cos(theta), theta * torch.sin(theta)], 1) / 5.9
-        labels = torch.clamp((u * 4).long(), max=3)
-        return points + 0.04 * _normal((n, 2), g), labels
+        return points, torch.clamp((u * 4).long(), max=3)
 
 
 class Checkerboard(Dataset):
-    """Eight unit squares of a 4x4 checkerboard on [-2, 2]²; labelled by square."""
+    """Eight unit squares of a 4x4 checkerboard on [-2, 2]², blurred by σ_d; labelled by square.
+
+    Each square is a 12 x 12 grid of components at its cell centres (spacing 0.083 ≈ σ_d).
+    """
 
     name = "checkerboard"
     n_labels = 8
+    sigma, per_side = 0.08, 12
 
-    def _generate(self, n, g):
-        x = 4 * _uniform(n, g) - 2
-        column = torch.floor(x)
-        row = torch.randint(0, 2, (n,), generator=g).double() * 2 - 2  # -2 or 0
-        y = row + (column.long() % 2).double() + _uniform(n, g)
-        labels = ((column + 2) * 2 + (row + 2) / 2).long()
-        return torch.stack([x, y], 1), labels
+    def _components(self):
+        cell = _midpoints(self.per_side)
+        u, v = torch.meshgrid(cell, cell, indexing="xy")
+        unit = torch.stack([u.reshape(-1), v.reshape(-1)], 1)  # one unit square, (k², 2)
+        corners, labels = [], []
+        for column in range(4):
+            for row in (-2, 0):  # the dark squares: row offset by the column's parity
+                corners.append([column - 2, row + column % 2])
+                labels.append(column * 2 + (row + 2) // 2)
+        corners_t = torch.tensor(corners, dtype=torch.float64)  # (8, 2)
+        points = (corners_t[:, None, :] + unit[None]).reshape(-1, 2)
+        return points, torch.tensor(labels).repeat_interleave(len(unit))
 
 
 class Spirals(Dataset):
-    """Two interleaved spiral arms reaching radius 2.4."""
+    """Two interleaved spiral arms reaching radius 2.4, points denser outwards (r ∝ √u)."""
 
     name = "spirals"
     n_labels = 2
+    sigma, per_arm = 0.05, 256
 
-    def _generate(self, n, g):
-        labels = (_uniform(n, g) < 0.5).long()
-        r = torch.sqrt(_uniform(n, g)) * 3 * math.pi
+    def _components(self):
+        r = torch.sqrt(_midpoints(self.per_arm)) * 3 * math.pi
         arm = torch.stack([-torch.cos(r) * r, torch.sin(r) * r], 1) / 3.9
-        sign = 1 - 2 * labels.double()
-        return sign[:, None] * arm + 0.05 * _normal((n, 2), g), labels
+        return torch.cat([arm, -arm]), torch.arange(2).repeat_interleave(self.per_arm)
 
 
 class Points(Dataset):
-    """A set of points given by the caller (later: drawn by the user).
+    """A set of points given by the caller (later: drawn by the user): an empirical set.
 
-    Sampling draws reference points at random and adds N(0, σ_d²) noise, which is exactly the
-    mixture the exact field uses. Data sets larger than ``MAX_REFERENCE`` are subsampled for the
-    field (with a fixed seed) so its cost stays bounded.
+    Its mixture is the points themselves smoothed by ``bandwidth``; sampling draws a point and
+    adds N(0, bandwidth² I). The exact field of that mixture memorizes the points (reverse runs
+    land on them), where a learned field would generalize. Sets larger than ``MAX_REFERENCE``
+    are subsampled for the field (fixed seed) so its cost stays bounded.
     """
 
     name = "points"
@@ -178,6 +218,11 @@ class Points(Dataset):
             raise ValueError(f"points must have shape (M, 2) with M >= 1, got {tuple(pts.shape)}")
         if not torch.isfinite(pts).all():
             raise ValueError("points contain NaN or infinite values")
+        if float(pts.abs().max()) > MAX_COORD:
+            raise ValueError(
+                f"points must lie within ±{MAX_COORD:g} of the origin (the view is ±4), "
+                f"got a coordinate of {float(pts.abs().max()):.3g}"
+            )
         if not bandwidth > 0:
             raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
         lab = torch.zeros(len(pts), dtype=torch.long) if labels is None else torch.as_tensor(labels)
@@ -186,11 +231,15 @@ class Points(Dataset):
         self.points, self.labels, self.bandwidth = pts, lab.long(), float(bandwidth)
         self.n_labels = int(self.labels.max()) + 1
 
-    def _generate(self, n, g):
-        idx = torch.randint(0, len(self.points), (n,), generator=g)
-        return self.points[idx] + self.bandwidth * _normal((n, 2), g), self.labels[idx]
+    @property
+    def sigma(self) -> float:
+        return self.bandwidth
 
-    def reference(self, m: int = MAX_REFERENCE, seed: int = 0) -> Reference:
+    def _components(self):
+        return self.points, self.labels
+
+    def reference(self, m: int | None = MAX_REFERENCE, seed: int = 0) -> Reference:
+        m = MAX_REFERENCE if m is None else m
         points, labels = self.points, self.labels
         if len(points) > m:
             keep = torch.randperm(len(points), generator=torch.Generator().manual_seed(seed))[:m]

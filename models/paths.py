@@ -33,16 +33,17 @@ class PathCoefficients:
     da: Tensor
     db: Tensor
     b_db: Tensor
+    f: Tensor | None = None
 
     @property
     def drift(self) -> Tensor:
-        """f(t) = ȧ/a, the linear drift coefficient of the forward SDE."""
-        return self.da / self.a
+        """f(t) = ȧ/a, the linear drift coefficient of the forward SDE (−∞ where a = 0)."""
+        return self.f if self.f is not None else self.da / self.a
 
     @property
     def diffusion2(self) -> Tensor:
-        """g(t)² = 2 b ḃ − 2 f b², the squared diffusion of the forward SDE."""
-        return 2.0 * (self.b_db - self.drift * self.b**2)
+        """g(t)² = 2 b ḃ − 2 f b² ≥ 0, the squared diffusion of the forward SDE."""
+        return (2.0 * (self.b_db - self.drift * self.b**2)).clamp_min(0.0)
 
 
 def _as_tensor(t: Tensor | float, like: Tensor | None = None) -> Tensor:
@@ -177,13 +178,21 @@ class VPPath(GaussianPath):
         self.schedule = schedule
 
     def coefficients(self, t: Tensor) -> PathCoefficients:
-        integral = self.schedule.integral(t)
-        beta = self.schedule.beta(t)
+        # Clamps, not hopes: t into [0, 1], B ≥ 0 and β ≥ 0, so a ∈ (0, 1] and b ∈ [0, 1] on
+        # every platform's rounding (a B of −1e−20 at t = 0 made b NaN on one libm).
+        t = t.clamp(0.0, 1.0)
+        integral = self.schedule.integral(t).clamp_min(0.0)
+        beta = self.schedule.beta(t).clamp_min(0.0)
         a = torch.exp(-0.5 * integral)
-        b = torch.sqrt(-torch.expm1(-integral))  # √(1 − α²) without cancellation near t = 0
+        b = torch.sqrt((-torch.expm1(-integral)).clamp(0.0, 1.0))  # √(1 − α²), no cancellation
         b_db = 0.5 * beta * a**2
         return PathCoefficients(
-            a=a, b=b, da=-0.5 * beta * a, db=b_db / b.clamp_min(TINY), b_db=b_db
+            a=a,
+            b=b,
+            da=-0.5 * beta * a,
+            db=b_db / b.clamp_min(TINY),
+            b_db=b_db,
+            f=-0.5 * beta,  # ȧ/a without 0/0 where a underflows (large B in float32)
         )
 
 
@@ -194,6 +203,7 @@ class LinearFMPath(GaussianPath):
     singular_at_noise = True
 
     def coefficients(self, t: Tensor) -> PathCoefficients:
+        t = t.clamp(0.0, 1.0)
         one = torch.ones_like(t)
         return PathCoefficients(a=1 - t, b=t, da=-one, db=one, b_db=t)
 
@@ -206,7 +216,8 @@ class TrigPath(GaussianPath):
 
     def coefficients(self, t: Tensor) -> PathCoefficients:
         w = 0.5 * math.pi
-        a, b = torch.cos(w * t), torch.sin(w * t)
+        t = t.clamp(0.0, 1.0)
+        a, b = torch.cos(w * t).clamp(0.0, 1.0), torch.sin(w * t).clamp(0.0, 1.0)
         return PathCoefficients(a=a, b=b, da=-w * b, db=w * a, b_db=w * a * b)
 
 

@@ -52,7 +52,7 @@ class LinearSchedule(Schedule):
         return self.beta_min + t * (self.beta_max - self.beta_min)
 
     def integral(self, t: Tensor) -> Tensor:
-        return self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2
+        return (self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2).clamp_min(0.0)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class ConstantSchedule(Schedule):
         return torch.full_like(t, self.beta0)
 
     def integral(self, t: Tensor) -> Tensor:
-        return self.beta0 * t
+        return (self.beta0 * t).clamp_min(0.0)
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,11 @@ class CosineSchedule(Schedule):
 
     def _unclipped_integral(self, t: Tensor) -> Tensor:
         # B = −log ᾱ = −2 log(cos φ(t) / cos φ(0))
+        # Clamped at 0: at t = 0 the two logs cancel to a rounding residue that some libm
+        # builds leave negative (-2.7e-20 was seen), which would make b = √(1 − e^{−B}) NaN.
         phase0 = 0.5 * math.pi * self.offset / (1 + self.offset)
-        return -2.0 * (torch.log(torch.cos(self._phase(t))) - math.log(math.cos(phase0)))
+        raw = -2.0 * (torch.log(torch.cos(self._phase(t))) - math.log(math.cos(phase0)))
+        return raw.clamp_min(0.0)
 
     def beta(self, t: Tensor) -> Tensor:
         t_c = torch.clamp(t, max=self.t_clip)

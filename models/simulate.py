@@ -29,6 +29,7 @@ from models.samplers import (
 from models.schedules import SCHEDULES, make_schedule
 
 MAX_STEPS = 1000
+FAR_OUTSIDE = 0.01  # warn when more than this fraction of user points lies outside the view
 MAX_PARTICLES = 50_000
 KINDS = ("ode", "sde", "conditional")
 DIRECTIONS = ("forward", "reverse")
@@ -145,6 +146,50 @@ class RunConfig:
         return json.dumps(d, sort_keys=True)
 
 
+class NonFiniteRun(ValueError):
+    """A run produced a NaN or infinite value; it is refused, never shown or written.
+
+    Attributes:
+        what: which array went bad (``positions``, ``density``, ``exact density``).
+        frame: index of its first bad frame; t: that frame's time.
+    """
+
+    exit_code = 1  # the command line's exit status: the settings were valid, the run was not
+
+    def __init__(self, what: str, frame: int, t: float, config: RunConfig):
+        self.what, self.frame, self.t = what, frame, t
+        super().__init__(
+            f"non-finite {what} from frame {frame} (t = {t:.4g}) on, with "
+            f"{describe(config)}; nothing was kept from this run"
+        )
+
+
+def describe(config: RunConfig) -> str:
+    """The settings that shape a run's numerics, in one short phrase."""
+    parts = [f"process {config.process}"]
+    if config.process == "vp":
+        parts.append(f"schedule {config.schedule} (beta {config.beta_min}..{config.beta_max})")
+    parts += [
+        f"dataset {config.dataset}", f"{config.direction} {config.kind}",
+        f"eta {config.noise_level:g}", f"solver {config.solver}", f"{config.steps} steps",
+    ]  # fmt: skip
+    return ", ".join(parts)
+
+
+def first_bad_frame(frames: torch.Tensor) -> int | None:
+    """Index of the first frame of (F, ...) with a NaN or infinite entry, or None."""
+    bad = ~torch.isfinite(frames.reshape(len(frames), -1)).all(1)
+    return int(bad.nonzero()[0]) if bool(bad.any()) else None
+
+
+def check_finite(what: str, frames, times, config: RunConfig) -> None:
+    """Raise :class:`NonFiniteRun` naming the first bad frame of (F, ...) ``frames``."""
+    frames = torch.as_tensor(frames)
+    bad = first_bad_frame(frames)
+    if bad is not None:
+        raise NonFiniteRun(what, bad, float(times[bad]), config)
+
+
 @dataclass
 class RunResult:
     """Arrays of one run (numpy, on the CPU).
@@ -162,6 +207,8 @@ class RunResult:
         pde_density: the PDE solution on the same grid, (T+1, H, W) float32, or None.
         pde_mass: its mass inside the box, (T+1,); pde_outflow: mass gone through the edges.
         log_density: log p_t carried along each particle (ODE runs), (T+1, N) float32, or None.
+        warnings: one-line remarks on a valid run the user should know of (user points far
+            outside the view, whose density frames are then empty).
     """
 
     trajectories: np.ndarray
@@ -177,6 +224,7 @@ class RunResult:
     pde_mass: np.ndarray | None = None
     pde_outflow: np.ndarray | None = None
     log_density: np.ndarray | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def path_of(config: RunConfig) -> GaussianPath:
@@ -243,9 +291,11 @@ def simulate(
     path, data, field = build(config, dataset)
     generator = torch.Generator(device=config.device).manual_seed(config.seed)
 
-    def callback(_info) -> None:
+    def callback(info) -> None:
         if should_stop is not None and should_stop():
             raise Cancelled
+        if info is not None and not bool(torch.isfinite(info["x"]).all()):  # stop at once
+            raise NonFiniteRun("positions", info["i"] + 1, info["t"], config)
 
     log_density = None
     if config.log_density:
@@ -255,6 +305,7 @@ def simulate(
     else:
         traj, times, labels = trajectories(config, path, data, field, generator, callback)
     callback(None)
+    check_finite("positions", traj, times, config)  # runs without a per-step callback too
     grid = Grid(tuple(config.extent), (config.resolution, config.resolution))
     solved = None
     if config.pde:  # conditional paths have the ODE's marginals
@@ -262,9 +313,11 @@ def simulate(
         solved = pde.solve_run(field, path, _data_mixture(config, data, field), times, eta, grid,
                                callback=lambda _i: callback(None))
     density = histogram_density(traj, grid, config.bandwidth)
+    check_finite("density", density, times, config)
     exact = None
     if config.exact_density:
         exact = _exact_density(config, dataset is None, field, path, times, grid, exact_cache)
+        check_finite("exact density", exact, times, config)
     return RunResult(
         trajectories=traj.float().cpu().numpy(),
         times=times.cpu().numpy(),
@@ -279,6 +332,23 @@ def simulate(
         pde_mass=None if solved is None else solved.mass,
         pde_outflow=None if solved is None else solved.outflow,
         log_density=None if log_density is None else log_density.float().cpu().numpy(),
+        warnings=_outside_view(dataset, config),
+    )
+
+
+def _outside_view(dataset: Dataset | None, config: RunConfig) -> tuple[str, ...]:
+    """A warning when user points lie outside the view (their density frames come out empty)."""
+    points = getattr(dataset, "points", None)
+    if points is None:
+        return ()
+    x0, x1, y0, y1 = config.extent
+    x, y = points[:, 0], points[:, 1]
+    outside = int(((x < x0) | (x > x1) | (y < y0) | (y > y1)).sum())
+    if outside <= FAR_OUTSIDE * len(points):
+        return ()
+    return (
+        f"{outside} of {len(points)} points lie outside the view [{x0:g}, {x1:g}] x "
+        f"[{y0:g}, {y1:g}]: frames near the data show little or no density",
     )
 
 

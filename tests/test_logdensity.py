@@ -31,7 +31,9 @@ def test_divergence_matches_finite_differences(process, t, gen):
         plus = field(x + e, t, ("velocity",))["velocity"][:, i]
         minus = field(x - e, t, ("velocity",))["velocity"][:, i]
         fd += (plus - minus) / (2 * step)
-    np.testing.assert_allclose(div.numpy(), fd.numpy(), rtol=1e-6, atol=1e-6)
+    # central differences err by h² times the third derivative: ~1e-6 relative where the field
+    # is sharp (t = 0.05)
+    np.testing.assert_allclose(div.numpy(), fd.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_hutchinson_is_unbiased_with_the_2d_variance(gen):

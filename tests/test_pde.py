@@ -98,7 +98,7 @@ CASES = [
 def test_solution_follows_the_closed_form(dataset, process, direction, kind, eta):
     """TV < 0.05 at every frame at 128² (the full table: benchmarks/bench_pde.py)."""
     config = RunConfig(process=process, dataset=dataset, direction=direction, kind=kind,
-                       eta=eta, steps=25, n_reference=128)
+                       eta=eta, steps=50, n_reference=128)
     path, field, times = run_times(config)
     grid = Grid(config.extent, (128, 128))
     r = pde.solve_run(field, path, field.reference, times, config.noise_level, grid)
