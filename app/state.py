@@ -189,6 +189,7 @@ class FlowState(param.Parameterized):
                             config.noise_level if config else 0.0)  # fmt: skip
         if warning:
             notes.append(warning)
+        notes.extend(result.warnings)  # from the run itself (user points outside the view)
         if self.shade and self.kind != "ode":
             notes.append("Colouring by carried log-density needs the ODE (a stochastic path "
                          "carries no density); particles keep their cluster colours.")
