@@ -6,24 +6,26 @@ width. So the exact field of :mod:`models.fields` is exact for the data set itse
 blurred copy of noisy samples. The components are:
 
 ============  ====  ======  ==============================================================
-data set      M     σ_d     components
+data set      M     σ_d     components (spacing δ between neighbours)
 ============  ====  ======  ==============================================================
 8gaussians    8     0.15    the eight means on a circle of radius 2
-moons         256   0.08    128 points per half circle (radius 1.5), spacing 0.037
-circles       1024  0.05    512 points per circle (radius 1 and 2), spacing ≤ 0.025
-swissroll     1024  0.04    equal steps in θ on r ∝ θ, spacing ≤ 0.022
-checkerboard  3200  0.05    a 20 x 20 grid of cell centres in each of the 8 unit squares
-spirals       1024  0.05    512 points per arm at equal steps of r², spacing ≤ 0.025
-                              (≤ 0.06 for the few innermost, where r² steps are long)
+moons         128   0.08    64 points per half circle (radius 1.5), δ = 0.074
+circles       512   0.05    256 points per circle (radius 1 and 2), δ ≤ 0.049
+swissroll     576   0.04    equal steps in θ on r ∝ θ, δ ≤ 0.040
+checkerboard  1152  0.08    a 12 x 12 grid of cell centres in each of the 8 unit squares,
+                            δ = 0.083
+spirals       512   0.05    256 points per arm at equal steps of r², δ ≤ 0.062 for 99 %
+                            (up to 0.09 for the innermost few, where the arm is nearly empty)
 ============  ====  ======  ==============================================================
 
 Why these counts are enough: components spaced δ along a curve (or on a grid) and blurred by σ_d
 equal the continuous curve (or uniform square) blurred by σ_d up to a relative ripple of
-2 exp(−2π² σ_d² / δ²) (Poisson summation): below 1e−16 for δ ≤ σ_d / 2 (the curves), and
-5e−9 at δ = σ_d (the checkerboard, 0.05 / 0.05; its M is the largest, so it is no finer), 2e−6
-at the spirals' centre (δ = 1.2 σ_d). Either way far below the noise of any sample. The
-pictures are those of the former data sets (same curves, same noise widths; the checkerboard,
-once uniform with sharp edges, now has edges softened by σ_d = 0.05).
+2 exp(−2π² σ_d² / δ²) (Poisson summation): at most 5e−9 for δ ≤ σ_d, 2.4e−8 for the
+checkerboard (δ = 1.04 σ_d), and 4e−3 only at the spirals' nearly empty centre. That is far below
+what any sample can resolve (4,000 points resolve density differences of a few per cent), and
+more components would only cost latency. The pictures are those of the former data sets (same
+curves, same noise widths); the checkerboard, once uniform with sharp edges, now has its edges
+softened by σ_d = 0.08, the noise width of the moons.
 
 User points (:class:`Points`) are different: an empirical set smoothed by a bandwidth, whose
 exact field reproduces (memorizes) those points.
@@ -125,7 +127,7 @@ class Moons(Dataset):
 
     name = "moons"
     n_labels = 2
-    sigma, per_moon = 0.08, 128
+    sigma, per_moon = 0.08, 64
 
     def _components(self):
         theta = math.pi * _midpoints(self.per_moon)
@@ -140,7 +142,7 @@ class Circles(Dataset):
 
     name = "circles"
     n_labels = 2
-    sigma, per_circle = 0.05, 512
+    sigma, per_circle = 0.05, 256
 
     def _components(self):
         theta = 2 * math.pi * _midpoints(self.per_circle)
@@ -153,7 +155,7 @@ class SwissRoll(Dataset):
 
     name = "swissroll"
     n_labels = 4
-    sigma, count = 0.04, 1024
+    sigma, count = 0.04, 576
 
     def _components(self):
         u = _midpoints(self.count)
@@ -165,12 +167,12 @@ class SwissRoll(Dataset):
 class Checkerboard(Dataset):
     """Eight unit squares of a 4x4 checkerboard on [-2, 2]², blurred by σ_d; labelled by square.
 
-    Each square is a 20 x 20 grid of components at its cell centres (spacing 0.05 = σ_d).
+    Each square is a 12 x 12 grid of components at its cell centres (spacing 0.083 ≈ σ_d).
     """
 
     name = "checkerboard"
     n_labels = 8
-    sigma, per_side = 0.05, 20
+    sigma, per_side = 0.08, 12
 
     def _components(self):
         cell = _midpoints(self.per_side)
@@ -191,7 +193,7 @@ class Spirals(Dataset):
 
     name = "spirals"
     n_labels = 2
-    sigma, per_arm = 0.05, 512
+    sigma, per_arm = 0.05, 256
 
     def _components(self):
         r = torch.sqrt(_midpoints(self.per_arm)) * 3 * math.pi
