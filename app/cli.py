@@ -63,6 +63,9 @@ def _add_sample(sub) -> None:
     p.add_argument("--resolution", type=int, default=128, help="density grid is R x R")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     p.add_argument("--out", required=True, metavar="FILE.npz")
+    from app.train_cli import add_field_options
+
+    add_field_options(p)
 
 
 def _add_serve(sub) -> None:
@@ -106,14 +109,17 @@ def run_sample(args) -> int:
         resolution=args.resolution,
         device=device,
     )
-    result = simulate(config, dataset)
+    from app.train_cli import add_meta, field_maker
+
+    make_field, field_info = field_maker(args)
+    result = simulate(config, dataset, make_field=make_field)
     arrays = {
         "trajectories": result.trajectories,
         "times": result.times,
         "labels": result.labels,
         "density": result.density,
         "extent": np.asarray(result.extent, dtype=np.float64),
-        "meta": np.asarray(result.meta),
+        "meta": np.asarray(add_meta(result.meta, field_info)),
     }
     if result.exact_density is not None:
         arrays["exact_density"] = result.exact_density
@@ -140,9 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_sample(sub)
     _add_serve(sub)
+    from app.train_cli import add_train, run_train
+
+    add_train(sub)
     args = parser.parse_args(argv)
     try:
-        return {"sample": run_sample, "serve": run_serve}[args.command](args)
+        return {"sample": run_sample, "serve": run_serve, "train": run_train}[args.command](args)
     except (ValueError, OSError) as exc:
         print(f"flowscope: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)  # 1 for a refused non-finite run (NonFiniteRun)

@@ -137,3 +137,28 @@ def load(path: str | os.PathLike, labeler=None) -> tuple[LearnedField, Architect
         raise CheckpointError(f"{name}: contains NaN or infinite weights")
     net.requires_grad_(False).eval()
     return LearnedField.from_network(net, arch, labeler), arch, manifest
+
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",
+                           "weights")
+
+
+def pretrained_path(dataset: str, process: str) -> str:
+    """Where the shipped model of a built-in data set and process lives (it may be absent)."""
+    return os.path.join(WEIGHTS_DIR, f"{dataset}-{process}.safetensors")
+
+
+def check_matches(arch: Architecture, process: str, schedule: str, beta_min: float,
+                  beta_max: float, name: str = "weights") -> None:
+    """Refuse (CheckpointError) weights trained for another process or VP schedule."""
+    if arch.process != process:
+        raise CheckpointError(
+            f"{name}: trained for process {arch.process}, but this run uses {process}"
+        )
+    if process == "vp" and (arch.schedule, arch.beta_min, arch.beta_max) != (
+        schedule, beta_min, beta_max,
+    ):
+        raise CheckpointError(
+            f"{name}: trained for the {arch.schedule} schedule (beta {arch.beta_min:g}.."
+            f"{arch.beta_max:g}), but this run uses {schedule} (beta {beta_min:g}..{beta_max:g})"
+        )

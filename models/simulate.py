@@ -240,7 +240,11 @@ def trajectories(
 
 
 def simulate(
-    config: RunConfig, dataset: Dataset | None = None, should_stop=None, exact_cache=None
+    config: RunConfig,
+    dataset: Dataset | None = None,
+    should_stop=None,
+    exact_cache=None,
+    make_field=None,
 ) -> RunResult:
     """Validate, sample and grid one run.
 
@@ -251,9 +255,13 @@ def simulate(
             :class:`models.samplers.Cancelled` (a newer request superseded it).
         exact_cache: optional dict reused across runs for the exact density, which depends on
             the path, data set and time grid only (not on particles, seed, η or solver).
+        make_field: optional ``(path, exact_field) -> field`` for the field that moves the
+            particles (a learned one; it may colour them with the exact field); the exact
+            density stays the closed form.
     """
     config.validate()
     path, data, field = build(config, dataset)
+    run_field = field if make_field is None else make_field(path, field)
     generator = torch.Generator(device=config.device).manual_seed(config.seed)
 
     def callback(info) -> None:
@@ -262,7 +270,7 @@ def simulate(
         if info is not None and not bool(torch.isfinite(info["x"]).all()):  # stop at once
             raise NonFiniteRun("positions", info["i"] + 1, info["t"], config)
 
-    traj, times, labels = trajectories(config, path, data, field, generator, callback)
+    traj, times, labels = trajectories(config, path, data, run_field, generator, callback)
     callback(None)
     check_finite("positions", traj, times, config)  # runs without a per-step callback too
     grid = Grid(tuple(config.extent), (config.resolution, config.resolution))

@@ -55,7 +55,7 @@ class TrainConfig:
     process: str = "fm"
     dataset: str = "moons"
     steps: int = 4000
-    batch: int = 256
+    batch: int = 512
     lr: float = 3e-3
     train_size: int | None = None
     ot: bool = False
