@@ -5,8 +5,9 @@
 
 Trains with the default :class:`models.training.TrainConfig` (what ``flowscope train --process
 fm --dataset moons --out w`` runs) and prints the sliced W2 of the EMA field against the noise
-floor every ``--every`` steps (10k reverse-ODE samples, Heun, T = 100, mean of 5 draws against
-fresh data; the clock stops while it measures), then the table of assets/weights/manifest.json.
+floor every ``--every`` steps (:func:`models.quality.sw2_ratio`: 10k reverse-ODE samples, Heun,
+T = 100, 5 draws each against 4 fresh data samples, floor over 20 pairs; the clock stops while
+it measures), then the table of assets/weights/manifest.json.
 Timings on a shared 2-core machine are noisy: re-run on a quiet one.
 """
 
@@ -20,7 +21,7 @@ import time
 import torch
 
 from models.checkpoint import WEIGHTS_DIR
-from models.quality import generate, noise_floor, sw2_to_data
+from models.quality import noise_floor, sw2_ratio
 from models.training import TrainConfig, Trainer
 
 
@@ -40,12 +41,7 @@ def curve(process: str, dataset: str, every: int, device: str) -> None:
         if trainer.device.type == "cuda":
             torch.cuda.synchronize()
         elapsed += time.perf_counter() - start
-        field = trainer.field()
-        sw2 = sum(
-            sw2_to_data(generate(field, trainer.path, 10_000, 100, s, "heun"), trainer.data,
-                        refs=1, seed=2000 + s)
-            for s in range(5)
-        ) / 5
+        sw2, floor = sw2_ratio(trainer.field(), trainer.path, trainer.data)
         ratio = sw2 / floor
         if first is None and ratio <= 1.5:
             first = elapsed
