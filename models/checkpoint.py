@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
+import uuid
 
 import torch
 from safetensors.torch import load as st_load
@@ -65,9 +65,10 @@ def save(path: str | os.PathLike, net: FieldMLP, arch: Architecture, manifest=No
     same folder, then ``os.replace``, so a crash never leaves a half-written file there."""
     data = to_bytes(net, arch, manifest)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".flowscope-", suffix=".tmp", dir=folder)
+    # a fresh name opened exclusively (not mkstemp: its 0600 mode would stick to the result)
+    tmp = os.path.join(folder, f".flowscope-{os.getpid()}-{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:

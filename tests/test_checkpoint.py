@@ -154,3 +154,10 @@ def test_pickle_refused_and_its_payload_never_runs(tmp_path, how):
         load(path)
     _assert_one_line(exc, path)
     assert not marker.exists()
+
+
+def test_saved_file_has_the_usual_permissions(good):
+    _, path = good
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
