@@ -25,6 +25,7 @@ from playwright.sync_api import sync_playwright
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+DATASET_NAMES = ("8gaussians", "moons", "circles", "swissroll", "checkerboard", "spirals")
 GRID_T = "Bokeh.documents[0].get_model_by_name('grid_store').data.t"
 
 # Records the time of a pointer release, and of the first animation frame after the run's
@@ -169,11 +170,9 @@ def measure(browser, base: str, started: float, args) -> None:
     print(f"\n{'slider release -> paint (N=2000, T=100, exact field)':58} {'median':>8} "
           f"{'p90':>7} {'MB sent':>8}")  # fmt: skip
     # (label, query, index of the slider handle dragged: 0 is η, 4 is β_max in the sidebar)
-    cases = [
-        ("η, flow matching SDE, 8 gaussians", "?kind=sde&eta=0.5", 0),
-        ("β_max, VP ODE, 8 gaussians", "?process=vp", 4),
-        ("β_max, VP ODE, 2 moons (600 ref. points)", "?process=vp&dataset=moons", 4),
-    ]
+    cases = [("η, flow matching SDE, 8 gaussians", "?kind=sde&eta=0.5", 0)] + [
+        (f"β_max, VP ODE, {name}", f"?process=vp&dataset={name}", 4) for name in DATASET_NAMES
+    ]  # every built-in data set, each with its own mixture (M from 8 to 1152 components)
     # While playing, the browser's software rendering competes with the server for this
     # machine's 2 cores; paused shows the pipeline's own latency.
     for paused in (False, True) if args.only != "playback" else ():

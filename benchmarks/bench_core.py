@@ -5,6 +5,11 @@ M = 2k reference points, T = 100 steps) next to the time of the same field evalu
 replayed alone,
 the sampler's overhead above the field, and the time of one 100-frame density stack.
 
+Then, per data set, the cost of the app's run (N = 2000, T = 100, Euler ODE, flow matching)
+with the data set's own mixture (M components, MATH.md §5) against the former design's 600
+reference points (``--former``: 600 noisy samples smoothed by σ_d, as the app used), and the
+exact density stack on the app's 96 x 96 grid.
+
     python benchmarks/bench_core.py [--device cpu|cuda] [--repeats 5]
 """
 
@@ -16,7 +21,7 @@ import time
 
 import torch
 
-from models.datasets import Moons
+from models.datasets import DATASETS, Moons, Reference, make_dataset
 from models.density import Grid, histogram_density, mixture_density
 from models.fields import ExactField
 from models.paths import LinearFMPath
@@ -47,7 +52,8 @@ def main() -> None:
     args = parser.parse_args()
     dev, steps = args.device, args.steps
     path = LinearFMPath()
-    ref = Moons().reference(args.reference)
+    points, labels = Moons().sample(args.reference, torch.Generator().manual_seed(0), torch.float64)
+    ref = Reference(points, labels, 0.08)
     field = ExactField(path, ref, device=dev)
     times = time_grid(1.0, 0.0, steps)
     print(
@@ -86,6 +92,31 @@ def main() -> None:
         f"density stack, {steps + 1} frames of 128x128: particles (N = 2000) {1e3 * hist:.1f} ms, "
         f"exact (M = {args.reference}) {1e3 * exact:.1f} ms"
     )
+    per_dataset(args.repeats, dev)
+
+
+def per_dataset(repeats: int, dev: str, n: int = 2000, steps: int = 100) -> None:
+    """The app's run per data set: its own mixture against the former 600 reference points."""
+    path = LinearFMPath()
+    times = time_grid(1.0, 0.0, steps)
+    x1 = path.prior(n, 1.0, torch.Generator(device=dev).manual_seed(0), device=dev)
+    grid = Grid(shape=(96, 96))
+    print(f"\nper data set, N = {n}, T = {steps}, Euler ODE (ms, median of {repeats})")
+    print(f"{'data set':13} {'M':>5} {'run':>7} {'former 600':>11} {'exact 96²':>10}")
+    for name in DATASETS:
+        data = make_dataset(name)
+        ref = data.reference()
+        field = ExactField(path, ref, device=dev)
+        run = timed(lambda f=field: sample_euler(f, path, x1, times), repeats, dev)
+        if name == "8gaussians":  # its field was always its own 8 components
+            former = run
+        else:
+            pts, lab = data.sample(600, torch.Generator().manual_seed(10_000), torch.float64)
+            old = ExactField(path, Reference(pts, lab, ref.sigma), device=dev)
+            former = timed(lambda f=old: sample_euler(f, path, x1, times), repeats, dev)
+        dens = timed(lambda r=ref: mixture_density(r, path, times, grid), repeats, dev)
+        print(f"{name:13} {len(ref.points):>5} {1e3 * run:>7.1f} {1e3 * former:>11.1f} "
+              f"{1e3 * dens:>10.1f}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
