@@ -75,6 +75,9 @@ def _add_sample(sub) -> None:
         "--log-density", action="store_true",
         help="carry log p_t along each particle (ODE runs): log_density (T+1, N)",
     )  # fmt: skip
+    from app.train_cli import add_field_options
+
+    add_field_options(p)
 
 
 def _add_export(sub) -> None:
@@ -156,7 +159,11 @@ def run_sample(args) -> int:
     check_output(args.out)  # before computing: a bad path fails in a second, not after the run
     config, dataset = _run_config(args)
     config.validate()
-    result = simulate(config, dataset)
+    from app.train_cli import add_meta, field_maker
+
+    make_field, field_info = field_maker(args)
+    result = simulate(config, dataset, make_field=make_field)
+    result.meta = add_meta(result.meta, field_info)
     with atomic_output(args.out) as tmp:
         write_npz(result, tmp)
     written = args.out
@@ -210,9 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     _add_sample(sub)
     _add_serve(sub)
     _add_export(sub)
+    from app.train_cli import add_train, run_train
+
+    add_train(sub)
     args = parser.parse_args(argv)
     try:
-        runs = {"sample": run_sample, "serve": run_serve, "export": run_export}
+        runs = {"sample": run_sample, "serve": run_serve, "export": run_export,
+                "train": run_train}  # fmt: skip
         return runs[args.command](args)
     except (ValueError, OSError) as exc:
         print(f"flowscope: error: {exc}", file=sys.stderr)

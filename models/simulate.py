@@ -275,7 +275,11 @@ def trajectories(
 
 
 def simulate(
-    config: RunConfig, dataset: Dataset | None = None, should_stop=None, exact_cache=None
+    config: RunConfig,
+    dataset: Dataset | None = None,
+    should_stop=None,
+    exact_cache=None,
+    make_field=None,
 ) -> RunResult:
     """Validate, sample and grid one run.
 
@@ -286,9 +290,13 @@ def simulate(
             :class:`models.samplers.Cancelled` (a newer request superseded it).
         exact_cache: optional dict reused across runs for the exact density, which depends on
             the path, data set and time grid only (not on particles, seed, η or solver).
+        make_field: optional ``(path, exact_field) -> field`` for the field that moves the
+            particles (a learned one; it may colour them with the exact field); the exact
+            density stays the closed form.
     """
     config.validate()
     path, data, field = build(config, dataset)
+    run_field = field if make_field is None else make_field(path, field)
     generator = torch.Generator(device=config.device).manual_seed(config.seed)
 
     def callback(info) -> None:
@@ -300,18 +308,19 @@ def simulate(
     log_density = None
     if config.log_density:
         traj, times, labels, log_density = carried_trajectories(
-            config, path, data, field, generator, callback
+            config, path, data, run_field, generator, callback
         )
     else:
-        traj, times, labels = trajectories(config, path, data, field, generator, callback)
+        traj, times, labels = trajectories(config, path, data, run_field, generator, callback)
     callback(None)
     check_finite("positions", traj, times, config)  # runs without a per-step callback too
     grid = Grid(tuple(config.extent), (config.resolution, config.resolution))
     solved = None
     if config.pde:  # conditional paths have the ODE's marginals
         eta = 0.0 if config.kind == "conditional" else config.noise_level
-        solved = pde.solve_run(field, path, _data_mixture(config, data, field), times, eta, grid,
-                               callback=lambda _i: callback(None))
+        mixture = _data_mixture(config, data, field)  # the start density: the data's own
+        solved = pde.solve_run(run_field, path, mixture, times, eta, grid,
+                               callback=lambda _i: callback(None))  # the particles' field
     density = histogram_density(traj, grid, config.bandwidth)
     check_finite("density", density, times, config)
     exact = None

@@ -1,0 +1,144 @@
+"""``flowscope train`` and the learned field of ``flowscope sample --field learned``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from app.cli import _finite
+
+
+def add_train(sub) -> None:
+    """The ``train`` subcommand's arguments (defaults: :class:`models.training.TrainConfig`)."""
+    from models.datasets import DATASETS
+    from models.training import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a small MLP field and write it as safetensors")
+    p.add_argument("--process", choices=("vp", "fm"), default=d.process)
+    p.add_argument("--dataset", choices=tuple(DATASETS), default=d.dataset)
+    p.add_argument("--points", metavar="FILE", help="train on your own points (.npy, .npz, .csv)")
+    p.add_argument("--bandwidth-points", type=_finite, default=0.08, metavar="F")
+    p.add_argument(
+        "--train-size", type=int, default=None, metavar="M",
+        help="a fixed training set of M points (default: fresh samples every step)",
+    )  # fmt: skip
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--lr", type=_finite, default=d.lr, help="peak learning rate (cosine decay)")
+    p.add_argument("--ot", action="store_true", help="minibatch optimal-transport pairing")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=d.device)
+    p.add_argument(
+        "--threads", type=int, default=1,
+        help="torch CPU threads (default 1: a small MLP gains little from more, and loses much "
+        "when the cores are shared)",
+    )  # fmt: skip
+    p.add_argument("--out", required=True, metavar="FILE", help="weights file (any name)")
+
+
+class _Bar:
+    """A one-line progress bar on stderr, redrawn at most 10 times a second."""
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label, self.last = total, label, 0.0
+
+    def __call__(self, p, final: bool = False) -> None:
+        now = time.perf_counter()
+        if not final and now - self.last < 0.1:
+            return
+        self.last = now
+        done = int(30 * p.step / self.total)
+        sys.stderr.write(
+            f"\r{self.label} [{'#' * done}{'.' * (30 - done)}] {p.step}/{self.total} "
+            f"loss {p.loss:.4f} ema {p.ema_loss:.4f} {p.elapsed:.1f} s"
+        )
+        if final:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def run_train(args) -> int:
+    import torch
+
+    from models.checkpoint import save
+    from models.datasets import Points, load_points
+    from models.training import TrainConfig, Trainer
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    data, name = None, args.dataset
+    if args.points:
+        data, name = Points(load_points(args.points), bandwidth=args.bandwidth_points), "points"
+    config = TrainConfig(
+        process=args.process, dataset=name, steps=args.steps, batch=args.batch, lr=args.lr,
+        train_size=args.train_size, ot=args.ot, seed=args.seed, device=args.device,
+    )  # fmt: skip
+    trainer = Trainer(config, data)
+    if trainer.device.type == "cpu" and args.device != "cpu":
+        print("flowscope: notice: no CUDA device, training on the CPU", file=sys.stderr)
+    bar = _Bar(config.steps, f"train {config.process} {name} ({trainer.device.type})")
+    try:
+        trainer.run(callback=bar)
+    except KeyboardInterrupt:
+        trainer.stopped_reason = "interrupted"
+    if trainer.step == 0:
+        raise ValueError("training stopped before its first step; nothing written")
+    bar(trainer.progress(), final=True)
+    manifest = {**trainer.manifest(), "dataset": name}
+    if args.points:
+        manifest["points_file"] = args.points
+    save(args.out, trainer.snapshot(), trainer.arch, manifest)
+    stopped = f" (stopped: {trainer.stopped_reason})" if trainer.stopped_reason else ""
+    print(f"wrote {args.out}: {trainer.step} steps in {trainer.elapsed:.1f} s{stopped}")
+    return 0
+
+
+def add_field_options(p) -> None:
+    """``--field`` and ``--weights`` on ``flowscope sample``."""
+    p.add_argument(
+        "--field", choices=("exact", "learned"), default="exact",
+        help="exact (closed form) or learned (a trained MLP; see --weights)",
+    )  # fmt: skip
+    p.add_argument(
+        "--weights", metavar="FILE",
+        help="safetensors weights for --field learned (default: the shipped pretrained model "
+        "of the data set and process)",
+    )  # fmt: skip
+
+
+def field_maker(args):
+    """``make_field`` for :func:`models.simulate.simulate`, or None for the exact field.
+
+    Returns (make_field, description for the run's metadata). Weights that are missing, bad or
+    trained for another process or schedule raise CheckpointError (exit code 2).
+    """
+    from models.checkpoint import CheckpointError, check_matches, load, pretrained_path
+
+    if getattr(args, "field", "exact") == "exact":
+        if getattr(args, "weights", None):
+            raise ValueError("--weights needs --field learned")
+        return None, {"field": "exact"}
+    weights = args.weights
+    if weights is None:
+        if args.points:
+            raise CheckpointError("no pretrained model for --points; pass --weights FILE")
+        weights = pretrained_path(args.dataset, args.process)
+    learned, arch, manifest = load(weights)
+    check_matches(arch, args.process, args.schedule, args.beta_min, args.beta_max, weights)
+
+    def make_field(path, exact):
+        learned.labeler = exact
+        return learned
+
+    info = {"field": "learned", "weights": weights, "architecture": arch.to_dict()}
+    info["trained_on"] = manifest.get("dataset")
+    return make_field, info
+
+
+def add_meta(meta: str, info: dict) -> str:
+    """The run's JSON metadata with the field description added."""
+    return json.dumps({**json.loads(meta), **info}, sort_keys=True)

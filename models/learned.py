@@ -1,0 +1,180 @@
+"""A learned field: a small MLP that predicts one field kind, converted through the path.
+
+The network sees x ∈ R² and a Fourier embedding of t, and predicts the quantity it was trained
+on (ε for VP diffusion, the velocity for linear flow matching; x̂ or the score on request).
+:class:`LearnedField` has the exact field's signature ``field(x, t, want) -> dict`` (see
+:class:`models.fields.ExactField`), so every sampler, overlay and density runs on either.
+
+The ends of the path: converting ε to the score divides by b, which is 0 at t = 0 (and ε̂ → x̂
+divides by a, small at the VP noise end). The exact field avoids this in closed form; a network
+cannot, so times are clamped into [t_min, 1] before the network and the conversion (t_min = 1e-3,
+where b ≈ 0.01 for the default VP schedule and the network was trained). The Heun sampler's last
+step and forward runs evaluate at t = 0 exactly; they get the field at t_min, which is finite.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from models.paths import FIELD_KINDS, GaussianPath
+
+T_MIN = 1e-3
+NATIVE = {"vp": "eps", "fm": "velocity", "trig": "velocity"}  # what each process trains on
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Everything needed to rebuild a network and read its output (stored in checkpoints).
+
+    Attributes:
+        width, depth: hidden width and number of hidden layers of the MLP.
+        n_freq: number of Fourier frequencies of the time embedding (2 n_freq features).
+        predicts: the field kind the network outputs (``eps``, ``velocity``, ``x0``, ``score``).
+        process: the path it was trained on (``vp`` or ``fm``).
+        schedule, beta_min, beta_max: the VP schedule (ignored for ``fm``).
+        t_min: evaluation times are clamped into [t_min, 1].
+    """
+
+    width: int = 128
+    depth: int = 3
+    n_freq: int = 8
+    predicts: str = "velocity"
+    process: str = "fm"
+    schedule: str = "linear"
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    t_min: float = T_MIN
+
+    def __post_init__(self) -> None:
+        if self.predicts not in FIELD_KINDS:
+            raise ValueError(f"predicts must be one of {FIELD_KINDS}, got {self.predicts!r}")
+        if not (1 <= self.width <= 1024 and 1 <= self.depth <= 8 and 1 <= self.n_freq <= 64):
+            raise ValueError(
+                f"architecture out of range: width {self.width}, depth {self.depth}, "
+                f"n_freq {self.n_freq}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Architecture:
+        """Rebuild from :meth:`to_dict`; unknown or missing keys raise ValueError."""
+        names = set(cls.__dataclass_fields__)
+        if set(d) != names:
+            raise ValueError(f"architecture keys {sorted(d)} differ from {sorted(names)}")
+        return cls(**d)
+
+    def path(self) -> GaussianPath:
+        """The Gaussian path this network belongs to."""
+        from models.paths import make_path
+        from models.schedules import make_schedule
+
+        return make_path(self.process, make_schedule(self.schedule, self.beta_min, self.beta_max))
+
+
+class FieldMLP(nn.Module):
+    """MLP (x, t) ↦ R²: [x, sin(ω_k t), cos(ω_k t)] → depth × (Linear, SiLU) → Linear.
+
+    Frequencies ω_k are geometric from 1 to 200 rad per unit t, so the embedding resolves both
+    the slow middle of the path and the fast change near the data end.
+    """
+
+    def __init__(self, arch: Architecture):
+        super().__init__()
+        self.register_buffer(
+            "freqs", torch.logspace(0.0, math.log10(200.0), arch.n_freq), persistent=False
+        )
+        layers: list[nn.Module] = []
+        width_in = 2 + 2 * arch.n_freq
+        for _ in range(arch.depth):
+            layers += [nn.Linear(width_in, arch.width), nn.SiLU()]
+            width_in = arch.width
+        layers.append(nn.Linear(width_in, 2))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        """Args: x (N, 2), t (N,). Returns (N, 2)."""
+        phase = t[:, None] * self.freqs[None]
+        return self.net(torch.cat([x, torch.sin(phase), torch.cos(phase)], 1))
+
+
+def build_network(arch: Architecture, seed: int | None = None) -> FieldMLP:
+    """A freshly initialised network; ``seed`` makes the initial weights reproducible."""
+    if seed is None:
+        return FieldMLP(arch)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return FieldMLP(arch)
+
+
+class LearnedField:
+    """A network's prediction as x̂, ε̂, score and velocity (MATH.md §3).
+
+    Args:
+        net: ``net(x (N, 2), t (N,)) -> (N, 2)``, the prediction of kind ``predicts``.
+        path: the Gaussian path the network was trained on.
+        predicts: the kind the network outputs.
+        t_min: times are clamped into [t_min, 1] (see the module docstring).
+        labeler: optional object with ``nearest_label(x, t)`` (an exact field) used to colour
+            generated particles; without it every particle gets label 0.
+    """
+
+    def __init__(
+        self,
+        net: Callable[[Tensor, Tensor], Tensor],
+        path: GaussianPath,
+        predicts: str,
+        t_min: float = T_MIN,
+        labeler=None,
+    ):
+        if predicts not in FIELD_KINDS:
+            raise ValueError(f"predicts must be one of {FIELD_KINDS}, got {predicts!r}")
+        self.net, self.path, self.predicts = net, path, predicts
+        self.t_min, self.labeler = float(t_min), labeler
+
+    @classmethod
+    def from_network(cls, net: FieldMLP, arch: Architecture, labeler=None) -> LearnedField:
+        """The field of a :class:`FieldMLP` built for ``arch``."""
+        return cls(net, arch.path(), arch.predicts, arch.t_min, labeler)
+
+    def _net_on(self, x: Tensor):
+        net = self.net
+        if isinstance(net, nn.Module):
+            param = next(net.parameters())
+            if param.device != x.device:
+                net.to(x.device)  # follow the input, like the exact field
+        return net
+
+    def __call__(self, x: Tensor, t: float | Tensor, want=("velocity",)) -> dict[str, Tensor]:
+        """Evaluate at one time for a batch of points.
+
+        Args:
+            x: positions, shape (N, 2).
+            t: a scalar time; clamped into [t_min, 1].
+            want: any of ``x0``, ``eps``, ``score``, ``velocity``.
+
+        Returns:
+            a dict with one (N, 2) tensor per requested kind, in the dtype of x.
+        """
+        for kind in want:
+            if kind not in FIELD_KINDS:
+                raise ValueError(f"unknown field kind {kind!r}")
+        t = min(max(float(t), self.t_min), 1.0)
+        net = self._net_on(x)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and x.requires_grad):
+            tt = torch.full((len(x),), t, dtype=torch.float32, device=x.device)
+            value = net(x.float(), tt).to(x.dtype)
+            t64 = torch.tensor(t, dtype=torch.float64)
+            return {k: self.path.convert(value, x, t64, self.predicts, k) for k in want}
+
+    def nearest_label(self, x: Tensor, t: float) -> Tensor:
+        """Colour label per particle, shape (N,): the labeler's, else all 0."""
+        if self.labeler is not None:
+            return self.labeler.nearest_label(x, t)
+        return torch.zeros(len(x), dtype=torch.long, device=x.device)
