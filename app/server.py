@@ -29,7 +29,7 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
     """
     import torch
 
-    from app.main import safe_app
+    from app.ui.main import safe_app
 
     if not 1 <= port <= 65535:
         raise ValueError(f"--port must be in 1..65535, got {port}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.main import create_app
+from app.ui.main import create_app
 
 
 def test_the_app_builds_outside_a_server_with_its_first_run():

@@ -108,7 +108,7 @@ def test_html_page_inlines_its_resources(result, tmp_path):
 
 def test_html_page_carries_the_contours_and_overlay_shown_in_the_app(result):
     from app.export.page import standalone_html
-    from app.state import FlowState
+    from app.session.state import FlowState
 
     plain = len(standalone_html(result, ExportSettings(size=200)))
     contours = len(standalone_html(result, ExportSettings(size=200, contours=True)))

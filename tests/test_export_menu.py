@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from app.export.menu import ExportMenu
-from app.state import FlowState
+from app.session.state import FlowState
 
 
 def menu_with_run(**settings) -> ExportMenu:

@@ -104,8 +104,8 @@ def test_caption_changes_with_t_and_views_stay_put(result):
 
 
 def test_constants_agree_with_the_app():
-    from app.views import TRAIL_ALPHA as APP_ALPHA
-    from app.views import TRAIL_CAP as APP_CAP
+    from app.ui.views import TRAIL_ALPHA as APP_ALPHA
+    from app.ui.views import TRAIL_CAP as APP_CAP
 
     assert (TRAIL_CAP, TRAIL_ALPHA) == (APP_CAP, APP_ALPHA)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.frames import (
+from app.session.state import ARROWS, FlowState
+from app.ui.frames import (
     CONTOUR_LEVELS,
     nbytes,
     pack_arrows,
@@ -15,7 +16,6 @@ from app.frames import (
     quantize,
     quantize_positions,
 )
-from app.state import ARROWS, FlowState
 
 
 @pytest.fixture(scope="module")

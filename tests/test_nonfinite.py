@@ -8,8 +8,8 @@ import torch
 
 import models.simulate as simulate_module
 from app.cli import main
-from app.runner import Recomputer
-from app.state import FlowState
+from app.session.runner import Recomputer
+from app.session.state import FlowState
 from models.simulate import NonFiniteRun, RunConfig, simulate
 
 T_BAD = 0.5

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from app.runner import Recomputer
-from app.state import FlowState
-from app.url import read_url_values
+from app.session.runner import Recomputer
+from app.session.state import FlowState
+from app.session.url import read_url_values
 from models.samplers import Cancelled
 
 

@@ -6,9 +6,9 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from app.notice import MAX_CHARS, plain_html
-from app.state import FlowState
-from app.url import URL_PARAMS, describe_refused, query_of, read_query, read_url_values
+from app.session.state import FlowState
+from app.session.url import URL_PARAMS, describe_refused, query_of, read_query, read_url_values
+from app.ui.notice import MAX_CHARS, plain_html
 
 LONG = "9" * 5000
 MALFORMED = {"bool": "true", "float": "2.5", "empty": "", "long": LONG}

@@ -3,10 +3,10 @@
 It exports the run on screen (``state.result``) with the display settings on screen (trail,
 density source), so the file shows what the page shows, and nothing is sampled again.
 
-Rendering runs on a thread of its own per export, not on the shared compute thread
-(app/runner.py ``COMPUTE``): an MP4 takes seconds, and on that one thread it would hold up every
-session's recomputes. It needs no torch (numpy, Pillow, an ffmpeg subprocess), so it does not
-start a second OpenMP team, the reason ``COMPUTE`` is a single thread.
+Rendering runs on a thread of its own per export, not in the compute turns of
+app/session/runner.py: an MP4 takes seconds, and in a turn it would hold up every session's
+recomputes. It needs no torch (numpy, Pillow, an ffmpeg subprocess), so it does not start a
+second OpenMP team competing with the runs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import panel as pn
 import param
 
 from app.export import FORMATS, Cancelled, ExportSettings, export
-from app.state import FlowState
+from app.session.state import FlowState
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from bokeh.resources import Resources
 
 from app.export import ExportSettings
 from app.export.caption import settings_text
-from app.state import FlowState
-from app.views import RENDER_JS, FlowViews
+from app.session.state import FlowState
+from app.ui.views import RENDER_JS, FlowViews
 from models.simulate import RunResult
 
 

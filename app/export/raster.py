@@ -5,7 +5,7 @@ Layout of one frame, (S + C, 2S, 3) uint8: the particle view (left, S x S) and t
 settings. Numpy rather than matplotlib's Agg: STACK.md measured about 2 ms against 7 ms a frame
 at 512², and drawing squares, 1-pixel trails and a nearest-neighbour heatmap needs nothing more.
 
-What is drawn follows the app (app/views.py, app/static/render.js): particles as squares
+What is drawn follows the app (app/ui/views.py, app/ui/static/render.js): particles as squares
 coloured by label with ``LABEL_PALETTE``, trails through the last K positions of the first
 ``TRAIL_CAP`` particles in two layers (newer half brighter), the heatmap scaled to each frame's
 own peak through Inferno, and y increasing upwards.
@@ -19,10 +19,10 @@ import numpy as np
 from bokeh.palettes import Inferno256
 
 from app.export.caption import Caption
-from app.frames import LABEL_PALETTE, quantize
+from app.ui.frames import LABEL_PALETTE, quantize
 from models.simulate import RunResult
 
-# The same as app/views.py (which imports Panel, too heavy for the command line);
+# The same as app/ui/views.py (which imports Panel, too heavy for the command line);
 # tests/test_export_raster.py checks they agree.
 TRAIL_CAP = 500
 TRAIL_ALPHA = (0.45, 0.18)  # newer, older half of a trail

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 
-from app.url import URL_PARAMS
+from app.session.url import URL_PARAMS
 
 ATTACKS = {
     "script": "?process=" + quote("<script>alert(1)</script>"),

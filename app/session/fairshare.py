@@ -7,10 +7,10 @@ Policy (README, "Serving a class"):
    heavy run therefore slows a light one by at most one of its own steps per step (milliseconds)
    instead of making it wait for the whole heavy run (measured before: a click in one session
    landed 39 s late while another computed a 48 s run).
-2. **A cap on work per run** (``app/state.py: MAX_PARTICLE_FRAMES``): what one run computes,
-   holds and sends is bounded.
-3. **Cancellation**: a session's superseded run stops at its next step (``app/runner.py``), and
-   a closed session's run too.
+2. **A cap on work per run** (``app/session/state.py: MAX_PARTICLE_FRAMES``): what one run
+   computes, holds and sends is bounded.
+3. **Cancellation**: a session's superseded run stops at its next step
+   (``app/session/runner.py``), and a closed session's run too.
 
 One turn, not one thread: torch runs an OpenMP team per calling thread, and two teams computing
 at once fight over the cores (measured on this 2-core machine: a run took 2.3x longer). Runs

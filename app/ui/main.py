@@ -1,7 +1,7 @@
 """The flowscope app: assembly of state, runner, views and controls for one session.
 
-``panel serve app/main.py`` serves it; ``flowscope serve`` does the same; in a notebook,
-``from app.main import create_app; create_app()`` displays it.
+``panel serve app/ui/main.py`` serves it; ``flowscope serve`` does the same; in a notebook,
+``from app.ui.main import create_app; create_app()`` displays it.
 """
 
 from __future__ import annotations
@@ -13,15 +13,10 @@ import panel as pn
 import param
 from bokeh.models import CustomJS
 
-from app.controls import playback_controls, sidebar
-from app.data_panel import DataPanel
 from app.export.menu import ExportMenu
-from app.math_panel import MathPanel
-from app.notice import Notice
-from app.runner import Recomputer, compute_now
-from app.schedule_plot import SchedulePlot
-from app.state import DATA_PARAMS, FlowState
-from app.url import (
+from app.session.runner import Recomputer, compute_now
+from app.session.state import DATA_PARAMS, FlowState
+from app.session.url import (
     URL_PARAMS,
     describe_refused,
     guard_panel_query_parsing,
@@ -29,8 +24,13 @@ from app.url import (
     read_query,
     read_url_values,
 )
-from app.userdata import decode_points, encode_points
-from app.views import RENDER_JS, FlowViews
+from app.session.userdata import decode_points, encode_points
+from app.ui.controls import playback_controls, sidebar
+from app.ui.data_panel import DataPanel
+from app.ui.math_panel import MathPanel
+from app.ui.notice import Notice
+from app.ui.schedule_plot import SchedulePlot
+from app.ui.views import RENDER_JS, FlowViews
 
 pn.extension("katex", notifications=False)
 guard_panel_query_parsing()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import panel as pn
 import param
 
-from app.state import FlowState
+from app.session.state import FlowState
 
 
 def _fmt(x: float) -> str:

@@ -7,7 +7,7 @@ import param
 from bokeh.models import ColumnDataSource, LinearAxis, Range1d, Span
 from bokeh.plotting import figure
 
-from app.state import FlowState
+from app.session.state import FlowState
 
 
 class SchedulePlot(pn.viewable.Viewer):

@@ -3,7 +3,7 @@
 A link is untrusted input (a teacher hands one to a whole class, anybody can edit it). Every
 value is parsed on its own, by the type of its parameter, from the raw text of the query:
 "true" is never a number, "1e2" is the integer 100, an unknown name for a choice is refused.
-What is refused is reported (as plain text, see app/notice.py) and dropped from the URL, and the
+What is refused is reported (as plain text, see app/ui/notice.py) and dropped from the URL, and the
 other values are kept. The query written back is made from the state alone, one canonical text
 per value, so it never flips between spellings ("true"/"True") or shows float noise.
 """
@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import param
 
-from app.state import COMPUTE_PARAMS, DISPLAY_PARAMS, FlowState
+from app.session.state import COMPUTE_PARAMS, DISPLAY_PARAMS, FlowState
 
 URL_PARAMS = COMPUTE_PARAMS + DISPLAY_PARAMS
 SHOWN_CHARS = 40  # a refused value is quoted up to this many characters in the notice

@@ -25,14 +25,14 @@ from bokeh.models import (
 from bokeh.palettes import Inferno256
 from bokeh.plotting import figure
 
-from app.frames import (
+from app.session.state import ARROWS, FlowState
+from app.ui.frames import (
     LABEL_PALETTE,
     pack_arrows,
     pack_contours,
     pack_grid,
     pack_particles,
 )
-from app.state import ARROWS, FlowState
 
 RENDER_JS = (Path(__file__).parent / "static" / "render.js").read_text()
 FRAME = 400  # inner plotting area of each view, in pixels

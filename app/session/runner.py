@@ -5,7 +5,7 @@ A request bumps a generation counter. The worker checks it after every sampler s
 computing and none are queued behind it. A finished run is published on the session's own
 thread (Bokeh requires it) only if it is still the newest.
 
-Runs of every session take turns on the compute, one step at a time (``app/fairshare.py``):
+Runs of every session take turns on the compute, one step at a time (``app/session/fairshare.py``):
 torch's CPU kernels run an OpenMP thread team per calling thread, and two teams computing at
 once spin against each other for the cores (measured: a 2-moons run took 350 ms instead of
 150 ms), so only the holder of the turn computes, while a heavy run in one session cannot make
@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import param
 
-from app.fairshare import TURNS
-from app.state import COMPUTE_PARAMS, DATA_PARAMS, FlowState
+from app.session.fairshare import TURNS
+from app.session.state import COMPUTE_PARAMS, DATA_PARAMS, FlowState
 from models.samplers import Cancelled
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import panel as pn
 
-from app.state import FlowState
+from app.session.state import FlowState
 
 SLIDER = {"type": pn.widgets.FloatSlider, "throttled": True}
 

@@ -17,8 +17,8 @@ import param
 import torch
 from bokeh.models import ColumnDataSource, CustomJS, FreehandDrawTool
 
-from app.state import FlowState
-from app.userdata import (
+from app.session.state import FlowState
+from app.session.userdata import (
     LINK_MAX_POINTS,
     MAX_UPLOAD_BYTES,
     check_points,

@@ -1,0 +1,1 @@
+"""The page: the views, the sidebar, the notice and the assembly of one session (main.py)."""
