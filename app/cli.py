@@ -153,7 +153,6 @@ def _run_config(args):
 def run_sample(args) -> int:
     from app.export.data import write_npz
     from app.output import atomic_output, check_output
-    from models.diagnostics import left_view
     from models.simulate import simulate
 
     check_output(args.out)  # before computing: a bad path fails in a second, not after the run
@@ -177,10 +176,6 @@ def run_sample(args) -> int:
     if config.solver == "heun" and config.solver_used != "heun":
         print(f"flowscope: note: this run used {config.solver_used}, not --solver "
               f"{config.solver} (Heun is for the ODE, eta = 0)", file=sys.stderr)  # fmt: skip
-    warning = left_view(result.trajectories, result.times, result.extent, config.kind,
-                        config.noise_level)  # fmt: skip
-    if warning:
-        print(f"flowscope: warning: {warning}", file=sys.stderr)
     return 0
 
 

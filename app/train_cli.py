@@ -63,7 +63,8 @@ def run_train(args) -> int:
     import torch
 
     from models.checkpoint import save
-    from models.datasets import Points, load_points
+    from models.datasets import Points
+    from models.pointfiles import load_points
     from models.training import TrainConfig, Trainer
 
     if args.threads is not None:

@@ -258,23 +258,3 @@ def make_dataset(name: str) -> Dataset:
         return DATASETS[name]()
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}") from None
-
-
-def load_points(path: str) -> np.ndarray:
-    """Read user points from a .npy, .npz (first array or ``points``) or .csv/.txt file.
-
-    Never unpickles: ``allow_pickle=False`` throughout. Returns float64 (M, 2).
-    """
-    if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as f:
-            arr = f["points"] if "points" in f.files else f[f.files[0]]
-    elif path.endswith(".npy"):
-        arr = np.load(path, allow_pickle=False)
-    else:
-        arr = np.loadtxt(path, delimiter="," if path.endswith(".csv") else None, ndmin=2)
-    arr = np.asarray(arr, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0:
-        raise ValueError(f"{path}: expected an array of shape (M, 2), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{path}: points contain NaN or infinite values")
-    return arr

@@ -15,6 +15,7 @@ import torch
 from models import pde
 from models.datasets import DATASETS, Dataset, make_dataset
 from models.density import DEFAULT_BANDWIDTH, Grid, histogram_density, mixture_density
+from models.diagnostics import left_view
 from models.fields import ExactField
 from models.logdensity import gaussian_log_density, integrate
 from models.paths import PATHS, GaussianPath, make_path
@@ -327,8 +328,9 @@ def simulate(
     if config.exact_density:
         exact = _exact_density(config, dataset is None, field, path, times, grid, exact_cache)
         check_finite("exact density", exact, times, config)
+    positions = traj.float().cpu().numpy()
     return RunResult(
-        trajectories=traj.float().cpu().numpy(),
+        trajectories=positions,
         times=times.cpu().numpy(),
         labels=labels.numpy(),
         density=density.cpu().numpy(),
@@ -341,8 +343,15 @@ def simulate(
         pde_mass=None if solved is None else solved.mass,
         pde_outflow=None if solved is None else solved.outflow,
         log_density=None if log_density is None else log_density.float().cpu().numpy(),
-        warnings=_outside_view(dataset, config),
+        warnings=_outside_view(dataset, config) + _left_view(positions, times, config),
     )
+
+
+def _left_view(positions: np.ndarray, times, config: RunConfig) -> tuple[str, ...]:
+    """A warning when most particles left the view in some frame (too few SDE steps, say)."""
+    warning = left_view(positions, times.cpu().numpy(), tuple(config.extent), config.kind,
+                        config.noise_level)  # fmt: skip
+    return (warning,) if warning else ()
 
 
 def _outside_view(dataset: Dataset | None, config: RunConfig) -> tuple[str, ...]:

@@ -10,7 +10,6 @@ import param
 import torch
 
 from models.datasets import DATASETS, Points
-from models.diagnostics import left_view
 from models.overlay import arrow_grid, field_frames
 from models.simulate import RunConfig, RunResult, build, path_of, simulate
 
@@ -184,12 +183,7 @@ class FlowState(param.Parameterized):
                 f"{MAX_PARTICLE_FRAMES:,} positions one run may compute and send here; ran "
                 f"N = {config.particles:,} (fewer steps allow more particles; the command line "
                 "has no cap).")  # fmt: skip
-        warning = left_view(result.trajectories, result.times, result.extent,
-                            config.kind if config else "",
-                            config.noise_level if config else 0.0)  # fmt: skip
-        if warning:
-            notes.append(warning)
-        notes.extend(result.warnings)  # from the run itself (user points outside the view)
+        notes.extend(result.warnings)  # from the run: particles left the view, points outside it
         if self.shade and self.kind != "ode":
             notes.append("Colouring by carried log-density needs the ODE (a stochastic path "
                          "carries no density); particles keep their cluster colours.")
