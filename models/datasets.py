@@ -12,7 +12,8 @@ data set      M     σ_d     components (spacing δ between neighbours)
 moons         128   0.08    64 points per half circle (radius 1.5), δ = 0.074
 circles       512   0.05    256 points per circle (radius 1 and 2), δ ≤ 0.049
 swissroll     576   0.04    equal steps in θ on r ∝ θ, δ ≤ 0.040
-checkerboard  1152  0.08    a 12 x 12 grid of cell centres in each of the 8 unit squares,
+checkerboard  1152  0.08    a 12 x 12 grid of cell centres in each of the 8 unit squares (the
+                            field sums them per axis: 96 exponentials, not 1152),
                             δ = 0.083
 spirals       512   0.05    256 points per arm at equal steps of r², δ ≤ 0.062 for 99 %
                             (up to 0.09 for the innermost few, where the arm is nearly empty)
@@ -49,6 +50,34 @@ MAX_COORD = 1000.0  # user points beyond this are refused: float32 squares lose 
 
 
 @dataclass(frozen=True)
+class GridBlocks:
+    """Components that form Cartesian grids: block b holds the means (xs[gx_b, j], ys[gy_b, k])
+    for every j, k, in the order ``meshgrid(..., indexing="xy")`` flattens them (x fastest).
+
+    An isotropic Gaussian factorises over the axes, so the exact field sums a block's kx·ky
+    components as (Σ_j)(Σ_k): kx + ky exponentials per distinct axis instead of kx·ky per block
+    (the checkerboard: 96 instead of 1152 per particle). The mixture is unchanged; only its
+    evaluation is faster.
+
+    Attributes:
+        xs: x coordinates of each x-group, (Gx, kx); ys: (Gy, ky).
+        blocks: the (gx, gy) group pair of each block, (B, 2) int64.
+    """
+
+    xs: Tensor
+    ys: Tensor
+    blocks: Tensor
+
+    def points(self) -> Tensor:
+        """Every component mean, (B·ky·kx, 2), block by block (the mixture's order)."""
+        out = []
+        for gx, gy in self.blocks.tolist():
+            u, v = torch.meshgrid(self.xs[gx], self.ys[gy], indexing="xy")
+            out.append(torch.stack([u.reshape(-1), v.reshape(-1)], 1))
+        return torch.cat(out)
+
+
+@dataclass(frozen=True)
 class Reference:
     """A Gaussian mixture with equal weights and isotropic components.
 
@@ -56,11 +85,14 @@ class Reference:
         points: component means x_i, shape (M, 2).
         labels: an integer label per component (for colouring), shape (M,).
         sigma: component standard deviation σ_d > 0.
+        grid: the same components as Cartesian blocks, when they are (a faster evaluation),
+            each block one label; None otherwise.
     """
 
     points: Tensor
     labels: Tensor
     sigma: float
+    grid: GridBlocks | None = None
 
 
 def _normal(shape, g: torch.Generator) -> Tensor:
@@ -83,11 +115,15 @@ class Dataset:
         """Component means float64 (M, 2) and labels int64 (M,)."""
         raise NotImplementedError
 
+    def _grid(self) -> GridBlocks | None:
+        """The components as Cartesian blocks, for sets built that way (else None)."""
+        return None
+
     @cached_property
     def mixture(self) -> Reference:
         """The mixture that defines the data set (and that its exact field uses)."""
         points, labels = self._components()
-        return Reference(points, labels, self.sigma)
+        return Reference(points, labels, self.sigma, self._grid())
 
     def sample(
         self, n: int, generator: torch.Generator, dtype=torch.float32, device=None
@@ -167,25 +203,26 @@ class SwissRoll(Dataset):
 class Checkerboard(Dataset):
     """Eight unit squares of a 4x4 checkerboard on [-2, 2]², blurred by σ_d; labelled by square.
 
-    Each square is a 12 x 12 grid of components at its cell centres (spacing 0.083 ≈ σ_d).
+    Each square is a 12 x 12 grid of components at its cell centres (spacing 0.083 ≈ σ_d); the
+    squares are Cartesian blocks (:class:`GridBlocks`), which the exact field sums per axis.
     """
 
     name = "checkerboard"
     n_labels = 8
     sigma, per_side = 0.08, 12
 
-    def _components(self):
+    def _grid(self) -> GridBlocks:
         cell = _midpoints(self.per_side)
-        u, v = torch.meshgrid(cell, cell, indexing="xy")
-        unit = torch.stack([u.reshape(-1), v.reshape(-1)], 1)  # one unit square, (k², 2)
-        corners, labels = [], []
-        for column in range(4):
-            for row in (-2, 0):  # the dark squares: row offset by the column's parity
-                corners.append([column - 2, row + column % 2])
-                labels.append(column * 2 + (row + 2) // 2)
-        corners_t = torch.tensor(corners, dtype=torch.float64)  # (8, 2)
-        points = (corners_t[:, None, :] + unit[None]).reshape(-1, 2)
-        return points, torch.tensor(labels).repeat_interleave(len(unit))
+        columns = torch.stack([cell + (c - 2) for c in range(4)])  # (4, k): x of each column
+        rows = torch.stack([cell + (r - 2) for r in range(4)])  # (4, k): y of each row
+        # the dark squares: in column c, rows 0 and 2 shifted up by the column's parity
+        blocks = [[c, r + c % 2] for c in range(4) for r in (0, 2)]
+        return GridBlocks(columns, rows, torch.tensor(blocks))
+
+    def _components(self):
+        grid = self._grid()
+        labels = torch.arange(len(grid.blocks)).repeat_interleave(self.per_side**2)
+        return grid.points(), labels
 
 
 class Spirals(Dataset):
