@@ -76,7 +76,9 @@ class AppPage:
         self.sent = 0  # websocket messages the page sent to the server
         page.on("websocket", lambda ws: ws.on("framesent", self._count_sent))
         page.goto(url)
-        page.wait_for_function("() => window.flowscope_frames > 0", timeout=30_000)
+        # The first page of a fresh server also pays torch's first-call warm-up; on a loaded
+        # 2-core machine that once took over 30 s.
+        page.wait_for_function("() => window.flowscope_frames > 0", timeout=60_000)
 
     def _count_sent(self, _payload) -> None:
         self.sent += 1
