@@ -44,33 +44,33 @@ class Grid:
         return xs, ys
 
 
-def _blur_matrix(size: int, sigma_px: float, dtype, device) -> Tensor:
-    """(size, size) banded matrix K with K[i, j] = g(i − j), g the normalised Gaussian of width
-    sigma_px truncated at 3σ. Rows near the border keep their truncated weights (zero padding):
-    mass blurred past the border leaves the box, as it would for a KDE."""
+def _blur_taps(sigma_px: float, dtype) -> Tensor:
+    """(2r + 1,) weights of the normalised Gaussian of width sigma_px truncated at r = ⌈3σ⌉."""
     radius = max(1, math.ceil(3 * sigma_px))
-    u = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    u = torch.arange(-radius, radius + 1, dtype=torch.float64)
     g = torch.exp(-0.5 * (u / sigma_px) ** 2)
-    g = g / g.sum()
-    offset = torch.arange(size, device=device)[:, None] - torch.arange(size, device=device)[None]
-    inside = offset.abs() <= radius
-    return torch.where(
-        inside, g[(offset + radius).clamp(0, 2 * radius)], torch.zeros((), dtype=dtype)
-    )
+    return (g / g.sum()).to(dtype)
 
 
 def smooth(images: Tensor, sigma_px: tuple[float, float]) -> Tensor:
     """Separable Gaussian blur of (F, H, W) images, widths in pixels (along y, along x).
 
-    Two batched products K_y · image · K_xᵀ: measured 20x faster on the CPU than ``conv2d``
-    with one-channel kernels, and exact zero padding.
+    Each axis is a sum of 2r + 1 shifted copies of the zero-padded images: mass blurred past the
+    border leaves the box, as it would for a KDE. Measured 2x faster on the CPU than two banded
+    matrix products (and 40x faster than ``conv2d`` with one-channel kernels).
     """
-    _, height, width = images.shape
     out = images
-    if sigma_px[0] > 0:
-        out = _blur_matrix(height, sigma_px[0], images.dtype, images.device) @ out
-    if sigma_px[1] > 0:
-        out = out @ _blur_matrix(width, sigma_px[1], images.dtype, images.device).T
+    for axis, sigma in ((1, sigma_px[0]), (2, sigma_px[1])):
+        if sigma <= 0:
+            continue
+        taps = _blur_taps(sigma, images.dtype).tolist()
+        radius, size = len(taps) // 2, out.shape[axis]
+        pad = (radius, radius, 0, 0) if axis == 2 else (0, 0, radius, radius)
+        padded = torch.nn.functional.pad(out, pad)
+        blurred = taps[0] * padded.narrow(axis, 0, size)
+        for k in range(1, len(taps)):
+            blurred.add_(padded.narrow(axis, k, size), alpha=taps[k])
+        out = blurred
     return out
 
 

@@ -80,3 +80,30 @@ def test_density_arrays_have_frame_row_column_layout():
     d = histogram_density(torch.zeros(5, 10, 2), GRID, bandwidth=0.0)
     assert d.shape == (5, 64, 80) and d.dtype == torch.float32
     assert np.isclose(float(d[0, 32, 40]) * cell_area(GRID), 1.0)
+
+
+@pytest.mark.parametrize("sigma", [(0.7, 0.7), (0.96, 2.3), (0.0, 1.5)])
+def test_smooth_is_the_truncated_gaussian_and_loses_what_passes_the_border(sigma):
+    """A unit spike blurs into the outer product of the normalised Gaussians truncated at
+    ⌈3σ⌉ (closed form); next to the border, the part beyond it is gone."""
+    import math
+
+    from models.density import smooth
+
+    def taps(s, n, centre):
+        if s == 0:
+            return torch.nn.functional.one_hot(torch.tensor(centre), n).double()
+        r = math.ceil(3 * s)
+        u = torch.arange(n, dtype=torch.float64) - centre
+        g = torch.exp(-0.5 * (u / s) ** 2) * (u.abs() <= r)
+        full = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float64) / s) ** 2).sum()
+        return g / full
+
+    for cy, cx in [(20, 17), (0, 1), (39, 38)]:  # inside, and at the borders
+        img = torch.zeros(2, 40, 41, dtype=torch.float64)
+        img[1, cy, cx] = 1.0
+        out = smooth(img, sigma)
+        want = torch.outer(taps(sigma[0], 40, cy), taps(sigma[1], 41, cx))
+        torch.testing.assert_close(out[1], want, rtol=1e-12, atol=1e-15)
+        assert float(out[0].abs().max()) == 0.0
+    assert float(out[1].sum()) < 0.99  # a spike by the edge loses the mass blurred past it
