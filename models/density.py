@@ -113,7 +113,8 @@ def mixture_density(reference: Reference, path: GaussianPath, times: Tensor, gri
     """Exact p_t on the grid for each time (MATH.md §5), shape (F, H, W) float32.
 
     p_t(x, y) = (1/M) Σ_i N(x; a x_i1, c²) N(y; a x_i2, c²): the isotropic Gaussian separates,
-    so each frame is one (H, M) @ (M, W) product instead of H·W·M exponentials.
+    so each frame is one (H, M) @ (M, W) product instead of H·W·M exponentials. Cartesian
+    blocks (the checkerboard) sum each axis first: an (H, B) @ (B, W) product, B blocks.
     """
     device, dtype = (
         reference.points.device,
@@ -125,10 +126,22 @@ def mixture_density(reference: Reference, path: GaussianPath, times: Tensor, gri
     a = a.to(dtype)
     xs, ys = grid.centres(dtype=dtype, device=device)
     pts = reference.points.to(device=device, dtype=dtype)
+    blocks = reference.grid
     out = []
     for sl in torch.arange(len(times)).split(FRAME_CHUNK):
         a_, c2_ = a[sl, None, None], c2[sl, None, None]  # (f, 1, 1)
-        gx = _gaussian_factor(xs, a_ * pts[None, :, 0:1], c2_)  # (f, M, W)
-        gy = _gaussian_factor(ys, a_ * pts[None, :, 1:2], c2_)  # (f, M, H)
+        if blocks is None:
+            gx = _gaussian_factor(xs, a_ * pts[None, :, 0:1], c2_)  # (f, M, W)
+            gy = _gaussian_factor(ys, a_ * pts[None, :, 1:2], c2_)  # (f, M, H)
+        else:
+            gx = _axis_sums(xs, blocks.xs, a_, c2_)[:, blocks.blocks[:, 0]]  # (f, B, W)
+            gy = _axis_sums(ys, blocks.ys, a_, c2_)[:, blocks.blocks[:, 1]]  # (f, B, H)
         out.append(torch.bmm(gy.transpose(1, 2), gx) / len(pts))  # (f, H, W)
     return torch.cat(out)
+
+
+def _axis_sums(axis: Tensor, groups: Tensor, a: Tensor, var: Tensor) -> Tensor:
+    """Σ_j N(axis; a u_gj, var) for each group g of (G, k) coordinates, shape (f, G, len(axis))."""
+    f, (n_groups, k) = len(a), groups.shape
+    centres = a * groups.reshape(1, -1, 1).to(axis)  # (f, G·k, 1)
+    return _gaussian_factor(axis, centres, var).reshape(f, n_groups, k, -1).sum(2)
