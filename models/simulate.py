@@ -400,6 +400,17 @@ def carried_trajectories(config: RunConfig, path, data, field, generator, callba
     return traj, times, labels.cpu(), logp
 
 
+def exact_frames(config: RunConfig, times, dataset: Dataset | None = None, cache=None):
+    """Exact p_t for a run made without it (``exact_density=False``), on its grid at its
+    ``times`` (T+1,): (T+1, H, W) float32, refused like the run's own arrays if not finite."""
+    path, _, field = build(config, dataset)
+    grid = Grid(tuple(config.extent), (config.resolution, config.resolution))
+    times = torch.as_tensor(times, dtype=torch.float64)
+    exact = _exact_density(config, dataset is None, field, path, times, grid, cache)
+    check_finite("exact density", exact, times, config)
+    return exact
+
+
 def _exact_density(config, cacheable, field, path, times, grid, cache) -> np.ndarray:
     """Exact p_t on the grid, (T+1, H, W), memoised in ``cache`` (one entry) when given."""
     key = (

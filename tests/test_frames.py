@@ -20,7 +20,7 @@ from app.ui.frames import (
 
 @pytest.fixture(scope="module")
 def state():
-    s = FlowState(dataset="moons", steps=30, particles=500, overlay="velocity")
+    s = FlowState(dataset="moons", steps=30, particles=500, overlay="velocity", contours=True)
     s.recompute()
     return s
 

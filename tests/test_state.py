@@ -29,7 +29,7 @@ def test_eta_applies_to_the_sde_and_heun_to_the_ode_only():
 
 
 def test_recompute_publishes_consistent_arrays_once():
-    s = FlowState(steps=20, particles=300, dataset="moons", overlay="score")
+    s = FlowState(steps=20, particles=300, dataset="moons", overlay="score", contours=True)
     calls = []
     s.param.watch(
         lambda *events: calls.append(sorted(e.name for e in events)), ["result", "arrows"]
@@ -54,6 +54,33 @@ def test_overlay_fields_are_computed_only_when_asked_for():
         time.sleep(0.02)
     assert s.arrows["velocity"].shape == (21, 17 * 17, 2)
     np.testing.assert_allclose(s.arrows["points"], s.field_arrows(s.result)["points"])
+    runner.shutdown()
+
+
+@pytest.mark.parametrize("ask", [{"contours": True}, {"density_source": "exact"}])
+def test_exact_density_is_computed_only_while_shown(ask):
+    """Not in a run whose page shows neither the exact heatmap nor contours (it was a third
+    of a recompute for a 512-component set); asking for it computes it for the run on screen
+    without rerunning the particles, equal to what a run computing it gives; meanwhile the
+    views never draw the particles' density in its place."""
+    from app.ui.frames import pack_contours, pack_grid
+
+    s = FlowState(steps=20, particles=300, dataset="circles")
+    s.recompute()
+    result = s.result
+    assert result.exact_density is None
+    rows, images = pack_grid(result, stacks=("exact",))
+    assert images["exact"][0].shape[0] == 0 and np.isnan(rows["exact_peak"]).all()
+    assert pack_contours(result) == {"xs": [], "ys": []}
+    runner = Recomputer(s)
+    s.param.update(**ask)
+    deadline = time.time() + 20
+    while s.exact_ready == 0 and time.time() < deadline:
+        time.sleep(0.02)
+    assert s.result is result and s.exact_ready == 1  # the same run, not a rerun
+    reference = FlowState(steps=20, particles=300, dataset="circles", **ask)
+    reference.recompute()
+    np.testing.assert_array_equal(result.exact_density, reference.result.exact_density)
     runner.shutdown()
 
 

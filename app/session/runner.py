@@ -54,10 +54,12 @@ class Recomputer(param.Parameterized):
         self._schedule = schedule or (lambda fn: fn())
         self._generation = 0
         self._arrows_for = None  # the run whose overlay fields are being computed
+        self._exact_for = None  # the run whose exact density is being computed
         self._lock = threading.Lock()
         state.param.watch(self.request, list(COMPUTE_PARAMS + DATA_PARAMS))
         state.param.watch(self._arrows_if_needed, ["overlay"])
         state.param.watch(self._pde_if_needed, ["density_source", "shade"])
+        state.param.watch(self._exact_if_needed, ["density_source", "contours"])
 
     def request(self, *_events) -> None:
         with self._lock:
@@ -99,6 +101,7 @@ class Recomputer(param.Parameterized):
                                 notice=self.state.run_notice(result))  # fmt: skip
         self.busy = False
         self._arrows_if_needed()  # the overlay was switched on while this run computed
+        self._exact_if_needed()  # so were the exact heatmap or the contours
 
     def _pde_if_needed(self, *_events) -> None:
         """The PDE and the carried log-density are computed only while shown: rerun once when
@@ -109,6 +112,38 @@ class Recomputer(param.Parameterized):
         if (s.density_source == "pde" and result.pde_density is None) or \
                 (s.shade and s.kind == "ode" and result.log_density is None):  # fmt: skip
             self.request()
+
+    def _exact_if_needed(self, *_events) -> None:
+        """Compute the exact density of the shown run, once, when the page asks for it; the
+        particles stay as they are (a display setting does not rerun the particles)."""
+        result = self.state.result
+        if not self.state.wants_exact or result is None or result.exact_density is not None:
+            return
+        if self._exact_for is result:
+            return  # already on its way
+        self._exact_for = result
+        COMPUTE.submit(self._work_exact, result)
+
+    def _work_exact(self, result) -> None:
+        try:
+            with TURNS.turn():
+                exact = self.state.exact_of(result)
+        except Exception as exc:
+            log.exception("exact density failed")
+            self._schedule(lambda error=exc: self._fail_exact(result, error))
+            return
+        self._schedule(lambda: self._publish_exact(result, exact))
+
+    def _publish_exact(self, result, exact) -> None:
+        self._exact_for = None
+        if self.state.result is result:  # else a newer run landed and brought its own
+            result.exact_density = exact
+            self.state.exact_ready += 1
+
+    def _fail_exact(self, result, exc: Exception) -> None:
+        self._exact_for = None
+        if self.state.result is result:
+            self.state.notice = f"Could not compute the exact density ({exc})."
 
     def _arrows_if_needed(self, *_events) -> None:
         """Compute the overlay fields of the shown run, once, when an overlay asks for them."""

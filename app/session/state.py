@@ -11,7 +11,7 @@ import torch
 
 from models.datasets import DATASETS, Points
 from models.overlay import arrow_grid, field_frames
-from models.simulate import RunConfig, RunResult, build, path_of, simulate
+from models.simulate import RunConfig, RunResult, build, exact_frames, path_of, simulate
 
 DATASET_LABELS = {
     "8gaussians": "8 gaussians",
@@ -148,6 +148,9 @@ class FlowState(param.Parameterized):
         "no overlay has been asked for",
     )
     notice = param.String(default="", doc="A message for the user (bad input, a dropped value)")
+    exact_ready = param.Integer(
+        default=0, doc="Bumped when the exact density of the run on screen lands after the run"
+    )
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -189,6 +192,13 @@ class FlowState(param.Parameterized):
                          "carries no density); particles keep their cluster colours.")
         return " ".join(notes)
 
+    @property
+    def wants_exact(self) -> bool:
+        """Whether the exact density is shown, as the heatmap or as contours. Runs compute it
+        only then (for a 512-component data set it was a third of a recompute); switching it
+        on computes it for the run on screen (:meth:`exact_of`) without rerunning it."""
+        return self.density_source == "exact" or self.contours
+
     def config(self) -> RunConfig:
         """The run these settings describe (Heun applies to η = 0 only)."""
         eta = self.noise_level
@@ -198,7 +208,7 @@ class FlowState(param.Parameterized):
             particles=self.particles_allowed, seed=self.seed, schedule=self.schedule,
             beta_min=self.beta_min, beta_max=self.beta_max, n_reference=APP_REFERENCE,
             resolution=APP_RESOLUTION, device=self.device, pde=self.density_source == "pde",
-            log_density=self.shade and self.kind == "ode",
+            log_density=self.shade and self.kind == "ode", exact_density=self.wants_exact,
         )  # fmt: skip
 
     def compute(self, should_stop=None) -> tuple[RunResult, dict | None]:
@@ -225,6 +235,12 @@ class FlowState(param.Parameterized):
         )
         arrows["points"] = points.numpy()
         return arrows
+
+    def exact_of(self, result: RunResult):
+        """The exact density of a finished run made without it, (T+1, H, W) float32."""
+        run, data = self._run_data.get(id(result), (None, None))
+        return exact_frames(result.config, result.times, data if run is result else None,
+                            self._exact_cache)  # fmt: skip
 
     def recompute(self) -> None:
         """Compute synchronously and publish with one ``param.update`` (watchers fire once)."""

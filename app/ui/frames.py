@@ -68,12 +68,14 @@ def pack_grid(
     ``stacks`` ((0, H, W) else). ``pde_tv`` is the total variation between the particles'
     density and the PDE's, ``pde_mass`` the PDE's mass inside the box (NaN without a PDE)."""
     density, peak = quantize(result.density)
-    exact_frames = result.exact_density if result.exact_density is not None else result.density
-    exact, exact_peak = quantize(exact_frames)
     nan = np.full(len(result.times), np.nan)
+    empty = np.zeros((0, *density.shape[1:]), np.uint8)  # keeps every column one row long
+    # a run computed while the exact density was not shown has none: nothing is drawn for it
+    # until the rerun that computes it lands (never the particles' density in its place)
+    exact, exact_peak = (empty, nan) if result.exact_density is None else \
+        quantize(result.exact_density)  # fmt: skip
     rows = {"t": result.times.astype(np.float64), "peak": peak, "exact_peak": exact_peak,
             "pde_peak": nan, "pde_mass": nan, "pde_tv": nan}  # fmt: skip
-    empty = np.zeros((0, *density.shape[1:]), np.uint8)  # keeps every column one row long
     images = {"density": [density if "density" in stacks else empty],
               "exact": [exact if "exact" in stacks else empty], "pde": [empty]}  # fmt: skip
     if result.pde_density is not None:
@@ -113,8 +115,11 @@ def pack_arrows(arrows: dict, extent, n: int, kinds=None) -> dict[str, list[np.n
 
 
 def pack_contours(result: RunResult) -> dict[str, list]:
-    """Contour lines of the exact density per frame: 'xs', 'ys', each F lists of arrays."""
-    frames = result.exact_density if result.exact_density is not None else result.density
+    """Contour lines of the exact density per frame: 'xs', 'ys', each F lists of arrays
+    (empty lists for a run without the exact density)."""
+    frames = result.exact_density
+    if frames is None:
+        return {"xs": [], "ys": []}
     h, w = frames.shape[1:]
     x0, x1, y0, y1 = result.extent
     xs = x0 + (x1 - x0) * (np.arange(w) + 0.5) / w

@@ -113,6 +113,7 @@ class FlowViews(pn.viewable.Viewer):
         self.state.param.watch(self._push_shade, ["shade", "result"])
         self.state.param.watch(self._push_shown, ["density_source", "overlay"])
         self.state.param.watch(self._push_contours, ["contours"])
+        self.state.param.watch(self._push_exact, ["exact_ready"])
         self.state.param.watch(self._push_player, ["fps", "loop"])
         self._push_player()
         if self.state.result is not None:
@@ -263,6 +264,17 @@ class FlowViews(pn.viewable.Viewer):
         if self.state.contours and result is not None:
             self.cstore.data = pack_contours(result)
         self._push_settings()
+
+    def _push_exact(self, *_events) -> None:
+        """The exact density of the run on screen arrived after it: ship what shows it."""
+        s, result = self.state, self.state.result
+        if s.density_source == "exact":
+            rows, images = pack_grid(result, stacks=("exact",))
+            self.istore.data = images
+            self.gstore.patch({"exact_peak": [(slice(len(rows["t"])), rows["exact_peak"])]})
+        if s.contours:
+            self.cstore.data = pack_contours(result)
+        self._push_settings()  # redraws the current frame
 
     def _push_shade(self, *_events) -> None:
         """Show the shaded particles while asked for and the run carries densities."""
