@@ -58,6 +58,7 @@ class Recomputer(param.Parameterized):
         state.param.watch(self.request, list(COMPUTE_PARAMS + DATA_PARAMS))
         state.param.watch(self._arrows_if_needed, ["overlay"])
         state.param.watch(self._pde_if_needed, ["density_source", "shade"])
+        state.param.watch(self._trained_changed, ["trained"])
 
     def request(self, *_events) -> None:
         with self._lock:
@@ -99,6 +100,11 @@ class Recomputer(param.Parameterized):
                                 notice=self.state.run_notice(result))  # fmt: skip
         self.busy = False
         self._arrows_if_needed()  # the overlay was switched on while this run computed
+
+    def _trained_changed(self, *_events) -> None:
+        """New weights from the Train panel: rerun if the views show the field trained here."""
+        if self.state.field == "trained":
+            self.request()
 
     def _pde_if_needed(self, *_events) -> None:
         """The PDE and the carried log-density are computed only while shown: rerun once when
