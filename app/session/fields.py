@@ -129,4 +129,3 @@ def resolve(state, data: Dataset, cache: dict):
         text = str(exc).strip().splitlines()[0]
         return None, {"field": "exact", "field_asked": choice}, f"{text}; showing the exact field."
     return None, {"field": "exact"}, ""
-

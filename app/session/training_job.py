@@ -41,7 +41,7 @@ class TrainingJob(param.Parameterized):
     steps = param.Integer(default=2000, bounds=(1, 100_000), doc="Optimiser steps")
     batch = param.Integer(default=256, bounds=(2, 4096), doc="Training pairs per step")
     lr = param.Number(default=3e-3, bounds=(1e-5, 0.1), step=1e-4,
-                      doc="Peak learning rate (Adam; 1 % warm-up, cosine decay to 2 %)")  # fmt: skip
+                      doc="Peak learning rate (Adam, warm-up, cosine decay to 2 %)")  # fmt: skip
     ot = param.Boolean(default=False, doc="Pair data and noise in each batch by exact minibatch "
                        "optimal transport: straighter paths")  # fmt: skip
 
@@ -122,9 +122,9 @@ class TrainingJob(param.Parameterized):
                 reason = self._chunk(trainer)
                 last = trainer.step >= trainer.config.steps or reason is not None
                 if last or time.perf_counter() - reported > PROGRESS_SECONDS:
-                    reported, new, sent = time.perf_counter(), trainer.losses[sent:], len(
-                        trainer.losses)
-                    self._schedule(lambda p=trainer.progress(), n=new: self._progress(p, n))
+                    progress, new = trainer.progress(), trainer.losses[sent:]
+                    reported, sent = time.perf_counter(), len(trainer.losses)
+                    self._schedule(lambda p=progress, n=new: self._progress(p, n))
                 if reason:
                     break
                 if time.perf_counter() - published > REFRESH_SECONDS:
