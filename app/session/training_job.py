@@ -135,6 +135,9 @@ class TrainingJob(param.Parameterized):
             reason = f"training failed ({str(exc).splitlines()[0] if str(exc) else exc!r})"
         if self._stop.is_set() and reason is None:
             reason = "stopped"
+        if len(trainer.losses) > sent:  # steps since the last report (a stop comes any time)
+            progress, new = trainer.progress(), trainer.losses[sent:]
+            self._schedule(lambda: self._progress(progress, new))
         self._publish(trainer, meta, final=True, reason=reason)
 
     def _publish(self, trainer: Trainer, meta, final: bool, reason: str | None = None) -> None:
