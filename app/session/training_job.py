@@ -148,7 +148,10 @@ class TrainingJob(param.Parameterized):
             c = trainer.config
             model = TrainedModel(trainer.snapshot(), trainer.arch, dataset, points,
                                  c.train_size, trainer.step, c.ot)  # fmt: skip
-        self._schedule(lambda: self._deliver(model, trainer, final, reason))
+        try:
+            self._schedule(lambda: self._deliver(model, trainer, final, reason))
+        except Exception:  # the session closed (its page went away) while this run ended
+            log.debug("training result not delivered: the session is gone", exc_info=True)
 
     # --- session thread again ---------------------------------------------------------------
     def _progress(self, progress, new_losses: list[float]) -> None:
