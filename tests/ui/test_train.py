@@ -71,3 +71,25 @@ def test_training_in_the_page_while_the_player_keeps_playing(app):
     page.pause_at(50)
     shot(page, "4-difference")
     assert page.errors == []
+
+
+def test_closing_the_page_stops_its_training(app, context):
+    import threading
+
+    def training() -> bool:
+        return any(t.name == "flowscope-train" and t.is_alive() for t in threading.enumerate())
+
+    assert not training()
+    page = app("?dataset=8gaussians&steps=20&particles=300")
+    # many steps: the run must be stopped by the session's end, not end by itself
+    page.js("() => { [...Bokeh.documents[0].all_models].find((m) => m.title === 'Steps')"
+            ".value = 100000; }")  # fmt: skip
+    time.sleep(0.5)
+    page.page.get_by_role("button", name="▶ start training").click()
+    page.page.wait_for_function(f"() => {PROGRESS}.value > 0", timeout=30_000)
+    assert training()
+    page.page.close()  # the session ends when the server notices (Bokeh checks every few s)
+    deadline = time.time() + 90
+    while training() and time.time() < deadline:
+        time.sleep(0.5)
+    assert not training(), "the training thread outlived its session"
