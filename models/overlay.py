@@ -53,3 +53,16 @@ def field_frames(
     for v in out.values():
         np.nan_to_num(v, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     return out
+
+
+def difference_frames(learned, exact, points: torch.Tensor, times) -> np.ndarray:
+    """Learned minus exact velocity at ``points`` (P, 2) for every time: (F, P, 2) float32,
+    multiplied by sign(dt) like the velocity of :func:`field_frames`."""
+    ts = [float(t) for t in times]
+    sign = 1.0 if ts[-1] >= ts[0] else -1.0
+    out = np.zeros((len(ts), len(points), 2), np.float32)
+    with torch.no_grad():
+        for i, t in enumerate(ts):
+            diff = learned(points, t)["velocity"] - exact(points, t)["velocity"]
+            out[i] = sign * diff.cpu().numpy()
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

@@ -60,6 +60,7 @@ class Recomputer(param.Parameterized):
         state.param.watch(self._arrows_if_needed, ["overlay"])
         state.param.watch(self._pde_if_needed, ["density_source", "shade"])
         state.param.watch(self._exact_if_needed, ["density_source", "contours"])
+        state.param.watch(self._trained_changed, ["trained"])
 
     def request(self, *_events) -> None:
         with self._lock:
@@ -102,6 +103,11 @@ class Recomputer(param.Parameterized):
         self.busy = False
         self._arrows_if_needed()  # the overlay was switched on while this run computed
         self._exact_if_needed()  # so were the exact heatmap or the contours
+
+    def _trained_changed(self, *_events) -> None:
+        """New weights from the Train panel: rerun if the views show the field trained here."""
+        if self.state.field == "trained":
+            self.request()
 
     def _pde_if_needed(self, *_events) -> None:
         """The PDE and the carried log-density are computed only while shown: rerun once when

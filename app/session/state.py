@@ -6,11 +6,15 @@ or Bokeh, so it is tested by setting parameters and reading arrays.
 
 from __future__ import annotations
 
+import json
+
 import param
 import torch
 
-from models.datasets import DATASETS, Points
-from models.overlay import arrow_grid, field_frames
+from app.session.fields import FIELDS, LEARNED, TRAIN_SEED, TrainedModel, resolve
+from models.datasets import DATASETS, Points, make_dataset
+from models.memorization import memorization_delta, memorized_share, training_points
+from models.overlay import arrow_grid, difference_frames, field_frames
 from models.simulate import RunConfig, RunResult, build, exact_frames, path_of, simulate
 
 DATASET_LABELS = {
@@ -35,8 +39,9 @@ ARROWS = 17  # the field overlay is a 17 x 17 grid of arrows
 # Settings that change what is computed (a recompute) versus only what is drawn (client-side).
 COMPUTE_PARAMS = (
     "process", "dataset", "direction", "kind", "eta", "solver", "steps", "particles", "seed",
-    "device", "schedule", "beta_min", "beta_max",
+    "device", "schedule", "beta_min", "beta_max", "field", "train_size",
 )  # fmt: skip
+MAX_TRAIN_SIZE = 4000  # M in the app: the exact field of M points costs N x M per step
 DATA_PARAMS = ("points",)  # also recompute, but travel in the URL in their own form
 DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "shade", "fps", "loop")
 
@@ -100,6 +105,23 @@ class FlowState(param.Parameterized):
         default=20.0, bounds=(2.0, 40.0), step=0.5, doc="β(1) of the linear schedule"
     )
 
+    field = param.Selector(
+        default="exact",
+        objects=FIELDS,
+        doc="Field that moves the particles. Exact: the closed form of the data set's mixture. "
+        "Learned (pretrained): the small MLP shipped for this data set and process (VP weights "
+        "exist for the linear schedule β 0.1..20 only; elsewhere the run uses the exact field "
+        "and says so). Learned (trained here): the network of the Train panel, as trained so "
+        "far. Exact of the M training points: the ideal field of the M points a network "
+        "trained with that M sees; it memorizes them.",
+    )
+    train_size = param.Integer(
+        default=0,
+        bounds=(0, MAX_TRAIN_SIZE),
+        doc="M, the size of the training set (0: fresh samples every step, unlimited data). "
+        "With M ≥ 2 the run reports how many generated samples land on a training point",
+    )
+
     points = param.Array(
         default=None, allow_None=True,
         doc="Your own data set (M, 2), drawn or uploaded: an empirical set smoothed by σ_d, "
@@ -122,9 +144,11 @@ class FlowState(param.Parameterized):
             "velocity v": "velocity",
             "score ∇log p": "score",
             "sampler drift": "drift",
+            "learned − exact (velocity)": "difference",
         },
         doc="Field drawn as arrows at the current time; velocity and drift point the way "
-        "particles move in this run (−v for a reverse run)",
+        "particles move in this run (−v for a reverse run). Learned − exact: where the network "
+        "differs from the ideal (a learned field only; arrows scaled per frame)",
     )
     contours = param.Boolean(default=False, doc="Contour lines of the exact density")
     shade = param.Boolean(
@@ -151,11 +175,18 @@ class FlowState(param.Parameterized):
     exact_ready = param.Integer(
         default=0, doc="Bumped when the exact density of the run on screen lands after the run"
     )
+    trained = param.ClassSelector(
+        class_=TrainedModel, default=None, allow_None=True,
+        doc="The weights trained in this session so far (published by the Train panel's job)",
+    )  # fmt: skip
 
     def __init__(self, **params):
         super().__init__(**params)
         self._exact_cache: dict = {}
-        self._run_data: dict[int, tuple[RunResult, Points]] = {}  # id → the user data of a run
+        self._weights_cache: dict = {}  # pretrained weights read by this session
+        self._train_sets: dict = {}  # (data set, points id, M) → (training points, δ)
+        # id → (run, its data set, its make_field): the overlay evaluates the run's own field
+        self._run_data: dict[int, tuple] = {}
 
     def user_dataset(self) -> Points | None:
         """The data set object of the current settings when it is the user's points."""
@@ -186,7 +217,10 @@ class FlowState(param.Parameterized):
                 f"{MAX_PARTICLE_FRAMES:,} positions one run may compute and send here; ran "
                 f"N = {config.particles:,} (fewer steps allow more particles; the command line "
                 "has no cap).")  # fmt: skip
-        notes.extend(result.warnings)  # from the run: particles left the view, points outside it
+        notes.extend(result.warnings)  # from the run: left the view, points outside, field
+        if self.overlay == "difference" and json.loads(result.meta).get("field") not in LEARNED:
+            notes.append("The learned − exact overlay needs a learned field (pretrained or "
+                         "trained here); this run uses an exact one.")  # fmt: skip
         if self.shade and self.kind != "ode":
             notes.append("Colouring by carried log-density needs the ODE (a stochastic path "
                          "carries no density); particles keep their cluster colours.")
@@ -218,27 +252,76 @@ class FlowState(param.Parameterized):
         default run); ``field_arrows`` supplies them later for a run that has none.
         """
         data = self.user_dataset()
+        dataset = data if data is not None else make_dataset(self.dataset)
+        make_field, info, note = resolve(self, dataset, self._weights_cache)
         result = simulate(self.config(), dataset=data, should_stop=should_stop,
-                          exact_cache=self._exact_cache)  # fmt: skip
-        if data is not None:  # the last few runs' user data, for their overlay fields later
-            self._run_data = {**dict(list(self._run_data.items())[-3:]), id(result): (result, data)}
+                          exact_cache=self._exact_cache, make_field=make_field)  # fmt: skip
+        info.update(self._memorization(result, dataset))
+        result.meta = json.dumps({**json.loads(result.meta), **info}, sort_keys=True)
+        if note:
+            result.warnings = (*result.warnings, note)
+        # the last few runs' data and field, for their overlay fields later
+        self._run_data = {**dict(list(self._run_data.items())[-3:]),
+                          id(result): (result, data, make_field)}  # fmt: skip
         return result, (self.field_arrows(result) if self.overlay != "none" else None)
 
+    @param.depends("overlay", watch=True)
+    def _difference_needs_learned(self) -> None:
+        result = self.result
+        if self.overlay == "difference" and result is not None and \
+                json.loads(result.meta).get("field") not in LEARNED:  # fmt: skip
+            self.notice = self.run_notice(result)
+
+    def training_set(self, dataset) -> tuple[torch.Tensor, float] | None:
+        """The M training points (M, 2) and the memorization δ, or None while M < 2."""
+        m = self.train_size
+        if m < 2:
+            return None
+        key = (self.dataset, None if self.points is None else hash(self.points.tobytes()), m)
+        if key not in self._train_sets:
+            points = training_points(dataset, m, TRAIN_SEED)[0]
+            self._train_sets = {key: (points, memorization_delta(points))}  # keep one
+        return self._train_sets[key]
+
+    def _memorization(self, result: RunResult, dataset) -> dict:
+        """The memorization readout of a generating run (reverse ODE or SDE) with M ≥ 2."""
+        train = self.training_set(dataset)
+        if train is None or self.direction != "reverse" or self.kind == "conditional":
+            return {}
+        points, delta = train
+        share = memorized_share(torch.from_numpy(result.trajectories[-1]), points, delta)
+        return {"memorized": round(share, 4), "memorization_delta": round(delta, 5)}
+
+    def memorization_text(self, result: RunResult | None = None) -> str:
+        """The readout of a run as one line ("" when it has none)."""
+        result = result if result is not None else self.result
+        meta = json.loads(result.meta) if result is not None else {}
+        if "memorized" not in meta:
+            return ""
+        name = {v: k for k, v in FIELDS.items()}[meta["field"]]
+        return (f"Memorization ({name} field): {100 * meta['memorized']:.1f} % of the "
+                f"generated samples lie within δ = {meta['memorization_delta']:.3g} of one of "
+                f"the M = {self.train_size:,} training points (δ = ¼ of their median spacing; "
+                "samples independent of the training set give a few %).")  # fmt: skip
+
     def field_arrows(self, result: RunResult) -> dict:
-        """Overlay fields of a finished run: {kind: (T+1, P, 2)} and 'points' (P, 2)."""
+        """Overlay fields of a finished run, {kind: (T+1, P, 2)} and 'points' (P, 2), of the
+        field that moved its particles; 'difference' (learned − exact) for a learned field."""
         config = result.config
-        run, data = self._run_data.get(id(result), (None, None))
-        path, _, field = build(config, data if run is result else None)
+        run, data, make_field = self._run_data.get(id(result), (None, None, None))
+        path, _, exact = build(config, data if run is result else None)
+        field = exact if make_field is None or run is not result else make_field(path, exact)
         points = arrow_grid(config.extent, ARROWS)
-        arrows = field_frames(
-            field, path, points, torch.from_numpy(result.times), config.noise_level
-        )
+        times = torch.from_numpy(result.times)
+        arrows = field_frames(field, path, points, times, config.noise_level)
+        if json.loads(result.meta).get("field") in LEARNED and run is result:
+            arrows["difference"] = difference_frames(field, exact, points, times)
         arrows["points"] = points.numpy()
         return arrows
 
     def exact_of(self, result: RunResult):
         """The exact density of a finished run made without it, (T+1, H, W) float32."""
-        run, data = self._run_data.get(id(result), (None, None))
+        run, data, _ = self._run_data.get(id(result), (None, None, None))
         return exact_frames(result.config, result.times, data if run is result else None,
                             self._exact_cache)  # fmt: skip
 

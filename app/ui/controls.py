@@ -19,7 +19,8 @@ def _group(state: FlowState, title: str, parameters: list[str], widgets: dict | 
 def sidebar(state: FlowState, data_panel=None) -> pn.Column:
     """Grouped controls (``data_panel``: the 'Your data' section, if any). Widgets are made
     per session (never class attributes)."""
-    process = _group(state, "Process", ["process", "dataset", "direction", "kind"], {
+    process = _group(state, "Process", ["process", "dataset", "field", "direction", "kind"], {
+        "field": {"type": pn.widgets.Select, "name": "field (what moves the particles)"},
         "process": pn.widgets.RadioButtonGroup,
         "direction": pn.widgets.RadioButtonGroup,
         "kind": pn.widgets.RadioButtonGroup,

@@ -30,6 +30,7 @@ from app.ui.data_panel import DataPanel
 from app.ui.math_panel import MathPanel
 from app.ui.notice import Notice
 from app.ui.schedule_plot import SchedulePlot
+from app.ui.train_panel import TrainPanel
 from app.ui.views import RENDER_JS, FlowViews
 
 pn.extension("katex", notifications=False)
@@ -117,6 +118,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
     schedule = SchedulePlot(state=state)
     views.link_marks(schedule.marks)
     export_menu = ExportMenu(state=state, schedule=_on_session_thread(pn.state.curdoc))
+    train_panel = TrainPanel(state=state, schedule=_on_session_thread(pn.state.curdoc))
 
     # The spinner always spins; only its opacity toggles. Toggling `value` or `visible`
     # changes the element's classes, and Bokeh re-lays out the whole page for that (measured:
@@ -138,10 +140,12 @@ def create_app(**settings) -> pn.viewable.Viewable:
         if doc.session_context is not None:
             pn.state.on_session_destroyed(lambda _ctx: runner.shutdown())
             pn.state.on_session_destroyed(lambda _ctx: export_menu.cancel_and_clean())
+            pn.state.on_session_destroyed(lambda _ctx: train_panel.job.stop())
 
     header = pn.Row(pn.pane.Markdown(f"## {TITLE}", margin=(0, 10)), busy, align="center")
     main = pn.Column(
         header, notice, views, playback_controls(state),
+        pn.pane.Markdown("### Train a network"), train_panel,
         pn.pane.Markdown("### Export"), export_menu,
         pn.Row(pn.Column(pn.pane.Markdown("### The path"), schedule, width=320),
                pn.Column(pn.pane.Markdown("### The mathematics"), MathPanel(state=state),

@@ -129,8 +129,9 @@ class AppPage:
 
     def pixels(self, name: str) -> np.ndarray:
         """The figure as a person sees it: an RGB array of its screenshot."""
-        self.js("() => window.scrollTo(0, 0)")  # the figures sit at the top of the page
-        png = self.page.screenshot(clip=self.box(name))
+        self.js("() => window.scrollTo(0, 0)")  # the box is then in page coordinates
+        # full_page: a figure below the fold (the schedule plot, under the Train panel) too
+        png = self.page.screenshot(clip=self.box(name), full_page=True)
         return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
 
     def wait_for_new_run(self, before) -> None:

@@ -152,7 +152,7 @@ def test_display_controls_redraw_without_recompute(app, label):
     if label == "Contours":
         page.page.get_by_role("checkbox").first.click()  # Contours, above "fit into the view"
     elif label == "overlay":
-        page.page.locator("select").nth(1).select_option(label="velocity v")
+        page.page.locator("select").filter(has_text="velocity v").select_option(label="velocity v")
     else:
         click(page, label)
     time.sleep(1.0)

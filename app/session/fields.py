@@ -1,0 +1,131 @@
+"""Which field moves the particles: exact, learned (pretrained or trained here), exact of M points.
+
+GUI-free, like ``state.py``. :func:`resolve` turns the state's ``field`` choice into the
+``make_field`` hook of :func:`models.simulate.simulate`, a description for the run's metadata,
+and a one-line note when the choice cannot be honoured for these settings, in which case the run
+uses the exact field (the rule, also in the ``field`` parameter's doc):
+
+- *pretrained*: the shipped weights of the data set and process. Only built-in data sets have
+  them, and VP weights exist for the schedule they were trained on (linear, β 0.1..20):
+  ``models.checkpoint.check_matches`` refuses any other, and the run falls back to exact.
+- *trained here*: the weights of this session's Train panel, for the process, schedule and data
+  set they were trained on; before any training, or after those changed, exact.
+- *exact of M points*: the exact field of the M training points (``train_size``), the same set a
+  network trained here with that M sees (drawn with ``TRAIN_SEED``); with M = 0 (fresh samples)
+  there is no such set, and the run uses the exact field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.checkpoint import CheckpointError, check_matches, load, pretrained_path
+from models.datasets import Dataset, Reference
+from models.fields import ExactField
+from models.learned import Architecture, FieldMLP, LearnedField
+from models.memorization import training_points
+
+FIELDS = {
+    "exact": "exact",
+    "learned (pretrained)": "pretrained",
+    "learned (trained here)": "trained",
+    "exact of the M training points": "exact_m",
+}
+LEARNED = ("pretrained", "trained")
+TRAIN_SEED = 0  # the training set of M points and the network's initial weights
+# The exact field of M points is the empirical distribution's: components of (almost) zero width,
+# so reverse runs land on the points themselves (a width of 0 would divide by zero at t = 0).
+EMPIRICAL_SIGMA = 1e-3
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """Weights trained in this session (a CPU snapshot of the EMA network, never trained further).
+
+    Attributes:
+        net, arch: the network and its architecture (process, schedule, predicted kind).
+        dataset: the data set name it was trained on (``points`` for the user's).
+        points: the user's points (M, 2) it was trained on, or None for a built-in set.
+        train_size: M, or None for fresh samples every step.
+        steps: optimiser steps done.
+        ot: trained with minibatch optimal-transport pairing.
+    """
+
+    net: FieldMLP
+    arch: Architecture
+    dataset: str
+    points: np.ndarray | None
+    train_size: int | None
+    steps: int
+    ot: bool = False
+
+
+def _learned(net, arch: Architecture):
+    def make_field(path, exact):  # a fresh wrapper per run: the labeler is per run
+        return LearnedField(net, arch.path(), arch.predicts, arch.t_min, labeler=exact)
+
+    return make_field
+
+
+def _pretrained(state, cache: dict):
+    if state.dataset == "points":
+        raise CheckpointError("no pretrained model for your own points (train one here)")
+    name = pretrained_path(state.dataset, state.process)
+    if name not in cache:
+        field, arch, manifest = load(name)  # refused with one line if missing or bad
+        cache[name] = (arch, manifest, field.net)
+    arch, manifest, net = cache[name]
+    check_matches(arch, state.process, state.schedule, state.beta_min, state.beta_max,
+                  f"the pretrained {state.dataset} {state.process.upper()} weights")  # fmt: skip
+    info = {"field": "pretrained", "weights": name.split("/")[-1],
+            "trained_steps": manifest.get("steps_done")}  # fmt: skip
+    return _learned(net, arch), info
+
+
+def _trained(state):
+    model = state.trained
+    if model is None:
+        raise ValueError("no weights trained in this session yet: start one in the Train panel")
+    check_matches(model.arch, state.process, state.schedule, state.beta_min, state.beta_max,
+                  "the weights trained here")  # fmt: skip
+    same_points = state.dataset != "points" or (
+        model.points is not None and state.points is not None
+        and np.array_equal(model.points, state.points))  # fmt: skip
+    if model.dataset != state.dataset or not same_points:
+        raise ValueError(f"the weights trained here are for the data set {model.dataset}, "
+                         "not the current one: train again")  # fmt: skip
+    info = {"field": "trained", "trained_steps": model.steps, "train_size": model.train_size,
+            "ot": model.ot}  # fmt: skip
+    return _learned(model.net, model.arch), info
+
+
+def _exact_m(state, data: Dataset, device: str):
+    m = state.train_size
+    if m < 2:
+        raise ValueError("the exact field of M points needs M ≥ 2 training points: set M in "
+                         "the Train panel")  # fmt: skip
+    points, labels = training_points(data, m, TRAIN_SEED)
+    reference = Reference(points.double(), labels, EMPIRICAL_SIGMA)
+
+    def make_field(path, exact):
+        return ExactField(path, reference, device=device)
+
+    return make_field, {"field": "exact_m", "train_size": m}
+
+
+def resolve(state, data: Dataset, cache: dict):
+    """(make_field or None, info for the run's metadata, note or "") for ``state.field``."""
+    choice = state.field
+    try:
+        if choice == "pretrained":
+            return (*_pretrained(state, cache), "")
+        if choice == "trained":
+            return (*_trained(state), "")
+        if choice == "exact_m":
+            return (*_exact_m(state, data, state.device), "")
+    except ValueError as exc:  # CheckpointError is one: a bad or mismatched weights file
+        text = str(exc).strip().splitlines()[0]
+        return None, {"field": "exact", "field_asked": choice}, f"{text}; showing the exact field."
+    return None, {"field": "exact"}, ""

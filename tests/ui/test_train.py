@@ -1,0 +1,95 @@
+"""Training in the page, in a real Chromium: the player keeps playing, progress and the loss
+curve stream in, and after Stop the field trained here moves the particles."""
+
+from __future__ import annotations
+
+import html
+import time
+
+from tests.ui.conftest import changed_fraction
+
+SHOTS = "/tmp/flowscope-train-shots"  # screenshots to look at by hand (not checked)
+PROGRESS = ("[...Bokeh.documents[0].all_models].find((m) => m.css_classes && "
+            "m.css_classes.includes('flowscope-train-progress'))")  # fmt: skip
+CURVE = "Bokeh.documents[0].get_model_by_name('loss_source')"
+NOTICE = ("[...Bokeh.documents[0].all_models]"
+          ".find((m) => m.css_classes && m.css_classes.includes('flowscope-notice'))")  # fmt: skip
+
+
+def notice(page) -> str:
+    text = page.js(f"() => {{ const m = {NOTICE}; return m.visible ? m.text : ''; }}")
+    return html.unescape(html.unescape(text))
+
+
+def shot(page, name: str) -> None:
+    import os
+
+    os.makedirs(SHOTS, exist_ok=True)
+    page.page.screenshot(path=f"{SHOTS}/{name}.png", full_page=True)
+
+
+def test_training_in_the_page_while_the_player_keeps_playing(app):
+    page = app("?dataset=moons&steps=60&particles=800&train_size=200")
+    button = page.page.get_by_role("button", name="▶ start training")
+    stop = page.page.get_by_role("button", name="■ stop")
+    frames = page.js("window.flowscope_frames")
+    button.click()
+    page.page.wait_for_function(f"() => {PROGRESS}.value > 0", timeout=30_000)
+    curve0 = page.js(f"() => {CURVE}.data.step.length")
+    progress0 = page.js(f"() => {PROGRESS}.value")
+    time.sleep(2.5)
+    during = page.js("window.flowscope_frames") - frames
+    assert during > 20, f"the player painted only {during} frames while training"
+    assert page.js(f"() => {PROGRESS}.value") > progress0, "the progress bar did not move"
+    assert page.js(f"() => {CURVE}.data.step.length") > curve0, "the loss curve did not grow"
+    shot(page, "1-training")
+
+    stop.click()
+    page.page.wait_for_function(f"() => {PROGRESS}.value > 0 && "
+                                "[...Bokeh.documents[0].all_models].some((m) => m.label === "
+                                "'▶ start training' && !m.disabled)", timeout=20_000)  # fmt: skip
+    time.sleep(0.5)
+    shot(page, "2-stopped")
+    page.pause_at(60)
+    exact = page.pixels("particle_fig")
+    page.store_marker()
+    page.page.locator("select").filter(has_text="learned (trained here)").select_option(
+        label="learned (trained here)"
+    )
+    page.wait_store_changed()
+    assert "field=trained" in page.page.url
+    assert "no weights trained" not in notice(page) and "showing the exact" not in notice(page)
+    page.pause_at(60)
+    assert changed_fraction(exact, page.pixels("particle_fig")) > 0.01, "same picture as exact"
+    shot(page, "3-trained-here")
+
+    page.page.locator("select").filter(has_text="learned − exact").select_option(
+        label="learned − exact (velocity)"
+    )
+    time.sleep(1.5)
+    assert "needs a learned field" not in notice(page)
+    page.pause_at(50)
+    shot(page, "4-difference")
+    assert page.errors == []
+
+
+def test_closing_the_page_stops_its_training(app, context):
+    import threading
+
+    def training() -> bool:
+        return any(t.name == "flowscope-train" and t.is_alive() for t in threading.enumerate())
+
+    assert not training()
+    page = app("?dataset=8gaussians&steps=20&particles=300")
+    # many steps: the run must be stopped by the session's end, not end by itself
+    page.js("() => { [...Bokeh.documents[0].all_models].find((m) => m.title === 'Steps')"
+            ".value = 100000; }")  # fmt: skip
+    time.sleep(0.5)
+    page.page.get_by_role("button", name="▶ start training").click()
+    page.page.wait_for_function(f"() => {PROGRESS}.value > 0", timeout=30_000)
+    assert training()
+    page.page.close()  # the session ends when the server notices (Bokeh checks every few s)
+    deadline = time.time() + 90
+    while training() and time.time() < deadline:
+        time.sleep(0.5)
+    assert not training(), "the training thread outlived its session"
