@@ -37,7 +37,9 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1500, "height": 1100}}
+    # tall enough for the whole page (the schedule plot sits under the Train panel): figures
+    # are screenshot in place, never by resizing the page, which makes Bokeh lay out anew
+    return {**browser_context_args, "viewport": {"width": 1500, "height": 1700}}
 
 
 def _free_port() -> int:
@@ -130,8 +132,7 @@ class AppPage:
     def pixels(self, name: str) -> np.ndarray:
         """The figure as a person sees it: an RGB array of its screenshot."""
         self.js("() => window.scrollTo(0, 0)")  # the box is then in page coordinates
-        # full_page: a figure below the fold (the schedule plot, under the Train panel) too
-        png = self.page.screenshot(clip=self.box(name), full_page=True)
+        png = self.page.screenshot(clip=self.box(name))
         return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
 
     def wait_for_new_run(self, before) -> None:

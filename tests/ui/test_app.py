@@ -155,12 +155,16 @@ def test_display_controls_redraw_without_recompute(app, label):
         page.page.locator("select").filter(has_text="velocity v").select_option(label="velocity v")
     else:
         click(page, label)
-    time.sleep(1.0)
+    # exact and contours need the exact density, computed for the run on screen when first
+    # shown (the particles stay): allow it a few seconds on a loaded machine
+    deadline = time.time() + 15
+    while changed_fraction(before, page.pixels(fig)) <= 0.005 and time.time() < deadline:
+        time.sleep(0.5)
     assert changed_fraction(before, page.pixels(fig)) > 0.005
     unchanged = page.js(
         "() => Bokeh.documents[0].get_model_by_name('particle_store').data.xy === window.__store"
     )
-    assert unchanged or label == "Contours", "a display setting must not recompute"
+    assert unchanged, "a display setting must not recompute the particles"
     assert page.errors == []
 
 
