@@ -16,14 +16,17 @@ Each frame interval [t_k, t_k+1] is cut into n sub-steps and each sub-step is St
   so boundary faces only carry outflow, which is accumulated. Mass is conserved by construction.
 - half diffusion (merged with the next sub-step's first half).
 
-Sub-step rule: n = ⌈ |h| · max_faces(|μ_x|/Δx + |μ_y|/Δy) / CFL ⌉ with CFL = ½ (the positivity
-bound of limited MUSCL with SSP-RK2 in 2D), the maximum over both frame ends.
+Sub-step rule: n = ⌈ |h| · max_cells Σ_faces (outward speed) / Δ / CFL ⌉ with CFL = ½ (the
+positivity bound of limited MUSCL with SSP-RK2: the reconstructed face values stay within
+[0, 2ρ] of their cell), the maximum over both frame ends.
 
-The field (velocity, and the score when η > 0) is evaluated once per frame time on the
-(H+1)·(W+1) cell corners (averaged in pairs to the faces: the trapezoid rule for the
-face-averaged normal velocity) and interpolated linearly in t between the two frames, never per
-sub-step; μ = v + sign(h) ½ η² g(t)² s takes g² exactly at each stage time (on flow matching g²
-grows as 1/(1 − t), which a linear interpolation of μ itself misses by a TV of 0.03 at t ≈ 1).
+The field (velocity, and the score when η > 0) is evaluated on the (H+1)·(W+1) cell corners
+(averaged in pairs to the faces: the trapezoid rule for the face-averaged normal velocity) at
+knot frames only (``field_knots``: where log c² has moved by 0.1 since the last knot, at most 8
+frames apart; about a third of the frames for T = 100) and interpolated linearly in t between
+them, never per sub-step; μ = v + sign(h) ½ η² g(t)² s takes g² exactly at each stage time
+(on flow matching g² grows as 1/(1 − t), which a linear interpolation of μ itself misses by a
+TV of 0.03 at t ≈ 1).
 Reverse runs (t decreasing) are solved in running time τ = −t: velocity −μ, the same D. On
 singular paths (flow matching) frames later than ``stochastic_start`` use η = 0 (same
 marginals), since g² → ∞ at t = 1.
@@ -31,11 +34,13 @@ marginals), since g² → ∞ at t = 1.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.linalg import toeplitz
 from scipy.special import ive, ndtr
 
 from models.density import Grid
@@ -43,6 +48,8 @@ from models.paths import GaussianPath
 from models.samplers import Field
 
 CFL = 0.5
+KNOT_STEP = 0.1  # |Δ log c²| between field evaluations (field_knots); 0: every frame
+KNOT_GAP = 8  # at most this many frames between two evaluations of the field
 LIMITERS = ("minmod", "vanleer", "mc")
 
 
@@ -64,9 +71,7 @@ class PDEResult:
 
 
 # --- densities on the grid ------------------------------------------------------------------
-def cell_average_mixture(
-    means: np.ndarray, std: float | np.ndarray, grid: Grid
-) -> np.ndarray:
+def cell_average_mixture(means: np.ndarray, std: float | np.ndarray, grid: Grid) -> np.ndarray:
     """Cell averages of (1/M) Σ_i N(means_i, std² I), shape (H, W) float64.
 
     Each isotropic component separates, so the cell integral is a product of two 1D erf
@@ -86,8 +91,9 @@ def cell_average_mixture(
     return (cy.T @ cx) / (len(means) * dx * dy)
 
 
-def start_density(path: GaussianPath, points, sigma: float, t0: float, grid: Grid,
-                  forward: bool) -> np.ndarray:
+def start_density(
+    path: GaussianPath, points, sigma: float, t0: float, grid: Grid, forward: bool
+) -> np.ndarray:
     """Cell-averaged start of a solve, (H, W) float64.
 
     Forward runs: the data mixture carried to t0 (the data density itself at t0 = 0),
@@ -119,8 +125,9 @@ def heat_matrix(size: int, var_cells: float) -> np.ndarray:
     radius = min(radius, size - 1)
     k = ive(np.arange(radius + 1), var_cells)
     k = k / (k[0] + 2 * k[1:].sum())
-    offset = np.abs(np.arange(size)[:, None] - np.arange(size)[None, :])
-    return np.where(offset <= radius, k[np.minimum(offset, radius)], 0.0)
+    column = np.zeros(size)
+    column[: radius + 1] = k
+    return toeplitz(column)
 
 
 def diffuse(rho: np.ndarray, var: float, grid: Grid) -> tuple[np.ndarray, float]:
@@ -135,38 +142,43 @@ def diffuse(rho: np.ndarray, var: float, grid: Grid) -> tuple[np.ndarray, float]
     return out, float(rho.sum() - out.sum()) * dx * dy
 
 
-def _limited_slopes(rho: np.ndarray, limiter: str) -> np.ndarray:
-    """Limited slope of each cell along the last axis, zero density beyond the box, (H, W)."""
-    d = np.empty((rho.shape[0], rho.shape[1] + 1))
-    np.subtract(rho[:, 1:], rho[:, :-1], out=d[:, 1:-1])
-    d[:, 0], d[:, -1] = rho[:, 0], -rho[:, -1]
-    dm, dp = d[:, :-1], d[:, 1:]
+def _limited(dm: np.ndarray, dp: np.ndarray, limiter: str) -> np.ndarray:
+    """Limited slope from the left and right differences of each cell."""
     if limiter == "vanleer":  # 2 dm dp / (dm + dp) where they agree in sign, else 0
         prod = dm * dp
         num = prod + np.abs(prod)
         den = dm + dp
-        return num / np.where(den == 0, 1.0, den)
+        den[den == 0] = 1.0
+        return np.divide(num, den, out=num)
     mag = np.minimum(np.abs(dm), np.abs(dp))
     if limiter == "mc":
         mag = np.minimum(2 * mag, 0.5 * np.abs(dm + dp))
     return np.where(dm * dp > 0, np.sign(dm) * mag, 0.0)
 
 
-def _fluxes(rho: np.ndarray, u: np.ndarray, limiter: str) -> np.ndarray:
-    """Upwind MUSCL flux on the faces along the last axis, (H, W+1) for u of that shape."""
-    half = 0.5 * _limited_slopes(rho, limiter)
+def _face_flux(rho: np.ndarray, d: np.ndarray, u: np.ndarray, axis: int, limiter: str):
+    """Upwind MUSCL flux on the faces along ``axis``: (H, W+1) for axis 1, (H+1, W) for 0.
+
+    ``d`` holds the differences across every face of that axis, zero density beyond the box.
+    """
+    lo = [slice(None)] * 2
+    hi = [slice(None)] * 2
+    lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+    lo, hi = tuple(lo), tuple(hi)
+    half = 0.5 * _limited(d[lo], d[hi], limiter)  # per cell
     flux = np.zeros(u.shape)
-    flux[:, 1:] = np.maximum(u[:, 1:], 0.0) * (rho + half)  # from the cell left of the face
-    flux[:, :-1] += np.minimum(u[:, :-1], 0.0) * (rho - half)  # from the cell right of it
+    flux[hi] = np.maximum(u[hi], 0.0) * (rho + half)  # from the cell before the face
+    flux[lo] += np.minimum(u[lo], 0.0) * (rho - half)  # from the cell after it
     return flux
 
 
 def _rate(rho, ux, uy, grid: Grid, limiter: str) -> tuple[np.ndarray, float]:
     """(−∇·(uρ) per cell (H, W), outflow rate through the box edges)."""
     dx, dy = grid.cell
-    fx = _fluxes(rho, ux, limiter)  # (H, W+1)
-    fy = _fluxes(rho.T, uy.T, limiter).T  # (H+1, W)
-    div = (fx[:, 1:] - fx[:, :-1]) * (1 / dx) + (fy[1:] - fy[:-1]) * (1 / dy)
+    padded = np.pad(rho, 1)  # zero density beyond the box; differences without transposes
+    fx = _face_flux(rho, np.diff(padded[1:-1], axis=1), ux, 1, limiter)  # (H, W+1)
+    fy = _face_flux(rho, np.diff(padded[:, 1:-1], axis=0), uy, 0, limiter)  # (H+1, W)
+    div = np.diff(fx, axis=1) * (1 / dx) + np.diff(fy, axis=0) * (1 / dy)
     out = (fx[:, -1].sum() - fx[:, 0].sum()) * dy + (fy[-1].sum() - fy[0].sum()) * dx
     return -div, float(out)
 
@@ -240,17 +252,24 @@ class _FrameDrift:
         return tuple(out)
 
     def substeps(self, grid: Grid, cfl: float) -> int:
-        """n = ⌈|h| max(|u_x|/Δx + |u_y|/Δy) / CFL⌉ over both ends, with the larger |coef|."""
+        """n = ⌈|h| max_cells(outflow rate) / CFL⌉: a cell's outflow rate is the sum of the
+        outward face speeds over its four faces divided by the cell width (the positivity
+        bound of limited MUSCL with SSP-RK2; tighter than the sum of the per-axis maxima
+        where the fastest x and y motions lie in different cells). Taken at both ends with
+        either end's noise coefficient (g² is monotone in t, so those bound the interval).
+        """
         dx, dy = grid.cell
-        c = self.coef(np.array([0.0, 1.0]))
-        cmax = float(c[np.abs(c).argmax()])
-        speed = 0.0
-        for axis, d in ((0, dx), (1, dy)):
-            speed += max(
-                np.abs(v[axis] + cmax * s[axis]).max() if cmax else np.abs(v[axis]).max()
-                for v, s in self.ends
-            ) / d
-        return max(1, math.ceil(abs(self.h) * speed / cfl))
+        rate = 0.0
+        for coef in set(self.coef(np.array([0.0, 1.0])).tolist()):
+            for v, sc in self.ends:
+                ux, uy = (
+                    self.sign * (v[i] + coef * sc[i]) if coef else self.sign * v[i]
+                    for i in range(2)
+                )
+                out = (np.maximum(ux[:, 1:], 0) - np.minimum(ux[:, :-1], 0)) / dx
+                out += (np.maximum(uy[1:], 0) - np.minimum(uy[:-1], 0)) / dy
+                rate = max(rate, float(out.max()))
+        return max(1, math.ceil(abs(self.h) * rate / cfl))
 
 
 def _half_variances(path: GaussianPath, t0: float, t1: float, n: int, eta: float) -> np.ndarray:
@@ -262,8 +281,34 @@ def _half_variances(path: GaussianPath, t0: float, t1: float, n: int, eta: float
     return eta**2 * width / 6 * (g2[0:-1:2] + 4 * g2[1::2] + g2[2::2])
 
 
-def solve(field: Field, path: GaussianPath, times, eta: float, grid: Grid, rho0: np.ndarray,
-          limiter: str = "vanleer", cfl: float = CFL, callback=None) -> PDEResult:
+def field_knots(path: GaussianPath, times, sigma: float, step: float = KNOT_STEP) -> list[int]:
+    """Indices of the frame times where the field is evaluated: the first, the last, and each
+    frame where log c², c² = a² σ_d² + b² (the width of every mixture component), has moved by
+    ``step`` or more since the previous knot. Between knots the field is interpolated linearly
+    in t: the exact field's only length scale is c, so it changes little while c does (near
+    the noisy end of VP, c stays ≈ 1 for a third of the run).
+    """
+    co = path.coefficients(torch.as_tensor([float(t) for t in times], dtype=torch.float64))
+    logc2 = torch.log(co.a**2 * sigma**2 + co.b**2).tolist()
+    knots = [0]
+    for i in range(1, len(logc2) - 1):
+        if abs(logc2[i] - logc2[knots[-1]]) >= step or i - knots[-1] >= KNOT_GAP:
+            knots.append(i)
+    return [*knots, len(logc2) - 1] if len(logc2) > 1 else knots
+
+
+def solve(
+    field: Field,
+    path: GaussianPath,
+    times,
+    eta: float,
+    grid: Grid,
+    rho0: np.ndarray,
+    limiter: str = "vanleer",
+    cfl: float = CFL,
+    callback=None,
+    knots: list[int] | None = None,
+) -> PDEResult:
     """Carry ρ from times[0] through every frame time.
 
     Args:
@@ -275,6 +320,9 @@ def solve(field: Field, path: GaussianPath, times, eta: float, grid: Grid, rho0:
         rho0: start density (cell averages), (H, W).
         limiter: slope limiter, one of ``LIMITERS``.
         callback: optional ``(i) -> None`` after each frame (to cancel a superseded run).
+        knots: indices of the frame times where the field is evaluated (``field_knots``),
+            including the first and the last; between them it is interpolated linearly in t.
+            Default: every frame time.
 
     Returns:
         :class:`PDEResult`; mass + outflow stays at its start value up to rounding.
@@ -292,20 +340,32 @@ def solve(field: Field, path: GaussianPath, times, eta: float, grid: Grid, rho0:
     # sampler may use, solve the continuity equation, which has the same marginals.
     t_noisy = path.stochastic_start(eta, max(len(ts) - 1, 1)) + 1e-12
     want = ("velocity", "score") if eta > 0 else ("velocity",)
-    cache: dict[float, list] = {}
+    knots = sorted(set(range(len(ts)) if knots is None else knots) | {0, len(ts) - 1})
+    cache: dict[int, list] = {}
 
-    def fields_at(t: float, eta_k: float):
-        if t not in cache:  # each frame time is evaluated once: it ends one interval and
-            if len(cache) > 1:  # starts the next
-                cache.pop(next(iter(cache)))
-            cache[t] = face_fields(field, t, want, grid)
-        faces = cache[t]
+    def fields_at(i: int, eta_k: float):
+        """Face fields at frame i: evaluated at a knot, else interpolated between two."""
+        j = bisect.bisect_right(knots, i) - 1
+        lo, hi = knots[j], knots[min(j + 1, len(knots) - 1)]
+        for k in (lo, hi):  # each knot is evaluated once and kept while it is needed
+            if k not in cache:
+                cache[k] = face_fields(field, ts[k], want, grid)
+        for k in [k for k in cache if k < lo]:
+            del cache[k]
+        if i == lo or lo == hi:
+            faces = cache[lo]
+        else:
+            w = (ts[i] - ts[lo]) / (ts[hi] - ts[lo])
+            faces = [
+                tuple((1 - w) * f0 + w * f1 for f0, f1 in zip(a, b, strict=True))
+                for a, b in zip(cache[lo], cache[hi], strict=True)
+            ]
         return faces[0], (faces[1] if eta_k > 0 else None)
 
     for i in range(len(ts) - 1):
         t0, t1 = ts[i], ts[i + 1]
         eta_k = eta if max(t0, t1) <= t_noisy else 0.0
-        drift = _FrameDrift((fields_at(t0, eta_k), fields_at(t1, eta_k)), path, t0, t1, eta_k)
+        drift = _FrameDrift((fields_at(i, eta_k), fields_at(i + 1, eta_k)), path, t0, t1, eta_k)
         n = drift.substeps(grid, cfl)
         total += n
         var = _half_variances(path, t0, t1, n, eta_k)
@@ -328,8 +388,17 @@ def solve(field: Field, path: GaussianPath, times, eta: float, grid: Grid, rho0:
     return PDEResult(frames, mass, outflow, total)
 
 
-def solve_run(field: Field, path: GaussianPath, reference, times, eta: float, grid: Grid,
-              limiter: str = "vanleer", callback=None) -> PDEResult:
+def solve_run(
+    field: Field,
+    path: GaussianPath,
+    reference,
+    times,
+    eta: float,
+    grid: Grid,
+    limiter: str = "vanleer",
+    callback=None,
+    knot_step: float = KNOT_STEP,
+) -> PDEResult:
     """Solve for one particle run: start density from the direction of ``times`` (T+1,).
 
     Forward (times increasing): the data mixture ``reference`` (a
@@ -340,4 +409,5 @@ def solve_run(field: Field, path: GaussianPath, reference, times, eta: float, gr
     forward = len(ts) < 2 or ts[-1] > ts[0]
     ref = reference
     rho0 = start_density(path, ref.points.cpu().numpy(), ref.sigma, ts[0], grid, forward)
-    return solve(field, path, ts, eta, grid, rho0, limiter, callback=callback)
+    knots = field_knots(path, ts, ref.sigma, knot_step)
+    return solve(field, path, ts, eta, grid, rho0, limiter, callback=callback, knots=knots)

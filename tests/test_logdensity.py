@@ -59,10 +59,22 @@ def test_positions_are_the_heun_samplers(gen):
 
 @pytest.mark.parametrize(
     ("process", "dataset", "steps", "tol"),
-    [("fm", "8gaussians", 200, 1e-2), ("fm", "moons", 200, 1e-2), ("vp", "8gaussians", 400, 1e-2)],
+    [
+        ("fm", "8gaussians", 200, 1e-2),
+        ("fm", "moons", 200, 1e-2),
+        ("vp", "8gaussians", 400, 1e-2),
+        ("vp", "moons", 600, 1e-2),
+    ],
 )
 def test_carried_log_density_is_the_closed_form(process, dataset, steps, tol, gen):
-    """Reverse ODE from the exact p_1; VP needs T = 400 for 1e-2 (at T = 200: 1.7e-2, Heun's h²)."""
+    """Reverse ODE from the exact p_1 at the T that reaches 1e-2.
+
+    VP misses 1e-2 at T = 200 (moons 6e-2, 8 gaussians 2e-2; benchmarks/bench_logdensity.py):
+    the error is the Heun trajectory's, not the divergence quadrature's. Near t ≈ 0.02–0.1 the
+    linear schedule shrinks the components' width c² by up to 20% per step, the particles'
+    position error (~3e-3) is multiplied by the score (~1/c² · distance), and log p_t at the
+    particle moves by that much; the carried value itself is accurate to ~4e-3 there.
+    """
     path, _, field = exact(process, dataset)
     x1 = path.prior(300, 1.0, gen)
     times = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
