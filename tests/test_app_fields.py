@@ -121,10 +121,24 @@ def test_training_in_chunks_yields_the_turn_stops_cleanly_and_publishes_weights(
         with TURNS.turn():
             waits.append(time.perf_counter() - t0)
         time.sleep(0.02)
+    # a run of 50 steps hands the turn on after every step: training must not take a chunk
+    # each time (that made a 100-step run 5 s slower); it waits until the run is done
+    t0 = time.perf_counter()
+    with TURNS.turn():
+        for _ in range(50):
+            TURNS.pass_turn()
+            time.sleep(0.001)
+    run_seconds = time.perf_counter() - t0
+    steps_before = job.step
+    deadline = time.time() + 30
+    while job.step == steps_before and time.time() < deadline:  # and then trains on
+        time.sleep(0.02)
     job.stop()
     job.join(timeout=10)
     assert not job.running and job._thread is not None and not job._thread.is_alive()
     assert max(waits) < CHUNK_SECONDS + 0.5, waits  # generous: the CPU is shared and noisy
+    assert run_seconds < 50 * CHUNK_SECONDS / 2, run_seconds  # 2.5 s when training took turns
+    assert job.step > steps_before
     model = state.trained
     assert model is not None and 0 < model.steps == job.step < 100_000
     assert model.dataset == "moons" and model.train_size == 64

@@ -9,7 +9,11 @@ Policy (README, "Serving a class"):
    landed 39 s late while another computed a 48 s run).
 2. **A cap on work per run** (``app/session/state.py: MAX_PARTICLE_FRAMES``): what one run
    computes, holds and sends is bounded.
-3. **Cancellation**: a session's superseded run stops at its next step
+3. **Runs before training.** In-page training (``app/session/training_job.py``) computes only
+   while no run holds or waits for the turn, and gives it back after the training step in
+   which a run asks: a run waits at most one training step (milliseconds), and training takes
+   the time the runs leave.
+4. **Cancellation**: a session's superseded run stops at its next step
    (``app/session/runner.py``), and a closed session's run too.
 
 One turn, not one thread: torch runs an OpenMP team per calling thread, and two teams computing
@@ -31,6 +35,12 @@ class FairTurns:
         self._cond = threading.Condition()
         self._queue: collections.deque[object] = collections.deque()
         self._holder: object | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Nobody holds the turn and nobody waits for it."""
+        with self._cond:
+            return self._holder is None and not self._queue
 
     @property
     def waiting(self) -> int:

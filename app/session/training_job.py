@@ -3,8 +3,9 @@
 The job trains on the session's current data set, process and schedule (a
 :class:`models.training.Trainer`), never on the session thread. It computes only while holding
 the compute turn (``app/session/fairshare.py``: two OpenMP teams computing at once fight over
-the cores), and holds it for one chunk of about ``CHUNK_SECONDS`` at a time, so a recompute of
-any session waits at most one chunk. Between chunks it reports progress, and every
+the cores), and only while no run computes or waits: it gives the turn back after the
+training step in which a run asks (``app/session/fairshare.py``, "runs before training").
+Between chunks it reports progress, and every
 ``REFRESH_SECONDS`` (and once at the end) publishes a snapshot of the EMA weights as the state's
 ``trained`` model, which reruns the views when they show the field trained here.
 
@@ -30,7 +31,8 @@ from models.training import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 
-CHUNK_SECONDS = 0.05  # compute held per turn: the most a slider recompute waits for training
+CHUNK_SECONDS = 0.05  # compute held per turn while no run asks for it
+IDLE_POLL_SECONDS = 0.005  # how often training looks for a free turn while runs compute
 REFRESH_SECONDS = 3.0  # views refresh from the current weights this often while training
 PROGRESS_SECONDS = 0.2  # progress (bar, loss curve) reaches the page at most this often
 
@@ -103,14 +105,19 @@ class TrainingJob(param.Parameterized):
 
     # --- training thread --------------------------------------------------------------------
     def _chunk(self, trainer: Trainer) -> str | None:
-        """Steps for about ``CHUNK_SECONDS`` in one turn; returns a reason to stop, or None."""
+        """Steps for up to ``CHUNK_SECONDS`` in one turn, taken only while no run computes or
+        waits, and given back as soon as one asks; returns a reason to stop, or None."""
+        while not TURNS.idle and not self._stop.is_set():  # runs first (fairshare.py, 3.)
+            time.sleep(IDLE_POLL_SECONDS)
+        if self._stop.is_set():
+            return None
         with TURNS.turn():
             start = time.perf_counter()
             while trainer.step < trainer.config.steps:
                 value = trainer.train_step()
                 if not math.isfinite(value):
                     return f"non-finite loss at step {trainer.step + 1}; kept the last good weights"
-                if time.perf_counter() - start > CHUNK_SECONDS:
+                if time.perf_counter() - start > CHUNK_SECONDS or TURNS.waiting:
                     break
             trainer.elapsed += time.perf_counter() - start
         return None
