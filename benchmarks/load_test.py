@@ -45,7 +45,10 @@ HEAVY_TIMEOUT = 180.0  # one heavy recompute's wait at most (s)
 # 4 sessions, 590 MB at 50 recomputes, a plateau of 850-900 MB from 250 to 400; an in-process
 # server with 2 sessions, recomputes 20 -> 100: tracemalloc's live total stayed ~8 MB (nothing
 # growing), RSS after gc + malloc_trim 362 -> 387 MB (outside Python's heap), and no FlowState
-# was left once the sessions closed. So RSS growth here is mostly the allocator's, not a leak.
+# was left once the sessions closed. But replaced runs and closed sessions were cyclic garbage
+# (freed only by a full gc.collect, which hides them from such checks): fixed in issue 11, see
+# app/session/memory.py. What remains is the swing of transient buffers (each run's packing and
+# serialization) that glibc keeps in its arenas between runs.
 RSS_BOUND_MB = 100.0
 HEAVY_QUERY = {"particles": "20000", "steps": "1000"}
 
