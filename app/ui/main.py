@@ -12,8 +12,10 @@ import logging
 import panel as pn
 import param
 from bokeh.models import CustomJS
+from tornado.ioloop import IOLoop
 
 from app.export.menu import ExportMenu
+from app.session.memory import release_after_close
 from app.session.runner import Recomputer, compute_now
 from app.session.state import DATA_PARAMS, FlowState
 from app.session.url import (
@@ -46,7 +48,16 @@ def _on_session_thread(doc):
         return None
 
     def schedule(fn):
-        doc.add_next_tick_callback(fn)
+        # Bokeh keeps a one-shot callback in a reference cycle (the callback object and its
+        # wrapper refer to each other), freed only by a full garbage collection, which a busy
+        # server runs seldom. fn holds a whole run (Recomputer._work's publish), so the cycle
+        # gets only this box, emptied once fn has run: the run is freed when the next replaces it.
+        box = [fn]
+
+        def run_once() -> None:
+            box.pop()()
+
+        doc.add_next_tick_callback(run_once)
 
     return schedule
 
@@ -141,6 +152,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
             pn.state.on_session_destroyed(lambda _ctx: runner.shutdown())
             pn.state.on_session_destroyed(lambda _ctx: export_menu.cancel_and_clean())
             pn.state.on_session_destroyed(lambda _ctx: train_panel.job.stop())
+            pn.state.on_session_destroyed(lambda _ctx: release_after_close(IOLoop.current()))
 
     header = pn.Row(pn.pane.Markdown(f"## {TITLE}", margin=(0, 10)), busy, align="center")
     main = pn.Column(
