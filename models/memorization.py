@@ -20,7 +20,7 @@ from torch import Tensor
 from models.datasets import Dataset
 
 DELTA_FRACTION = 0.25  # δ = this x the median nearest-neighbour spacing of the training set
-CHUNK = 4096  # samples per distance block: (CHUNK, M) floats at a time
+BLOCK = 2**20  # distances per block (8 MB of float64): rows x M, whatever M is
 
 
 def training_points(data: Dataset, m: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -38,8 +38,9 @@ def nearest_distance(x: Tensor, points: Tensor, exclude_self: bool = False) -> T
     """
     x, points = x.double(), points.double()
     out = []
-    for start in range(0, len(x), CHUNK):
-        d = torch.cdist(x[start : start + CHUNK], points)
+    rows_per_block = max(1, BLOCK // max(1, len(points)))
+    for start in range(0, len(x), rows_per_block):
+        d = torch.cdist(x[start : start + rows_per_block], points)
         if exclude_self:
             rows = torch.arange(len(d))
             d[rows, rows + start] = float("inf")

@@ -186,3 +186,13 @@ def test_a_second_start_while_running_is_ignored():
         job.stop()
         job.join(timeout=10)
     assert not threading.Thread.is_alive(job._thread)
+
+
+def test_the_readout_says_whether_the_field_saw_the_points():
+    texts = {}
+    for field in ("exact_m", "pretrained"):
+        s = FlowState(particles=300, steps=20, dataset="moons", field=field, train_size=40)
+        s.recompute()
+        texts[field] = s.memorization_text()
+    assert "M = 40 points it was built from" in texts["exact_m"]
+    assert "never saw them" in texts["pretrained"]

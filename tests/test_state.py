@@ -172,3 +172,21 @@ def test_url_values_may_arrive_as_strings():
     good, bad = read_url_values({"steps": "50", "beta_max": "12.5", "process": "vp"})
     assert good == {"steps": 50, "beta_max": 12.5, "process": "vp"} and bad == {}
     assert np.isclose(good["beta_max"], 12.5)
+
+
+def test_a_session_keeps_no_run_but_the_one_it_shows():
+    """Overlay fields and the exact density need a run's own data and field later, but the
+    state must not keep old runs alive for that (it kept the last four: ~10 MB each)."""
+    import gc
+    import weakref
+
+    s = FlowState(steps=10, particles=200, dataset="moons")
+    old = []
+    for seed in range(6):
+        s.seed = seed
+        s.recompute()
+        old.append(weakref.ref(s.result))
+    gc.collect()
+    assert [r() is not None for r in old] == [False] * 5 + [True]
+    s.overlay = "velocity"  # the shown run's own field is still at hand
+    assert s.field_arrows(s.result)["velocity"].shape == (11, 17 * 17, 2)

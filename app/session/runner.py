@@ -133,6 +133,9 @@ class Recomputer(param.Parameterized):
     def _work_exact(self, result) -> None:
         try:
             with TURNS.turn():
+                if self.state.result is not result:  # superseded while it waited
+                    self._schedule(lambda: self._exact_done(result))
+                    return
                 exact = self.state.exact_of(result)
         except Exception as exc:
             log.exception("exact density failed")
@@ -140,14 +143,18 @@ class Recomputer(param.Parameterized):
             return
         self._schedule(lambda: self._publish_exact(result, exact))
 
+    def _exact_done(self, result) -> None:
+        if self._exact_for is result:  # a late answer for an older run keeps the current mark
+            self._exact_for = None
+
     def _publish_exact(self, result, exact) -> None:
-        self._exact_for = None
+        self._exact_done(result)
         if self.state.result is result:  # else a newer run landed and brought its own
             result.exact_density = exact
             self.state.exact_ready += 1
 
     def _fail_exact(self, result, exc: Exception) -> None:
-        self._exact_for = None
+        self._exact_done(result)
         if self.state.result is result:
             self.state.notice = f"Could not compute the exact density ({exc})."
 

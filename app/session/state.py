@@ -7,6 +7,7 @@ or Bokeh, so it is tested by setting parameters and reading arrays.
 from __future__ import annotations
 
 import json
+import weakref
 
 import param
 import torch
@@ -251,19 +252,27 @@ class FlowState(param.Parameterized):
         The overlay fields are computed only while an overlay is shown (they cost a third of a
         default run); ``field_arrows`` supplies them later for a run that has none.
         """
-        data = self.user_dataset()
+        # the settings, read once: the session thread may change them while this runs
+        data, config, m = self.user_dataset(), self.config(), self.train_size
+        train_key = (self.dataset, None if self.points is None else hash(self.points.tobytes()), m)
         dataset = data if data is not None else make_dataset(self.dataset)
         make_field, info, note = resolve(self, dataset, self._weights_cache)
-        result = simulate(self.config(), dataset=data, should_stop=should_stop,
+        result = simulate(config, dataset=data, should_stop=should_stop,
                           exact_cache=self._exact_cache, make_field=make_field)  # fmt: skip
-        info.update(self._memorization(result, dataset))
+        info.update(self._memorization(result, dataset, m, train_key))
         result.meta = json.dumps({**json.loads(result.meta), **info}, sort_keys=True)
         if note:
             result.warnings = (*result.warnings, note)
-        # the last few runs' data and field, for their overlay fields later
-        self._run_data = {**dict(list(self._run_data.items())[-3:]),
-                          id(result): (result, data, make_field)}  # fmt: skip
+        # the data and field of the runs still alive (shown or publishing), for their overlay
+        # fields and exact density later; a weak reference, so no run outlives its use here
+        self._run_data = {k: v for k, v in self._run_data.items() if v[0]() is not None}
+        self._run_data[id(result)] = (weakref.ref(result), data, make_field)
         return result, (self.field_arrows(result) if self.overlay != "none" else None)
+
+    def _run_inputs(self, result: RunResult) -> tuple:
+        """(user data set or None, make_field or None) of a run computed by this state."""
+        ref, data, make_field = self._run_data.get(id(result), (None, None, None))
+        return (data, make_field) if ref is not None and ref() is result else (None, None)
 
     @param.depends("overlay", watch=True)
     def _difference_needs_learned(self) -> None:
@@ -272,25 +281,26 @@ class FlowState(param.Parameterized):
                 json.loads(result.meta).get("field") not in LEARNED:  # fmt: skip
             self.notice = self.run_notice(result)
 
-    def training_set(self, dataset) -> tuple[torch.Tensor, float] | None:
-        """The M training points (M, 2) and the memorization δ, or None while M < 2."""
-        m = self.train_size
+    def training_set(self, dataset, m: int, key) -> tuple[torch.Tensor, float] | None:
+        """The M training points (M, 2) of ``dataset`` and the memorization δ, or None while
+        M < 2; ``key`` names the data set and M (cached under it)."""
         if m < 2:
             return None
-        key = (self.dataset, None if self.points is None else hash(self.points.tobytes()), m)
         if key not in self._train_sets:
             points = training_points(dataset, m, TRAIN_SEED)[0]
             self._train_sets = {key: (points, memorization_delta(points))}  # keep one
         return self._train_sets[key]
 
-    def _memorization(self, result: RunResult, dataset) -> dict:
+    def _memorization(self, result: RunResult, dataset, m: int, key) -> dict:
         """The memorization readout of a generating run (reverse ODE or SDE) with M ≥ 2."""
-        train = self.training_set(dataset)
-        if train is None or self.direction != "reverse" or self.kind == "conditional":
+        config = result.config
+        train = self.training_set(dataset, m, key)
+        if train is None or config.direction != "reverse" or config.kind == "conditional":
             return {}
         points, delta = train
         share = memorized_share(torch.from_numpy(result.trajectories[-1]), points, delta)
-        return {"memorized": round(share, 4), "memorization_delta": round(delta, 5)}
+        return {"memorized": round(share, 4), "memorization_delta": round(delta, 5),
+                "memorization_m": m}  # fmt: skip
 
     def memorization_text(self, result: RunResult | None = None) -> str:
         """The readout of a run as one line ("" when it has none)."""
@@ -299,31 +309,36 @@ class FlowState(param.Parameterized):
         if "memorized" not in meta:
             return ""
         name = {v: k for k, v in FIELDS.items()}[meta["field"]]
+        m = meta["memorization_m"]
+        # only "exact of M" and a network trained here on those M points have seen them
+        seen = meta["field"] == "exact_m" or (
+            meta["field"] == "trained" and meta.get("train_size") == m)
+        points = (f"the M = {m:,} points it was built from" if seen else
+                  f"M = {m:,} points drawn as a training set (this field never saw them)")
         return (f"Memorization ({name} field): {100 * meta['memorized']:.1f} % of the "
                 f"generated samples lie within δ = {meta['memorization_delta']:.3g} of one of "
-                f"the M = {self.train_size:,} training points (δ = ¼ of their median spacing; "
-                "samples independent of the training set give a few %).")  # fmt: skip
+                f"{points} (δ = ¼ of their median spacing; samples independent of them give "
+                "a few %).")  # fmt: skip
 
     def field_arrows(self, result: RunResult) -> dict:
         """Overlay fields of a finished run, {kind: (T+1, P, 2)} and 'points' (P, 2), of the
         field that moved its particles; 'difference' (learned − exact) for a learned field."""
         config = result.config
-        run, data, make_field = self._run_data.get(id(result), (None, None, None))
-        path, _, exact = build(config, data if run is result else None)
-        field = exact if make_field is None or run is not result else make_field(path, exact)
+        data, make_field = self._run_inputs(result)
+        path, _, exact = build(config, data)
+        field = exact if make_field is None else make_field(path, exact)
         points = arrow_grid(config.extent, ARROWS)
         times = torch.from_numpy(result.times)
         arrows = field_frames(field, path, points, times, config.noise_level)
-        if json.loads(result.meta).get("field") in LEARNED and run is result:
+        if json.loads(result.meta).get("field") in LEARNED and make_field is not None:
             arrows["difference"] = difference_frames(field, exact, points, times)
         arrows["points"] = points.numpy()
         return arrows
 
     def exact_of(self, result: RunResult):
         """The exact density of a finished run made without it, (T+1, H, W) float32."""
-        run, data, _ = self._run_data.get(id(result), (None, None, None))
-        return exact_frames(result.config, result.times, data if run is result else None,
-                            self._exact_cache)  # fmt: skip
+        data, _ = self._run_inputs(result)
+        return exact_frames(result.config, result.times, data, self._exact_cache)
 
     def recompute(self) -> None:
         """Compute synchronously and publish with one ``param.update`` (watchers fire once)."""

@@ -144,7 +144,10 @@ class TrainingJob(param.Parameterized):
             reason = "stopped"
         if len(trainer.losses) > sent:  # steps since the last report (a stop comes any time)
             progress, new = trainer.progress(), trainer.losses[sent:]
-            self._schedule(lambda: self._progress(progress, new))
+            try:
+                self._schedule(lambda: self._progress(progress, new))
+            except Exception:  # the session closed while this run ended (see _publish)
+                log.debug("final progress not delivered: the session is gone", exc_info=True)
         self._publish(trainer, meta, final=True, reason=reason)
 
     def _publish(self, trainer: Trainer, meta, final: bool, reason: str | None = None) -> None:
