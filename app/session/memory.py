@@ -19,6 +19,10 @@ import time
 log = logging.getLogger(__name__)
 
 DELAY = 1.0  # s after a session closes: Bokeh drops its last references once the hooks ran
+# Off for a server that shares its process with other code (the browser tests' in-process
+# server): a full collection on the server's thread would also finalize that code's garbage
+# there (Playwright's objects, whose finalizers need their own thread's event loop).
+ENABLED = True
 _pending = False
 
 
@@ -49,7 +53,7 @@ def release_after_close(loop) -> None:
     """Run ``release_memory`` on ``loop`` (a Tornado IOLoop) shortly, once for a burst of
     closing sessions. Called from a session-destroyed hook, on the server's loop."""
     global _pending
-    if _pending:
+    if _pending or not ENABLED:
         return
     _pending = True
 

@@ -52,7 +52,11 @@ def _free_port() -> int:
 def server():
     """The app on a threaded Panel server; yields its base URL."""
     from app.server import serve
+    from app.session import memory
 
+    # The server shares this process with Playwright: no forced full collections on its thread
+    # (see app/session/memory.py; tests/test_memory.py and the load test's own server cover them).
+    memory.ENABLED = False
     port = _free_port()
     serve(port=port, address="localhost", threaded=True)
     url = f"http://localhost:{port}"
