@@ -53,8 +53,7 @@ class Recomputer(param.Parameterized):
         self.state = state
         self._schedule = schedule or (lambda fn: fn())
         self._generation = 0
-        self._arrows_for = None  # the run whose overlay fields are being computed
-        self._exact_for = None  # the run whose exact density is being computed
+        self._extra_for: dict = {}  # what → the run it is being computed for
         self._lock = threading.Lock()
         state.param.watch(self.request, list(COMPUTE_PARAMS + DATA_PARAMS))
         state.param.watch(self._arrows_if_needed, ["overlay"])
@@ -125,68 +124,49 @@ class Recomputer(param.Parameterized):
         result = self.state.result
         if not self.state.wants_exact or result is None or result.exact_density is not None:
             return
-        if self._exact_for is result:
-            return  # already on its way
-        self._exact_for = result
-        COMPUTE.submit(self._work_exact, result)
 
-    def _work_exact(self, result) -> None:
-        try:
-            with TURNS.turn():
-                if self.state.result is not result:  # superseded while it waited
-                    self._schedule(lambda: self._exact_done(result))
-                    return
-                exact = self.state.exact_of(result)
-        except Exception as exc:
-            log.exception("exact density failed")
-            self._schedule(lambda error=exc: self._fail_exact(result, error))
-            return
-        self._schedule(lambda: self._publish_exact(result, exact))
-
-    def _exact_done(self, result) -> None:
-        if self._exact_for is result:  # a late answer for an older run keeps the current mark
-            self._exact_for = None
-
-    def _publish_exact(self, result, exact) -> None:
-        self._exact_done(result)
-        if self.state.result is result:  # else a newer run landed and brought its own
-            result.exact_density = exact
+        def apply(run, exact) -> None:
+            run.exact_density = exact
             self.state.exact_ready += 1
 
-    def _fail_exact(self, result, exc: Exception) -> None:
-        self._exact_done(result)
-        if self.state.result is result:
-            self.state.notice = f"Could not compute the exact density ({exc})."
+        self._for_shown_run("the exact density", self.state.exact_of, apply)
 
     def _arrows_if_needed(self, *_events) -> None:
         """Compute the overlay fields of the shown run, once, when an overlay asks for them."""
-        result = self.state.result
-        if self.state.overlay == "none" or self.state.arrows is not None or result is None:
+        if self.state.overlay == "none" or self.state.arrows is not None or \
+                self.state.result is None:  # fmt: skip
             return
-        if self._arrows_for is result:
-            return  # already on their way
-        self._arrows_for = result
-        COMPUTE.submit(self._work_arrows, result)
+        self._for_shown_run("the field overlay", self.state.field_arrows,
+                            lambda _run, arrows: setattr(self.state, "arrows", arrows))  # fmt: skip
 
-    def _work_arrows(self, result) -> None:
+    def _for_shown_run(self, what: str, compute, apply) -> None:
+        """Compute something more of the run on screen (its overlay fields, its exact density):
+        once per run, in a compute turn, off the session thread; ``apply(run, value)`` on the
+        session thread only if that run is still shown (a newer run brings its own)."""
+        result = self.state.result
+        if self._extra_for.get(what) is result:
+            return  # already on its way
+        self._extra_for[what] = result
+        COMPUTE.submit(self._work_extra, what, result, compute, apply)
+
+    def _work_extra(self, what: str, result, compute, apply) -> None:
         try:
             with TURNS.turn():
-                arrows = self.state.field_arrows(result)
+                shown = self.state.result is result  # else superseded while it waited
+                value = compute(result) if shown else None
         except Exception as exc:
-            log.exception("overlay fields failed")
-            self._schedule(lambda error=exc: self._fail_arrows(result, error))
+            log.exception("%s failed", what)
+            self._schedule(lambda error=exc: self._extra_done(what, result, lambda: setattr(
+                self.state, "notice", f"Could not compute {what} ({error}).")))  # fmt: skip
             return
-        self._schedule(lambda: self._publish_arrows(result, arrows))
+        self._schedule(lambda: self._extra_done(
+            what, result, (lambda: apply(result, value)) if shown else None))  # fmt: skip
 
-    def _publish_arrows(self, result, arrows) -> None:
-        self._arrows_for = None
-        if self.state.result is result:  # else a newer run landed and brought its own
-            self.state.arrows = arrows
-
-    def _fail_arrows(self, result, exc: Exception) -> None:
-        self._arrows_for = None
-        if self.state.result is result:
-            self.state.notice = f"Could not compute the field overlay ({exc})."
+    def _extra_done(self, what: str, result, then) -> None:
+        if self._extra_for.get(what) is result:  # a late answer for an older run keeps the mark
+            self._extra_for[what] = None
+        if then is not None and self.state.result is result:
+            then()
 
     def _fail(self, generation: int, exc: Exception) -> None:
         if not self._current(generation):
