@@ -10,8 +10,8 @@ data set      M     σ_d     components (spacing δ between neighbours)
 ============  ====  ======  ==============================================================
 8gaussians    8     0.15    the eight means on a circle of radius 2
 moons         128   0.08    64 points per half circle (radius 1.5), δ = 0.074
-circles       512   0.05    256 points per circle (radius 1 and 2), δ ≤ 0.049
-swissroll     576   0.04    equal steps in θ on r ∝ θ, δ ≤ 0.040
+circles       336   0.05    168 points per circle (radius 1 and 2), δ ≤ 0.075
+swissroll     384   0.04    equal steps in θ on r ∝ θ, δ ≤ 0.060
 checkerboard  1152  0.08    a 12 x 12 grid of cell centres in each of the 8 unit squares (the
                             field sums them per axis: 96 exponentials, not 1152),
                             δ = 0.083
@@ -21,12 +21,14 @@ spirals       512   0.05    256 points per arm at equal steps of r², δ ≤ 0.0
 
 Why these counts are enough: components spaced δ along a curve (or on a grid) and blurred by σ_d
 equal the continuous curve (or uniform square) blurred by σ_d up to a relative ripple of
-2 exp(−2π² σ_d² / δ²) (Poisson summation): at most 5e−9 for δ ≤ σ_d, 2.4e−8 for the
-checkerboard (δ = 1.04 σ_d), and 4e−3 only at the spirals' nearly empty centre. That is far below
-what any sample can resolve (4,000 points resolve density differences of a few per cent), and
-more components would only cost latency. The pictures are those of the former data sets (same
-curves, same noise widths); the checkerboard, once uniform with sharp edges, now has its edges
-softened by σ_d = 0.08, the noise width of the moons.
+2 exp(−2π² σ_d² / δ²) (Poisson summation): 3e−4 for δ = 1.5 σ_d (the circles' outer ring,
+the swiss roll's outer turn), 2.4e−8 for the checkerboard (δ = 1.04 σ_d), below 5e−9 elsewhere
+but for 4e−3 at the spirals' nearly empty centre. That is far below what any sample can resolve
+(4,000 points resolve density differences of a few per cent), and more components would only
+cost latency: the exponentials of the exact field grow with M (circles and swiss roll had
+512 and 576 components at δ ≤ σ_d, 1.5x slower). The pictures are those of the former data
+sets (same curves, same noise widths); the checkerboard, once uniform with sharp edges, now
+has its edges softened by σ_d = 0.08, the noise width of the moons.
 
 User points (:class:`Points`) are different: an empirical set smoothed by a bandwidth, whose
 exact field reproduces (memorizes) those points.
@@ -178,7 +180,7 @@ class Circles(Dataset):
 
     name = "circles"
     n_labels = 2
-    sigma, per_circle = 0.05, 256
+    sigma, per_circle = 0.05, 168
 
     def _components(self):
         theta = 2 * math.pi * _midpoints(self.per_circle)
@@ -191,7 +193,7 @@ class SwissRoll(Dataset):
 
     name = "swissroll"
     n_labels = 4
-    sigma, count = 0.04, 576
+    sigma, count = 0.04, 384
 
     def _components(self):
         u = _midpoints(self.count)

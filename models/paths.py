@@ -76,6 +76,28 @@ class GaussianPath:
         """a, b, ȧ, ḃ, bḃ at times t (any shape)."""
         raise NotImplementedError
 
+    def at(self, t: float) -> dict[str, float]:
+        """a, b, da, b_db and g2 (= g²) at one time, as floats, remembered per path.
+
+        Samplers and fields ask for the same few hundred times once per step; computing them
+        one by one cost ~0.2 ms of small tensor operations each (up to 40 ms of a run).
+        :meth:`remember` fills the memo for a whole time grid in one call.
+        """
+        memo = self.__dict__.setdefault("_memo", {})
+        if t not in memo:
+            self.remember(torch.tensor([t], dtype=torch.float64))
+        return memo[t]
+
+    def remember(self, times: Tensor) -> None:
+        """Compute :meth:`at` for every time of ``times`` (T+1,) in one vectorized call."""
+        c = self.coefficients(times.to(torch.float64).reshape(-1))
+        columns = zip(*(v.tolist() for v in (c.a, c.b, c.da, c.b_db, c.diffusion2)), strict=True)
+        memo = self.__dict__.setdefault("_memo", {})
+        if len(memo) > 100_000:  # a long-lived path asked for ever new times
+            memo.clear()
+        for t, values in zip(times.reshape(-1).tolist(), columns, strict=True):
+            memo[t] = dict(zip(("a", "b", "da", "b_db", "g2"), values, strict=True))
+
     # --- sampling and training -------------------------------------------------------------
     def sample(
         self, x0: Tensor, t: Tensor | float, generator: torch.Generator | None = None

@@ -31,10 +31,6 @@ from models.paths import GaussianPath
 Field = Callable[..., dict[str, Tensor]]
 
 
-def _coeff(path: GaussianPath, t: float):
-    return path.coefficients(torch.tensor(t, dtype=torch.float64))
-
-
 def eta_drift(
     field: Field, path: GaussianPath, x: Tensor, t: float, h: float, eta: float
 ) -> Tensor:
@@ -42,7 +38,7 @@ def eta_drift(
     if eta == 0:
         return field(x, t, ("velocity",))["velocity"]
     out = field(x, t, ("velocity", "score"))
-    g2 = float(_coeff(path, t).diffusion2)
+    g2 = path.at(t)["g2"]
     return out["velocity"] + math.copysign(0.5 * eta**2 * g2, h) * out["score"]
 
 
@@ -59,12 +55,13 @@ def _stack(first: Tensor, steps: int) -> Tensor:
 def sample_euler(field, path, x, times, eta=0.0, generator=None, callback=None) -> Tensor:
     """Euler (η = 0) or Euler–Maruyama (η > 0) steps of the η-family; order 1 (0.5 strong)."""
     ts = [float(t) for t in times]
+    path.remember(torch.tensor(ts, dtype=torch.float64))
     traj = _stack(x, len(ts) - 1)
     for i, (t, t_next) in enumerate(itertools.pairwise(ts)):
         h = t_next - t
         x = x + h * eta_drift(field, path, x, t, h, eta)
         if eta > 0:
-            g = math.sqrt(max(float(_coeff(path, t).diffusion2), 0.0))
+            g = math.sqrt(max(path.at(t)["g2"], 0.0))
             x = x + eta * g * math.sqrt(abs(h)) * _noise(x, generator)
         traj[i + 1] = x
         if callback is not None:
@@ -81,6 +78,7 @@ def sample_heun(field, path, x, times, eta=0.0, generator=None, callback=None) -
     if eta != 0:
         raise ValueError("Heun is a deterministic solver: use eta = 0 (or the euler solver)")
     ts = [float(t) for t in times]
+    path.remember(torch.tensor(ts, dtype=torch.float64))
     traj = _stack(x, len(ts) - 1)
     for i, (t, t_next) in enumerate(itertools.pairwise(ts)):
         h = t_next - t

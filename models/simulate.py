@@ -303,8 +303,10 @@ def simulate(
     def callback(info) -> None:
         if should_stop is not None and should_stop():
             raise Cancelled
-        if info is not None and not bool(torch.isfinite(info["x"]).all()):  # stop at once
-            raise NonFiniteRun("positions", info["i"] + 1, info["t"], config)
+        # stop at once; a sum is finite iff every entry is (barring overflow, checked again)
+        if info is not None and not math.isfinite(float(info["x"].sum())):
+            if not bool(torch.isfinite(info["x"]).all()):
+                raise NonFiniteRun("positions", info["i"] + 1, info["t"], config)
 
     log_density = None
     if config.log_density:

@@ -55,20 +55,74 @@ def test_velocity_satisfies_continuity_equation(gen):
     torch.testing.assert_close(dp_dt.detach(), -div.detach(), rtol=1e-4, atol=1e-7)
 
 
-def test_field_is_finite_at_both_ends_and_chunks_agree(gen):
+@pytest.mark.parametrize("dataset", [EightGaussians(), Moons()])  # (M, n) and (n, M) layouts
+def test_field_is_finite_at_both_ends_and_chunks_agree(dataset, gen):
     import models.fields as fields
 
-    field = ExactField(LinearFMPath(), EightGaussians().reference())
+    field = ExactField(LinearFMPath(), dataset.reference())
     x = 3 * torch.randn(5000, 2, generator=gen)
     for t in (0.0, 1.0):
         out = field(x, t, ("x0", "score", "velocity"))
         assert all(torch.isfinite(v).all() for v in out.values())
     whole = field(x, 0.3)["velocity"]
-    old, fields.CHUNK = fields.CHUNK, 777
+    old = fields.CHUNK_ROWS, fields.CHUNK_ELEMENTS
+    fields.CHUNK_ROWS, fields.CHUNK_ELEMENTS = 777, 777 * 5
     try:
         torch.testing.assert_close(field(x, 0.3)["velocity"], whole)
     finally:
-        fields.CHUNK = old
+        fields.CHUNK_ROWS, fields.CHUNK_ELEMENTS = old
+
+
+@pytest.mark.parametrize("dataset", [EightGaussians(), Moons()])
+def test_responsibility_mean_is_the_plain_weighted_sum(dataset, gen):
+    """The fused softmax (with denormals flushed) against the textbook sum in float64."""
+    path = VPPath(make_schedule("linear"))
+    field = ExactField(path, dataset.reference())
+    x = 2 * torch.randn(3000, 2, generator=gen)
+    ref = dataset.reference().points.double()
+    for t in (0.0, 0.01, 0.3, 1.0):
+        k = field._scalars(t)
+        sq = ((x.double()[:, None, :] - k["a"] * ref[None]) ** 2).sum(-1)
+        w = torch.softmax(-sq / (2 * k["c2"]), 1)
+        want = w @ ref
+        got = field._responsibility_mean(x, k["a"], k["c2"])
+        # float32 logits of size |x|²/c² round at 1e-7 of that: ~2e-5 here, as before the fusion
+        torch.testing.assert_close(got.double(), want, atol=5e-5, rtol=0)
+
+
+def test_denormals_are_flushed_only_inside_and_only_single_threaded():
+    """Worker threads started inside a flushing block would keep flushing: the flush is on only
+    while torch computes on the calling thread alone, and off again after the block."""
+    from models.fields import denormals_flushed
+
+    def tiny() -> float:
+        return float(torch.tensor([1e-39]) * 1.0)
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with denormals_flushed():
+            inside = tiny()
+        assert tiny() > 0  # off again
+        if torch.set_flush_denormal(False):  # False where the CPU has no FTZ
+            assert inside == 0.0
+        torch.set_num_threads(2)
+        with denormals_flushed():
+            assert tiny() > 0
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_path_memo_matches_the_coefficients():
+    path = VPPath(make_schedule("cosine"))
+    times = torch.linspace(0, 1, 37, dtype=torch.float64)
+    c = path.coefficients(times)
+    path.remember(times[:10])  # the rest are filled one by one
+    for i, t in enumerate(times.tolist()):
+        got = path.at(t)
+        for key, want in (("a", c.a), ("b", c.b), ("da", c.da), ("b_db", c.b_db),
+                          ("g2", c.diffusion2)):  # fmt: skip
+            assert got[key] == float(want[i])
 
 
 def test_denoiser_memorizes_reference_points_at_low_noise():

@@ -6,7 +6,32 @@ import panel as pn
 
 from app.session.state import FlowState
 
-SLIDER = {"type": pn.widgets.FloatSlider, "throttled": True}
+
+# Panel holds a widget's browser events for 50 ms (``Syncable._debounce``) to batch them. A
+# slider's release then waited for the timer its drag had started: 30-50 ms of every recompute
+# (measured with bench_app). These widgets handle their events on the next tick instead; each
+# event is cheap, since sliders act on release only.
+class FloatSlider(pn.widgets.FloatSlider):
+    _debounce = 0
+
+
+class IntSlider(pn.widgets.IntSlider):
+    _debounce = 0
+
+
+class RadioButtonGroup(pn.widgets.RadioButtonGroup):
+    _debounce = 0
+
+
+class Select(pn.widgets.Select):
+    _debounce = 0
+
+
+class Checkbox(pn.widgets.Checkbox):
+    _debounce = 0
+
+
+SLIDER = {"type": FloatSlider, "throttled": True}
 
 
 def _group(state: FlowState, title: str, parameters: list[str], widgets: dict | None = None):
@@ -20,21 +45,22 @@ def sidebar(state: FlowState, data_panel=None) -> pn.Column:
     """Grouped controls (``data_panel``: the 'Your data' section, if any). Widgets are made
     per session (never class attributes)."""
     process = _group(state, "Process", ["process", "dataset", "field", "direction", "kind"], {
-        "field": {"type": pn.widgets.Select, "name": "field (what moves the particles)"},
-        "process": pn.widgets.RadioButtonGroup,
-        "direction": pn.widgets.RadioButtonGroup,
-        "kind": pn.widgets.RadioButtonGroup,
+        "dataset": Select,
+        "field": {"type": Select, "name": "field (what moves the particles)"},
+        "process": RadioButtonGroup,
+        "direction": RadioButtonGroup,
+        "kind": RadioButtonGroup,
     })  # fmt: skip
     sampler = _group(state, "Sampler", ["eta", "solver", "steps", "particles", "device"], {
         "eta": {**SLIDER, "name": "η (0 = ODE … 1 = reverse SDE)"},
-        "solver": pn.widgets.RadioButtonGroup,
-        "steps": {"type": pn.widgets.IntSlider, "throttled": True, "name": "steps T"},
-        "particles": {"type": pn.widgets.IntSlider, "throttled": True, "step": 100,
+        "solver": RadioButtonGroup,
+        "steps": {"type": IntSlider, "throttled": True, "name": "steps T"},
+        "particles": {"type": IntSlider, "throttled": True, "step": 100,
                       "name": "particles N"},
-        "device": pn.widgets.RadioButtonGroup,
+        "device": RadioButtonGroup,
     })  # fmt: skip
     schedule = _group(state, "β(t) schedule", ["schedule", "beta_min", "beta_max"], {
-        "schedule": pn.widgets.RadioButtonGroup,
+        "schedule": RadioButtonGroup,
         "beta_min": {**SLIDER, "name": "β_min"},
         "beta_max": {**SLIDER, "name": "β_max"},
     })  # fmt: skip
@@ -46,10 +72,10 @@ def sidebar(state: FlowState, data_panel=None) -> pn.Column:
     )
     display = _group(state, "Display",
                      ["trail", "density_source", "overlay", "contours", "shade"], {
-        "trail": {"type": pn.widgets.IntSlider, "name": "trail length (frames)"},
-        "density_source": pn.widgets.RadioButtonGroup,
-        "overlay": pn.widgets.Select,
-        "shade": {"type": pn.widgets.Checkbox, "name": "colour particles by carried log-density"},
+        "trail": {"type": IntSlider, "name": "trail length (frames)"},
+        "density_source": RadioButtonGroup,
+        "overlay": Select,
+        "shade": {"type": Checkbox, "name": "colour particles by carried log-density"},
     })  # fmt: skip
 
     def sync_visibility(*_events) -> None:
@@ -60,7 +86,7 @@ def sidebar(state: FlowState, data_panel=None) -> pn.Column:
             if getattr(widget, "name", "").startswith("η"):
                 widget.disabled = not stochastic
             if (
-                isinstance(widget, pn.widgets.RadioButtonGroup)
+                isinstance(widget, RadioButtonGroup)
                 and "Heun (2nd order)" in widget.options
             ):
                 widget.disabled = stochastic
@@ -102,8 +128,8 @@ def playback_controls(state: FlowState) -> pn.Param:
     """Speed and what happens at the end, in one row under the player (and in the URL)."""
     return pn.Param(
         state, parameters=["fps", "loop"], show_name=False, default_layout=pn.Row,
-        widgets={"fps": {"type": pn.widgets.IntSlider, "name": "speed (frames per second)",
+        widgets={"fps": {"type": IntSlider, "name": "speed (frames per second)",
                          "width": 260},
-                 "loop": {"type": pn.widgets.RadioButtonGroup, "name": "at the end",
+                 "loop": {"type": RadioButtonGroup, "name": "at the end",
                           "width": 260}},
     )  # fmt: skip

@@ -276,12 +276,13 @@ class FlowViews(pn.viewable.Viewer):
             self.cstore.data = pack_contours(result)
         self._push_settings()  # redraws the current frame
 
-    def _push_shade(self, *_events) -> None:
+    def _push_shade(self, *events) -> None:
         """Show the shaded particles while asked for and the run carries densities."""
         result = self.state.result
         self.shaded.visible = bool(self.state.shade and result is not None
                                    and result.log_density is not None)  # fmt: skip
-        self._push_settings()
+        if any(e.name == "shade" for e in events):  # a new run redraws from its grid rows
+            self._push_settings()
 
     def hold_while_busy(self, busy: bool) -> None:
         """Tell the browser that a newer run is computing (True) or has landed (False)."""
