@@ -95,6 +95,8 @@ def test_difference_overlay_is_learned_minus_exact_velocity():
     exact_state, _ = run(field="exact", overlay="difference")
     assert "difference" not in exact_state.arrows
     assert "needs a learned field" in exact_state.notice
+    exact_state.overlay = "velocity"  # and the notice goes with the overlay
+    assert "needs a learned field" not in exact_state.notice
 
 
 def test_field_and_train_size_travel_in_the_url():

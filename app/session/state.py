@@ -34,6 +34,8 @@ APP_REFERENCE = 600
 # positions at most, which bounds the compute (N x T steps), what the server holds (32 MB of
 # float32 trajectories) and what it sends (16 MB of int16 positions). The defaults use 5 %.
 MAX_PARTICLE_FRAMES = 4_000_000
+DIFFERENCE_NEEDS_LEARNED = ("The learned − exact overlay needs a learned field (pretrained or "
+                            "trained here); this run uses an exact one.")
 APP_RESOLUTION = 96  # density grid in the app: 96² uint8 frames, ~1 MB per 100 frames
 ARROWS = 17  # the field overlay is a 17 x 17 grid of arrows
 
@@ -220,8 +222,7 @@ class FlowState(param.Parameterized):
                 "has no cap).")  # fmt: skip
         notes.extend(result.warnings)  # from the run: left the view, points outside, field
         if self.overlay == "difference" and json.loads(result.meta).get("field") not in LEARNED:
-            notes.append("The learned − exact overlay needs a learned field (pretrained or "
-                         "trained here); this run uses an exact one.")  # fmt: skip
+            notes.append(DIFFERENCE_NEEDS_LEARNED)
         if self.shade and self.kind != "ode":
             notes.append("Colouring by carried log-density needs the ODE (a stochastic path "
                          "carries no density); particles keep their cluster colours.")
@@ -276,9 +277,13 @@ class FlowState(param.Parameterized):
 
     @param.depends("overlay", watch=True)
     def _difference_needs_learned(self) -> None:
+        """Say so when the difference overlay is asked of an exact run; unsay it once the
+        overlay changes again."""
         result = self.result
-        if self.overlay == "difference" and result is not None and \
-                json.loads(result.meta).get("field") not in LEARNED:  # fmt: skip
+        if result is None:
+            return
+        exact = json.loads(result.meta).get("field") not in LEARNED
+        if (self.overlay == "difference" and exact) or DIFFERENCE_NEEDS_LEARNED in self.notice:
             self.notice = self.run_notice(result)
 
     def training_set(self, dataset, m: int, key) -> tuple[torch.Tensor, float] | None:
