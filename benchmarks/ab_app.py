@@ -14,13 +14,10 @@ and the ratio new / old.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -38,17 +35,7 @@ class _NoMeter:
 
 def serve(root: Path) -> tuple[subprocess.Popen, int]:
     port = bench_app.free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)], cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(f"http://localhost:{port}/liveness", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.05)
+    proc, _ = bench_app.start_server(port, [], root=str(root))
     return proc, port
 
 

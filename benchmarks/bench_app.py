@@ -13,6 +13,7 @@ Needs Debian's chromium (installed by `bash .ci/setup --with-browser`).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import statistics
@@ -55,12 +56,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, extra: list[str]) -> tuple[subprocess.Popen, float]:
-    """Start ``flowscope serve``; returns the process and its start time."""
+def start_server(port: int, extra: list[str], root: str | None = None,
+                 ) -> tuple[subprocess.Popen, float]:  # fmt: skip
+    """Start ``flowscope serve`` (from the checkout ``root``, default: this one); returns the
+    process and its start time once it answers."""
     start = time.perf_counter()
+    env = None if root is None else {**os.environ, "PYTHONPATH": root}
     proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port), *extra],
+                            cwd=root, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    for _ in range(300):
+    for _ in range(600):
         try:
             urllib.request.urlopen(f"http://localhost:{port}/liveness", timeout=1)
             break
