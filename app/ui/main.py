@@ -12,6 +12,8 @@ import logging
 import panel as pn
 import param
 from bokeh.models import CustomJS
+from panel.io.document import unlocked
+from panel.io.state import set_curdoc
 from tornado.ioloop import IOLoop
 
 from app.export.menu import ExportMenu
@@ -55,7 +57,10 @@ def _on_session_thread(doc):
         box = [fn]
 
         def run_once() -> None:
-            box.pop()()
+            # Every change fn makes travels in one message (a published run: its stores, the
+            # path plot, the equations), so the browser decodes and paints once.
+            with set_curdoc(doc), unlocked():
+                box.pop()()
 
         doc.add_next_tick_callback(run_once)
 

@@ -68,15 +68,15 @@ def _pane(kind: str, text: str):
 
 
 class MathPanel(pn.viewable.Viewer):
-    """The equations of the current settings; rebuilt when a setting they show changes."""
+    """The equations of the run on screen; rebuilt when a run with other settings lands."""
 
     state = param.ClassSelector(class_=FlowState)
 
     def __init__(self, **params):
         super().__init__(**params)
         self.column = pn.Column(name="math", sizing_mode="stretch_width")
-        self.state.param.watch(self._update, ["process", "schedule", "beta_min", "beta_max",
-                                              "kind", "eta", "direction"])  # fmt: skip
+        # the equations of the run on screen: updated when it lands (see SchedulePlot)
+        self.state.param.watch(self._update, ["result"])
         self._update()
 
     def _update(self, *_events) -> None:
