@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import panel as pn
 
@@ -45,6 +46,14 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
         return pn.serve({"/": safe_app}, threaded=True, **options)
     server = pn.serve({"/": safe_app}, start=False, **options)  # binds the port, or raises
     print(f"flowscope: serving on http://{address}:{port}/ (Ctrl-C stops)", flush=True)
+    threading.Thread(target=_warm_up, name="flowscope-warm-up", daemon=True).start()
     server.start()
     server.io_loop.start()
     return server
+
+
+def _warm_up() -> None:
+    """Compile the PDE's advection kernel while the first page loads."""
+    from models.pde_kernels import warm_up
+
+    warm_up()

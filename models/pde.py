@@ -4,17 +4,22 @@
                                D = ½ η² g(t)²
 
 Finite volumes on the cells of a :class:`models.density.Grid`; ρ holds cell averages in float64.
-Each frame interval [t_k, t_k+1] is cut into n sub-steps and each sub-step is Strang-split:
+Each frame interval [t_k, t_k+1] is Strang-split:
 
-- half diffusion, exactly: D does not depend on x, so the step is a convolution with the
-  discrete heat kernel e^{-s} I_n(s), s = 2∫D dt / Δx² (the exact solution of the semi-discrete
-  heat equation, variance s cells² for any s, hence stable at any step: no stiffness near the
-  noisy end). Separable, so two banded (H, H) and (W, W) matrix products. Kernel mass that would
-  land outside the box is the diffusion outflow.
-- advection in flux form on the cell faces: MUSCL reconstruction with a slope limiter (van Leer
-  by default) and upwind fluxes, two-stage SSP Runge–Kutta (Heun). Zero density outside the box,
-  so boundary faces only carry outflow, which is accumulated. Mass is conserved by construction.
-- half diffusion (merged with the next sub-step's first half).
+- half the frame's diffusion, exactly: D does not depend on x, so the step is a convolution
+  with the discrete heat kernel e^{-s} I_n(s), s = 2∫D dt / Δx² (the exact solution of the
+  semi-discrete heat equation, variance s cells² for any s, hence stable at any step: no
+  stiffness near the noisy end). Separable, so two (H, H) and (W, W) matrix products. Kernel
+  mass that would land outside the box is the diffusion outflow.
+- advection over the frame in n sub-steps, in flux form on the cell faces: MUSCL
+  reconstruction with a slope limiter (van Leer by default) and upwind fluxes, two-stage SSP
+  Runge–Kutta (Heun); compiled (models/pde_kernels.py). Zero density outside the box, so
+  boundary faces only carry outflow, which is accumulated. Mass is conserved by construction.
+- the other half of the frame's diffusion.
+
+Splitting per sub-step instead (two heat steps per sub-step, where SDE runs take 500-2,000
+sub-steps) cost 2x the time and moved the largest TV against the closed form by at most
+0.003 (``benchmarks/bench_pde.py``, 128², both data sets, processes, directions, η = 1, ½).
 
 Sub-step rule: n = ⌈ |h| · max_cells Σ_faces (outward speed) / Δ / CFL ⌉ with CFL = ½ (the
 positivity bound of limited MUSCL with SSP-RK2: the reconstructed face values stay within
@@ -35,22 +40,22 @@ marginals), since g² → ∞ at t = 1.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.linalg import toeplitz
 from scipy.special import ive, ndtr
 
 from models.density import Grid
 from models.paths import GaussianPath
+from models.pde_kernels import LIMITERS, advect, mix_drift, outflow_rate
 from models.samplers import Field
 
 CFL = 0.5
 KNOT_STEP = 0.1  # |Δ log c²| between field evaluations (field_knots); 0: every frame
 KNOT_GAP = 8  # at most this many frames between two evaluations of the field
-LIMITERS = ("minmod", "vanleer", "mc")
 
 
 @dataclass
@@ -124,10 +129,17 @@ def heat_matrix(size: int, var_cells: float) -> np.ndarray:
     radius = math.ceil(8 * math.sqrt(var_cells)) + 4
     radius = min(radius, size - 1)
     k = ive(np.arange(radius + 1), var_cells)
-    k = k / (k[0] + 2 * k[1:].sum())
     column = np.zeros(size)
-    column[: radius + 1] = k
-    return toeplitz(column)
+    column[: radius + 1] = k / (k[0] + 2 * k[1:].sum())
+    return column[_distances(size)]  # the symmetric Toeplitz matrix of that column
+
+
+@functools.lru_cache(maxsize=4)
+def _distances(size: int) -> np.ndarray:
+    """|i − j| for i, j < size: one gather builds a Toeplitz matrix (scipy's toeplitz cost
+    ~0.05 ms a call, and an SDE's PDE builds two per sub-step)."""
+    i = np.arange(size)
+    return np.abs(i[:, None] - i[None, :])
 
 
 def diffuse(rho: np.ndarray, var: float, grid: Grid) -> tuple[np.ndarray, float]:
@@ -140,63 +152,6 @@ def diffuse(rho: np.ndarray, var: float, grid: Grid) -> tuple[np.ndarray, float]
     # torch's matmul: numpy's threaded BLAS was 10x slower for (128, 128) on a busy machine.
     out = (ky @ torch.from_numpy(rho) @ kx).numpy()  # kx is symmetric
     return out, float(rho.sum() - out.sum()) * dx * dy
-
-
-def _limited(dm: np.ndarray, dp: np.ndarray, limiter: str) -> np.ndarray:
-    """Limited slope from the left and right differences of each cell."""
-    if limiter == "vanleer":  # 2 dm dp / (dm + dp) where they agree in sign, else 0
-        prod = dm * dp
-        num = prod + np.abs(prod)
-        den = dm + dp
-        den[den == 0] = 1.0
-        return np.divide(num, den, out=num)
-    mag = np.minimum(np.abs(dm), np.abs(dp))
-    if limiter == "mc":
-        mag = np.minimum(2 * mag, 0.5 * np.abs(dm + dp))
-    return np.where(dm * dp > 0, np.sign(dm) * mag, 0.0)
-
-
-def _face_flux(rho: np.ndarray, d: np.ndarray, u: np.ndarray, axis: int, limiter: str):
-    """Upwind MUSCL flux on the faces along ``axis``: (H, W+1) for axis 1, (H+1, W) for 0.
-
-    ``d`` holds the differences across every face of that axis, zero density beyond the box.
-    """
-    lo = [slice(None)] * 2
-    hi = [slice(None)] * 2
-    lo[axis], hi[axis] = slice(None, -1), slice(1, None)
-    lo, hi = tuple(lo), tuple(hi)
-    half = 0.5 * _limited(d[lo], d[hi], limiter)  # per cell
-    flux = np.zeros(u.shape)
-    flux[hi] = np.maximum(u[hi], 0.0) * (rho + half)  # from the cell before the face
-    flux[lo] += np.minimum(u[lo], 0.0) * (rho - half)  # from the cell after it
-    return flux
-
-
-def _rate(rho, ux, uy, grid: Grid, limiter: str) -> tuple[np.ndarray, float]:
-    """(−∇·(uρ) per cell (H, W), outflow rate through the box edges)."""
-    dx, dy = grid.cell
-    padded = np.pad(rho, 1)  # zero density beyond the box; differences without transposes
-    fx = _face_flux(rho, np.diff(padded[1:-1], axis=1), ux, 1, limiter)  # (H, W+1)
-    fy = _face_flux(rho, np.diff(padded[:, 1:-1], axis=0), uy, 0, limiter)  # (H+1, W)
-    div = np.diff(fx, axis=1) * (1 / dx) + np.diff(fy, axis=0) * (1 / dy)
-    out = (fx[:, -1].sum() - fx[:, 0].sum()) * dy + (fy[-1].sum() - fy[0].sum()) * dx
-    return -div, float(out)
-
-
-def advect(rho, u0, u1, dt: float, grid: Grid, limiter: str = "vanleer"):
-    """One SSP-RK2 step of ∂ρ/∂τ + ∇·(uρ) = 0 with face velocities u0 at τ and u1 at τ + dt.
-
-    Args:
-        rho: cell averages (H, W).
-        u0, u1: (ux (H, W+1), uy (H+1, W)) at the two ends of the step.
-
-    Returns:
-        (ρ after the step, mass that left through the edges during it).
-    """
-    r0, out0 = _rate(rho, *u0, grid, limiter)
-    stage = rho + dt * r0
-    r1, out1 = _rate(stage, *u1, grid, limiter)
-    return 0.5 * (rho + stage + dt * r1), 0.5 * dt * (out0 + out1)
 
 
 # --- the drift on the faces --------------------------------------------------------------------
@@ -242,14 +197,11 @@ class _FrameDrift:
         return self.sign * 0.5 * self.eta**2 * _g2(self.path, self.t0 + w * self.h).numpy()
 
     def at(self, w: float, coef: float) -> tuple[np.ndarray, np.ndarray]:
+        """u at fraction w of the interval, with the noise coefficient ``coef`` (``coef``)."""
         (v0, s0), (v1, s1) = self.ends
-        out = []
-        for axis in range(2):
-            mu = (1 - w) * v0[axis] + w * v1[axis]
-            if coef != 0:
-                mu = mu + coef * ((1 - w) * s0[axis] + w * s1[axis])
-            out.append(self.sign * mu)
-        return tuple(out)
+        if coef == 0:  # no score (η = 0): the kernel does not read it
+            s0, s1 = v0, v1
+        return tuple(mix_drift(v0[i], v1[i], s0[i], s1[i], w, coef, self.sign) for i in range(2))
 
     def substeps(self, grid: Grid, cfl: float) -> int:
         """n = ⌈|h| max_cells(outflow rate) / CFL⌉: a cell's outflow rate is the sum of the
@@ -258,22 +210,17 @@ class _FrameDrift:
         where the fastest x and y motions lie in different cells). Taken at both ends with
         either end's noise coefficient (g² is monotone in t, so those bound the interval).
         """
-        dx, dy = grid.cell
         rate = 0.0
         for coef in set(self.coef(np.array([0.0, 1.0])).tolist()):
             for v, sc in self.ends:
-                ux, uy = (
-                    self.sign * (v[i] + coef * sc[i]) if coef else self.sign * v[i]
-                    for i in range(2)
-                )
-                out = (np.maximum(ux[:, 1:], 0) - np.minimum(ux[:, :-1], 0)) / dx
-                out += (np.maximum(uy[1:], 0) - np.minimum(uy[:-1], 0)) / dy
-                rate = max(rate, float(out.max()))
+                score = v if coef == 0 else sc
+                rate = max(rate, outflow_rate(v, score, coef, self.sign, grid.cell))
         return max(1, math.ceil(abs(self.h) * rate / cfl))
 
 
 def _half_variances(path: GaussianPath, t0: float, t1: float, n: int, eta: float) -> np.ndarray:
-    """2 ∫ D dt over each half sub-step of [t0, t1] cut into n, (2n,); Simpson in each half."""
+    """2 ∫ D dt over each half sub-step of [t0, t1] cut into n, (2n,); Simpson in each half
+    (the first n cover the first half of the frame)."""
     if eta == 0 or t0 == t1:
         return np.zeros(2 * n)
     g2 = _g2(path, np.linspace(t0, t1, 4 * n + 1)).numpy()
@@ -371,16 +318,15 @@ def solve(
         var = _half_variances(path, t0, t1, n, eta_k)
         coef = drift.coef(np.arange(n + 1) / n)
         dt = abs(t1 - t0) / n
-        pending = var[0]
+        # Strang: the first half of the frame's diffusion, the advection, the second half
+        rho, lost = diffuse(rho, var[:n].sum(), grid)
+        gone += lost
         ub = drift.at(0.0, coef[0])
         for k in range(n):
-            rho, lost = diffuse(rho, pending, grid)
-            gone += lost
             ua, ub = ub, drift.at((k + 1) / n, coef[k + 1])
-            rho, lost = advect(rho, ua, ub, dt, grid, limiter)
+            rho, lost = advect(rho, ua, ub, dt, grid.cell, limiter)
             gone += lost
-            pending = var[2 * k + 1] + (var[2 * k + 2] if k + 1 < n else 0.0)
-        rho, lost = diffuse(rho, pending, grid)
+        rho, lost = diffuse(rho, var[n:].sum(), grid)
         gone += lost
         frames[i + 1], mass[i + 1], outflow[i + 1] = rho, rho.sum() * dx * dy, gone
         if callback is not None:

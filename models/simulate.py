@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from models import pde
 from models.datasets import DATASETS, Dataset, make_dataset
 from models.density import DEFAULT_BANDWIDTH, Grid, histogram_density, mixture_density
 from models.diagnostics import left_view
@@ -320,6 +319,8 @@ def simulate(
     grid = Grid(tuple(config.extent), (config.resolution, config.resolution))
     solved = None
     if config.pde:  # conditional paths have the ODE's marginals
+        from models import pde  # loads numba (~0.5-1 s): only for runs that solve the PDE
+
         eta = 0.0 if config.kind == "conditional" else config.noise_level
         mixture = _data_mixture(config, data, field)  # the start density: the data's own
         solved = pde.solve_run(run_field, path, mixture, times, eta, grid,
