@@ -100,7 +100,7 @@ def _ssp_rk2(rho, u0x, u0y, u1x, u1y, dt, inv_dx, inv_dy, limiter):
     return 0.5 * (rho + stage + dt * rate), 0.5 * dt * (out0 + out1)
 
 
-def advect(rho, u0, u1, dt: float, cell: tuple[float, float], limiter: str = "vanleer"):
+def advect(rho, u0, u1, dt: float, cell: tuple[float, float], limiter: str = "mc"):
     """One SSP-RK2 (Heun) step with face velocities u0 at τ and u1 at τ + dt.
 
     Args:
