@@ -51,15 +51,10 @@ from scipy.special import ive, ndtr
 
 from models.density import Grid
 from models.paths import GaussianPath
-from models.pde_kernels import LIMITERS, advect, mix_drift, outflow_rate
+from models.pde_kernels import DEFAULT_LIMITER, LIMITERS, advect, mix_drift, outflow_rate
 from models.samplers import Field
 
 CFL = 0.5
-# The least diffusive of the three. Since moons became the mixture on its clean curve (σ_d =
-# 0.08, 1.3 cells at 128²), van Leer's smearing put its FM ODE runs at TV 0.052-0.054; the
-# monotonized central limiter keeps every case of bench_pde.py under 0.05 at 128² (worst
-# 0.047). Its face values stay between the neighbours' (TVD), so the positivity bound holds.
-DEFAULT_LIMITER = "mc"
 KNOT_STEP = 0.1  # |Δ log c²| between field evaluations (field_knots); 0: every frame
 KNOT_GAP = 8  # at most this many frames between two evaluations of the field
 
@@ -143,7 +138,7 @@ def heat_matrix(size: int, var_cells: float) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def _distances(size: int) -> np.ndarray:
     """|i − j| for i, j < size: one gather builds a Toeplitz matrix (scipy's toeplitz cost
-    ~0.05 ms a call, and an SDE's PDE builds two per sub-step)."""
+    ~0.05 ms a call, and an SDE's PDE builds two per frame)."""
     i = np.arange(size)
     return np.abs(i[:, None] - i[None, :])
 

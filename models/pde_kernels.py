@@ -20,6 +20,11 @@ import numba
 import numpy as np
 
 LIMITERS = ("minmod", "vanleer", "mc")
+# The least diffusive of the three. Since moons became the mixture on its clean curve (σ_d =
+# 0.08, 1.3 cells at 128²), van Leer's smearing put its FM ODE runs at TV 0.052-0.054; the
+# monotonized central limiter keeps every case of bench_pde.py under 0.05 at 128² (worst
+# 0.047). Its face values stay between the neighbours' (TVD), so the positivity bound holds.
+DEFAULT_LIMITER = "mc"
 
 
 @numba.njit(cache=True, inline="always")
@@ -100,7 +105,7 @@ def _ssp_rk2(rho, u0x, u0y, u1x, u1y, dt, inv_dx, inv_dy, limiter):
     return 0.5 * (rho + stage + dt * rate), 0.5 * dt * (out0 + out1)
 
 
-def advect(rho, u0, u1, dt: float, cell: tuple[float, float], limiter: str = "mc"):
+def advect(rho, u0, u1, dt: float, cell: tuple[float, float], limiter: str = DEFAULT_LIMITER):
     """One SSP-RK2 (Heun) step with face velocities u0 at τ and u1 at τ + dt.
 
     Args:
