@@ -6,19 +6,28 @@
 Finite volumes on the cells of a :class:`models.density.Grid`; ρ holds cell averages in float64.
 Each frame interval [t_k, t_k+1] is Strang-split:
 
-- half the frame's diffusion, exactly: D does not depend on x, so the step is a convolution
-  with the discrete heat kernel e^{-s} I_n(s), s = 2∫D dt / Δx² (the exact solution of the
-  semi-discrete heat equation, variance s cells² for any s, hence stable at any step: no
-  stiffness near the noisy end). Separable, so two (H, H) and (W, W) matrix products. Kernel
-  mass that would land outside the box is the diffusion outflow.
+- half the frame's noise, exactly (``models/pde_steps.py``; separable, so two (H, H) and
+  (W, W) matrix products; kernel mass that would land outside the box is outflow):
+  - while the noise dominates the signal (b ≥ a at both frame ends) and spreads each cell by
+    more than a cell over half a frame: the diffusion together with the score's linear part,
+    D (Δρ + ∇·(x ρ)/c²), an Ornstein–Uhlenbeck step solved exactly (``relax``); the
+    advection then carries only v and the score's remainder s + x/c², which is small there.
+    Explicit, that linear drift set SDE solves' sub-step count (D|x|/c² reaches 100 at the
+    box's edge on flow matching at t = 0.99); carried with the noise, η = 1 solves take
+    2-3x fewer sub-steps and reach the same or a smaller TV (``benchmarks/bench_pde.py``).
+    Near the data end (b < a) the remainder a E[x₀|x]/c² is as large as the linear part and
+    of opposite sign; split, the two made a TV of 0.027 at 256² (VP moons, t = 0.05).
+  - otherwise the diffusion alone: D does not depend on x, so the step is a convolution with
+    the discrete heat kernel e^{-s} I_n(s), s = 2∫D dt / Δx² (the exact solution of the
+    semi-discrete heat equation, variance s cells² for any s, stable at any step).
 - advection over the frame in n sub-steps, in flux form on the cell faces: MUSCL
   reconstruction with a slope limiter (monotonized central by default, ``DEFAULT_LIMITER``)
   and upwind fluxes, two-stage SSP Runge–Kutta (Heun); compiled (models/pde_kernels.py). Zero
   density outside the box, so boundary faces only carry outflow, which is accumulated. Mass is
   conserved by construction.
-- the other half of the frame's diffusion.
+- the other half of the frame's noise.
 
-Splitting per sub-step instead (two heat steps per sub-step, where SDE runs take 500-2,000
+Splitting per sub-step instead (two heat steps per sub-step, where SDE runs took 500-2,000
 sub-steps) cost 2x the time and moved the largest TV against the closed form by at most
 0.003 (``benchmarks/bench_pde.py``, 128², both data sets, processes, directions, η = 1, ½).
 
@@ -41,17 +50,17 @@ marginals), since g² → ∞ at t = 1.
 from __future__ import annotations
 
 import bisect
-import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.special import ive, ndtr
+from scipy.special import ndtr
 
 from models.density import Grid
 from models.paths import GaussianPath
 from models.pde_kernels import DEFAULT_LIMITER, LIMITERS, advect, mix_drift, outflow_rate
+from models.pde_steps import diffuse, ou_transitions, relax, relaxes
 from models.samplers import Field
 
 CFL = 0.5
@@ -118,41 +127,6 @@ def total_variation(p: np.ndarray, q: np.ndarray, grid: Grid) -> np.ndarray:
     """½ Σ |p − q| dA for each frame of (F, H, W) densities, shape (F,)."""
     dx, dy = grid.cell
     return 0.5 * np.abs(np.asarray(p, np.float64) - q).sum(axis=(-2, -1)) * dx * dy
-
-
-# --- the two split steps ----------------------------------------------------------------------
-def heat_matrix(size: int, var_cells: float) -> np.ndarray:
-    """(size, size) matrix of the discrete heat kernel e^{-s} I_{i−j}(s), s = var_cells.
-
-    Truncated where the kernel is below 1e-13 of its sum and renormalised; rows and columns
-    near the border lose what falls outside (zero density beyond the box).
-    """
-    radius = math.ceil(8 * math.sqrt(var_cells)) + 4
-    radius = min(radius, size - 1)
-    k = ive(np.arange(radius + 1), var_cells)
-    column = np.zeros(size)
-    column[: radius + 1] = k / (k[0] + 2 * k[1:].sum())
-    return column[_distances(size)]  # the symmetric Toeplitz matrix of that column
-
-
-@functools.lru_cache(maxsize=4)
-def _distances(size: int) -> np.ndarray:
-    """|i − j| for i, j < size: one gather builds a Toeplitz matrix (scipy's toeplitz cost
-    ~0.05 ms a call, and an SDE's PDE builds two per frame)."""
-    i = np.arange(size)
-    return np.abs(i[:, None] - i[None, :])
-
-
-def diffuse(rho: np.ndarray, var: float, grid: Grid) -> tuple[np.ndarray, float]:
-    """Exact heat step of variance ``var`` (data units²): (ρ', mass lost through the edges)."""
-    if var <= 0:
-        return rho, 0.0
-    dx, dy = grid.cell
-    ky = torch.from_numpy(heat_matrix(grid.shape[0], var / dy**2))
-    kx = torch.from_numpy(heat_matrix(grid.shape[1], var / dx**2))
-    # torch's matmul: numpy's threaded BLAS was 10x slower for (128, 128) on a busy machine.
-    out = (ky @ torch.from_numpy(rho) @ kx).numpy()  # kx is symmetric
-    return out, float(rho.sum() - out.sum()) * dx * dy
 
 
 # --- the drift on the faces --------------------------------------------------------------------
@@ -232,6 +206,42 @@ def _half_variances(path: GaussianPath, t0: float, t1: float, n: int, eta: float
     return eta**2 * width / 6 * (g2[0:-1:2] + 4 * g2[1::2] + g2[2::2])
 
 
+def _relax_plan(path, sigma, eta, ts, t_noisy, grid):
+    """Per frame interval, its two half-frame Ornstein–Uhlenbeck steps [(λ, V), (λ, V)], or
+    None where ``relax`` does not serve: no noise (η = 0, or past ``t_noisy``), no component
+    width σ, the signal still dominating (b < a at a frame end), or too little noise over half
+    a frame (``relaxes``). Also 1/c²(t) at each frame time (the score's linear part)."""
+    t = np.asarray(ts, dtype=np.float64)
+    co = path.coefficients(torch.from_numpy(t))
+    a, b = co.a.numpy(), co.b.numpy()
+    plan = [None] * (len(t) - 1)
+    noisy = b >= a
+    inv_c2 = np.full(len(t), np.nan)  # read only where b ≥ a, where c² ≥ b² > 0
+    np.divide(1.0, a**2 * (sigma or 0.0) ** 2 + b**2, out=inv_c2, where=noisy)
+    frames = [i for i in range(len(t) - 1)
+              if noisy[i] and noisy[i + 1] and max(t[i], t[i + 1]) <= t_noisy]  # fmt: skip
+    if eta == 0 or sigma is None or not frames:
+        return plan, inv_c2
+    t0, t1 = t[frames], t[[i + 1 for i in frames]]
+    mid = 0.5 * (t0 + t1)
+    lam, var = ou_transitions(path, sigma, eta, np.r_[t0, mid], np.r_[mid, t1])
+    for k, i in enumerate(frames):
+        halves = [(lam[k], var[k]), (lam[k + len(frames)], var[k + len(frames)])]
+        if all(relaxes(h_lam, h_var, grid) for h_lam, h_var in halves):
+            plan[i] = halves
+    return plan, inv_c2
+
+
+def _score_remainder(ends, inv_c2: float, grid):
+    """(v, s + x/c²) on the faces: the score less its linear part −x/c², which ``relax``
+    carries; c² = a² σ² + b² (the width of every mixture component at that time)."""
+    (vx, vy), (sx, sy) = ends
+    x0, x1, y0, y1 = grid.extent
+    ex = np.linspace(x0, x1, grid.shape[1] + 1)  # x of the x-faces, (W+1,)
+    ey = np.linspace(y0, y1, grid.shape[0] + 1)  # y of the y-faces, (H+1,)
+    return (vx, vy), (sx + inv_c2 * ex[None, :], sy + inv_c2 * ey[:, None])
+
+
 def field_knots(path: GaussianPath, times, sigma: float, step: float = KNOT_STEP) -> list[int]:
     """Indices of the frame times where the field is evaluated: the first, the last, and each
     frame where log c², c² = a² σ_d² + b² (the width of every mixture component), has moved by
@@ -259,6 +269,7 @@ def solve(
     cfl: float = CFL,
     callback=None,
     knots: list[int] | None = None,
+    sigma: float | None = None,
 ) -> PDEResult:
     """Carry ρ from times[0] through every frame time.
 
@@ -274,6 +285,8 @@ def solve(
         knots: indices of the frame times where the field is evaluated (``field_knots``),
             including the first and the last; between them it is interpolated linearly in t.
             Default: every frame time.
+        sigma: the data's component width σ: with it, frames with enough noise carry the
+            score's linear part −x/c² with the noise, exactly (``models.pde_steps.relax``).
 
     Returns:
         :class:`PDEResult`; mass + outflow stays at its start value up to rounding.
@@ -293,6 +306,7 @@ def solve(
     want = ("velocity", "score") if eta > 0 else ("velocity",)
     knots = sorted(set(range(len(ts)) if knots is None else knots) | {0, len(ts) - 1})
     cache: dict[int, list] = {}
+    plan, inv_c2 = _relax_plan(path, sigma, eta, ts, t_noisy, grid)
 
     def fields_at(i: int, eta_k: float):
         """Face fields at frame i: evaluated at a knot, else interpolated between two."""
@@ -316,21 +330,32 @@ def solve(
     for i in range(len(ts) - 1):
         t0, t1 = ts[i], ts[i + 1]
         eta_k = eta if max(t0, t1) <= t_noisy else 0.0
-        drift = _FrameDrift((fields_at(i, eta_k), fields_at(i + 1, eta_k)), path, t0, t1, eta_k)
+        ends = (fields_at(i, eta_k), fields_at(i + 1, eta_k))
+        halves = plan[i]
+        if halves is not None:  # the linear part of the score goes with the noise, exactly
+            ends = (_score_remainder(ends[0], inv_c2[i], grid),
+                    _score_remainder(ends[1], inv_c2[i + 1], grid))  # fmt: skip
+        drift = _FrameDrift(ends, path, t0, t1, eta_k)
         n = drift.substeps(grid, cfl)
         total += n
-        var = _half_variances(path, t0, t1, n, eta_k)
         coef = drift.coef(np.arange(n + 1) / n)
         dt = abs(t1 - t0) / n
-        # Strang: the first half of the frame's diffusion, the advection, the second half
-        rho, lost = diffuse(rho, var[:n].sum(), grid)
+        # Strang: the first half of the frame's noise, the advection, the second half
+        if halves is None:
+            var = _half_variances(path, t0, t1, n, eta_k)
+            rho, lost = diffuse(rho, var[:n].sum(), grid)
+        else:
+            rho, lost = relax(rho, *halves[0], grid)
         gone += lost
         ub = drift.at(0.0, coef[0])
         for k in range(n):
             ua, ub = ub, drift.at((k + 1) / n, coef[k + 1])
             rho, lost = advect(rho, ua, ub, dt, grid.cell, limiter)
             gone += lost
-        rho, lost = diffuse(rho, var[n:].sum(), grid)
+        if halves is None:
+            rho, lost = diffuse(rho, var[n:].sum(), grid)
+        else:
+            rho, lost = relax(rho, *halves[1], grid)
         gone += lost
         frames[i + 1], mass[i + 1], outflow[i + 1] = rho, rho.sum() * dx * dy, gone
         if callback is not None:
@@ -360,4 +385,5 @@ def solve_run(
     ref = reference
     rho0 = start_density(path, ref.points.cpu().numpy(), ref.sigma, ts[0], grid, forward)
     knots = field_knots(path, ts, ref.sigma, knot_step)
-    return solve(field, path, ts, eta, grid, rho0, limiter, callback=callback, knots=knots)
+    return solve(field, path, ts, eta, grid, rho0, limiter, callback=callback, knots=knots,
+                 sigma=ref.sigma)  # fmt: skip

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import pde
+from models import pde, pde_steps
 from models.density import Grid, mixture_density
 from models.paths import LinearFMPath
 from models.samplers import eta_drift
@@ -37,7 +37,7 @@ def test_cell_averages_integrate_to_the_mass_inside():
 
 @pytest.mark.parametrize("s", [0.05, 0.7, 30.0])
 def test_heat_kernel_keeps_mass_and_has_variance_s(s):
-    k = pde.heat_matrix(101, s)[:, 50]
+    k = pde_steps.heat_matrix(101, s)[:, 50]
     offsets = np.arange(101) - 50
     assert k.sum() == pytest.approx(1.0, abs=1e-12)
     assert (k * offsets**2).sum() == pytest.approx(s, rel=1e-9)
@@ -47,7 +47,7 @@ def test_heat_kernel_keeps_mass_and_has_variance_s(s):
 def test_diffusion_widens_a_gaussian_exactly_and_counts_the_loss():
     grid = Grid((-2.0, 2.0, -2.0, 2.0), (64, 64))
     rho = pde.cell_average_mixture(np.array([[0.5, -0.2]]), 0.3, grid)
-    out, lost = pde.diffuse(rho, 0.5**2, grid)
+    out, lost = pde_steps.diffuse(rho, 0.5**2, grid)
     want = pde.cell_average_mixture(np.array([[0.5, -0.2]]), (0.3**2 + 0.5**2) ** 0.5, grid)
     assert pde.total_variation(out[None], want[None], grid)[0] < 2e-3
     dx, dy = grid.cell
