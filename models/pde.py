@@ -6,10 +6,15 @@
 Finite volumes on the cells of a :class:`models.density.Grid`; ρ holds cell averages in float64.
 Each frame interval [t_k, t_k+1] is Strang-split:
 
-- half the frame's noise, exactly (``models/pde_steps.py``; separable, so two (H, H) and
-  (W, W) matrix products; kernel mass that would land outside the box is outflow):
+- advection over the first half of the frame in n/2 sub-steps (all n where η = 0), in flux
+  form on the cell faces: MUSCL reconstruction with a slope limiter (monotonized central by
+  default, ``DEFAULT_LIMITER``) and upwind fluxes, two-stage SSP Runge–Kutta (Heun); compiled
+  (models/pde_kernels.py). Zero density outside the box, so boundary faces only carry
+  outflow, which is accumulated. Mass is conserved by construction.
+- the frame's noise, exactly, in one step (``models/pde_steps.py``; separable, so two (H, H)
+  and (W, W) matrix products; kernel mass that would land outside the box is outflow):
   - while the noise dominates the signal (b ≥ a at both frame ends) and spreads each cell by
-    more than a cell over half a frame: the diffusion together with the score's linear part,
+    more than a cell over the frame: the diffusion together with the score's linear part,
     D (Δρ + ∇·(x ρ)/c²), an Ornstein–Uhlenbeck step solved exactly (``relax``); the
     advection then carries only v and the score's remainder s + x/c², which is small there.
     Explicit, that linear drift set SDE solves' sub-step count (D|x|/c² reaches 100 at the
@@ -20,16 +25,12 @@ Each frame interval [t_k, t_k+1] is Strang-split:
   - otherwise the diffusion alone: D does not depend on x, so the step is a convolution with
     the discrete heat kernel e^{-s} I_n(s), s = 2∫D dt / Δx² (the exact solution of the
     semi-discrete heat equation, variance s cells² for any s, stable at any step).
-- advection over the frame in n sub-steps, in flux form on the cell faces: MUSCL
-  reconstruction with a slope limiter (monotonized central by default, ``DEFAULT_LIMITER``)
-  and upwind fluxes, two-stage SSP Runge–Kutta (Heun); compiled (models/pde_kernels.py). Zero
-  density outside the box, so boundary faces only carry outflow, which is accumulated. Mass is
-  conserved by construction.
-- the other half of the frame's noise.
+- advection over the second half of the frame.
 
-Splitting per sub-step instead (two heat steps per sub-step, where SDE runs took 500-2,000
-sub-steps) cost 2x the time and moved the largest TV against the closed form by at most
-0.003 (``benchmarks/bench_pde.py``, 128², both data sets, processes, directions, η = 1, ½).
+The noise in the middle takes one matrix step per frame; in two halves around the advection
+it took two, for the same TV to ±0.001 (``bench_pde.py``, 128², all 24 cases). Splitting per
+sub-step (two heat steps per sub-step, where SDE runs took 500-2,000 sub-steps) cost 2x the
+time and moved the TV by at most 0.003.
 
 Sub-step rule: n = ⌈ |h| · max_cells Σ_faces (outward speed) / Δ / CFL ⌉ with CFL = ½ (the
 positivity bound of limited MUSCL with SSP-RK2: the reconstructed face values stay within
@@ -60,7 +61,7 @@ from scipy.special import ndtr
 from models.density import Grid
 from models.paths import GaussianPath
 from models.pde_kernels import DEFAULT_LIMITER, LIMITERS, advect, mix_drift, outflow_rate
-from models.pde_steps import diffuse, ou_transitions, relax, relaxes
+from models.pde_steps import OU_PANELS, diffuse, ou_transitions, relax, relaxes
 from models.samplers import Field
 
 CFL = 0.5
@@ -196,21 +197,20 @@ class _FrameDrift:
         return max(1, math.ceil(abs(self.h) * rate / cfl))
 
 
-def _half_variances(path: GaussianPath, t0: float, t1: float, n: int, eta: float) -> np.ndarray:
-    """2 ∫ D dt over each half sub-step of [t0, t1] cut into n, (2n,); Simpson in each half
-    (the first n cover the first half of the frame)."""
+def _frame_variance(path: GaussianPath, t0: float, t1: float, eta: float) -> float:
+    """2 ∫ D dt = η² ∫ g² dt over [t0, t1], Simpson on 2·``OU_PANELS`` panels."""
     if eta == 0 or t0 == t1:
-        return np.zeros(2 * n)
-    g2 = _g2(path, np.linspace(t0, t1, 4 * n + 1)).numpy()
-    width = abs(t1 - t0) / (2 * n)
-    return eta**2 * width / 6 * (g2[0:-1:2] + 4 * g2[1::2] + g2[2::2])
+        return 0.0
+    g2 = _g2(path, np.linspace(t0, t1, 2 * OU_PANELS + 1)).numpy()
+    width = abs(t1 - t0) / (2 * OU_PANELS)
+    return float(eta**2 * width / 3 * (g2[0:-1:2] + 4 * g2[1::2] + g2[2::2]).sum())
 
 
 def _relax_plan(path, sigma, eta, ts, t_noisy, grid):
-    """Per frame interval, its two half-frame Ornstein–Uhlenbeck steps [(λ, V), (λ, V)], or
-    None where ``relax`` does not serve: no noise (η = 0, or past ``t_noisy``), no component
-    width σ, the signal still dominating (b < a at a frame end), or too little noise over half
-    a frame (``relaxes``). Also 1/c²(t) at each frame time (the score's linear part)."""
+    """Per frame interval, its Ornstein–Uhlenbeck step (λ, V), or None where ``relax`` does
+    not serve: no noise (η = 0, or past ``t_noisy``), no component width σ, the signal still
+    dominating (b < a at a frame end), or too little noise over the frame (``relaxes``). Also
+    1/c²(t) at each frame time (the score's linear part)."""
     t = np.asarray(ts, dtype=np.float64)
     co = path.coefficients(torch.from_numpy(t))
     a, b = co.a.numpy(), co.b.numpy()
@@ -222,13 +222,10 @@ def _relax_plan(path, sigma, eta, ts, t_noisy, grid):
               if noisy[i] and noisy[i + 1] and max(t[i], t[i + 1]) <= t_noisy]  # fmt: skip
     if eta == 0 or sigma is None or not frames:
         return plan, inv_c2
-    t0, t1 = t[frames], t[[i + 1 for i in frames]]
-    mid = 0.5 * (t0 + t1)
-    lam, var = ou_transitions(path, sigma, eta, np.r_[t0, mid], np.r_[mid, t1])
+    lam, var = ou_transitions(path, sigma, eta, t[frames], t[[i + 1 for i in frames]])
     for k, i in enumerate(frames):
-        halves = [(lam[k], var[k]), (lam[k + len(frames)], var[k + len(frames)])]
-        if all(relaxes(h_lam, h_var, grid) for h_lam, h_var in halves):
-            plan[i] = halves
+        if relaxes(lam[k], var[k], grid):
+            plan[i] = (lam[k], var[k])
     return plan, inv_c2
 
 
@@ -331,32 +328,28 @@ def solve(
         t0, t1 = ts[i], ts[i + 1]
         eta_k = eta if max(t0, t1) <= t_noisy else 0.0
         ends = (fields_at(i, eta_k), fields_at(i + 1, eta_k))
-        halves = plan[i]
-        if halves is not None:  # the linear part of the score goes with the noise, exactly
+        whole = plan[i]
+        if whole is not None:  # the linear part of the score goes with the noise, exactly
             ends = (_score_remainder(ends[0], inv_c2[i], grid),
                     _score_remainder(ends[1], inv_c2[i + 1], grid))  # fmt: skip
         drift = _FrameDrift(ends, path, t0, t1, eta_k)
         n = drift.substeps(grid, cfl)
+        noise = eta_k > 0
+        n += n % 2 if noise else 0  # even: half the sub-steps on either side of the noise
         total += n
         coef = drift.coef(np.arange(n + 1) / n)
         dt = abs(t1 - t0) / n
-        # Strang: the first half of the frame's noise, the advection, the second half
-        if halves is None:
-            var = _half_variances(path, t0, t1, n, eta_k)
-            rho, lost = diffuse(rho, var[:n].sum(), grid)
-        else:
-            rho, lost = relax(rho, *halves[0], grid)
-        gone += lost
         ub = drift.at(0.0, coef[0])
         for k in range(n):
+            if noise and k == n // 2:  # Strang: the frame's noise between the advection's halves
+                if whole is None:
+                    rho, lost = diffuse(rho, _frame_variance(path, t0, t1, eta_k), grid)
+                else:
+                    rho, lost = relax(rho, *whole, grid)
+                gone += lost
             ua, ub = ub, drift.at((k + 1) / n, coef[k + 1])
             rho, lost = advect(rho, ua, ub, dt, grid.cell, limiter)
             gone += lost
-        if halves is None:
-            rho, lost = diffuse(rho, var[n:].sum(), grid)
-        else:
-            rho, lost = relax(rho, *halves[1], grid)
-        gone += lost
         frames[i + 1], mass[i + 1], outflow[i + 1] = rho, rho.sum() * dx * dy, gone
         if callback is not None:
             callback(i)

@@ -1,4 +1,4 @@
-"""The PDE's exactly solved half-frame steps: pure diffusion, and diffusion with its linear drift.
+"""The PDE's exactly solved noise steps: pure diffusion, and diffusion with its linear drift.
 
 Both act on cell averages (H, W) as one (H, H) and one (W, W) matrix product: the operators are
 separable and x-independent in their coefficients (the heat step) or linear in x (the
@@ -28,7 +28,7 @@ from scipy.special import ive
 from models.density import Grid
 from models.paths import GaussianPath
 
-# Simpson panels for λ and V over half a frame (g² grows as 1/(1 − t) on flow matching)
+# Simpson panels for λ and V over a frame (g² grows as 1/(1 − t) on flow matching)
 OU_PANELS = 16
 
 
