@@ -103,3 +103,25 @@ def test_payload_of_the_default_run_is_a_few_megabytes():
 def test_only_the_shown_stack_travels(state):
     _, images = pack_grid(state.result, stacks=("exact",))
     assert images["density"][0].shape == (0, 96, 96) and images["exact"][0].shape == (31, 96, 96)
+
+
+def test_difference_arrows_take_the_velocity_scale():
+    """A learned field off by 0.1 % of the velocity draws arrows 0.1 % as long as the velocity
+    overlay's, not as long (which per-frame scaling of the difference alone drew)."""
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-4, 4, size=(40, 2)).astype(np.float32)
+    sizes = np.array([1, 10, 100], np.float32)[:, None, None]  # frames of different magnitude
+    velocity = rng.normal(size=(3, 40, 2)).astype(np.float32) * sizes
+    rotate = np.array([[0.0, -1.0], [1.0, 0.0]], np.float32)
+    arrows = {"points": points, "velocity": velocity, "difference": 1e-3 * velocity @ rotate}
+    data = pack_arrows(arrows, (-4.0, 4.0, -4.0, 4.0), ARROWS)
+    p = len(points)
+    for i in range(3):
+        vel = data["velocity"][0].reshape(3, 2, p)[i]
+        diff = data["difference"][0].reshape(3, 2, p)[i]
+        unclipped = np.hypot(*vel) < 2 * 0.9 * 8 / ARROWS - 1e-6
+        np.testing.assert_allclose(np.hypot(*diff)[unclipped], 1e-3 * np.hypot(*vel)[unclipped],
+                                   rtol=1e-4)  # fmt: skip
+        np.testing.assert_allclose(diff.T, 1e-3 * vel.T @ rotate, atol=1e-6)
+    zero = pack_arrows({**arrows, "difference": 0 * velocity}, (-4.0, 4.0, -4.0, 4.0), ARROWS)
+    assert not zero["difference"][0].any()

@@ -96,7 +96,10 @@ def pack_arrows(arrows: dict, extent, n: int, kinds=None) -> dict[str, list[np.n
 
     Each frame is scaled on its own so that its 90th-percentile arrow spans ``ARROW_CELLS``
     cells, longer ones clipped to twice that: the overlay shows direction and relative size at
-    every t, although score magnitudes range over orders of magnitude (1/c²).
+    every t, although score magnitudes range over orders of magnitude (1/c²). The difference
+    (learned − exact velocity) takes the velocity's scale of its frame, so that an arrow is
+    as long as that velocity error would be in the velocity overlay: scaled on its own, a
+    near-perfect network's errors of 1e-3 drew as long as the velocity itself.
     """
     cell = (extent[1] - extent[0]) / n
     pts = arrows["points"]
@@ -105,13 +108,19 @@ def pack_arrows(arrows: dict, extent, n: int, kinds=None) -> dict[str, list[np.n
         if kind == "points" or (kinds is not None and kind not in kinds):
             continue
         norms = np.linalg.norm(frames, axis=-1)  # (F, P)
-        ref = np.percentile(norms, 90, axis=1)[:, None]
-        scale = np.where(ref > 0, ARROW_CELLS * cell / np.maximum(ref, 1e-30), 0.0)
+        scale = _frame_scale(arrows["velocity"] if kind == "difference" else frames, cell)
         length = np.minimum(norms * scale, 2 * ARROW_CELLS * cell)
         unit = frames / np.maximum(norms, 1e-30)[..., None]
         disp = (unit * length[..., None]).astype(np.float32)  # (F, P, 2)
         data[kind] = [np.ascontiguousarray(disp.transpose(0, 2, 1)).reshape(-1)]
     return data
+
+
+def _frame_scale(frames: np.ndarray, cell: float) -> np.ndarray:
+    """(F, 1) display scale per frame of (F, P, 2) vectors: the 90th-percentile length →
+    ``ARROW_CELLS`` cells (0 for a frame of zero vectors)."""
+    ref = np.percentile(np.linalg.norm(frames, axis=-1), 90, axis=1)[:, None]
+    return np.where(ref > 0, ARROW_CELLS * cell / np.maximum(ref, 1e-30), 0.0)
 
 
 def pack_contours(result: RunResult) -> dict[str, list]:
