@@ -61,7 +61,7 @@ from scipy.special import ndtr
 from models.density import Grid
 from models.paths import GaussianPath
 from models.pde_kernels import DEFAULT_LIMITER, LIMITERS, advect, mix_drift, outflow_rate
-from models.pde_steps import OU_PANELS, diffuse, ou_transitions, relax, relaxes
+from models.pde_steps import diffuse, noise_variances, ou_transitions, relax, relaxes
 from models.samplers import Field
 
 CFL = 0.5
@@ -197,36 +197,38 @@ class _FrameDrift:
         return max(1, math.ceil(abs(self.h) * rate / cfl))
 
 
-def _frame_variance(path: GaussianPath, t0: float, t1: float, eta: float) -> float:
-    """2 ∫ D dt = η² ∫ g² dt over [t0, t1], Simpson on 2·``OU_PANELS`` panels."""
-    if eta == 0 or t0 == t1:
-        return 0.0
-    g2 = _g2(path, np.linspace(t0, t1, 2 * OU_PANELS + 1)).numpy()
-    width = abs(t1 - t0) / (2 * OU_PANELS)
-    return float(eta**2 * width / 3 * (g2[0:-1:2] + 4 * g2[1::2] + g2[2::2]).sum())
-
-
-def _relax_plan(path, sigma, eta, ts, t_noisy, grid):
-    """Per frame interval, its Ornstein–Uhlenbeck step (λ, V), or None where ``relax`` does
-    not serve: no noise (η = 0, or past ``t_noisy``), no component width σ, the signal still
-    dominating (b < a at a frame end), or too little noise over the frame (``relaxes``). Also
-    1/c²(t) at each frame time (the score's linear part)."""
+def _noise_plan(path, sigma, eta, ts, t_noisy, grid):
+    """Each frame interval's noise step: ("relax", λ, V), the Ornstein–Uhlenbeck step with the
+    score's linear part; ("heat", variance); or None without noise (η = 0, or past
+    ``t_noisy``: ``_stochastic``). Relax where the noise dominates the signal (b ≥ a at both
+    frame ends), the components' width σ is known, and ``relaxes`` holds. Also 1/c²(t) at
+    each frame time (the score's linear part), NaN where unused."""
     t = np.asarray(ts, dtype=np.float64)
+    frames = [i for i in range(len(t) - 1) if eta > 0 and _stochastic(t[i], t[i + 1], t_noisy)]
+    plan: list = [None] * (len(t) - 1)
     co = path.coefficients(torch.from_numpy(t))
     a, b = co.a.numpy(), co.b.numpy()
-    plan = [None] * (len(t) - 1)
     noisy = b >= a
     inv_c2 = np.full(len(t), np.nan)  # read only where b ≥ a, where c² ≥ b² > 0
     np.divide(1.0, a**2 * (sigma or 0.0) ** 2 + b**2, out=inv_c2, where=noisy)
-    frames = [i for i in range(len(t) - 1)
-              if noisy[i] and noisy[i + 1] and max(t[i], t[i + 1]) <= t_noisy]  # fmt: skip
-    if eta == 0 or sigma is None or not frames:
+    if not frames:
         return plan, inv_c2
-    lam, var = ou_transitions(path, sigma, eta, t[frames], t[[i + 1 for i in frames]])
-    for k, i in enumerate(frames):
-        if relaxes(lam[k], var[k], grid):
-            plan[i] = (lam[k], var[k])
+    t0, t1 = t[frames], t[[i + 1 for i in frames]]
+    for i, var in zip(frames, noise_variances(path, eta, t0, t1), strict=True):
+        plan[i] = ("heat", var)
+    both = [k for k, i in enumerate(frames) if noisy[i] and noisy[i + 1]]
+    if sigma is not None and both:
+        lam, var = ou_transitions(path, sigma, eta, t0[both], t1[both])
+        for k, h_lam, h_var in zip(both, lam, var, strict=True):
+            if relaxes(h_lam, h_var, grid):
+                plan[frames[k]] = ("relax", h_lam, h_var)
     return plan, inv_c2
+
+
+def _stochastic(t0: float, t1: float, t_noisy: float) -> bool:
+    """Whether the frame [t0, t1] has noise: past ``t_noisy`` (g² → ∞ at t = 1 on singular
+    paths) the continuity equation, with the same marginals, is solved instead."""
+    return max(t0, t1) <= t_noisy
 
 
 def _score_remainder(ends, inv_c2: float, grid):
@@ -303,7 +305,7 @@ def solve(
     want = ("velocity", "score") if eta > 0 else ("velocity",)
     knots = sorted(set(range(len(ts)) if knots is None else knots) | {0, len(ts) - 1})
     cache: dict[int, list] = {}
-    plan, inv_c2 = _relax_plan(path, sigma, eta, ts, t_noisy, grid)
+    plan, inv_c2 = _noise_plan(path, sigma, eta, ts, t_noisy, grid)
 
     def fields_at(i: int, eta_k: float):
         """Face fields at frame i: evaluated at a knot, else interpolated between two."""
@@ -326,15 +328,14 @@ def solve(
 
     for i in range(len(ts) - 1):
         t0, t1 = ts[i], ts[i + 1]
-        eta_k = eta if max(t0, t1) <= t_noisy else 0.0
+        eta_k = eta if _stochastic(t0, t1, t_noisy) else 0.0
         ends = (fields_at(i, eta_k), fields_at(i + 1, eta_k))
-        whole = plan[i]
-        if whole is not None:  # the linear part of the score goes with the noise, exactly
+        noise = plan[i]
+        if noise is not None and noise[0] == "relax":  # the score's linear part goes with it
             ends = (_score_remainder(ends[0], inv_c2[i], grid),
                     _score_remainder(ends[1], inv_c2[i + 1], grid))  # fmt: skip
         drift = _FrameDrift(ends, path, t0, t1, eta_k)
         n = drift.substeps(grid, cfl)
-        noise = eta_k > 0
         n += n % 2 if noise else 0  # even: half the sub-steps on either side of the noise
         total += n
         coef = drift.coef(np.arange(n + 1) / n)
@@ -342,10 +343,10 @@ def solve(
         ub = drift.at(0.0, coef[0])
         for k in range(n):
             if noise and k == n // 2:  # Strang: the frame's noise between the advection's halves
-                if whole is None:
-                    rho, lost = diffuse(rho, _frame_variance(path, t0, t1, eta_k), grid)
+                if noise[0] == "relax":
+                    rho, lost = relax(rho, noise[1], noise[2], grid)
                 else:
-                    rho, lost = relax(rho, *whole, grid)
+                    rho, lost = diffuse(rho, noise[1], grid)
                 gone += lost
             ua, ub = ub, drift.at((k + 1) / n, coef[k + 1])
             rho, lost = advect(rho, ua, ub, dt, grid.cell, limiter)

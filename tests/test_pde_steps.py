@@ -1,4 +1,4 @@
-"""The PDE's exact half-frame steps (models/pde_steps.py) against closed forms and quadrature."""
+"""The PDE's exact noise steps (models/pde_steps.py) against closed forms and quadrature."""
 
 from __future__ import annotations
 
@@ -39,11 +39,15 @@ def test_ou_transition_constant_coefficients(t_a, t_b):
     assert var == pytest.approx(c2 * (1 - want**2), rel=1e-8)
 
 
-@pytest.mark.parametrize(("t_a", "t_b"), [(0.99, 0.995), (0.995, 0.99), (0.6, 0.61)])
-def test_ou_transition_on_flow_matching_against_quadrature(t_a, t_b):
+@pytest.mark.parametrize(
+    ("t_a", "t_b", "eta"),
+    [(0.99, 0.995, 1.0), (0.995, 0.99, 1.0), (0.6, 0.61, 1.0),
+     (0.898, 0.998, 1.0), (0.998, 0.898, 0.1)],  # a 10-step run's last frame: g² grows 50x
+)  # fmt: skip
+def test_ou_transition_on_flow_matching_against_quadrature(t_a, t_b, eta):
     """Near t = 1 flow matching's g² grows as 1/(1 − t); nested adaptive quadrature is the
     independent reference (running time goes from t_a to t_b, either way)."""
-    path, sigma, eta = LinearFMPath(), 0.08, 1.0
+    path, sigma = LinearFMPath(), 0.08
 
     def coef(t):
         co = path.coefficients(torch.tensor(t, dtype=torch.float64))
@@ -51,15 +55,24 @@ def test_ou_transition_on_flow_matching_against_quadrature(t_a, t_b):
         return d, d / (float(co.a) ** 2 * sigma**2 + float(co.b) ** 2)
 
     def kappa_between(u, v):
-        return quad(lambda t: coef(t)[1], min(u, v), max(u, v), epsabs=0, epsrel=1e-13)[0]
+        return quad(lambda t: coef(t)[1], min(u, v), max(u, v), epsabs=0, epsrel=1e-13,
+                    limit=200)[0]  # fmt: skip
 
     lam_ref = math.exp(-kappa_between(t_a, t_b))
     var_ref = quad(lambda t: 2 * coef(t)[0] * math.exp(-2 * kappa_between(t, t_b)),
-                   min(t_a, t_b), max(t_a, t_b), epsabs=0, epsrel=1e-12)[0]  # fmt: skip
+                   min(t_a, t_b), max(t_a, t_b), epsabs=0, epsrel=1e-12, limit=200)[0]  # fmt: skip
     (lam,), (var,) = pde_steps.ou_transitions(path, sigma, eta, t_a, t_b)
-    # Simpson on 16 panels: < 1e-6 where g² is steepest, far below the solver's own error
-    assert lam == pytest.approx(lam_ref, rel=2e-6)
-    assert var == pytest.approx(var_ref, rel=2e-6)
+    assert lam == pytest.approx(lam_ref, rel=1e-7)
+    assert var == pytest.approx(var_ref, rel=1e-7)
+
+
+@pytest.mark.parametrize(("t_a", "t_b"), [(0.2, 0.3), (0.898, 0.998), (0.999, 0.9)])
+def test_noise_variance_on_flow_matching_is_the_closed_form(t_a, t_b):
+    """η² ∫ g² dt with g² = 2t/(1 − t): η² [−2t − 2 log(1 − t)] between the two times."""
+    eta = 0.6
+    (var,) = pde_steps.noise_variances(LinearFMPath(), eta, t_a, t_b)
+    primitive = lambda t: -2 * t - 2 * math.log1p(-t)  # noqa: E731
+    assert var == pytest.approx(eta**2 * abs(primitive(t_b) - primitive(t_a)), rel=1e-7)
 
 
 def test_ou_transitions_of_many_steps_are_each_steps_own():
