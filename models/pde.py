@@ -19,7 +19,7 @@ Each frame interval [t_k, t_k+1] is Strang-split:
     advection then carries only v and the score's remainder s + x/c², which is small there.
     Explicit, that linear drift set SDE solves' sub-step count (D|x|/c² reaches 100 at the
     box's edge on flow matching at t = 0.99); carried with the noise, η = 1 solves take
-    2-3x fewer sub-steps and reach the same or a smaller TV (``benchmarks/bench_pde.py``).
+    2-4x fewer sub-steps and reach the same or a smaller TV (``benchmarks/bench_pde.py``).
     Near the data end (b < a) the remainder a E[x₀|x]/c² is as large as the linear part and
     of opposite sign; split, the two made a TV of 0.027 at 256² (VP moons, t = 0.05).
   - otherwise the diffusion alone: D does not depend on x, so the step is a convolution with
