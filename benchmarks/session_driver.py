@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bokeh.core.property.singletons import Undefined
+from bokeh.events import DocumentReady
 
 LIGHT_TIMEOUT = 60.0  # one recompute's wait at most (s)
 MAX_MESSAGE = 512 * 1024 * 1024  # a heavy run's frames are tens of MB in one message
@@ -106,6 +107,9 @@ class Driver:
             self.ready.set()
             return
         self.error = None
+        # What a browser says once it has rendered the document: the app publishes nothing
+        # before (app/ui/main.py, _LoadGate), so a session without it would wait forever.
+        session.document.callbacks.send_event(DocumentReady())
         try:
             session._connection.io_loop.run_sync(lambda: self._drive(session))
         except Exception as exc:  # reported in the summary, not a traceback per thread

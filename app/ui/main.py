@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 
 import panel as pn
 import param
@@ -44,8 +45,39 @@ log = logging.getLogger(__name__)
 TITLE = "flowscope: particles and densities of diffusion and flow matching"
 
 
-def _on_session_thread(doc):
-    """A scheduler that runs a callback on the Bokeh session thread (or at once without one)."""
+class _LoadGate:
+    """Holds callbacks until the page has loaded its document, then releases them in order.
+
+    Bokeh subscribes a browser to its session's changes when the websocket opens, before the
+    browser pulls the document, and the browser drops a change that arrives before the
+    document does. A run published in that window, after the pull was serialized but before
+    its reply was written, was lost: the page never showed a frame (seen once in ~5 CI runs,
+    a first-frame timeout in tests/ui). So nothing is published before Panel's onload, which
+    the page triggers once its document is rendered; the first run still computes meanwhile.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._waiting: list | None = []  # None once open
+
+    def open(self) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting or [], None
+        for fn in waiting:
+            fn()
+
+    def run(self, fn) -> None:
+        """fn() now if the page has loaded, else when it does."""
+        with self._lock:
+            if self._waiting is not None:
+                self._waiting.append(fn)
+                return
+        fn()
+
+
+def _on_session_thread(doc, gate: _LoadGate | None = None):
+    """A scheduler that runs a callback on the Bokeh session thread (or at once without one),
+    not before ``gate`` opens (the page has loaded)."""
     if doc is None or doc.session_context is None:
         return None
 
@@ -62,7 +94,13 @@ def _on_session_thread(doc):
             with set_curdoc(doc), unlocked():
                 box.pop()()
 
-        doc.add_next_tick_callback(run_once)
+        def send() -> None:
+            doc.add_next_tick_callback(run_once)
+
+        if gate is None:
+            send()
+        else:
+            gate.run(send)
 
     return schedule
 
@@ -129,12 +167,17 @@ def create_app(**settings) -> pn.viewable.Viewable:
     if url_notice:  # shown until the next run (the user changed a setting)
         _notice_after_first_run(state, url_notice)
     notice = Notice(owner=state)
-    runner = Recomputer(state, schedule=_on_session_thread(pn.state.curdoc))
+    gate = _LoadGate()
+    if served:
+        pn.state.onload(gate.open)
+    else:
+        gate.open()
+    runner = Recomputer(state, schedule=_on_session_thread(pn.state.curdoc, gate))
     views = FlowViews(state=state)
     schedule = SchedulePlot(state=state)
     views.link_marks(schedule.marks)
-    export_menu = ExportMenu(state=state, schedule=_on_session_thread(pn.state.curdoc))
-    train_panel = TrainPanel(state=state, schedule=_on_session_thread(pn.state.curdoc))
+    export_menu = ExportMenu(state=state, schedule=_on_session_thread(pn.state.curdoc, gate))
+    train_panel = TrainPanel(state=state, schedule=_on_session_thread(pn.state.curdoc, gate))
 
     # The spinner always spins; only its opacity toggles. Toggling `value` or `visible`
     # changes the element's classes, and Bokeh re-lays out the whole page for that (measured:
