@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -34,6 +35,12 @@ class Grid:
         """(dx, dy)."""
         x0, x1, y0, y1 = self.extent
         return (x1 - x0) / self.shape[1], (y1 - y0) / self.shape[0]
+
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Cell edges (ex (W+1,), ey (H+1,)), float64: the x of the faces between columns and
+        the y of the faces between rows."""
+        x0, x1, y0, y1 = self.extent
+        return np.linspace(x0, x1, self.shape[1] + 1), np.linspace(y0, y1, self.shape[0] + 1)
 
     def centres(self, dtype=torch.float64, device=None) -> tuple[Tensor, Tensor]:
         """Cell centres (xs (W,), ys (H,))."""

@@ -97,10 +97,8 @@ def cell_average_mixture(means: np.ndarray, std: float | np.ndarray, grid: Grid)
         means: component means, (M, 2).
         std: component standard deviation (> 0), a scalar.
     """
-    x0, x1, y0, y1 = grid.extent
     dx, dy = grid.cell
-    ex = np.linspace(x0, x1, grid.shape[1] + 1)
-    ey = np.linspace(y0, y1, grid.shape[0] + 1)
+    ex, ey = grid.edges()
     means = np.asarray(means, dtype=np.float64)
     cx = np.diff(ndtr((ex[None, :] - means[:, :1]) / std), axis=1)  # (M, W)
     cy = np.diff(ndtr((ey[None, :] - means[:, 1:]) / std), axis=1)  # (M, H)
@@ -136,9 +134,7 @@ def face_fields(field: Field, t: float, want: tuple[str, ...], grid: Grid) -> li
     x-faces (H, W+1), y-components on the y-faces (H+1, W)), float64. Evaluated once on the
     (H+1)·(W+1) cell corners and averaged along each face (trapezoid rule).
     """
-    x0, x1, y0, y1 = grid.extent
-    xs = torch.linspace(x0, x1, grid.shape[1] + 1, dtype=torch.float32)
-    ys = torch.linspace(y0, y1, grid.shape[0] + 1, dtype=torch.float32)
+    xs, ys = (torch.from_numpy(e).float() for e in grid.edges())
     with torch.no_grad():
         if hasattr(field, "on_grid"):  # the exact field sums per axis on a grid
             out = field.on_grid(xs, ys, t, want)
@@ -206,13 +202,13 @@ def _noise_plan(path, sigma, eta, ts, t_noisy, grid):
     t = np.asarray(ts, dtype=np.float64)
     frames = [i for i in range(len(t) - 1) if eta > 0 and _stochastic(t[i], t[i + 1], t_noisy)]
     plan: list = [None] * (len(t) - 1)
+    inv_c2 = np.full(len(t), np.nan)  # read only where b ≥ a, where c² ≥ b² > 0
+    if not frames:  # the ODE: no noise step, nothing to evaluate
+        return plan, inv_c2
     co = path.coefficients(torch.from_numpy(t))
     a, b = co.a.numpy(), co.b.numpy()
     noisy = b >= a
-    inv_c2 = np.full(len(t), np.nan)  # read only where b ≥ a, where c² ≥ b² > 0
     np.divide(1.0, a**2 * (sigma or 0.0) ** 2 + b**2, out=inv_c2, where=noisy)
-    if not frames:
-        return plan, inv_c2
     t0, t1 = t[frames], t[[i + 1 for i in frames]]
     for i, var in zip(frames, noise_variances(path, eta, t0, t1), strict=True):
         plan[i] = ("heat", var)
@@ -235,9 +231,7 @@ def _score_remainder(ends, inv_c2: float, grid):
     """(v, s + x/c²) on the faces: the score less its linear part −x/c², which ``relax``
     carries; c² = a² σ² + b² (the width of every mixture component at that time)."""
     (vx, vy), (sx, sy) = ends
-    x0, x1, y0, y1 = grid.extent
-    ex = np.linspace(x0, x1, grid.shape[1] + 1)  # x of the x-faces, (W+1,)
-    ey = np.linspace(y0, y1, grid.shape[0] + 1)  # y of the y-faces, (H+1,)
+    ex, ey = grid.edges()  # x of the x-faces (W+1,), y of the y-faces (H+1,)
     return (vx, vy), (sx + inv_c2 * ex[None, :], sy + inv_c2 * ey[:, None])
 
 

@@ -154,10 +154,8 @@ def relax(rho: np.ndarray, lam: float, var: float, grid: Grid) -> tuple[np.ndarr
     (ρ', mass lost through the edges). Needs V − λ²Δ²/12 ≥ Δ² on both axes (``relaxes``)."""
     if not relaxes(lam, var, grid):
         raise ValueError(f"relax needs a spread of at least a cell (lambda {lam}, V {var})")
-    x0, x1, y0, y1 = grid.extent
     dx, dy = grid.cell
-    ex = np.linspace(x0, x1, grid.shape[1] + 1)
-    ey = np.linspace(y0, y1, grid.shape[0] + 1)
+    ex, ey = grid.edges()
     kx = ou_matrix(ex, lam, math.sqrt(ou_kernel_std2(lam, var, dx)))
     same = ey.shape == ex.shape and np.array_equal(ey, ex) and dx == dy
     ky = kx if same else ou_matrix(ey, lam, math.sqrt(ou_kernel_std2(lam, var, dy)))
