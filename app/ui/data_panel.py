@@ -44,6 +44,16 @@ committed.data = {xs: [xs], ys: [ys]};
 setTimeout(() => { strokes.data = {xs: [], ys: []}; }, 0);
 """
 
+# Bokeh calls a pointer held still for 300 ms a "press" and ignores the moves that follow it:
+# a stroke begun after a short pause was silently lost. No view here uses press gestures, so
+# while drawing a pause is allowed (Bokeh internals: if they move, drawing works as before).
+DRAW_MODE = """
+tool.active = cb_obj.active;
+try {
+  Bokeh.require("core/ui_gestures").UIGestures.press_threshold = cb_obj.active ? 1e9 : 300;
+} catch (e) { /* another Bokeh: keep its gestures */ }
+"""
+
 
 class DataPanel(pn.viewable.Viewer):
     """The controls of the user's own data set, bound to a state and a particle figure."""
@@ -75,7 +85,7 @@ class DataPanel(pn.viewable.Viewer):
         self.draw = pn.widgets.Toggle(name="✎ draw on the particle view", button_type="primary",
                                       button_style="outline", sizing_mode="stretch_width")
         # in the browser: the toolbar keeps one drag tool active (the pan tool goes off)
-        self.draw.jscallback(value="tool.active = cb_obj.active;", args={"tool": self.tool})
+        self.draw.jscallback(value=DRAW_MODE, args={"tool": self.tool})
         self.upload = pn.widgets.FileInput(accept=".csv,.txt,.npy,.npz", multiple=False,
                                            sizing_mode="stretch_width")  # fmt: skip
         # an empty file arrives as value None with a filename: watch both

@@ -31,14 +31,17 @@ def to_page(page, x: float, y: float) -> tuple[float, float]:
     return left + (x + 4) / 8 * width, top + (4 - y) / 8 * height
 
 
-def draw(page, points) -> None:
+def draw(page, points, pause: float = 0.0) -> None:
+    """Draw a stroke through ``points`` (data units), holding still ``pause`` s after pressing."""
     page.page.get_by_role("button", name="✎ draw on the particle view").click()
     time.sleep(0.5)
+    at = [to_page(page, *p) for p in points]  # read before pressing: nothing slows the stroke
     mouse = page.page.mouse
-    mouse.move(*to_page(page, *points[0]))
+    mouse.move(*at[0])
     mouse.down()
-    for p in points[1:]:
-        mouse.move(*to_page(page, *p), steps=8)
+    time.sleep(pause)
+    for p in at[1:]:
+        mouse.move(*p, steps=8)
     mouse.up()
 
 
@@ -62,7 +65,8 @@ def test_drawing_with_the_mouse_makes_the_data_set_and_a_new_run(app):
     page = app()
     page.store_marker()
     stroke = [(-2.0, -2.0), (0.0, 2.0), (2.0, -2.0)]  # a caret
-    draw(page, stroke)
+    # begun after a pause, as people do: Bokeh alone would take it for a press and drop it
+    draw(page, stroke, pause=0.6)
     page.wait_store_changed()
     query = parse_qs(urlparse(page.page.url).query)
     assert query["dataset"] == ["points"] and len(query["pts"][0]) > 20
