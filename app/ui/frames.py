@@ -15,6 +15,7 @@ import contourpy
 import numpy as np
 from bokeh.palettes import Category10_10
 
+from models.density import DEFAULT_BANDWIDTH
 from models.simulate import RunResult
 
 CONTOUR_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)  # fractions of each frame's peak density
@@ -37,15 +38,19 @@ def quantize_positions(positions: np.ndarray) -> tuple[np.ndarray, float]:
 
 def pack_particles(result: RunResult) -> dict[str, list]:
     """One-row columns: 'xy' [(T+1)·2·N int16, laid out (T+1, 2, N)] and its 'scale' (position =
-    code · scale), 'label' [(N,) float32], 'n' [N], and 'logp' [(T+1)·N float32, the carried
-    log-density, empty when the run has none]."""
+    code · scale), 'label' [(N,) float32], 'n' [N], 'logp' [(T+1)·N float32, the carried
+    log-density, empty when the run has none], and 'grid' [(x0, x1, y0, y1, bandwidth)
+    float64]: with the density frames' (H, W), what the browser needs to histogram the
+    particles as ``models.density.histogram_density`` does (render.js)."""
     xy, scale = quantize_positions(result.trajectories.transpose(0, 2, 1))
     labels = (result.labels % len(LABEL_PALETTE)).astype(np.float32)
     logp = np.zeros(0, np.float32)
     if result.log_density is not None:
         logp = np.ascontiguousarray(result.log_density, dtype=np.float32).reshape(-1)
+    bandwidth = DEFAULT_BANDWIDTH if result.config is None else result.config.bandwidth
+    grid = np.array([*result.extent, bandwidth], np.float64)
     return {"xy": [np.ascontiguousarray(xy).reshape(-1)], "scale": [scale], "label": [labels],
-            "n": [len(labels)], "logp": [logp]}  # fmt: skip
+            "n": [len(labels)], "logp": [logp], "grid": [grid]}  # fmt: skip
 
 
 def quantize(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

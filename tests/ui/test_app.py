@@ -5,8 +5,12 @@ from __future__ import annotations
 import time
 from urllib.parse import parse_qs, urlparse
 
+import numpy as np
 import pytest
+import torch
 
+from app.ui.frames import quantize
+from models.density import Grid, histogram_density
 from tests.ui.conftest import PLAYER, changed_fraction
 
 
@@ -234,4 +238,28 @@ def test_clicking_a_particle_highlights_its_trajectory(app):
         "() => Bokeh.documents[0].get_model_by_name('picked').data.x.length > 0", timeout=5_000
     )
     assert len(page.model_data("picked", "x")) == 101
+    assert page.errors == []
+
+
+def test_the_particle_density_is_made_in_the_page_as_the_server_makes_it(app):
+    """No density stack travels for the particles' own density: the page histograms and blurs
+    the positions it holds. Its frame equals models.density.histogram_density of the same
+    positions (an independent implementation), to one code of 255."""
+    page = app("?dataset=moons&steps=40")
+    assert page.js("() => Bokeh.documents[0].get_model_by_name('image_store')"
+                   ".data.density[0].shape[0]") == 0  # fmt: skip
+    for frame in (0, 25, 40):
+        page.pause_at(frame)
+        codes, (h, w), xy, grid = page.js(
+            "(f) => { const im = Bokeh.documents[0].get_model_by_name('heat').data.image[0];"
+            " const d = Bokeh.documents[0].get_model_by_name('particle_store').data;"
+            " const n = d.n[0], s = d.scale[0], xy = d.xy[0], out = [];"
+            " for (let p = 0; p < n; p++)"
+            "  out.push([xy[2 * f * n + p] * s, xy[(2 * f + 1) * n + p] * s]);"
+            " return [Array.from(im), im.shape, out, Array.from(d.grid[0])]; }", frame)  # fmt: skip
+        positions = torch.tensor(np.asarray(xy, np.float32))[None]
+        density = histogram_density(positions, Grid(tuple(grid[:4]), (h, w)), grid[4])[0]
+        expected = quantize(density.numpy()[None])[0][0].astype(np.int16)
+        got = np.asarray(codes, np.int16).reshape(h, w)
+        assert got.max() == 255 and np.abs(got - expected).max() <= 1, frame
     assert page.errors == []

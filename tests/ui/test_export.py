@@ -54,6 +54,9 @@ def test_standalone_page_animates_from_disk_with_no_network(offline, tmp_path):
         pictures.append(screenshot(page))
     assert changed_fraction(*pictures) > 0.01, "frames 2 and 38 look the same"
     assert pictures[1].std() > 10
+    # the density view too: the page makes the particles' density from their positions
+    heat = "Bokeh.documents[0].get_model_by_name('heat').data.image[0]"
+    assert page.evaluate(f"() => Math.max(...{heat})") == 255
     assert [u for u in fetched if not u.startswith("file://")] == []
     assert [e for e in errors if not any(b in e for b in BENIGN)] == []
 

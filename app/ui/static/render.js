@@ -68,15 +68,59 @@ for (let layer = 0; layer < 2; layer++) {
   }
 }
 
+// The particles' own density of one frame, as models/density.py's histogram_density makes it
+// on the server (which sends no stack for it: the positions are here already): a histogram on
+// the (h, w) grid, then a Gaussian blur of width `bandwidth` truncated at 3σ, along y then x,
+// zero-padded (mass blurred past the border leaves the box). Returned as uint8, scaled to the
+// frame's own peak, as the server's stacks are. ~0.5 ms at 96² and N = 2000.
+const particle_density = (X, Y, grid, h, w) => {
+  const [x0, x1, y0, y1, bandwidth] = grid;
+  const dx = (x1 - x0) / w, dy = (y1 - y0) / h;
+  let img = new Float32Array(h * w);
+  for (let p = 0; p < X.length; p++) {
+    const ix = Math.floor((X[p] - x0) / dx), iy = Math.floor((Y[p] - y0) / dy);
+    if (ix >= 0 && ix < w && iy >= 0 && iy < h) { img[iy * w + ix] += 1; }
+  }
+  for (const [sigma, stride, size] of [[bandwidth / dy, w, h], [bandwidth / dx, 1, w]]) {
+    if (!(sigma > 0)) { continue; }
+    const r = Math.max(1, Math.ceil(3 * sigma)), taps = new Float64Array(2 * r + 1);
+    let total = 0;
+    for (let k = -r; k <= r; k++) { taps[k + r] = Math.exp(-0.5 * (k / sigma) ** 2); total += taps[k + r]; }
+    for (let k = 0; k < taps.length; k++) { taps[k] /= total; }
+    const out = new Float32Array(h * w);
+    for (let row = 0; row < h; row++) {
+      for (let col = 0; col < w; col++) {
+        const j = row * w + col, at = stride === 1 ? col : row;
+        const lo = Math.max(-r, -at), hi = Math.min(r, size - 1 - at);
+        let acc = 0;
+        for (let k = lo; k <= hi; k++) { acc += taps[k + r] * img[j + k * stride]; }
+        out[j] = acc;
+      }
+    }
+    img = out;
+  }
+  let top = 0;
+  for (let j = 0; j < img.length; j++) { if (img[j] > top) { top = img[j]; } }
+  const codes = new Uint8Array(h * w), to_code = top > 0 ? 255 / top : 0;
+  for (let j = 0; j < img.length; j++) { codes[j] = Math.round(img[j] * to_code); }
+  return codes;
+};
+
 // Heatmap: uint8 frame scaled to its own peak; the peak is reported in the time label.
 const source = st.density[0];  // "particles", "pde" or "exact"
 const stack = source === "exact" ? istore.data.exact
   : source === "pde" ? istore.data.pde : istore.data.density;
-if (stack !== undefined && stack.length && stack[0].shape[0] === nframes) {
-  // (F, H, W) uint8 stack: frame i as a 2D NDArray of Bokeh's own class (copies H·W bytes)
+if (stack !== undefined && stack.length) {
+  // (F, H, W) uint8 stack, or (0, H, W) when not sent: frame i as a 2D NDArray of Bokeh's own
+  // class (copies H·W bytes). An empty exact or PDE stack draws nothing until it arrives.
   const D = stack[0], h = D.shape[1], w = D.shape[2];
-  heat.data.image = [new D.constructor(new Uint8Array(D.buffer, D.byteOffset + i * h * w, h * w), [h, w])];
-  heat.change.emit();
+  const grid = ps.grid === undefined || !ps.grid.length ? undefined : ps.grid[0];
+  const codes = D.shape[0] === nframes ? new Uint8Array(D.buffer, D.byteOffset + i * h * w, h * w)
+    : source === "particles" && grid !== undefined ? particle_density(x, y, grid, h, w) : null;
+  if (codes !== null) {
+    heat.data.image = [new D.constructor(codes, [h, w])];
+    heat.change.emit();
+  }
 }
 const peak = source === "exact" ? gs.exact_peak[i]
   : source === "pde" && gs.pde_peak !== undefined ? gs.pde_peak[i] : gs.peak[i];
