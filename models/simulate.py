@@ -17,6 +17,7 @@ from models.density import DEFAULT_BANDWIDTH, Grid, histogram_density, mixture_d
 from models.diagnostics import left_view
 from models.fields import ExactField
 from models.logdensity import gaussian_log_density, integrate
+from models.nonfinite import NonFiniteRun, check_finite
 from models.paths import PATHS, GaussianPath, make_path
 from models.samplers import (
     SAMPLERS,
@@ -144,50 +145,6 @@ class RunConfig:
         d["eta"] = self.noise_level
         d["solver_requested"], d["solver"] = self.solver, self.solver_used
         return json.dumps(d, sort_keys=True)
-
-
-class NonFiniteRun(ValueError):
-    """A run produced a NaN or infinite value; it is refused, never shown or written.
-
-    Attributes:
-        what: which array went bad (``positions``, ``density``, ``exact density``).
-        frame: index of its first bad frame; t: that frame's time.
-    """
-
-    exit_code = 1  # the command line's exit status: the settings were valid, the run was not
-
-    def __init__(self, what: str, frame: int, t: float, config: RunConfig):
-        self.what, self.frame, self.t = what, frame, t
-        super().__init__(
-            f"non-finite {what} from frame {frame} (t = {t:.4g}) on, with "
-            f"{describe(config)}; nothing was kept from this run"
-        )
-
-
-def describe(config: RunConfig) -> str:
-    """The settings that shape a run's numerics, in one short phrase."""
-    parts = [f"process {config.process}"]
-    if config.process == "vp":
-        parts.append(f"schedule {config.schedule} (beta {config.beta_min}..{config.beta_max})")
-    parts += [
-        f"dataset {config.dataset}", f"{config.direction} {config.kind}",
-        f"eta {config.noise_level:g}", f"solver {config.solver}", f"{config.steps} steps",
-    ]  # fmt: skip
-    return ", ".join(parts)
-
-
-def first_bad_frame(frames: torch.Tensor) -> int | None:
-    """Index of the first frame of (F, ...) with a NaN or infinite entry, or None."""
-    bad = ~torch.isfinite(frames.reshape(len(frames), -1)).all(1)
-    return int(bad.nonzero()[0]) if bool(bad.any()) else None
-
-
-def check_finite(what: str, frames, times, config: RunConfig) -> None:
-    """Raise :class:`NonFiniteRun` naming the first bad frame of (F, ...) ``frames``."""
-    frames = torch.as_tensor(frames)
-    bad = first_bad_frame(frames)
-    if bad is not None:
-        raise NonFiniteRun(what, bad, float(times[bad]), config)
 
 
 @dataclass

@@ -10,7 +10,8 @@ import models.simulate as simulate_module
 from app.cli import main
 from app.session.runner import Recomputer
 from app.session.state import FlowState
-from models.simulate import NonFiniteRun, RunConfig, simulate
+from models.nonfinite import NonFiniteRun
+from models.simulate import RunConfig, simulate
 
 T_BAD = 0.5
 
