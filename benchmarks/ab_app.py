@@ -8,7 +8,10 @@ and the ratio new / old.
 
     git worktree add /tmp/old <commit> && ln -s "$PWD/.venv" /tmp/old/.venv
     python benchmarks/ab_app.py --old /tmp/old [--new .] [--paused] [--repeats 5]
-        [--datasets 8gaussians moons ...]
+        [--datasets 8gaussians moons ... fm-sde] [--pde]
+
+Each data set is a β_max drag of a VP ODE run; ``fm-sde`` is the η drag of a flow-matching SDE
+run on 8 gaussians. ``--pde`` shows the density solved on the grid (issue 9's budget).
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ class _NoMeter:
         self.bytes = 0
 
 
+# case → (query, index of the slider handle dragged: 0 is η, 4 is β_max)
+CASES = {name: (f"?process=vp&dataset={name}", 4) for name in bench_app.DATASET_NAMES}
+CASES["fm-sde"] = ("?kind=sde&eta=0.5", 0)
+
+
 def serve(root: Path) -> tuple[subprocess.Popen, int]:
     port = bench_app.free_port()
     proc, _ = bench_app.start_server(port, [], root=str(root))
@@ -45,7 +53,9 @@ def main() -> None:
     parser.add_argument("--new", type=Path, default=Path("."), help="checkout B")
     parser.add_argument("--paused", action="store_true", help="drag with the player paused")
     parser.add_argument("--repeats", type=int, default=5, help="drags per page")
-    parser.add_argument("--datasets", nargs="+", default=list(bench_app.DATASET_NAMES))
+    parser.add_argument("--datasets", nargs="+", default=list(bench_app.DATASET_NAMES),
+                        choices=list(CASES))  # fmt: skip
+    parser.add_argument("--pde", action="store_true", help="the PDE as the density source")
     args = parser.parse_args()
     bench_app.Meter = _NoMeter
     roots = {"old": args.old.resolve(), "new": args.new.resolve()}
@@ -59,12 +69,15 @@ def main() -> None:
             for order in (("old", "new"), ("new", "old")):
                 for name in args.datasets:
                     for which in order:
-                        url = f"http://localhost:{servers[which][1]}/?process=vp&dataset={name}"
-                        lat, _ = bench_app.slider_latency(browser, url, 4, args.repeats,
+                        query, handle = CASES[name]
+                        query += "&density_source=pde" if args.pde else ""
+                        url = f"http://localhost:{servers[which][1]}/{query}"
+                        lat, _ = bench_app.slider_latency(browser, url, handle, args.repeats,
                                                           args.paused)  # fmt: skip
                         latencies.setdefault((name, which), []).extend(lat)
             mode = "paused" if args.paused else "playing"
-            print(f"β_max drag, VP ODE, {mode}; machine speed {speed:.2f} ms before, "
+            shown = "PDE density" if args.pde else "particles' density"
+            print(f"slider drag, {shown}, {mode}; machine speed {speed:.2f} ms before, "
                   f"{bench_app.machine_speed():.2f} ms after (quiet: 0.94)")  # fmt: skip
             for name in args.datasets:
                 old = statistics.median(latencies[(name, "old")])
