@@ -193,15 +193,34 @@ class _FrameDrift:
         return max(1, math.ceil(abs(self.h) * rate / cfl))
 
 
+@dataclass(frozen=True)
+class NoiseStep:
+    """One frame's noise, in one step: the Ornstein–Uhlenbeck transition X' = λX + √V·Z, which
+    carries the score's linear part with it (``lam`` set), or the heat step of variance V."""
+
+    variance: float
+    lam: float | None = None
+
+    @property
+    def carries_score(self) -> bool:
+        return self.lam is not None
+
+    def apply(self, rho: np.ndarray, grid: Grid) -> tuple[np.ndarray, float]:
+        """(ρ after the step, mass that left the box)."""
+        if self.carries_score:
+            return relax(rho, self.lam, self.variance, grid)
+        return diffuse(rho, self.variance, grid)
+
+
 def _noise_plan(path, sigma, eta, ts, t_noisy, grid):
-    """Each frame interval's noise step: ("relax", λ, V), the Ornstein–Uhlenbeck step with the
-    score's linear part; ("heat", variance); or None without noise (η = 0, or past
-    ``t_noisy``: ``_stochastic``). Relax where the noise dominates the signal (b ≥ a at both
-    frame ends), the components' width σ is known, and ``relaxes`` holds. Also 1/c²(t) at
-    each frame time (the score's linear part), NaN where unused."""
+    """Each frame interval's :class:`NoiseStep`, or None without noise (η = 0, or past
+    ``t_noisy``: ``_stochastic``). The step carries the score's linear part where the noise
+    dominates the signal (b ≥ a at both frame ends), the components' width σ is known, and
+    ``relaxes`` holds. Also 1/c²(t) at each frame time (the score's linear part), NaN where
+    unused."""
     t = np.asarray(ts, dtype=np.float64)
     frames = [i for i in range(len(t) - 1) if eta > 0 and _stochastic(t[i], t[i + 1], t_noisy)]
-    plan: list = [None] * (len(t) - 1)
+    plan: list[NoiseStep | None] = [None] * (len(t) - 1)
     inv_c2 = np.full(len(t), np.nan)  # read only where b ≥ a, where c² ≥ b² > 0
     if not frames:  # the ODE: no noise step, nothing to evaluate
         return plan, inv_c2
@@ -211,13 +230,13 @@ def _noise_plan(path, sigma, eta, ts, t_noisy, grid):
     np.divide(1.0, a**2 * (sigma or 0.0) ** 2 + b**2, out=inv_c2, where=noisy)
     t0, t1 = t[frames], t[[i + 1 for i in frames]]
     for i, var in zip(frames, noise_variances(path, eta, t0, t1), strict=True):
-        plan[i] = ("heat", var)
+        plan[i] = NoiseStep(var)
     both = [k for k, i in enumerate(frames) if noisy[i] and noisy[i + 1]]
     if sigma is not None and both:
         lam, var = ou_transitions(path, sigma, eta, t0[both], t1[both])
         for k, h_lam, h_var in zip(both, lam, var, strict=True):
             if relaxes(h_lam, h_var, grid):
-                plan[frames[k]] = ("relax", h_lam, h_var)
+                plan[frames[k]] = NoiseStep(h_var, h_lam)
     return plan, inv_c2
 
 
@@ -325,7 +344,7 @@ def solve(
         eta_k = eta if _stochastic(t0, t1, t_noisy) else 0.0
         ends = (fields_at(i, eta_k), fields_at(i + 1, eta_k))
         noise = plan[i]
-        if noise is not None and noise[0] == "relax":  # the score's linear part goes with it
+        if noise is not None and noise.carries_score:  # the score's linear part goes with it
             ends = (_score_remainder(ends[0], inv_c2[i], grid),
                     _score_remainder(ends[1], inv_c2[i + 1], grid))  # fmt: skip
         drift = _FrameDrift(ends, path, t0, t1, eta_k)
@@ -337,10 +356,7 @@ def solve(
         ub = drift.at(0.0, coef[0])
         for k in range(n):
             if noise and k == n // 2:  # Strang: the frame's noise between the advection's halves
-                if noise[0] == "relax":
-                    rho, lost = relax(rho, noise[1], noise[2], grid)
-                else:
-                    rho, lost = diffuse(rho, noise[1], grid)
+                rho, lost = noise.apply(rho, grid)
                 gone += lost
             ua, ub = ub, drift.at((k + 1) / n, coef[k + 1])
             rho, lost = advect(rho, ua, ub, dt, grid.cell, limiter)
