@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from app.ui.frames import (
     pack_contours,
     pack_grid,
     pack_particles,
+    positions_fine_enough,
     quantize,
     quantize_positions,
 )
@@ -101,6 +104,17 @@ def test_payload_of_the_default_run_is_its_positions():
     _, images = pack_grid(s.result, stacks=stacks_sent(s.density_source))
     total = nbytes(pack_particles(s.result)) + nbytes(images)
     assert 0.8e6 < total < 0.85e6
+
+
+def test_the_particles_density_travels_only_when_the_page_cannot_make_it(state):
+    """The page histograms int16 positions: faithful while their rounding step is a small
+    share of a cell. A run that flew far out (|x| ~ 80: a step of 3% of a cell) sends it."""
+    assert positions_fine_enough(state.result)
+    assert stacks_sent("particles", state.result) == ()
+    far = dataclasses.replace(state.result, trajectories=state.result.trajectories * 20)
+    assert np.abs(far.trajectories).max() > 50 and not positions_fine_enough(far)
+    assert stacks_sent("particles", far) == ("density",)
+    assert stacks_sent("exact", far) == ("exact",)  # a shown stack travels whatever the run
 
 
 def test_only_the_shown_stack_travels(state):

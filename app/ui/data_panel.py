@@ -44,14 +44,24 @@ committed.data = {xs: [xs], ys: [ys]};
 setTimeout(() => { strokes.data = {xs: [], ys: []}; }, 0);
 """
 
-# Bokeh calls a pointer held still for 300 ms a "press" and ignores the moves that follow it:
-# a stroke begun after a short pause was silently lost. No view here uses press gestures, so
-# while drawing a pause is allowed (Bokeh internals: if they move, drawing works as before).
-DRAW_MODE = """
-tool.active = cb_obj.active;
-try {
-  Bokeh.require("core/ui_gestures").UIGestures.press_threshold = cb_obj.active ? 1e9 : 300;
-} catch (e) { /* another Bokeh: keep its gestures */ }
+# Once the page has loaded (``DataPanel.on_page_ready``):
+# - Bokeh calls a pointer held still for 300 ms a "press" and ignores the moves that follow
+#   it, so a stroke begun after a short pause was silently lost. Nothing here uses press
+#   gestures (a held click becomes a tap), so the page does not wait for one: 1e9 ms, under
+#   setTimeout's 2³¹ ms cap (beyond it, it would fire at once). Bokeh internals: if they move,
+#   drawing works as before.
+# - The draw tool switched on or off in the toolbar (the pan tool takes the drag back) shows
+#   in the sidebar's toggle, which otherwise switches the tool (``tool.active``, JS only).
+ON_PAGE_READY = """
+try { Bokeh.require("core/ui_gestures").UIGestures.press_threshold = 1e9; }
+catch (e) { /* another Bokeh: keep its gestures */ }
+const toggle = [...tool.document.all_models].find(
+  (m) => m.css_classes !== undefined && m.css_classes.includes("flowscope-draw"));
+if (toggle !== undefined) {
+  tool.connect(tool.properties.active.change, () => {
+    if (toggle.active !== tool.active) { toggle.active = tool.active; }
+  });
+}
 """
 
 
@@ -83,9 +93,10 @@ class DataPanel(pn.viewable.Viewer):
         figure.js_on_event("tap", commit)
         self._committed.on_change("data", self._on_stroke)
         self.draw = pn.widgets.Toggle(name="✎ draw on the particle view", button_type="primary",
-                                      button_style="outline", sizing_mode="stretch_width")
+                                      button_style="outline", sizing_mode="stretch_width",
+                                      css_classes=["flowscope-draw"])  # fmt: skip
         # in the browser: the toolbar keeps one drag tool active (the pan tool goes off)
-        self.draw.jscallback(value=DRAW_MODE, args={"tool": self.tool})
+        self.draw.jscallback(value="tool.active = cb_obj.active;", args={"tool": self.tool})
         self.upload = pn.widgets.FileInput(accept=".csv,.txt,.npy,.npz", multiple=False,
                                            sizing_mode="stretch_width")  # fmt: skip
         # an empty file arrives as value None with a filename: watch both
@@ -99,6 +110,10 @@ class DataPanel(pn.viewable.Viewer):
                                                 button_type="light", sizing_mode="stretch_width")
         self.state.param.watch(self._describe, ["points", "dataset"])
         self._describe()
+
+    def on_page_ready(self, doc) -> None:
+        """Register the page-side setup of drawing (``ON_PAGE_READY``) with a served document."""
+        doc.js_on_event("document_ready", CustomJS(args={"tool": self.tool}, code=ON_PAGE_READY))
 
     # --- changes to the data set ------------------------------------------------------------
     def _current_points(self) -> np.ndarray | None:

@@ -36,6 +36,17 @@ def quantize_positions(positions: np.ndarray) -> tuple[np.ndarray, float]:
     return np.rint(positions.astype(np.float64) / scale).astype(np.int16), scale
 
 
+def positions_fine_enough(result: RunResult, share: float = 0.01) -> bool:
+    """Whether the page's histogram of the int16 positions is the server's density: their
+    rounding step (largest |coordinate| / 32767) is under ``share`` of a density cell, so that
+    hardly a particle changes cell. False for runs that flew far out of the view (a step or
+    two at a large β_max: |x| ~ 80 makes the step 3% of a cell), whose stack is then sent."""
+    largest = float(np.abs(result.trajectories).max()) if result.trajectories.size else 0.0
+    x0, x1, y0, y1 = result.extent
+    h, w = result.density.shape[1:]
+    return largest / 32767 < share * min((x1 - x0) / w, (y1 - y0) / h)
+
+
 def pack_particles(result: RunResult) -> dict[str, list]:
     """One-row columns: 'xy' [(T+1)·2·N int16, laid out (T+1, 2, N)] and its 'scale' (position =
     code · scale), 'label' [(N,) float32], 'n' [N], 'logp' [(T+1)·N float32, the carried

@@ -212,6 +212,8 @@ def create_app(**settings) -> pn.viewable.Viewable:
                          sizing_mode="stretch_width")),
     )  # fmt: skip
     data_panel = DataPanel(views.particle_fig, state=state)
+    if pn.state.curdoc is not None:
+        data_panel.on_page_ready(pn.state.curdoc)
     app = pn.Row(sidebar(state, data_panel), main, sizing_mode="stretch_width")
     if served:  # the page paints at once; its first run computes like any other, in turn
         runner.request()

@@ -32,6 +32,7 @@ from app.ui.frames import (
     pack_contours,
     pack_grid,
     pack_particles,
+    positions_fine_enough,
 )
 
 RENDER_JS = (Path(__file__).parent / "static" / "render.js").read_text()
@@ -50,9 +51,12 @@ TRAIL_CAP = 500  # newer and older half of a trail
 _STACK = {"particles": None, "exact": "exact", "pde": "pde"}
 
 
-def stacks_sent(source: str) -> tuple[str, ...]:
-    """The density stacks a run ships while ``source`` is the density shown."""
-    return () if _STACK[source] is None else (_STACK[source],)
+def stacks_sent(source: str, result=None) -> tuple[str, ...]:
+    """The density stacks ``result`` ships while ``source`` is the density shown: the particles'
+    own too when the page could not histogram them faithfully (``positions_fine_enough``)."""
+    if _STACK[source] is not None:
+        return (_STACK[source],)
+    return () if result is None or positions_fine_enough(result) else ("density",)
 
 
 class ClientPlayer(pn.widgets.Player):
@@ -260,7 +264,7 @@ class FlowViews(pn.viewable.Viewer):
         s = self.state
         changed = {e.name for e in events}
         if s.result is not None and "density_source" in changed:
-            _, images = pack_grid(s.result, stacks=stacks_sent(s.density_source))
+            _, images = pack_grid(s.result, stacks=stacks_sent(s.density_source, s.result))
             self.istore.data = images
         if s.result is not None and "overlay" in changed:
             self.astore.data = self._arrow_data()
@@ -313,10 +317,10 @@ class FlowViews(pn.viewable.Viewer):
         n_frames = len(result.times)
         # The extent is fixed by RunConfig; the figures' ranges are set once, at build.
         self.pstore.data = pack_particles(result)
-        # only what is shown travels: one density stack, one arrow field (or none)
+        # only what is shown travels: at most one density stack, one arrow field
         self.astore.data = self._arrow_data()
         self.cstore.data = pack_contours(result) if s.contours else {"xs": [], "ys": []}
-        rows, images = pack_grid(result, stacks=stacks_sent(s.density_source))
+        rows, images = pack_grid(result, stacks=stacks_sent(s.density_source, result))
         self.istore.data = images
         self.gstore.data = rows  # last: its length tells render.js the frame count
         # Only the bound: the browser owns the frame (render.js clamps it to the new run).

@@ -31,9 +31,16 @@ def to_page(page, x: float, y: float) -> tuple[float, float]:
     return left + (x + 4) / 8 * width, top + (4 - y) / 8 * height
 
 
-def draw(page, points, pause: float = 0.0) -> None:
-    """Draw a stroke through ``points`` (data units), holding still ``pause`` s after pressing."""
-    page.page.get_by_role("button", name="✎ draw on the particle view").click()
+DRAW_TOGGLE = ("[...Bokeh.documents[0].all_models]"
+               ".find((m) => m.label === '✎ draw on the particle view')")  # fmt: skip
+PRESS_MS = "Bokeh.require('core/ui_gestures').UIGestures.press_threshold"
+
+
+def draw(page, points, pause: float = 0.0, toggle: bool = True) -> None:
+    """Draw a stroke through ``points`` (data units), holding still ``pause`` s after pressing;
+    ``toggle``: switch draw mode on with the sidebar's button first."""
+    if toggle:
+        page.page.get_by_role("button", name="✎ draw on the particle view").click()
     time.sleep(0.5)
     at = [to_page(page, *p) for p in points]  # read before pressing: nothing slows the stroke
     mouse = page.page.mouse
@@ -82,6 +89,21 @@ def test_drawing_with_the_mouse_makes_the_data_set_and_a_new_run(app):
     again = app("?" + urlparse(page.page.url).query)
     np.testing.assert_allclose(final_positions(again), final, atol=1e-3)
     assert notice_text(again) == "" and again.errors == []
+
+
+def test_the_toolbar_draw_tool_draws_after_a_pause_and_shows_in_the_toggle(app):
+    page = app()
+    assert page.js(f"() => {PRESS_MS}") > 1e6  # a pointer held still is no press here
+    page.page.locator('[title="Draw your own data"]').first.click()
+    page.page.wait_for_function(f"() => {DRAW_TOGGLE}.active")
+    page.store_marker()
+    draw(page, [(-2.0, 0.0), (2.0, 0.0)], pause=0.6, toggle=False)
+    page.wait_store_changed()
+    assert "dataset=points" in page.page.url
+    # the pan tool takes the drag back, and the sidebar's toggle shows draw mode off
+    page.page.locator('[title="Pan"]').first.click()
+    page.page.wait_for_function(f"() => !{DRAW_TOGGLE}.active")
+    assert page.errors == []
 
 
 def _csv(rows: str) -> bytes:

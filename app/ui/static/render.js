@@ -3,10 +3,12 @@
 // whole frame back to the server over the websocket. Inputs (CustomJS args):
 //   cursor   {frame: [i]}                  the current frame, kept client-side only
 //   settings {trail, density, overlay, contours}   display settings pushed by the server
-//   pstore   {xy: [(T+1)·2·N int16], scale: [s], label: [N], n: [N]}   positions of every
-//            frame, (T+1, 2, N), position = code · s
+//   pstore   {xy: [(T+1)·2·N int16], scale: [s], label: [N], n: [N], logp: [(T+1)·N],
+//            grid: [(x0, x1, y0, y1, bandwidth)]}   positions of every frame, (T+1, 2, N),
+//            position = code · s; the carried log-density; the density grid's geometry
 //   gstore   {t, peak, exact_peak, pde_peak, pde_mass, pde_tv}   one row per frame
-//   istore   {density, exact, pde: [(F, H, W)]}   uint8 density stacks
+//   istore   {density, exact, pde: [(F, H, W)]}   uint8 density stacks, (0, H, W) when not
+//            sent (the particles' own is then made here from pstore)
 //   astore   {x: [P], y: [P], velocity: [(T+1)·2·P], score, drift}   overlay arrows
 //   cstore   {xs, ys}                      contour lines of every frame
 const started = performance.now();
@@ -112,7 +114,8 @@ const stack = source === "exact" ? istore.data.exact
   : source === "pde" ? istore.data.pde : istore.data.density;
 if (stack !== undefined && stack.length) {
   // (F, H, W) uint8 stack, or (0, H, W) when not sent: frame i as a 2D NDArray of Bokeh's own
-  // class (copies H·W bytes). An empty exact or PDE stack draws nothing until it arrives.
+  // class (copies H·W bytes). An empty exact or PDE stack leaves the image as it was until
+  // the stack arrives.
   const D = stack[0], h = D.shape[1], w = D.shape[2];
   const grid = ps.grid === undefined || !ps.grid.length ? undefined : ps.grid[0];
   const codes = D.shape[0] === nframes ? new Uint8Array(D.buffer, D.byteOffset + i * h * w, h * w)
