@@ -65,13 +65,19 @@ def start_server(port: int, extra: list[str], root: str | None = None,
     proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port), *extra],
                             cwd=root, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    for _ in range(600):
+    wait_until_up(port)
+    return proc, start
+
+
+def wait_until_up(port: int, seconds: float = 30.0) -> None:
+    """Return once the server on ``port`` answers its liveness check (or after ``seconds``)."""
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
         try:
             urllib.request.urlopen(f"http://localhost:{port}/liveness", timeout=1)
-            break
+            return
         except OSError:
             time.sleep(0.05)
-    return proc, start
 
 
 class Meter:

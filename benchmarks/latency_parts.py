@@ -9,7 +9,8 @@ For the last drag it also prints the server's timeline, in ms after the release.
     python benchmarks/latency_parts.py "?process=vp&dataset=spirals" [--repeats 6] [--handle 4]
         [--playing]
 
-Handle 4 is β_max, 0 is η (see bench_app). Times are epoch milliseconds on both sides.
+Handle 4 is β_max (VP runs only: pass process=vp), 0 is η (see bench_app). Times are epoch
+milliseconds on both sides.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -94,12 +94,7 @@ def main() -> None:
     )  # fmt: skip
     rows = []
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"http://localhost:{port}/liveness", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
+        bench_app.wait_until_up(port)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=shutil.which("chromium"),
                                         args=bench_app.ARGS)  # fmt: skip

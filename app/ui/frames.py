@@ -31,9 +31,13 @@ def quantize_positions(positions: np.ndarray) -> tuple[np.ndarray, float]:
     One scale for the whole run (the largest |coordinate| maps to 32767): at the app's 8 data
     units per 400 px the error is under 0.01 px, and the payload halves against float32.
     """
-    largest = float(np.abs(positions).max()) if positions.size else 0.0
-    scale = largest / 32767 if largest > 0 else 1.0
+    scale = position_step(positions) or 1.0
     return np.rint(positions.astype(np.float64) / scale).astype(np.int16), scale
+
+
+def position_step(positions: np.ndarray) -> float:
+    """The int16 codes' step for these positions: the largest |coordinate| / 32767 (0 if none)."""
+    return float(np.abs(positions).max()) / 32767 if positions.size else 0.0
 
 
 def positions_fine_enough(result: RunResult, share: float = 0.01) -> bool:
@@ -41,10 +45,9 @@ def positions_fine_enough(result: RunResult, share: float = 0.01) -> bool:
     rounding step (largest |coordinate| / 32767) is under ``share`` of a density cell, so that
     hardly a particle changes cell. False for runs that flew far out of the view (a step or
     two at a large β_max: |x| ~ 80 makes the step 3% of a cell), whose stack is then sent."""
-    largest = float(np.abs(result.trajectories).max()) if result.trajectories.size else 0.0
     x0, x1, y0, y1 = result.extent
     h, w = result.density.shape[1:]
-    return largest / 32767 < share * min((x1 - x0) / w, (y1 - y0) / h)
+    return position_step(result.trajectories) < share * min((x1 - x0) / w, (y1 - y0) / h)
 
 
 def pack_particles(result: RunResult) -> dict[str, list]:
