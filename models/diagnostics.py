@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 MOST = 0.5  # "most particles": more than this share outside the view in some frame
+FAR_OUTSIDE = 0.01  # warn when more than this fraction of user points lies outside the view
 
 
 def left_view(
@@ -45,3 +46,17 @@ def left_view(
            else f"T = {steps} is too few steps for this run")  # fmt: skip
     return (f"{share[frame]:.0%} of the particles left the view at t = {times[frame]:.2f} "
             f"(up to |x| = {far:.3g}): {why}. Try more steps.")  # fmt: skip
+
+
+def outside_view(points: np.ndarray | None, extent: tuple[float, ...]) -> str | None:
+    """A one-line warning when user points (M, 2) lie outside the view (their density frames
+    come out empty), else None (also for no points)."""
+    if points is None:
+        return None
+    x0, x1, y0, y1 = extent
+    x, y = points[:, 0], points[:, 1]
+    outside = int(((x < x0) | (x > x1) | (y < y0) | (y > y1)).sum())
+    if outside <= FAR_OUTSIDE * len(points):
+        return None
+    return (f"{outside} of {len(points)} points lie outside the view [{x0:g}, {x1:g}] x "
+            f"[{y0:g}, {y1:g}]: frames near the data show little or no density")  # fmt: skip

@@ -20,8 +20,9 @@ import torch
 from torch import Tensor
 
 from models.density import Grid
+from models.fields import ExactField
 from models.paths import GaussianPath
-from models.samplers import Field
+from models.samplers import Field, time_grid
 
 DIVERGENCES = ("exact", "hutchinson")
 
@@ -110,3 +111,30 @@ def model_log_density(field: Field, path: GaussianPath, t: float, grid: Grid, st
                           solver, method)
     b1 = float(path.coefficients(torch.tensor(1.0, dtype=torch.float64)).b)
     return (gaussian_log_density(traj[-1], b1) - acc[-1]).reshape(grid.shape)
+
+
+def carried_trajectories(config, path: GaussianPath, data, reference, field, generator,
+                         callback=None):  # fmt: skip
+    """The ODE run of ``models.simulate.trajectories`` (same particles) with log p_t carried
+    along. ``config``: the run's settings (a ``RunConfig``: particles, steps, direction, solver,
+    device); ``reference``: the data mixture (a ``Reference``).
+
+    The start density is the one the particles are drawn from: the data mixture (forward) or
+    the prior N(0, b(1)² I) (reverse). Returns (trajectories (T+1, N, 2), times (T+1,),
+    labels (N,), log-densities (T+1, N)).
+    """
+    n, steps = config.particles, config.steps
+    if config.direction == "forward":
+        x, labels = data.sample(n, generator, device=config.device)
+        times = time_grid(0.0, 1.0, steps)
+        mixture = ExactField(path, reference, device=config.device)
+        logp0 = mixture.log_density(x, 0.0)  # the data density (built-in sets are mixtures)
+    else:
+        times = time_grid(1.0, 0.0, steps)
+        x = path.prior(n, 1.0, generator, device=config.device)
+        b1 = float(path.coefficients(torch.tensor(1.0, dtype=torch.float64)).b)
+        logp0 = gaussian_log_density(x, b1)
+    traj, logp = integrate(field, x, times, logp0, config.solver, callback=callback)
+    if config.direction == "reverse":
+        labels = field.nearest_label(traj[-1], 0.0)
+    return traj, times, labels.cpu(), logp

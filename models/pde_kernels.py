@@ -27,7 +27,7 @@ LIMITERS = ("minmod", "vanleer", "mc")
 DEFAULT_LIMITER = "mc"
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _slope(dm: float, dp: float, limiter: int) -> float:
     """Limited slope of a cell from its left (dm) and right (dp) differences."""
     if dm * dp <= 0.0:
@@ -40,7 +40,7 @@ def _slope(dm: float, dp: float, limiter: int) -> float:
     return mag if dm > 0.0 else -mag
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _rate(rho, ux, uy, inv_dx, inv_dy, limiter, out):
     """−∇·(uρ) per cell into ``out`` (H, W); returns the outflow rate through the edges
     (mass per unit time). ux: (H, W+1) on the x-faces, uy: (H+1, W) on the y-faces."""
@@ -96,7 +96,7 @@ def _rate(rho, ux, uy, inv_dx, inv_dy, limiter, out):
     return outflow
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _ssp_rk2(rho, u0x, u0y, u1x, u1y, dt, inv_dx, inv_dy, limiter):
     rate = np.empty_like(rho)
     out0 = _rate(rho, u0x, u0y, inv_dx, inv_dy, limiter, rate)
@@ -125,7 +125,7 @@ def advect(rho, u0, u1, dt: float, cell: tuple[float, float], limiter: str = DEF
     return new, float(lost)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _mix(out, v0, v1, s0, s1, w, coef, sign):
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):
@@ -147,7 +147,7 @@ def mix_drift(v0, v1, s0, s1, w: float, coef: float, sign: float) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _outflow_rate(vx, vy, sx, sy, coef, sign, inv_dx, inv_dy):
     h, w = vy.shape[0] - 1, vx.shape[1] - 1
     worst = 0.0

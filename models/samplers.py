@@ -7,6 +7,8 @@ Every sampler has one signature, after k-diffusion::
 ``field(x, t, want)`` returns a dict of (N, 2) tensors (see :class:`models.fields.ExactField`);
 ``times`` is the (T+1,) grid, increasing for forward runs and decreasing for reverse runs. Index 0
 of the result is the start ``x``. ``callback`` gets ``{"i", "t", "x"}`` after every step.
+``generator`` is a ``torch.Generator`` (or None), or a noise source with ``draw(x)``: a row
+block's share of each step's noise when a run is split over threads (``models/parallel.py``).
 
 The η-family with the same marginals as the forward process, for a step h = t_next − t of either
 sign, is
@@ -42,7 +44,10 @@ def eta_drift(
     return out["velocity"] + math.copysign(0.5 * eta**2 * g2, h) * out["score"]
 
 
-def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
+def _noise(x: Tensor, generator) -> Tensor:
+    """Standard normal noise shaped like x, from a generator or a noise source (see above)."""
+    if hasattr(generator, "draw"):
+        return generator.draw(x)
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 

@@ -14,10 +14,17 @@ import torch
 
 from models.datasets import DATASETS, Dataset, make_dataset
 from models.density import DEFAULT_BANDWIDTH, Grid, histogram_density, mixture_density
-from models.diagnostics import left_view
+from models.diagnostics import left_view, outside_view
 from models.fields import ExactField
-from models.logdensity import gaussian_log_density, integrate
+from models.logdensity import carried_trajectories
 from models.nonfinite import NonFiniteRun, check_finite
+from models.parallel import (
+    PartStops,
+    in_parallel,
+    particle_blocks,
+    run_in_blocks,
+    worth_a_thread,
+)
 from models.paths import PATHS, GaussianPath, make_path
 from models.samplers import (
     SAMPLERS,
@@ -30,7 +37,6 @@ from models.samplers import (
 from models.schedules import SCHEDULES, make_schedule
 
 MAX_STEPS = 1000
-FAR_OUTSIDE = 0.01  # warn when more than this fraction of user points lies outside the view
 MAX_PARTICLES = 50_000
 KINDS = ("ode", "sde", "conditional")
 DIRECTIONS = ("forward", "reverse")
@@ -200,35 +206,55 @@ def build(
     return path, data, ExactField(path, data.reference(config.n_reference), device=config.device)
 
 
+def run_times(config: RunConfig, path: GaussianPath) -> torch.Tensor:
+    """The run's time grid (T+1,), float64, in the order its frames are shown: from 0 for
+    forward runs, from (about) 1 for reverse runs, SDE runs starting where the path allows."""
+    eta, steps = config.noise_level, config.steps
+    forward = config.direction == "forward"
+    if config.kind == "conditional" or (forward and config.kind == "sde" and eta == 1.0):
+        times = time_grid(0.0, 1.0, steps)  # no sampler: closed forms
+        return times if forward else times.flip(0)
+    if forward:
+        return time_grid(0.0, path.stochastic_start(eta, steps), steps)
+    return time_grid(path.stochastic_start(eta, steps), 0.0, steps)
+
+
 def trajectories(
-    config: RunConfig, path, data, field, generator, callback=None
+    config: RunConfig, path, data, field, generator, callback=None, workers: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the sampler the configuration names.
+    """Run the sampler the configuration names, in row blocks on up to ``workers`` threads
+    where that pays (``models/parallel.py``: the same numbers either way).
 
     Returns (trajectories (T+1, N, 2), times (T+1,), labels (N,)).
     """
-    device, eta, n, steps = config.device, config.noise_level, config.particles, config.steps
+    device, eta, n = config.device, config.noise_level, config.particles
+    times = run_times(config, path)
     if config.direction == "forward" or config.kind == "conditional":
         x0, labels = data.sample(n, generator, device=device)
-        times = time_grid(0.0, 1.0, steps)
-        if config.kind == "conditional":
-            traj = conditional_paths(path, x0, times, generator)
+        if config.kind == "conditional":  # played from noise to data for reverse runs
+            forward = times if config.direction == "forward" else times.flip(0)
+            traj = conditional_paths(path, x0, forward, generator)
+            traj = traj if config.direction == "forward" else traj.flip(0)
         elif config.kind == "sde" and eta == 1.0:
             traj = forward_sde_exact(path, x0, times, generator)
         else:  # ODE, or the η-family forward for 0 < η < 1
-            times = time_grid(0.0, path.stochastic_start(eta, steps), steps)
             sampler = SAMPLERS[config.solver if eta == 0 else "euler"]
-            traj = sampler(field, path, x0, times, eta, generator, callback)
-        if config.direction == "reverse":  # conditional paths played from noise to data
-            traj, times = traj.flip(0), times.flip(0)
+            traj = _sample(sampler, field, path, x0, times, eta, generator, callback, workers)
         return traj, times, labels.cpu()
-    start = path.stochastic_start(eta, steps)
-    times = time_grid(start, 0.0, steps)
-    x1 = path.prior(n, start, generator, device=device)
+    x1 = path.prior(n, float(times[0]), generator, device=device)
     sampler = SAMPLERS[config.solver] if eta == 0 else sample_euler
-    traj = sampler(field, path, x1, times, eta, generator, callback)
+    traj = _sample(sampler, field, path, x1, times, eta, generator, callback, workers)
     labels = field.nearest_label(traj[-1], 0.0).cpu()
     return traj, times, labels
+
+
+def _sample(sampler, field, path, x, times, eta, generator, callback, workers: int):
+    """``sampler(...)``, in row blocks on threads where the work per step is large."""
+    blocks = particle_blocks(field, len(x), workers)
+    if blocks == 1:
+        return sampler(field, path, x, times, eta, generator, callback)
+    return run_in_blocks(sampler, field, path, x, times, eta, generator, callback, blocks,
+                         cancelled=(Cancelled,))  # fmt: skip
 
 
 def simulate(
@@ -237,6 +263,7 @@ def simulate(
     should_stop=None,
     exact_cache=None,
     make_field=None,
+    workers: int = 1,
 ) -> RunResult:
     """Validate, sample and grid one run.
 
@@ -250,6 +277,9 @@ def simulate(
         make_field: optional ``(path, exact_field) -> field`` for the field that moves the
             particles (a learned one; it may colour them with the exact field); the exact
             density stays the closed form.
+        workers: threads the run may use at once (``models/parallel.py``): its particles in
+            row blocks where that pays, and the PDE beside the particles. For callers whose
+            torch computes on one thread (the server); the numbers do not depend on it.
     """
     config.validate()
     path, data, field = build(config, dataset)
@@ -264,24 +294,28 @@ def simulate(
             if not bool(torch.isfinite(info["x"]).all()):
                 raise NonFiniteRun("positions", info["i"] + 1, info["t"], config)
 
-    log_density = None
-    if config.log_density:
-        traj, times, labels, log_density = carried_trajectories(
-            config, path, data, run_field, generator, callback
-        )
-    else:
-        traj, times, labels = trajectories(config, path, data, run_field, generator, callback)
-    callback(None)
-    check_finite("positions", traj, times, config)  # runs without a per-step callback too
-    grid = Grid(tuple(config.extent), (config.resolution, config.resolution))
-    solved = None
-    if config.pde:  # conditional paths have the ODE's marginals
-        from models import pde  # loads numba (~0.5-1 s): only for runs that solve the PDE
+    def particles(callback, workers: int = 1):
+        if config.log_density:
+            return carried_trajectories(config, path, data, _data_mixture(config, data, field),
+                                        run_field, generator, callback)  # fmt: skip
+        return (*trajectories(config, path, data, run_field, generator, callback, workers), None)
 
-        eta = 0.0 if config.kind == "conditional" else config.noise_level
-        mixture = _data_mixture(config, data, field)  # the start density: the data's own
-        solved = pde.solve_run(run_field, path, mixture, times, eta, grid,
-                               callback=lambda _i: callback(None))  # the particles' field
+    grid = Grid(tuple(config.extent), (config.resolution, config.resolution))
+    solve = _pde_solver(config, path, data, field, run_field, grid)
+    beside = workers > 1 and worth_a_thread(run_field, config.particles)
+    if solve is not None and beside:  # the PDE needs nothing of the particles
+        stops = PartStops(cancelled=(Cancelled,))
+        after = config.steps + 1  # the serial run meets the PDE's failures after its particles'
+        parts = [lambda: particles(stops.wrap(callback), workers - 1),
+                 lambda: solve(stops.wrap(lambda _i: callback(None), lambda i: after + i))]
+        (traj, times, labels, log_density), solved = in_parallel(parts, stops, [-2, after])
+        callback(None)
+        check_finite("positions", traj, times, config)
+    else:
+        traj, times, labels, log_density = particles(callback, workers)
+        callback(None)
+        check_finite("positions", traj, times, config)  # runs without a per-step callback too
+        solved = None if solve is None else solve(lambda _i: callback(None))
     density = histogram_density(traj, grid, config.bandwidth)
     check_finite("density", density, times, config)
     exact = None
@@ -303,61 +337,37 @@ def simulate(
         pde_mass=None if solved is None else solved.mass,
         pde_outflow=None if solved is None else solved.outflow,
         log_density=None if log_density is None else log_density.float().cpu().numpy(),
-        warnings=_outside_view(dataset, config) + _left_view(positions, times, config),
+        warnings=_warnings(dataset, positions, times, config),
     )
 
 
-def _left_view(positions: np.ndarray, times, config: RunConfig) -> tuple[str, ...]:
-    """A warning when most particles left the view in some frame (too few SDE steps, say)."""
-    warning = left_view(positions, times.cpu().numpy(), tuple(config.extent), config.kind,
-                        config.noise_level)  # fmt: skip
-    return (warning,) if warning else ()
+def _warnings(dataset: Dataset | None, positions: np.ndarray, times, config) -> tuple[str, ...]:
+    """What the run's picture shows but its numbers do not say: user points outside the view,
+    particles that left it."""
+    found = (outside_view(getattr(dataset, "points", None), tuple(config.extent)),
+             left_view(positions, times.cpu().numpy(), tuple(config.extent), config.kind,
+                       config.noise_level))  # fmt: skip
+    return tuple(w for w in found if w)
 
 
-def _outside_view(dataset: Dataset | None, config: RunConfig) -> tuple[str, ...]:
-    """A warning when user points lie outside the view (their density frames come out empty)."""
-    points = getattr(dataset, "points", None)
-    if points is None:
-        return ()
-    x0, x1, y0, y1 = config.extent
-    x, y = points[:, 0], points[:, 1]
-    outside = int(((x < x0) | (x > x1) | (y < y0) | (y > y1)).sum())
-    if outside <= FAR_OUTSIDE * len(points):
-        return ()
-    return (
-        f"{outside} of {len(points)} points lie outside the view [{x0:g}, {x1:g}] x "
-        f"[{y0:g}, {y1:g}]: frames near the data show little or no density",
-    )
+def _pde_solver(config: RunConfig, path, data, field, run_field, grid):
+    """``solve(callback)`` of the run's PDE (on the particles' field, from the data's own
+    density), or None if the run has none."""
+    if not config.pde:
+        return None
+    from models import pde  # loads numba (~0.5-1 s): only for runs that solve the PDE
+
+    eta = 0.0 if config.kind == "conditional" else config.noise_level  # the ODE's marginals
+    mixture = _data_mixture(config, data, field)
+    times = run_times(config, path)
+    return lambda callback: pde.solve_run(run_field, path, mixture, times, eta, grid,
+                                          callback=callback)  # fmt: skip
 
 
 def _data_mixture(config: RunConfig, data, field):
     """The data set's mixture (the start of forward runs), also for fields that are not exact."""
     reference = getattr(field, "reference", None)
     return reference if reference is not None else data.reference(config.n_reference)
-
-
-def carried_trajectories(config: RunConfig, path, data, field, generator, callback=None):
-    """The ODE run of :func:`trajectories` (same particles) with log p_t carried along.
-
-    The start density is the one the particles are drawn from: the data mixture (forward) or
-    the prior N(0, b(1)² I) (reverse). Returns (trajectories (T+1, N, 2), times (T+1,),
-    labels (N,), log-densities (T+1, N)).
-    """
-    n, steps = config.particles, config.steps
-    if config.direction == "forward":
-        x, labels = data.sample(n, generator, device=config.device)
-        times = time_grid(0.0, 1.0, steps)
-        mixture = ExactField(path, _data_mixture(config, data, field), device=config.device)
-        logp0 = mixture.log_density(x, 0.0)  # the data density (built-in sets are mixtures)
-    else:
-        times = time_grid(1.0, 0.0, steps)
-        x = path.prior(n, 1.0, generator, device=config.device)
-        b1 = float(path.coefficients(torch.tensor(1.0, dtype=torch.float64)).b)
-        logp0 = gaussian_log_density(x, b1)
-    traj, logp = integrate(field, x, times, logp0, config.solver, callback=callback)
-    if config.direction == "reverse":
-        labels = field.nearest_label(traj[-1], 0.0)
-    return traj, times, labels.cpu(), logp
 
 
 def exact_frames(config: RunConfig, times, dataset: Dataset | None = None, cache=None):

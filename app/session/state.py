@@ -7,6 +7,7 @@ or Bokeh, so it is tested by setting parameters and reading arrays.
 from __future__ import annotations
 
 import json
+import os
 import weakref
 
 import param
@@ -47,6 +48,13 @@ COMPUTE_PARAMS = (
 MAX_TRAIN_SIZE = 4000  # M in the app: the exact field of M points costs N x M per step
 DATA_PARAMS = ("points",)  # also recompute, but travel in the URL in their own form
 DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "shade", "fps", "loop")
+
+
+def run_workers() -> int:
+    """Threads a run may use at once (``models/parallel.py``): the cores, up to 4, where torch
+    computes on one thread (the server on a small machine); else 1, as torch's own threads
+    already share the cores."""
+    return min(os.cpu_count() or 1, 4) if torch.get_num_threads() == 1 else 1
 
 
 def _devices() -> list[str]:
@@ -260,7 +268,8 @@ class FlowState(param.Parameterized):
         dataset = data if data is not None else make_dataset(self.dataset)
         make_field, info, note = resolve(self, dataset, self._weights_cache)
         result = simulate(config, dataset=data, should_stop=should_stop,
-                          exact_cache=self._exact_cache, make_field=make_field)  # fmt: skip
+                          exact_cache=self._exact_cache, make_field=make_field,
+                          workers=run_workers())  # fmt: skip
         info.update(self._memorization(result, dataset, m, train_key))
         result.meta = json.dumps({**json.loads(result.meta), **info}, sort_keys=True)
         if note:

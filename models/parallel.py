@@ -1,0 +1,194 @@
+"""One run's independent parts on several threads: the same numbers, less waiting for them.
+
+Particles do not interact: under a given field each row of the (N, 2) positions follows its own
+path, so a run of N particles is its row blocks' runs side by side. And the PDE needs nothing
+of the particles. Where torch computes on one thread (the server, whose browser needs the other
+core: ``app/server.py``), these parts can run at once on free cores:
+
+- each block on its own Python thread, its torch operations on that thread (torch releases
+  the GIL inside them), so no barrier per operation: an OpenMP team with more threads than free
+  cores stalls at each one (measured 2-3x slower while the page played);
+- only where each step's operations are large (:func:`worth_a_thread`): small ones spend
+  their time handing the GIL to and fro (measured on 2 cores, reverse VP, N = 2000, T = 100:
+  spirals 140 → 87 ms in two blocks, swiss roll 144 → 97, circles 130 → 75, but 2 moons
+  50 → 73 and 8 gaussians 21 → 53). The PDE, whose loop is Python around small kernels, goes
+  beside the particles by the same rule (beside 8 gaussians' particles it was no faster).
+
+The result does not depend on the split. The SDE's noise of each step is drawn for all N rows
+at once, in step order, from the run's one generator (:class:`StepNoise`); each block takes its
+rows, so every particle gets the numbers the serial run gives it. A failing block (a non-finite
+position, a superseded run) stops the others, and the failure reported is the one the serial
+run would meet first.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import torch
+from torch import Tensor
+
+# Exponentials (or multiply-adds) per step below which blocks lose to one thread: measured
+# 2.6e5 (2 moons, N = 2000) 1.45x slower in two blocks, 6.7e5 (circles) 1.7x faster.
+MIN_WORK_PER_STEP = 5e5
+
+
+def worth_a_thread(field, n: int) -> bool:
+    """Whether n particles' steps on ``field`` are work enough to share with another thread:
+    the field says its work per point (``work_per_point``), and n times it is large enough."""
+    return n * getattr(field, "work_per_point", 0) >= MIN_WORK_PER_STEP
+
+
+def particle_blocks(field, n: int, workers: int) -> int:
+    """How many row blocks to run n particles in, with ``workers`` threads allowed."""
+    if workers < 2 or not worth_a_thread(field, n):
+        return 1
+    return int(min(workers, n // 256 or 1))
+
+
+class StepNoise:
+    """Each step's Gaussian noise for all rows, shape (N, 2), drawn in step order from one
+    generator, shared by the row blocks of a split run (:meth:`rows`)."""
+
+    def __init__(self, generator: torch.Generator | None, like: Tensor, blocks: int):
+        self._generator, self._like, self._blocks = generator, like, blocks
+        self._drawn: dict[int, list] = {}  # step -> [noise (N, 2), blocks yet to take it]
+        self._lock = threading.Lock()
+
+    def _take(self, step: int) -> Tensor:
+        with self._lock:
+            if step not in self._drawn:  # steps are drawn in order: each block asks in order
+                like = self._like
+                self._drawn[step] = [torch.randn(like.shape, generator=self._generator,
+                                                 dtype=like.dtype, device=like.device),
+                                     self._blocks]  # fmt: skip
+            entry = self._drawn[step]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._drawn[step]
+            return entry[0]
+
+    def rows(self, start: int, stop: int) -> NoiseRows:
+        """The noise source of the block of rows start:stop."""
+        return NoiseRows(self, start, stop)
+
+
+class NoiseRows:
+    """A block's view of a :class:`StepNoise`: ``draw(x)`` gives its rows of the next step."""
+
+    def __init__(self, noise: StepNoise, start: int, stop: int):
+        self._noise, self._start, self._stop, self._step = noise, start, stop, 0
+
+    def draw(self, x: Tensor) -> Tensor:
+        out = self._noise._take(self._step)[self._start:self._stop]
+        self._step += 1
+        return out
+
+
+class _Abandoned(Exception):
+    """A block stops because another failed first (never leaves this module)."""
+
+
+class PartStops:
+    """The parts of one run stop together.
+
+    Their callbacks are called one at a time (a callback may hand the compute turn to another
+    session: ``app/session/fairshare.py``). A failure at step i stops the other parts at step
+    i: their earlier steps still run, so that the failure reported is the first in step order,
+    as in the serial run. A superseded run (one of ``cancelled``) stops them all at once.
+    """
+
+    def __init__(self, cancelled=()):
+        self._cancelled = tuple(cancelled)
+        self._lock = threading.Lock()
+        self._stop_at: float = float("inf")
+        self._failures: list[tuple[float, BaseException]] = []
+
+    def _fail(self, step: float, exc: BaseException) -> None:
+        first = -1 if isinstance(exc, self._cancelled) else step
+        self._failures.append((first, exc))
+        self._stop_at = min(self._stop_at, first)
+
+    def wrap(self, callback, step_of=lambda info: info["i"]):
+        """``callback`` for one part, called under the parts' lock; ``step_of(info)`` is the
+        step that its failures are ordered by."""
+
+        def wrapped(info) -> None:
+            step = step_of(info)
+            with self._lock:
+                if step >= self._stop_at:
+                    raise _Abandoned
+                try:
+                    if callback is not None:
+                        callback(info)
+                except BaseException as exc:
+                    self._fail(step, exc)
+                    raise
+
+        return wrapped
+
+    def run(self, fn, step: float = -2):
+        """``fn()``, or None if it stopped because a part failed; a failure of its own outside
+        its callback counts at ``step``."""
+        try:
+            return fn()
+        except _Abandoned:
+            return None
+        except BaseException as exc:
+            with self._lock:
+                if not any(e is exc for _, e in self._failures):
+                    self._fail(step, exc)
+            return None
+
+    def raise_first(self) -> None:
+        """Re-raise the failure that comes first in step order, if any part failed."""
+        if self._failures:
+            raise min(self._failures, key=lambda f: f[0])[1]
+
+
+def in_parallel(parts: list, stops: PartStops, steps: list[float] | None = None) -> list:
+    """Run the zero-argument callables ``parts`` at once (the first on this thread) and return
+    their results in order; re-raises the first failure (see :class:`PartStops`). ``steps``:
+    where each part's failures outside its callback count (default: first).
+
+    Each part has a thread of its own, not one from a shared pool. In the server, runs take
+    turns (:class:`app.session.fairshare.FairTurns`) and a part waits for the turn between
+    steps: with a pool, other runs' parts waiting for the turn could fill it, while the run
+    holding the turn waits for its own part, queued behind them, forever.
+    """
+    steps = steps or [-2] * len(parts)
+    results: list = [None] * len(parts)
+
+    def run(k: int) -> None:
+        results[k] = stops.run(parts[k], steps[k])
+
+    threads = [threading.Thread(target=run, args=(k,), name="flowscope-part", daemon=True)
+               for k in range(1, len(parts))]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    run(0)
+    for thread in threads:
+        thread.join()
+    stops.raise_first()
+    return results
+
+
+def run_in_blocks(sampler, field, path, x: Tensor, times, eta: float, generator, callback,
+                  blocks: int, cancelled=()) -> Tensor:  # fmt: skip
+    """``sampler(field, path, x, times, eta, generator, callback)`` run on ``blocks`` row
+    blocks of x (N, 2) at once; returns the trajectories (T+1, N, 2), equal to the serial
+    run's up to the rounding of the field's own arithmetic on fewer rows.
+
+    ``cancelled``: exception types that stop every block at once (a superseded run).
+    """
+    n = len(x)
+    bounds = [n * k // blocks for k in range(blocks + 1)]
+    noise = StepNoise(generator, x, blocks)
+    stops = PartStops(cancelled)
+    parts = [
+        (lambda lo=lo, hi=hi: sampler(field, path, x[lo:hi], times, eta, noise.rows(lo, hi),
+                                      stops.wrap(callback)))
+        for lo, hi in itertools.pairwise(bounds)
+    ]  # fmt: skip
+    return torch.cat(in_parallel(parts, stops), 1)

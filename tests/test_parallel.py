@@ -1,0 +1,188 @@
+"""A run's parts on several threads (models/parallel.py) give the serial run's numbers, stop
+together, and report the failure the serial run meets first."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from models.learned import Architecture, LearnedField, build_network
+from models.nonfinite import NonFiniteRun
+from models.parallel import particle_blocks, run_in_blocks
+from models.samplers import Cancelled, sample_euler, sample_heun, time_grid
+from models.simulate import RunConfig, build, simulate
+
+
+class Linear:
+    """v = −x (score −x): each row's arithmetic is the same in any block, so split and serial
+    runs must agree bit for bit, noise included. Heavy enough on paper to be split."""
+
+    work_per_point = 10**6
+
+    def __call__(self, x, t, want=("velocity",)):
+        return {k: -x for k in want}
+
+    def nearest_label(self, x, t):
+        return torch.zeros(len(x), dtype=torch.long)
+
+
+class NaNFrom:
+    """The exact field, NaN at points with lo < x ≤ hi from t_bad on (reverse runs), for each
+    (lo, hi, t_bad) of ``spans``."""
+
+    def __init__(self, field, spans: list[tuple[float, float, float]]):
+        self.field, self.spans, self.work_per_point = field, spans, 10**6
+
+    def __call__(self, x, t, want=("velocity",)):
+        out = self.field(x, t, want)
+        for lo, hi, t_bad in self.spans:
+            bad = (x[:, 0] > lo) & (x[:, 0] <= hi) & (float(t) <= t_bad)
+            for k in want:
+                out[k] = torch.where(bad[:, None], torch.nan, out[k])
+        return out
+
+    def nearest_label(self, x, t):
+        return self.field.nearest_label(x, t)
+
+
+@pytest.mark.parametrize("blocks", [2, 3])
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_blocks_give_the_serial_run_bit_for_bit_noise_included(blocks, eta):
+    path, _, _ = build(RunConfig(process="vp"))
+    x = torch.randn(301, 2, generator=torch.Generator().manual_seed(1))
+    times = time_grid(1.0, 0.0, 40)
+    serial = sample_euler(Linear(), path, x, times, eta, torch.Generator().manual_seed(7))
+    split = run_in_blocks(sample_euler, Linear(), path, x, times, eta,
+                          torch.Generator().manual_seed(7), None, blocks)  # fmt: skip
+    assert split.shape == serial.shape == (41, 301, 2)
+    assert torch.equal(split, serial)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [dict(process="vp"), dict(process="vp", kind="sde"), dict(process="fm", kind="sde", eta=0.5),
+     dict(process="fm", direction="forward", kind="sde", eta=0.5),
+     dict(process="vp", solver="heun", steps=40)],
+)  # fmt: skip
+def test_a_split_run_of_the_exact_field_equals_the_serial_one(settings):
+    config = RunConfig(dataset="spirals", particles=1200, resolution=48, **settings)
+    serial = simulate(config, workers=1)
+    split = simulate(config, workers=2)
+    np.testing.assert_allclose(split.trajectories, serial.trajectories, atol=1e-5)
+    np.testing.assert_allclose(split.density, serial.density, atol=1e-6)
+    np.testing.assert_array_equal(split.labels, serial.labels)
+
+
+def test_the_pde_beside_the_particles_gives_the_serial_solution():
+    config = RunConfig(dataset="spirals", process="fm", kind="sde", eta=0.5, particles=1200,
+                       steps=20, resolution=32, pde=True)  # fmt: skip
+    serial, split = simulate(config, workers=1), simulate(config, workers=2)
+    np.testing.assert_array_equal(split.pde_density, serial.pde_density)
+    np.testing.assert_array_equal(split.pde_outflow, serial.pde_outflow)
+    np.testing.assert_allclose(split.trajectories, serial.trajectories, atol=1e-5)
+
+
+@pytest.mark.parametrize("slow_block", [0, 1])
+def test_a_failing_block_reports_the_failure_the_serial_run_meets_first(slow_block):
+    # Block 0 holds the points with x < 0, block 1 those with x > 0 (v = −x keeps the signs).
+    # Block 0 fails at step 10, block 1 at step 25; the slow block is made to reach its step
+    # last in time, so the failure raised first is not always the first in step order.
+    fail_at = {0: 10, 1: 25}
+
+    def callback(info):
+        block = int(info["x"][0, 0] > 0)
+        if block == slow_block:
+            time.sleep(0.004)
+        if info["i"] >= fail_at[block]:
+            raise ValueError(f"block {block} failed at step {info['i']}")
+
+    x = torch.cat([-torch.rand(100, 2) - 0.1, torch.rand(100, 2) + 0.1])
+    path, _, _ = build(RunConfig(process="fm"))
+    with pytest.raises(ValueError, match=r"block 0 failed at step 10$"):
+        run_in_blocks(sample_euler, Linear(), path, x, time_grid(1.0, 0.0, 40), 0.0, None,
+                      callback, blocks=2)  # fmt: skip
+
+
+def test_a_non_finite_split_run_is_refused_as_the_serial_run_is():
+    def make_field(path, exact):
+        return NaNFrom(exact, [(0.0, 10.0, 0.5)])  # particles at x > 0 from t = 0.5 on
+
+    config = RunConfig(dataset="spirals", particles=1200, steps=50, resolution=32)
+    messages = []
+    for workers in (1, 2):
+        with pytest.raises(NonFiniteRun) as info:
+            simulate(config, make_field=make_field, workers=workers)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert "t = 0.48" in messages[0], messages[0]
+
+
+def test_a_superseded_split_run_stops_every_block_and_says_cancelled():
+    calls = []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) > 10
+
+    config = RunConfig(dataset="spirals", particles=1200, steps=100, resolution=32)
+    with pytest.raises(Cancelled):
+        simulate(config, should_stop=should_stop, workers=2)
+    assert len(calls) < 20  # both blocks stopped within a step of the first stop
+
+
+def test_the_callback_is_never_called_by_two_blocks_at_once():
+    inside, overlaps = threading.Lock(), []
+
+    def callback(info):
+        if not inside.acquire(blocking=False):
+            overlaps.append(info["i"])
+            return
+        time.sleep(0.001)  # widen the window a second block would need
+        inside.release()
+
+    path, _, _ = build(RunConfig(process="fm"))
+    x = torch.randn(400, 2)
+    run_in_blocks(sample_heun, Linear(), path, x, time_grid(1.0, 0.0, 30), 0.0, None, callback,
+                  blocks=3)  # fmt: skip
+    assert overlaps == []
+
+
+def test_only_large_work_per_step_is_split():
+    fields = {name: build(RunConfig(dataset=name))[2] for name in ("8gaussians", "spirals")}
+    assert particle_blocks(fields["8gaussians"], 2000, workers=2) == 1  # 8 exponentials a point
+    assert particle_blocks(fields["spirals"], 2000, workers=2) == 2  # 512
+    assert particle_blocks(fields["spirals"], 2000, workers=1) == 1
+    assert particle_blocks(fields["spirals"], 200, workers=2) == 1
+    assert particle_blocks(lambda x, t, want: {}, 10**6, workers=2) == 1  # work unknown
+    arch = Architecture()
+    learned = LearnedField.from_network(build_network(arch, seed=0), arch)
+    assert particle_blocks(learned, 2000, workers=2) == 2
+    assert particle_blocks(learned, 500, workers=2) == 1
+
+
+def test_split_runs_taking_turns_as_in_the_server_all_finish():
+    # Six sessions' runs at once, each split in two and handing the one compute turn over
+    # between steps (app/session/runner.py). Parts from a shared pool of three threads
+    # deadlocked here: parts waiting for the turn filled the pool while the run holding the
+    # turn waited for its own part, queued behind them.
+    from app.session.fairshare import FairTurns
+
+    turns = FairTurns()
+    config = RunConfig(dataset="spirals", particles=1200, steps=30, resolution=32)
+    done = []
+
+    def session() -> None:
+        with turns.turn():
+            simulate(config, should_stop=lambda: turns.pass_turn() or False, workers=2)
+        done.append(1)
+
+    threads = [threading.Thread(target=session, daemon=True) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(done) == 6
