@@ -16,9 +16,11 @@ core: ``app/server.py``), these parts can run at once on free cores:
 
 The result does not depend on the split. The SDE's noise of each step is drawn for all N rows
 at once, in step order, from the run's one generator (:class:`StepNoise`); each block takes its
-rows, so every particle gets the numbers the serial run gives it. A failing block (a non-finite
-position, a superseded run) stops the others, and the failure reported is the one the serial
-run would meet first.
+rows, so every particle gets the numbers the serial run gives it. Blocks start at multiples of
+64 rows, where torch's vectorized kernels give each row the rounding it gets in one block (bit
+for bit on this machine; a CPU whose kernels work in other widths could differ in the last
+bit). A failing block (a non-finite position, a superseded run) stops the others, and the
+failure reported is the one the serial run would meet first.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from torch import Tensor
 # Exponentials (or multiply-adds) per step below which blocks lose to one thread: measured
 # 2.6e5 (2 moons, N = 2000) 1.45x slower in two blocks, 6.7e5 (circles) 1.7x faster.
 MIN_WORK_PER_STEP = 5e5
+ALIGN = 64  # rows: block bounds are multiples of this (see run_in_blocks)
 
 
 def worth_a_thread(field, n: int) -> bool:
@@ -44,7 +47,7 @@ def particle_blocks(field, n: int, workers: int) -> int:
     """How many row blocks to run n particles in, with ``workers`` threads allowed."""
     if workers < 2 or not worth_a_thread(field, n):
         return 1
-    return int(min(workers, n // 256 or 1))
+    return int(min(workers, n // 256 or 1))  # blocks of at least 256 rows: none empty
 
 
 class StepNoise:
@@ -110,13 +113,16 @@ class PartStops:
         self._failures.append((first, exc))
         self._stop_at = min(self._stop_at, first)
 
-    def wrap(self, callback, step_of=lambda info: info["i"]):
+    def wrap(self, callback, step_of=lambda info: info["i"], first: float = 0):
         """``callback`` for one part, called under the parts' lock; ``step_of(info)`` is the
-        step that its failures are ordered by."""
+        step that its failures are ordered by, ``first`` the part's first step. The result's
+        ``next_step`` is the step after the last one it saw: where a failure of the part
+        outside its callback (a field that raises) counts."""
 
         def wrapped(info) -> None:
             step = step_of(info)
             with self._lock:
+                wrapped.next_step = step + 1
                 if step >= self._stop_at:
                     raise _Abandoned
                 try:
@@ -126,11 +132,12 @@ class PartStops:
                     self._fail(step, exc)
                     raise
 
+        wrapped.next_step = first
         return wrapped
 
-    def run(self, fn, step: float = -2):
+    def run(self, fn, callback):
         """``fn()``, or None if it stopped because a part failed; a failure of its own outside
-        its callback counts at ``step``."""
+        its ``callback`` (made by :meth:`wrap`) counts after the last step that it saw."""
         try:
             return fn()
         except _Abandoned:
@@ -138,7 +145,7 @@ class PartStops:
         except BaseException as exc:
             with self._lock:
                 if not any(e is exc for _, e in self._failures):
-                    self._fail(step, exc)
+                    self._fail(callback.next_step, exc)
             return None
 
     def raise_first(self) -> None:
@@ -147,21 +154,20 @@ class PartStops:
             raise min(self._failures, key=lambda f: f[0])[1]
 
 
-def in_parallel(parts: list, stops: PartStops, steps: list[float] | None = None) -> list:
-    """Run the zero-argument callables ``parts`` at once (the first on this thread) and return
-    their results in order; re-raises the first failure (see :class:`PartStops`). ``steps``:
-    where each part's failures outside its callback count (default: first).
+def in_parallel(parts: list, stops: PartStops) -> list:
+    """Run the parts at once (the first on this thread) and return their results in order;
+    re-raises the first failure (see :class:`PartStops`). A part is ``(fn, callback)``: a
+    zero-argument callable and the callback it steps with (from ``stops.wrap``).
 
     Each part has a thread of its own, not one from a shared pool. In the server, runs take
     turns (:class:`app.session.fairshare.FairTurns`) and a part waits for the turn between
     steps: with a pool, other runs' parts waiting for the turn could fill it, while the run
     holding the turn waits for its own part, queued behind them, forever.
     """
-    steps = steps or [-2] * len(parts)
     results: list = [None] * len(parts)
 
     def run(k: int) -> None:
-        results[k] = stops.run(parts[k], steps[k])
+        results[k] = stops.run(*parts[k])
 
     threads = [threading.Thread(target=run, args=(k,), name="flowscope-part", daemon=True)
                for k in range(1, len(parts))]  # fmt: skip
@@ -177,18 +183,20 @@ def in_parallel(parts: list, stops: PartStops, steps: list[float] | None = None)
 def run_in_blocks(sampler, field, path, x: Tensor, times, eta: float, generator, callback,
                   blocks: int, cancelled=()) -> Tensor:  # fmt: skip
     """``sampler(field, path, x, times, eta, generator, callback)`` run on ``blocks`` row
-    blocks of x (N, 2) at once; returns the trajectories (T+1, N, 2), equal to the serial
-    run's up to the rounding of the field's own arithmetic on fewer rows.
+    blocks of x (N, 2) at once; returns the trajectories (T+1, N, 2), the serial run's.
 
     ``cancelled``: exception types that stop every block at once (a superseded run).
     """
     n = len(x)
-    bounds = [n * k // blocks for k in range(blocks + 1)]
+    # Bounds at multiples of 64 rows: the last rows of a block that is not take the scalar
+    # tail of torch's vectorized kernels and round differently (1e-7) from the same rows in
+    # one block (measured: spirals at N = 1500 in two blocks, checkerboard at N = 5001).
+    bounds = [min(n, -(-(n * k // blocks) // ALIGN) * ALIGN) for k in range(blocks + 1)]
     noise = StepNoise(generator, x, blocks)
     stops = PartStops(cancelled)
-    parts = [
-        (lambda lo=lo, hi=hi: sampler(field, path, x[lo:hi], times, eta, noise.rows(lo, hi),
-                                      stops.wrap(callback)))
-        for lo, hi in itertools.pairwise(bounds)
-    ]  # fmt: skip
+    parts = []
+    for lo, hi in itertools.pairwise(bounds):
+        step = stops.wrap(callback)
+        parts.append((lambda lo=lo, hi=hi, step=step: sampler(
+            field, path, x[lo:hi], times, eta, noise.rows(lo, hi), step), step))
     return torch.cat(in_parallel(parts, stops), 1)

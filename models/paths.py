@@ -84,19 +84,27 @@ class GaussianPath:
         :meth:`remember` fills the memo for a whole time grid in one call.
         """
         memo = self.__dict__.setdefault("_memo", {})
-        if t not in memo:
-            self.remember(torch.tensor([t], dtype=torch.float64))
-        return memo[t]
+        found = memo.get(t)  # one lookup: another thread's remember() may clear the memo
+        if found is None:
+            ((_, found),) = self._at_times(torch.tensor([t], dtype=torch.float64))
+            memo[t] = found
+        return found
 
     def remember(self, times: Tensor) -> None:
         """Compute :meth:`at` for every time of ``times`` (T+1,) in one vectorized call."""
-        c = self.coefficients(times.to(torch.float64).reshape(-1))
-        columns = zip(*(v.tolist() for v in (c.a, c.b, c.da, c.b_db, c.diffusion2)), strict=True)
+        rows = self._at_times(times)
         memo = self.__dict__.setdefault("_memo", {})
         if len(memo) > 100_000:  # a long-lived path asked for ever new times
-            memo.clear()
-        for t, values in zip(times.reshape(-1).tolist(), columns, strict=True):
-            memo[t] = dict(zip(("a", "b", "da", "b_db", "g2"), values, strict=True))
+            memo.clear()  # at() reads with one lookup, so this is safe beside it
+        memo.update(rows)
+
+    def _at_times(self, times: Tensor) -> list[tuple[float, dict[str, float]]]:
+        """(t, what :meth:`at` gives) for every time of ``times``, in one vectorized call."""
+        c = self.coefficients(times.to(torch.float64).reshape(-1))
+        columns = zip(*(v.tolist() for v in (c.a, c.b, c.da, c.b_db, c.diffusion2)), strict=True)
+        keys = ("a", "b", "da", "b_db", "g2")
+        return [(t, dict(zip(keys, values, strict=True)))
+                for t, values in zip(times.reshape(-1).tolist(), columns, strict=True)]  # fmt: skip
 
     # --- sampling and training -------------------------------------------------------------
     def sample(

@@ -302,13 +302,16 @@ def simulate(
 
     grid = Grid(tuple(config.extent), (config.resolution, config.resolution))
     solve = _pde_solver(config, path, data, field, run_field, grid)
+    workers = workers if config.device == "cpu" else 1  # a GPU is one device, not blocks
     beside = workers > 1 and worth_a_thread(run_field, config.particles)
     if solve is not None and beside:  # the PDE needs nothing of the particles
         stops = PartStops(cancelled=(Cancelled,))
         after = config.steps + 1  # the serial run meets the PDE's failures after its particles'
-        parts = [lambda: particles(stops.wrap(callback), workers - 1),
-                 lambda: solve(stops.wrap(lambda _i: callback(None), lambda i: after + i))]
-        (traj, times, labels, log_density), solved = in_parallel(parts, stops, [-2, after])
+        on_step = stops.wrap(callback)
+        on_frame = stops.wrap(lambda _i: callback(None), lambda i: after + i, first=after)
+        parts = [(lambda: particles(on_step, workers - 1), on_step),
+                 (lambda: solve(on_frame), on_frame)]  # fmt: skip
+        (traj, times, labels, log_density), solved = in_parallel(parts, stops)
         callback(None)
         check_finite("positions", traj, times, config)
     else:

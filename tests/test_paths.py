@@ -58,3 +58,44 @@ def test_stochastic_start_is_before_the_singularity():
     assert fm.stochastic_start(0.0, 100) == 1.0
     assert 0.9 <= fm.stochastic_start(1.0, 100) < 1.0
     assert fm.stochastic_start(1.0, 1) == pytest.approx(0.9)
+
+
+def test_at_is_safe_while_another_thread_clears_the_memo():
+    # Runs split over threads share one path; remember() clears a memo past 100,000 times.
+    # at() once looked a time up twice and raised KeyError when the memo was cleared between.
+    import random
+    import sys
+    import threading
+    import time
+
+    path, errors, stop = LinearFMPath(), [], threading.Event()
+    path.at(0.5)
+    full = {float(-i - 1): {} for i in range(100_001)}
+
+    def fill() -> None:
+        while not stop.is_set():
+            path._memo.update(full)
+            path.remember(torch.tensor([0.25], dtype=torch.float64))  # clears the memo
+
+    def ask(seed: int) -> None:
+        draw = random.Random(seed)
+        while not stop.is_set():
+            try:
+                assert 0 <= path.at(draw.random())["a"] <= 1
+            except (KeyError, AssertionError) as exc:
+                errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    threads = [threading.Thread(target=fill), *(threading.Thread(target=ask, args=(s,))
+                                                 for s in range(2))]  # fmt: skip
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        sys.setswitchinterval(interval)
+    assert errors == []
