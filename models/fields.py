@@ -77,13 +77,13 @@ class ExactField:
         self._points = {dtype: reference.points.to(device=device, dtype=dtype)}
         self._points64 = reference.points.to(dtype=torch.float64)
         self.grid = reference.grid
+        grid = self.grid
         # exponentials per point and evaluation (how models/parallel.py sizes a run's work)
-        self.work_per_point = len(reference.points)
-        if self.grid is not None:  # one label per block: that of its first component
-            per_block = len(reference.points) // len(self.grid.blocks)
+        self.work_per_point = len(reference.points) if grid is None else \
+            grid.xs.numel() + grid.ys.numel() + len(grid.blocks)  # fmt: skip
+        if grid is not None:  # one label per block: that of its first component
+            per_block = len(reference.points) // len(grid.blocks)
             self._block_labels = reference.labels[::per_block]
-            grid = self.grid
-            self.work_per_point = grid.xs.numel() + grid.ys.numel() + len(grid.blocks)
 
     def points(self, like: Tensor) -> Tensor:
         """Reference points on the device and in the dtype of ``like``, shape (M, 2)."""

@@ -22,7 +22,7 @@ from torch import Tensor
 from models.density import Grid
 from models.fields import ExactField
 from models.paths import GaussianPath
-from models.samplers import Field, time_grid
+from models.samplers import Field
 
 DIVERGENCES = ("exact", "hutchinson")
 
@@ -113,25 +113,24 @@ def model_log_density(field: Field, path: GaussianPath, t: float, grid: Grid, st
     return (gaussian_log_density(traj[-1], b1) - acc[-1]).reshape(grid.shape)
 
 
-def carried_trajectories(config, path: GaussianPath, data, reference, field, generator,
+def carried_trajectories(config, path: GaussianPath, data, reference, field, generator, times,
                          callback=None):  # fmt: skip
     """The ODE run of ``models.simulate.trajectories`` (same particles) with log p_t carried
-    along. ``config``: the run's settings (a ``RunConfig``: particles, steps, direction, solver,
-    device); ``reference``: the data mixture (a ``Reference``).
+    along. ``config``: the run's settings (a ``RunConfig``: particles, direction, solver,
+    device); ``reference``: the data mixture (a ``Reference``); ``times``: the run's grid
+    (T+1,) (``models.simulate.run_times``).
 
     The start density is the one the particles are drawn from: the data mixture (forward) or
     the prior N(0, b(1)² I) (reverse). Returns (trajectories (T+1, N, 2), times (T+1,),
     labels (N,), log-densities (T+1, N)).
     """
-    n, steps = config.particles, config.steps
+    n = config.particles
     if config.direction == "forward":
         x, labels = data.sample(n, generator, device=config.device)
-        times = time_grid(0.0, 1.0, steps)
         mixture = ExactField(path, reference, device=config.device)
         logp0 = mixture.log_density(x, 0.0)  # the data density (built-in sets are mixtures)
     else:
-        times = time_grid(1.0, 0.0, steps)
-        x = path.prior(n, 1.0, generator, device=config.device)
+        x = path.prior(n, float(times[0]), generator, device=config.device)
         b1 = float(path.coefficients(torch.tensor(1.0, dtype=torch.float64)).b)
         logp0 = gaussian_log_density(x, b1)
     traj, logp = integrate(field, x, times, logp0, config.solver, callback=callback)

@@ -297,7 +297,8 @@ def simulate(
     def particles(callback, workers: int = 1):
         if config.log_density:
             return carried_trajectories(config, path, data, _data_mixture(config, data, field),
-                                        run_field, generator, callback)  # fmt: skip
+                                        run_field, generator, run_times(config, path),
+                                        callback)  # fmt: skip
         return (*trajectories(config, path, data, run_field, generator, callback, workers), None)
 
     grid = Grid(tuple(config.extent), (config.resolution, config.resolution))
@@ -312,13 +313,12 @@ def simulate(
         parts = [(lambda: particles(on_step, workers - 1), on_step),
                  (lambda: solve(on_frame), on_frame)]  # fmt: skip
         (traj, times, labels, log_density), solved = in_parallel(parts, stops)
-        callback(None)
-        check_finite("positions", traj, times, config)
     else:
-        traj, times, labels, log_density = particles(callback, workers)
-        callback(None)
-        check_finite("positions", traj, times, config)  # runs without a per-step callback too
-        solved = None if solve is None else solve(lambda _i: callback(None))
+        (traj, times, labels, log_density), solved = particles(callback, workers), None
+    callback(None)
+    check_finite("positions", traj, times, config)  # runs without a per-step callback too
+    if solve is not None and solved is None:  # the serial run: the PDE after the particles
+        solved = solve(lambda _i: callback(None))
     density = histogram_density(traj, grid, config.bandwidth)
     check_finite("density", density, times, config)
     exact = None
