@@ -78,9 +78,13 @@ class ExactField:
         self._points64 = reference.points.to(dtype=torch.float64)
         self.grid = reference.grid
         grid = self.grid
-        # exponentials per point and evaluation (how models/parallel.py sizes a run's work)
-        self.work_per_point = len(reference.points) if grid is None else \
-            grid.xs.numel() + grid.ys.numel() + len(grid.blocks)  # fmt: skip
+        # torch's exponentials per point and evaluation (how models/parallel.py sizes a run's
+        # work); the compiled CPU kernel (models/mixture_kernel.py) takes a third of the time
+        if grid is None:
+            on_cpu = torch.device(device or "cpu").type == "cpu"
+            self.work_per_point = len(reference.points) / (3 if on_cpu else 1)
+        else:
+            self.work_per_point = grid.xs.numel() + grid.ys.numel() + len(grid.blocks)
         if grid is not None:  # one label per block: that of its first component
             per_block = len(reference.points) // len(grid.blocks)
             self._block_labels = reference.labels[::per_block]
@@ -148,6 +152,8 @@ class ExactField:
     def _responsibility_mean(self, x: Tensor, a: float, c2: float) -> Tensor:
         """m(x) = Σ r_i x_i, shape (N, 2).
 
+        On the CPU in float32, without autograd, the compiled kernel of
+        :mod:`models.mixture_kernel` (2.5-3x faster); else torch, as follows.
         ``torch.softmax`` fuses the row maximum, ``exp`` and normalisation in one pass, 2x
         faster on the CPU than the four separate passes with denormals flushed to zero
         (:func:`denormals_flushed`: weights below e⁻⁸⁷ of the largest are 0 to float32
@@ -155,6 +161,12 @@ class ExactField:
         """
         if self.grid is not None:
             return self._grid_mean(x, a, c2)
+        if x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad:
+            from models.mixture_kernel import MixtureKernel  # numba: loaded on first use
+
+            kernel = MixtureKernel(self._points64.numpy(), a, c2)
+            if kernel.fits(float(x.abs().max()) if len(x) else 0.0):
+                return torch.from_numpy(kernel(x.numpy()))
         ref, ref_aug = self._augmented(x, a, c2)
         ref_t = ref.T.contiguous()
         means = []

@@ -1,0 +1,110 @@
+"""The compiled responsibility mean (models/mixture_kernel.py) against float64 truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.fields import ExactField
+from models.mixture_kernel import FLOOR, MixtureKernel, exp_nonpositive
+from models.simulate import RunConfig, build
+
+F32 = np.float32
+
+
+def exp_reference(d) -> np.ndarray:
+    return np.exp(np.maximum(np.asarray(d, np.float64), float(FLOOR)))
+
+
+def relative_error(d) -> float:
+    got = np.array([exp_nonpositive(F32(v)) for v in np.asarray(d, np.float32)], np.float64)
+    want = exp_reference(np.asarray(d, np.float32))
+    return float(np.max(np.abs(got - want) / want))
+
+
+def test_exp_at_the_edges_and_one_ulp_either_side():
+    zero, floor = F32(0.0), FLOOR
+    edges = [zero, -zero, np.nextafter(zero, F32(-1)), np.nextafter(zero, F32(1)),
+             floor, np.nextafter(floor, F32(0)), np.nextafter(floor, F32(-100)),
+             F32(-0.5 * np.log(2)), F32(-np.log(2)), F32(-1e-30), F32(-1e-7),
+             F32(1e-7)]  # fmt: skip
+    assert exp_nonpositive(zero) == 1.0 and exp_nonpositive(-zero) == 1.0
+    assert relative_error(edges) < 4e-7  # 3 float32 ulps
+    # below the floor it is e^-87, a normal float32 (never denormal, never 0)
+    for d in (F32(-88.0), F32(-1e4), F32(-np.inf)):
+        assert exp_nonpositive(d) == exp_nonpositive(floor) > np.finfo(np.float32).tiny
+
+
+def test_exp_on_a_dense_grid():
+    d = np.linspace(-87.0, 0.0, 200_001, dtype=np.float32)
+    assert relative_error(d) < 4e-7
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=-200.0, max_value=0.0, width=32))
+def test_exp_anywhere_below_zero(d):
+    assert relative_error([d]) < 4e-7
+
+
+@pytest.mark.parametrize("dataset", ["8gaussians", "moons", "spirals"])
+@pytest.mark.parametrize("t", [0.0, 0.003, 0.05, 0.4, 1.0])
+def test_the_mean_matches_float64_torch(dataset, t):
+    path, data, field = build(RunConfig(process="vp", dataset=dataset))
+    exact64 = ExactField(path, field.reference, dtype=torch.float64)
+    g = torch.Generator().manual_seed(3)
+    a = field._scalars(t)["a"]
+    # points near the data (scaled by a) and out in the noise, where one component dominates
+    x = torch.cat([a * data.sample(600, g)[0], 3 * torch.randn(300, 2, generator=g)]).float()
+    k = field._scalars(t)
+    got = MixtureKernel(field._points64.numpy(), k["a"], k["c2"])(x.numpy())
+    want = exact64._responsibility_mean(x.double(), k["a"], k["c2"]).numpy()
+    assert np.abs(got - want).max() < 2e-5  # float32 logits of size |x|·a/c² carry ~1e-7·|logit|
+
+
+def test_rows_do_not_depend_on_their_batch():
+    """A row gives the same bits alone, at any place in a block of 256, or in the remainder:
+    a run split in row blocks over threads equals the serial run."""
+    field = build(RunConfig(dataset="spirals"))[2]
+    k = field._scalars(0.3)
+    kernel = MixtureKernel(field._points64.numpy(), k["a"], k["c2"])
+    x = np.random.default_rng(0).normal(size=(700, 2)).astype(np.float32)
+    whole = kernel(x)
+    for lo, hi in ((0, 1), (255, 257), (300, 700), (513, 515), (699, 700)):
+        np.testing.assert_array_equal(kernel(x[lo:hi]), whole[lo:hi])
+
+
+def test_the_exact_field_uses_the_kernel_only_where_it_applies():
+    field = build(RunConfig(dataset="moons"))[2]
+    x = torch.randn(100, 2)
+    k = field._scalars(0.5)
+    kernel = MixtureKernel(field._points64.numpy(), k["a"], k["c2"])
+    assert torch.equal(field._responsibility_mean(x, k["a"], k["c2"]),
+                       torch.from_numpy(kernel(x.numpy())))  # fmt: skip
+    # autograd and float64 take torch's path, and agree with the kernel
+    with_grad = field(x.clone().requires_grad_(True), 0.5)["velocity"]
+    assert with_grad.requires_grad
+    torch.testing.assert_close(with_grad.detach(), field(x, 0.5)["velocity"], atol=1e-5, rtol=0)
+    double = field(x.double(), 0.5)["velocity"]
+    torch.testing.assert_close(double.float(), field(x, 0.5)["velocity"], atol=1e-5, rtol=0)
+
+
+def test_inputs_whose_logits_could_overflow_go_to_torch():
+    field = build(RunConfig(dataset="moons"))[2]
+    k = field._scalars(0.5)
+    kernel = MixtureKernel(field._points64.numpy(), k["a"], k["c2"])
+    assert kernel.fits(100.0) and not kernel.fits(1e35) and not kernel.fits(float("nan"))
+    x = torch.tensor([[1e35, 0.0], [0.5, 0.5]])
+    m = field._responsibility_mean(x, k["a"], k["c2"])  # torch's path: as before the kernel
+    assert torch.isfinite(m[1]).all()
+    huge = MixtureKernel(np.array([[1e30, 0.0], [0.0, 1.0]]), k["a"], k["c2"])
+    assert not huge.fits(0.0)  # components whose own logits overflow: never the kernel
+
+
+def test_a_nan_position_gives_a_nan_field_as_in_torch():
+    field = build(RunConfig(dataset="moons"))[2]
+    x = torch.tensor([[float("nan"), 0.0], [0.5, 0.5]])
+    v = field(x, 0.5)["velocity"]
+    assert torch.isnan(v[0]).all() and torch.isfinite(v[1]).all()
