@@ -5,6 +5,7 @@ The command line and the app both call :func:`simulate`; neither holds mathemati
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -161,7 +162,9 @@ class RunResult:
         trajectories: positions (T+1, N, 2) float32, index 0 where the run starts.
         times: t of each frame, (T+1,) float64.
         labels: colour label of each particle (its mixture component / data cluster), (N,) int.
-        density: density from particles, (T+1, H, W) float32.
+        density: density from particles, (T+1, H, W) float32 (a property: the histogram of
+            the trajectories on :attr:`grid`, made on first use; the app's page makes its
+            own from the positions it has, and the server then never needs it).
         exact_density: exact p_t on the same grid, (T+1, H, W) float32, or None.
         extent: (xmin, xmax, ymin, ymax).
         n_labels: number of distinct labels.
@@ -177,17 +180,34 @@ class RunResult:
     trajectories: np.ndarray
     times: np.ndarray
     labels: np.ndarray
-    density: np.ndarray
     exact_density: np.ndarray | None
     extent: tuple[float, float, float, float]
     n_labels: int
     meta: str
-    config: RunConfig | None = None
+    config: RunConfig
     pde_density: np.ndarray | None = None
     pde_mass: np.ndarray | None = None
     pde_outflow: np.ndarray | None = None
     log_density: np.ndarray | None = None
     warnings: tuple[str, ...] = ()
+    # made on first use; not an argument, so that dataclasses.replace() never copies it
+    _density: np.ndarray | None = dataclasses.field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    @property
+    def grid(self) -> Grid:
+        """The grid of the run's density frames."""
+        return Grid(tuple(self.extent), (self.config.resolution, self.config.resolution))
+
+    @property
+    def density(self) -> np.ndarray:
+        """The particles' density (T+1, H, W) float32, made on first use (finite: the
+        positions are)."""
+        if self._density is None:
+            frames = torch.from_numpy(self.trajectories)
+            self._density = histogram_density(frames, self.grid, self.config.bandwidth).numpy()
+        return self._density
 
 
 def path_of(config: RunConfig) -> GaussianPath:
@@ -319,8 +339,6 @@ def simulate(
     check_finite("positions", traj, times, config)  # runs without a per-step callback too
     if solve is not None and solved is None:  # the serial run: the PDE after the particles
         solved = solve(lambda _i: callback(None))
-    density = histogram_density(traj, grid, config.bandwidth)
-    check_finite("density", density, times, config)
     exact = None
     if config.exact_density:
         exact = _exact_density(config, dataset is None, field, path, times, grid, exact_cache)
@@ -330,7 +348,6 @@ def simulate(
         trajectories=positions,
         times=times.cpu().numpy(),
         labels=labels.numpy(),
-        density=density.cpu().numpy(),
         exact_density=exact,
         extent=tuple(float(v) for v in config.extent),
         n_labels=int(getattr(data, "n_labels", 1)),

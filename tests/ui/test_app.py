@@ -301,4 +301,9 @@ def test_the_particle_density_is_made_in_the_page_as_the_server_makes_it(app):
         expected = quantize(density.numpy()[None])[0][0].astype(np.int16)
         got = np.asarray(codes, np.int16).reshape(h, w)
         assert got.max() == 255 and np.abs(got - expected).max() <= 1, frame
+        # and the peak it reports (the server sends none): that of the same density, 3 digits
+        text = page.js("() => Bokeh.documents[0].get_model_by_name('peak_label').data.text[0]")
+        assert text.startswith("peak density ")
+        assert float(text.split()[2]) == pytest.approx(float(density.max()), rel=6e-3), frame
+    assert np.isnan(page.model_data("grid_store", "peak")).all()  # none was sent
     assert page.errors == []

@@ -74,7 +74,8 @@ for (let layer = 0; layer < 2; layer++) {
 // on the server (which sends no stack for it: the positions are here already): a histogram on
 // the (h, w) grid, then a Gaussian blur of width `bandwidth` truncated at 3σ, along y then x,
 // zero-padded (mass blurred past the border leaves the box). Returned as uint8, scaled to the
-// frame's own peak, as the server's stacks are. ~0.5 ms at 96² and N = 2000.
+// frame's own peak, as the server's stacks are, with that peak in density units (the server
+// sends no peak for it either). ~0.5 ms at 96² and N = 2000.
 const particle_density = (X, Y, grid, h, w) => {
   const [x0, x1, y0, y1, bandwidth] = grid;
   const dx = (x1 - x0) / w, dy = (y1 - y0) / h;
@@ -105,11 +106,12 @@ const particle_density = (X, Y, grid, h, w) => {
   for (let j = 0; j < img.length; j++) { if (img[j] > top) { top = img[j]; } }
   const codes = new Uint8Array(h * w), to_code = top > 0 ? 255 / top : 0;
   for (let j = 0; j < img.length; j++) { codes[j] = Math.round(img[j] * to_code); }
-  return codes;
+  return {codes, peak: X.length ? top / (X.length * dx * dy) : 0};  // counts / (N dx dy)
 };
 
 // Heatmap: uint8 frame scaled to its own peak; the peak is reported in the time label.
 const source = st.density[0];  // "particles", "pde" or "exact"
+let particle_peak = gs.peak[i];  // NaN from the server when the page makes the density
 const stack = source === "exact" ? istore.data.exact
   : source === "pde" ? istore.data.pde : istore.data.density;
 if (stack !== undefined && stack.length) {
@@ -118,15 +120,21 @@ if (stack !== undefined && stack.length) {
   // the stack arrives.
   const D = stack[0], h = D.shape[1], w = D.shape[2];
   const grid = ps.grid === undefined || !ps.grid.length ? undefined : ps.grid[0];
-  const codes = D.shape[0] === nframes ? new Uint8Array(D.buffer, D.byteOffset + i * h * w, h * w)
-    : source === "particles" && grid !== undefined ? particle_density(x, y, grid, h, w) : null;
+  let codes = null;
+  if (D.shape[0] === nframes) {
+    codes = new Uint8Array(D.buffer, D.byteOffset + i * h * w, h * w);
+  } else if (source === "particles" && grid !== undefined) {
+    const made = particle_density(x, y, grid, h, w);
+    codes = made.codes;
+    particle_peak = made.peak;
+  }
   if (codes !== null) {
     heat.data.image = [new D.constructor(codes, [h, w])];
     heat.change.emit();
   }
 }
 const peak = source === "exact" ? gs.exact_peak[i]
-  : source === "pde" && gs.pde_peak !== undefined ? gs.pde_peak[i] : gs.peak[i];
+  : source === "pde" && gs.pde_peak !== undefined ? gs.pde_peak[i] : particle_peak;
 
 // Field overlay.
 const kind = st.overlay[0], as = astore.data;
