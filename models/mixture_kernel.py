@@ -137,3 +137,101 @@ class MixtureKernel:
         _mean(np.ascontiguousarray(x, np.float32), self.p, self.q, self.r, self.ref_x,
               self.ref_y, out)  # fmt: skip
         return out
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def _axis_terms(u, axes, a, inv_2c2, shift, total, mean):
+    """Per axis group g of ``axes`` (G, k) and point i of ``u`` (b,): the largest of
+    d_gj = −(u_i − a axes_gj)² / 2c² (``shift``), Σ_j e^(d_gj − shift) (``total``, in [1, k])
+    and the softmax mean of axes_g (``mean``); outputs (G, b), points along the lanes."""
+    b = u.shape[0]
+    for g in range(axes.shape[0]):
+        for i in range(b):
+            shift[g, i] = -np.inf
+        for j in range(axes.shape[1]):
+            centre = a * axes[g, j]
+            for i in range(b):
+                d = (u[i] - centre) * (u[i] - centre) * inv_2c2
+                shift[g, i] = d if d > shift[g, i] else shift[g, i]
+        for i in range(b):
+            total[g, i] = 0.0
+            mean[g, i] = 0.0
+        for j in range(axes.shape[1]):
+            centre, coord = a * axes[g, j], axes[g, j]
+            for i in range(b):
+                w = exp_nonpositive((u[i] - centre) * (u[i] - centre) * inv_2c2 - shift[g, i])
+                total[g, i] += w
+                mean[g, i] += w * coord
+        for i in range(b):
+            mean[g, i] /= total[g, i]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def _grid_mean(x, xs, ys, blocks, a, inv_2c2, out):
+    """out (N, 2): the responsibility mean of Cartesian blocks (``models.datasets.GridBlocks``:
+    xs (Gx, kx), ys (Gy, ky), blocks (B, 2) group pairs). Block b's weight is the product of
+    its axis sums, e^(shift_x + shift_y − largest) total_x total_y ≤ k_x k_y: no logarithm."""
+    n, n_blocks = x.shape[0], blocks.shape[0]
+    u = np.empty(BLOCK, np.float32)
+    v = np.empty(BLOCK, np.float32)
+    terms_x = [np.empty((xs.shape[0], BLOCK), np.float32) for _ in range(3)]
+    terms_y = [np.empty((ys.shape[0], BLOCK), np.float32) for _ in range(3)]
+    top = np.empty(BLOCK, np.float32)
+    total = np.empty(BLOCK, np.float32)
+    sum_x = np.empty(BLOCK, np.float32)
+    sum_y = np.empty(BLOCK, np.float32)
+    for start in range(0, n, BLOCK):
+        b = min(BLOCK, n - start)
+        for i in range(b):
+            u[i] = x[start + i, 0]
+            v[i] = x[start + i, 1]
+        shift_x, total_x, mean_x = terms_x
+        shift_y, total_y, mean_y = terms_y
+        _axis_terms(u[:b], xs, a, inv_2c2, shift_x, total_x, mean_x)
+        _axis_terms(v[:b], ys, a, inv_2c2, shift_y, total_y, mean_y)
+        for i in range(b):
+            top[i] = -np.inf
+            total[i] = 0.0
+            sum_x[i] = 0.0
+            sum_y[i] = 0.0
+        for k in range(n_blocks):
+            gx, gy = blocks[k, 0], blocks[k, 1]
+            for i in range(b):
+                s = shift_x[gx, i] + shift_y[gy, i]
+                top[i] = s if s > top[i] else top[i]
+        for k in range(n_blocks):
+            gx, gy = blocks[k, 0], blocks[k, 1]
+            for i in range(b):
+                w = exp_nonpositive(shift_x[gx, i] + shift_y[gy, i] - top[i])
+                w *= total_x[gx, i] * total_y[gy, i]
+                total[i] += w
+                sum_x[i] += w * mean_x[gx, i]
+                sum_y[i] += w * mean_y[gy, i]
+        for i in range(b):
+            out[start + i, 0] = sum_x[i] / total[i]
+            out[start + i, 1] = sum_y[i] / total[i]
+
+
+class GridKernel:
+    """The responsibility mean of Cartesian blocks (``models.datasets.GridBlocks``) at one
+    (a, c²): per axis sums, as ``ExactField._grid_mean`` computes them in torch."""
+
+    def __init__(self, grid, a: float, c2: float):
+        self.xs = np.ascontiguousarray(grid.xs.numpy(), np.float32)
+        self.ys = np.ascontiguousarray(grid.ys.numpy(), np.float32)
+        self.blocks = np.ascontiguousarray(grid.blocks.numpy(), np.int64)
+        self.a, self.inv_2c2 = np.float32(a), np.float32(-0.5 / c2)
+        # (|x| + a |axes|)² / 2c² below SAFE_LOGIT
+        reach = a * float(max(np.abs(self.xs).max(), np.abs(self.ys).max()))
+        self.max_abs_x = float(np.sqrt(2 * c2 * SAFE_LOGIT)) - reach
+
+    def fits(self, largest_abs_x: float) -> bool:
+        """Whether points with max |coordinate| ``largest_abs_x`` are safe for the kernel."""
+        return largest_abs_x <= self.max_abs_x
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """m(x) for x float32 (N, 2) → float32 (N, 2)."""
+        out = np.empty((len(x), 2), np.float32)
+        _grid_mean(np.ascontiguousarray(x, np.float32), self.xs, self.ys, self.blocks, self.a,
+                   self.inv_2c2, out)  # fmt: skip
+        return out

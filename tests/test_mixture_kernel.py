@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.fields import ExactField
-from models.mixture_kernel import FLOOR, MixtureKernel, exp_nonpositive
+from models.mixture_kernel import FLOOR, GridKernel, MixtureKernel, exp_nonpositive
 from models.simulate import RunConfig, build
 
 F32 = np.float32
@@ -108,3 +110,37 @@ def test_a_nan_position_gives_a_nan_field_as_in_torch():
     x = torch.tensor([[float("nan"), 0.0], [0.5, 0.5]])
     v = field(x, 0.5)["velocity"]
     assert torch.isnan(v[0]).all() and torch.isfinite(v[1]).all()
+
+
+@pytest.mark.parametrize("t", [0.0, 0.003, 0.05, 0.4, 1.0])
+def test_the_grid_kernel_matches_the_full_sum_in_float64(t):
+    """The checkerboard's per-axis sums against all 1152 components summed one by one."""
+    path, data, field = build(RunConfig(process="fm", dataset="checkerboard"))
+    full = ExactField(path, dataclasses.replace(field.reference, grid=None), dtype=torch.float64)
+    g = torch.Generator().manual_seed(4)
+    k = field._scalars(t)
+    x = torch.cat([k["a"] * data.sample(600, g)[0], 3 * torch.randn(300, 2, generator=g)]).float()
+    got = GridKernel(field.grid, k["a"], k["c2"])(x.numpy())
+    want = full._responsibility_mean(x.double(), k["a"], k["c2"]).numpy()
+    assert np.abs(got - want).max() < 2e-5
+    assert torch.equal(field._responsibility_mean(x, k["a"], k["c2"]), torch.from_numpy(got))
+
+
+def test_grid_rows_do_not_depend_on_their_batch():
+    field = build(RunConfig(dataset="checkerboard"))[2]
+    k = field._scalars(0.2)
+    kernel = GridKernel(field.grid, k["a"], k["c2"])
+    x = np.random.default_rng(1).normal(size=(600, 2)).astype(np.float32)
+    whole = kernel(x)
+    for lo, hi in ((0, 1), (255, 257), (300, 600), (599, 600)):
+        np.testing.assert_array_equal(kernel(x[lo:hi]), whole[lo:hi])
+
+
+def test_far_points_on_the_grid_go_to_torch():
+    field = build(RunConfig(dataset="checkerboard"))[2]
+    k = field._scalars(0.5)
+    kernel = GridKernel(field.grid, k["a"], k["c2"])
+    assert kernel.fits(1e3) and not kernel.fits(1e20) and not kernel.fits(float("nan"))
+    x = torch.tensor([[1e20, 0.0], [0.5, 0.5], [float("nan"), 0.0]])
+    v = field(x, 0.5)["velocity"]
+    assert torch.isfinite(v[1]).all() and torch.isnan(v[2]).all()
