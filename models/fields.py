@@ -77,6 +77,7 @@ class ExactField:
         self._points = {dtype: reference.points.to(device=device, dtype=dtype)}
         self._points64 = reference.points.to(dtype=torch.float64)
         self.grid = reference.grid
+        self._compiled = None  # see _kernel
         grid = self.grid
         # torch's exponentials per point and evaluation (how models/parallel.py sizes a run's
         # work); the compiled CPU kernels (models/mixture_kernel.py) take a third of the time
@@ -147,19 +148,23 @@ class ExactField:
             / total[:, None]
         )
 
-    def _compiled_mean(self, x: Tensor, a: float, c2: float) -> Tensor | None:
-        """m(x) from the compiled kernels of :mod:`models.mixture_kernel`, or None where they
-        do not apply: off the CPU, in float64, under autograd, or for points so far out that
-        their logits could overflow (torch's path then says what it says)."""
-        if x.device.type != "cpu" or x.dtype != torch.float32 or x.requires_grad:
-            return None
-        from models.mixture_kernel import GridKernel, MixtureKernel  # numba: on first use
+    def _kernel(self):
+        """The compiled kernel of these components (:mod:`models.mixture_kernel`), made once;
+        numba is loaded on first use."""
+        if self._compiled is None:
+            from models.mixture_kernel import GridKernel, MixtureKernel
 
-        kernel = MixtureKernel(self._points64.numpy(), a, c2) if self.grid is None else \
-            GridKernel(self.grid, a, c2)  # fmt: skip
-        if not kernel.fits(float(x.abs().max()) if len(x) else 0.0):
-            return None
-        return torch.from_numpy(kernel(x.numpy()))
+            self._compiled = MixtureKernel(self._points64.numpy()) if self.grid is None else \
+                GridKernel(self.grid)  # fmt: skip
+        return self._compiled
+
+    def _compiled_applies(self, x: Tensor, a: float, c2: float) -> bool:
+        """Whether the compiled kernel may evaluate at x: on the CPU, in float32, without
+        autograd, and not so far out that logits could overflow (torch's path then says
+        what it says)."""
+        if x.device.type != "cpu" or x.dtype != torch.float32 or x.requires_grad:
+            return False
+        return self._kernel().fits(float(x.abs().max()) if len(x) else 0.0, a, c2)
 
     def _responsibility_mean(self, x: Tensor, a: float, c2: float) -> Tensor:
         """m(x) = Σ r_i x_i, shape (N, 2).
@@ -171,9 +176,8 @@ class ExactField:
         (:func:`denormals_flushed`: weights below e⁻⁸⁷ of the largest are 0 to float32
         precision either way).
         """
-        compiled = self._compiled_mean(x, a, c2)
-        if compiled is not None:
-            return compiled
+        if self._compiled_applies(x, a, c2):
+            return torch.from_numpy(self._kernel()(x.numpy(), a, c2))
         if self.grid is not None:
             return self._grid_mean(x, a, c2)
         ref, ref_aug = self._augmented(x, a, c2)
@@ -260,6 +264,9 @@ class ExactField:
             ]  # (G, N) per axis
             block = (best[0][gx.to(x.device)] + best[1][gy.to(x.device)]).argmax(0)
             return self._block_labels.to(x.device)[block]
+        if self._compiled_applies(x, k["a"], k["c2"]):
+            idx = torch.from_numpy(self._kernel().nearest(x.numpy(), k["a"], k["c2"]))
+            return self.labels[idx]
         _, ref_aug = self._augmented(x, k["a"], k["c2"])
         idx = torch.cat([
             torch.argmax(*self._logits(c, ref_aug, k["a"], k["c2"]))

@@ -20,7 +20,7 @@ which is most of a run's time.
   ``models.fields.denormals_flushed``); a weight of e^−87 against the largest, 1, is nothing.
 
 No ``nnan``/``ninf`` fast-math flags: a NaN position gives a NaN field, as in torch. Callers
-pass only inputs whose logits cannot overflow (:func:`fits`). Rows are independent and each
+pass only inputs whose logits cannot overflow (``fits``). Rows are independent and each
 row's arithmetic does not depend on its block, so a run split in row blocks over threads
 (``models/parallel.py``) gets the same numbers; the kernel releases the GIL.
 """
@@ -72,70 +72,117 @@ def exp_nonpositive(d):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST)
-def _mean(x, p, q, r, ref_x, ref_y, out):
-    """out (N, 2) = Σ_i softmax_i(x·(p_i, q_i) + r_i) (ref_x_i, ref_y_i) for x (N, 2);
-    every array float32, the component arrays (M,)."""
-    n, m = x.shape[0], p.shape[0]
+def _logit_terms(ref_x, ref_y, square, slope, offset):
+    """p = slope ref_x, q = slope ref_y, r = offset |ref|² (float64 products, then float32):
+    ℓ_i(x) = x·(p_i, q_i) + r_i with slope = a/c², offset = −½ a²/c²."""
+    m = ref_x.shape[0]
+    p = np.empty(m, np.float32)
+    q = np.empty(m, np.float32)
+    r = np.empty(m, np.float32)
+    for j in range(m):
+        p[j] = ref_x[j] * slope
+        q[j] = ref_y[j] * slope
+        r[j] = square[j] * offset
+    return p, q, r
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def _largest_logits(x, start, b, p, q, r, u, v, big, best):
+    """For points x[start:start + b]: their coordinates into u, v, their largest logit into
+    ``big`` and its component into ``best`` (the first, on ties), all (b,), points along the
+    vector lanes (a max over the components does not vectorise)."""
+    for i in range(b):  # local copies: indices known to be in range, so it vectorises
+        u[i] = x[start + i, 0]
+        v[i] = x[start + i, 1]
+        big[i] = -np.inf
+        best[i] = 0
+    for j in range(p.shape[0]):
+        pj, qj, rj = p[j], q[j], r[j]
+        for i in range(b):
+            logit = u[i] * pj + v[i] * qj + rj
+            higher = logit > big[i]
+            big[i] = logit if higher else big[i]
+            best[i] = j if higher else best[i]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def _mean(x, ref_x, ref_y, square, slope, offset, out):
+    """out (N, 2) = Σ_i softmax_i(ℓ_i(x)) ref_i for x (N, 2) float32 (``_logit_terms``)."""
+    n = x.shape[0]
+    p, q, r = _logit_terms(ref_x, ref_y, square, slope, offset)
+    cx, cy = ref_x.astype(np.float32), ref_y.astype(np.float32)
+    u = np.empty(BLOCK, np.float32)
+    v = np.empty(BLOCK, np.float32)
     big = np.empty(BLOCK, np.float32)
-    x0 = np.empty(BLOCK, np.float32)
-    x1 = np.empty(BLOCK, np.float32)
+    best = np.empty(BLOCK, np.int64)
     for start in range(0, n, BLOCK):
         b = min(BLOCK, n - start)
-        for i in range(b):  # local copies: indices known to be in range, so it vectorises
-            x0[i] = x[start + i, 0]
-            x1[i] = x[start + i, 1]
-            big[i] = -np.inf
-        for j in range(m):
-            pj, qj, rj = p[j], q[j], r[j]
-            for i in range(b):
-                logit = x0[i] * pj + x1[i] * qj + rj
-                big[i] = logit if logit > big[i] else big[i]
+        _largest_logits(x, start, b, p, q, r, u, v, big, best)
         for i in range(b):
-            u, v, top = x0[i], x1[i], big[i]
+            ui, vi, top = u[i], v[i], big[i]
             total = np.float32(0.0)
             sum_x = np.float32(0.0)
             sum_y = np.float32(0.0)
-            for j in range(m):
-                w = exp_nonpositive(u * p[j] + v * q[j] + r[j] - top)
+            for j in range(p.shape[0]):
+                w = exp_nonpositive(ui * p[j] + vi * q[j] + r[j] - top)
                 total += w
-                sum_x += w * ref_x[j]
-                sum_y += w * ref_y[j]
+                sum_x += w * cx[j]
+                sum_y += w * cy[j]
             out[start + i, 0] = sum_x / total
             out[start + i, 1] = sum_y / total
 
 
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def _nearest(x, ref_x, ref_y, square, slope, offset, out):
+    """out (N,) int64: the component of the largest logit at each point of x (N, 2)."""
+    n = x.shape[0]
+    p, q, r = _logit_terms(ref_x, ref_y, square, slope, offset)
+    u = np.empty(BLOCK, np.float32)
+    v = np.empty(BLOCK, np.float32)
+    big = np.empty(BLOCK, np.float32)
+    best = np.empty(BLOCK, np.int64)
+    for start in range(0, n, BLOCK):
+        b = min(BLOCK, n - start)
+        _largest_logits(x, start, b, p, q, r, u, v, big, best)
+        for i in range(b):
+            out[start + i] = best[i]
+
+
 class MixtureKernel:
-    """The responsibility mean of one set of components (M, 2) at one (a, c²).
+    """The responsibility mean of one set of components, at any (a, c²).
 
     Args:
         ref: the components, float64 (M, 2).
-        a, c2: the path's a(t) and c(t)² = a² σ_d² + b².
     """
 
-    def __init__(self, ref: np.ndarray, a: float, c2: float):
+    def __init__(self, ref: np.ndarray):
         ref = np.asarray(ref, np.float64)
-        with np.errstate(over="ignore", invalid="ignore"):  # far user points: checked below
-            self.p = (ref[:, 0] * (a / c2)).astype(np.float32)
-            self.q = (ref[:, 1] * (a / c2)).astype(np.float32)
-            self.r = ((-0.5 * a * a / c2) * (ref * ref).sum(1)).astype(np.float32)
-        self.ref_x = np.ascontiguousarray(ref[:, 0], np.float32)
-        self.ref_y = np.ascontiguousarray(ref[:, 1], np.float32)
-        params = (self.p, self.q, self.r, self.ref_x, self.ref_y)
-        finite = all(np.isfinite(v).all() for v in params) and len(ref) > 0
-        # |logit| ≤ |x|∞ (|p|∞ + |q|∞) + |r|∞: the largest |x|∞ that keeps it below SAFE_LOGIT
-        slope = float(np.abs(self.p).max(initial=0) + np.abs(self.q).max(initial=0))
-        room = SAFE_LOGIT - float(np.abs(self.r).max(initial=0))
-        self.max_abs_x = (room / slope if slope > 0 else np.inf) if finite and room > 0 else -1.0
+        self.ref_x = np.ascontiguousarray(ref[:, 0])
+        self.ref_y = np.ascontiguousarray(ref[:, 1])
+        self.square = (ref * ref).sum(1)
+        self.finite = bool(np.isfinite(self.square).all()) and len(ref) > 0
+        self.reach = float(np.abs(self.ref_x).max(initial=0) + np.abs(self.ref_y).max(initial=0))
+        self.largest_square = float(self.square.max(initial=0))
 
-    def fits(self, largest_abs_x: float) -> bool:
-        """Whether points with max |coordinate| ``largest_abs_x`` are safe for the kernel."""
-        return largest_abs_x <= self.max_abs_x  # False for NaN
+    def fits(self, largest_abs_x: float, a: float, c2: float) -> bool:
+        """Whether points with max |coordinate| ``largest_abs_x`` are safe for the kernel at
+        (a, c²): |ℓ| ≤ |x|∞ (|p|∞ + |q|∞) + |r|∞ stays below SAFE_LOGIT (False for NaN)."""
+        slope, offset = abs(a / c2), abs(0.5 * a * a / c2)
+        bound = largest_abs_x * slope * self.reach + offset * self.largest_square
+        return self.finite and bound < SAFE_LOGIT
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, a: float, c2: float) -> np.ndarray:
         """m(x) for x float32 (N, 2) → float32 (N, 2)."""
         out = np.empty((len(x), 2), np.float32)
-        _mean(np.ascontiguousarray(x, np.float32), self.p, self.q, self.r, self.ref_x,
-              self.ref_y, out)  # fmt: skip
+        _mean(np.ascontiguousarray(x, np.float32), self.ref_x, self.ref_y, self.square,
+              a / c2, -0.5 * a * a / c2, out)  # fmt: skip
+        return out
+
+    def nearest(self, x: np.ndarray, a: float, c2: float) -> np.ndarray:
+        """Index of the most responsible component at each point of x (N, 2): (N,) int64."""
+        out = np.empty(len(x), np.int64)
+        _nearest(np.ascontiguousarray(x, np.float32), self.ref_x, self.ref_y, self.square,
+                 a / c2, -0.5 * a * a / c2, out)  # fmt: skip
         return out
 
 
@@ -213,25 +260,23 @@ def _grid_mean(x, xs, ys, blocks, a, inv_2c2, out):
 
 
 class GridKernel:
-    """The responsibility mean of Cartesian blocks (``models.datasets.GridBlocks``) at one
+    """The responsibility mean of Cartesian blocks (``models.datasets.GridBlocks``) at any
     (a, c²): per axis sums, as ``ExactField._grid_mean`` computes them in torch."""
 
-    def __init__(self, grid, a: float, c2: float):
+    def __init__(self, grid):
         self.xs = np.ascontiguousarray(grid.xs.numpy(), np.float32)
         self.ys = np.ascontiguousarray(grid.ys.numpy(), np.float32)
         self.blocks = np.ascontiguousarray(grid.blocks.numpy(), np.int64)
-        self.a, self.inv_2c2 = np.float32(a), np.float32(-0.5 / c2)
-        # (|x| + a |axes|)² / 2c² below SAFE_LOGIT
-        reach = a * float(max(np.abs(self.xs).max(), np.abs(self.ys).max()))
-        self.max_abs_x = float(np.sqrt(2 * c2 * SAFE_LOGIT)) - reach
+        self.reach = float(max(np.abs(self.xs).max(), np.abs(self.ys).max()))
 
-    def fits(self, largest_abs_x: float) -> bool:
-        """Whether points with max |coordinate| ``largest_abs_x`` are safe for the kernel."""
-        return largest_abs_x <= self.max_abs_x
+    def fits(self, largest_abs_x: float, a: float, c2: float) -> bool:
+        """Whether points with max |coordinate| ``largest_abs_x`` are safe for the kernel at
+        (a, c²): (|x| + a |axes|)² / 2c² stays below SAFE_LOGIT (False for NaN)."""
+        return (largest_abs_x + abs(a) * self.reach) ** 2 < 2 * c2 * SAFE_LOGIT
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, a: float, c2: float) -> np.ndarray:
         """m(x) for x float32 (N, 2) → float32 (N, 2)."""
         out = np.empty((len(x), 2), np.float32)
-        _grid_mean(np.ascontiguousarray(x, np.float32), self.xs, self.ys, self.blocks, self.a,
-                   self.inv_2c2, out)  # fmt: skip
+        _grid_mean(np.ascontiguousarray(x, np.float32), self.xs, self.ys, self.blocks,
+                   np.float32(a), np.float32(-0.5 / c2), out)  # fmt: skip
         return out

@@ -30,7 +30,7 @@ def test_sessions_recompute_for_the_controls_they_change(capsys):
     # The third change asks for 80 steps: a run with 81 frames is the server's answer to it
     # (each driver also raises if a steps change brings any other frame count).
     assert any(81 in d.frames for d in report.light)
-    assert set(report.rss) == {2, 4, 8} and min(report.rss.values()) > 0
+    assert {2, 4, 8} <= set(report.rss) and min(report.rss.values()) > 0  # and every 50th
     assert report.memory_ok is not None  # the bound was checked (its verdict is not a test)
     out = capsys.readouterr().out
     assert "p50" in out and "p95" in out and "server RSS after 8 recomputes" in out

@@ -61,7 +61,7 @@ def test_the_mean_matches_float64_torch(dataset, t):
     # points near the data (scaled by a) and out in the noise, where one component dominates
     x = torch.cat([a * data.sample(600, g)[0], 3 * torch.randn(300, 2, generator=g)]).float()
     k = field._scalars(t)
-    got = MixtureKernel(field._points64.numpy(), k["a"], k["c2"])(x.numpy())
+    got = MixtureKernel(field._points64.numpy())(x.numpy(), k["a"], k["c2"])
     want = exact64._responsibility_mean(x.double(), k["a"], k["c2"]).numpy()
     assert np.abs(got - want).max() < 2e-5  # float32 logits of size |x|·a/c² carry ~1e-7·|logit|
 
@@ -71,20 +71,21 @@ def test_rows_do_not_depend_on_their_batch():
     a run split in row blocks over threads equals the serial run."""
     field = build(RunConfig(dataset="spirals"))[2]
     k = field._scalars(0.3)
-    kernel = MixtureKernel(field._points64.numpy(), k["a"], k["c2"])
+    kernel = MixtureKernel(field._points64.numpy())
     x = np.random.default_rng(0).normal(size=(700, 2)).astype(np.float32)
-    whole = kernel(x)
+    ak = (k["a"], k["c2"])
+    whole = kernel(x, *ak)
     for lo, hi in ((0, 1), (255, 257), (300, 700), (513, 515), (699, 700)):
-        np.testing.assert_array_equal(kernel(x[lo:hi]), whole[lo:hi])
+        np.testing.assert_array_equal(kernel(x[lo:hi], *ak), whole[lo:hi])
 
 
 def test_the_exact_field_uses_the_kernel_only_where_it_applies():
     field = build(RunConfig(dataset="moons"))[2]
     x = torch.randn(100, 2)
     k = field._scalars(0.5)
-    kernel = MixtureKernel(field._points64.numpy(), k["a"], k["c2"])
+    kernel = MixtureKernel(field._points64.numpy())
     assert torch.equal(field._responsibility_mean(x, k["a"], k["c2"]),
-                       torch.from_numpy(kernel(x.numpy())))  # fmt: skip
+                       torch.from_numpy(kernel(x.numpy(), k["a"], k["c2"])))  # fmt: skip
     # autograd and float64 take torch's path, and agree with the kernel
     with_grad = field(x.clone().requires_grad_(True), 0.5)["velocity"]
     assert with_grad.requires_grad
@@ -96,13 +97,15 @@ def test_the_exact_field_uses_the_kernel_only_where_it_applies():
 def test_inputs_whose_logits_could_overflow_go_to_torch():
     field = build(RunConfig(dataset="moons"))[2]
     k = field._scalars(0.5)
-    kernel = MixtureKernel(field._points64.numpy(), k["a"], k["c2"])
-    assert kernel.fits(100.0) and not kernel.fits(1e35) and not kernel.fits(float("nan"))
+    kernel = MixtureKernel(field._points64.numpy())
+    ak = (k["a"], k["c2"])
+    assert kernel.fits(100.0, *ak) and not kernel.fits(1e35, *ak)
+    assert not kernel.fits(float("nan"), *ak)
     x = torch.tensor([[1e35, 0.0], [0.5, 0.5]])
     m = field._responsibility_mean(x, k["a"], k["c2"])  # torch's path: as before the kernel
     assert torch.isfinite(m[1]).all()
-    huge = MixtureKernel(np.array([[1e30, 0.0], [0.0, 1.0]]), k["a"], k["c2"])
-    assert not huge.fits(0.0)  # components whose own logits overflow: never the kernel
+    huge = MixtureKernel(np.array([[1e30, 0.0], [0.0, 1.0]]))
+    assert not huge.fits(0.0, *ak)  # components whose own logits overflow: never the kernel
 
 
 def test_a_nan_position_gives_a_nan_field_as_in_torch():
@@ -120,7 +123,7 @@ def test_the_grid_kernel_matches_the_full_sum_in_float64(t):
     g = torch.Generator().manual_seed(4)
     k = field._scalars(t)
     x = torch.cat([k["a"] * data.sample(600, g)[0], 3 * torch.randn(300, 2, generator=g)]).float()
-    got = GridKernel(field.grid, k["a"], k["c2"])(x.numpy())
+    got = GridKernel(field.grid)(x.numpy(), k["a"], k["c2"])
     want = full._responsibility_mean(x.double(), k["a"], k["c2"]).numpy()
     assert np.abs(got - want).max() < 2e-5
     assert torch.equal(field._responsibility_mean(x, k["a"], k["c2"]), torch.from_numpy(got))
@@ -129,18 +132,38 @@ def test_the_grid_kernel_matches_the_full_sum_in_float64(t):
 def test_grid_rows_do_not_depend_on_their_batch():
     field = build(RunConfig(dataset="checkerboard"))[2]
     k = field._scalars(0.2)
-    kernel = GridKernel(field.grid, k["a"], k["c2"])
+    kernel = GridKernel(field.grid)
     x = np.random.default_rng(1).normal(size=(600, 2)).astype(np.float32)
-    whole = kernel(x)
+    ak = (k["a"], k["c2"])
+    whole = kernel(x, *ak)
     for lo, hi in ((0, 1), (255, 257), (300, 600), (599, 600)):
-        np.testing.assert_array_equal(kernel(x[lo:hi]), whole[lo:hi])
+        np.testing.assert_array_equal(kernel(x[lo:hi], *ak), whole[lo:hi])
 
 
 def test_far_points_on_the_grid_go_to_torch():
     field = build(RunConfig(dataset="checkerboard"))[2]
     k = field._scalars(0.5)
-    kernel = GridKernel(field.grid, k["a"], k["c2"])
-    assert kernel.fits(1e3) and not kernel.fits(1e20) and not kernel.fits(float("nan"))
+    kernel = GridKernel(field.grid)
+    ak = (k["a"], k["c2"])
+    assert kernel.fits(1e3, *ak) and not kernel.fits(1e20, *ak)
+    assert not kernel.fits(float("nan"), *ak)
     x = torch.tensor([[1e20, 0.0], [0.5, 0.5], [float("nan"), 0.0]])
     v = field(x, 0.5)["velocity"]
     assert torch.isfinite(v[1]).all() and torch.isnan(v[2]).all()
+
+
+@pytest.mark.parametrize("t", [0.0, 0.1, 0.7])
+def test_the_nearest_component_is_the_closest_one_in_float64(t):
+    field = build(RunConfig(process="fm", dataset="moons"))[2]
+    k = field._scalars(t)
+    x = torch.randn(2000, 2, generator=torch.Generator().manual_seed(5))
+    got = MixtureKernel(field._points64.numpy()).nearest(x.numpy(), k["a"], k["c2"])
+    dist = torch.cdist(x.double(), k["a"] * field._points64)  # (N, M)
+    closest = dist.argmin(1).numpy()
+    logits = (-(dist**2) / (2 * k["c2"])).sort(1, descending=True).values
+    # two components equally near to float32 precision of the logits (~1e-5): either will do
+    clear = (logits[:, 0] - logits[:, 1]).numpy() > 1e-3
+    assert clear.sum() > 500  # enough points to test (at t = 0.7 many are near ties)
+    np.testing.assert_array_equal(got[clear], closest[clear])
+    labels = field.nearest_label(x, t)  # through the field: the components' labels
+    np.testing.assert_array_equal(labels.numpy()[clear], field.labels.numpy()[closest[clear]])
