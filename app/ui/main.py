@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 
 import panel as pn
 import param
@@ -105,12 +106,13 @@ def _on_session_thread(doc, gate: _LoadGate | None = None):
     return schedule
 
 
-def _restore_from_url(state: FlowState) -> str:
+def _restore_from_url(state: FlowState) -> tuple[str, Callable[[], None]]:
     """Apply the good values of the page's query string; returns the notice for the bad ones
-    ("" if none). The URL is then mirrored from the state alone, so refused values leave it."""
+    ("" if none) and ``mirror()``, which sets the URL from the state alone (so refused values
+    leave it): once the page has loaded, then whenever :func:`_mirror_when_idle` says."""
     location = pn.state.location
     if not location:
-        return ""
+        return "", lambda: None
     query = read_query(location.search or "")
     good, bad = read_url_values(query)
     if "pts" in query:
@@ -133,8 +135,21 @@ def _restore_from_url(state: FlowState) -> str:
         pn.state.onload(mirror)
     else:
         mirror()
-    state.param.watch(mirror, list(URL_PARAMS + DATA_PARAMS))
-    return describe_refused(bad) if bad else ""
+    return (describe_refused(bad) if bad else ""), mirror
+
+
+def _mirror_when_idle(state: FlowState, runner: Recomputer, mirror: Callable[[], None]) -> None:
+    """Mirror the settings into the URL when they change, but not while a run computes: then
+    once it has landed (or failed). The URL's update wakes the page: where one machine serves
+    and shows it (a laptop in a lecture), a run's step next to it was measured 8 ms late."""
+
+    def on_settings(*_events) -> None:
+        if not runner.busy:
+            mirror()
+
+    # after the runner's own watcher, which sets busy for a setting that starts a run
+    state.param.watch(on_settings, list(URL_PARAMS + DATA_PARAMS))
+    runner.param.watch(lambda event: None if event.new else mirror(), ["busy"])
 
 
 def _notice_after_first_run(state: FlowState, text: str) -> None:
@@ -153,7 +168,7 @@ def _notice_after_first_run(state: FlowState, text: str) -> None:
 def create_app(**settings) -> pn.viewable.Viewable:
     """Build one session of the app; ``settings`` override the defaults (for tests)."""
     state = FlowState(**settings)
-    url_notice = _restore_from_url(state)
+    url_notice, mirror = _restore_from_url(state)
     try:  # settings that pass one by one but not together (no points for 'your points')
         state.config().validate()
         state.user_dataset()
@@ -173,6 +188,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
     else:
         gate.open()
     runner = Recomputer(state, schedule=_on_session_thread(pn.state.curdoc, gate))
+    _mirror_when_idle(state, runner, mirror)
     views = FlowViews(state=state)
     schedule = SchedulePlot(state=state)
     views.link_marks(schedule.marks)

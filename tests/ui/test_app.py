@@ -245,6 +245,21 @@ def test_url_round_trips_the_state(app):
     assert again.errors == []
 
 
+def test_the_url_follows_a_setting_once_its_run_has_landed(app):
+    """Not while the run computes (the URL's update would wake the page beside it)."""
+    page = app("?dataset=spirals&particles=20000&steps=300")  # a run of a second or more
+    busy = "() => Bokeh.documents[0].get_model_by_name('status').data.busy[0] === 1"
+    page.store_marker()
+    page.press_slider(1, "PageDown")  # steps
+    page.page.wait_for_function(busy, timeout=10_000)
+    time.sleep(0.3)
+    assert page.js(busy) and "steps=300" in page.js("() => window.location.search")
+    page.wait_store_changed()
+    page.page.wait_for_function("() => !window.location.search.includes('steps=300')")
+    assert f"steps={len(page.times()) - 1}" in page.js("() => window.location.search")
+    assert page.errors == []
+
+
 def test_bad_url_values_give_a_notice_not_an_error(app):
     page = app("?steps=abc&particles=999999&dataset=moons&eta=7")
     notice = page.page.get_by_text("Ignored URL values")
