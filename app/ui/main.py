@@ -44,6 +44,7 @@ guard_panel_query_parsing()
 
 log = logging.getLogger(__name__)
 TITLE = "flowscope: particles and densities of diffusion and flow matching"
+IDLE_MS = 300  # the busy spinner and the URL's update wait this long (see create_app)
 
 
 class _LoadGate:
@@ -74,6 +75,22 @@ class _LoadGate:
                 self._waiting.append(fn)
                 return
         fn()
+
+
+def _after(doc) -> Callable[[Callable[[], None], int], None]:
+    """``later(fn, ms)``: fn() on the session thread ``ms`` milliseconds from now (at once
+    without a served session: a notebook or a test)."""
+    if doc is None or doc.session_context is None:
+        return lambda fn, _ms: fn()
+
+    def later(fn: Callable[[], None], ms: int) -> None:
+        def run() -> None:
+            with set_curdoc(doc), unlocked():
+                fn()
+
+        doc.add_timeout_callback(run, ms)
+
+    return later
 
 
 def _on_session_thread(doc, gate: _LoadGate | None = None):
@@ -138,10 +155,13 @@ def _restore_from_url(state: FlowState) -> tuple[str, Callable[[], None]]:
     return (describe_refused(bad) if bad else ""), mirror
 
 
-def _mirror_when_idle(state: FlowState, runner: Recomputer, mirror: Callable[[], None]) -> None:
-    """Mirror the settings into the URL when they change, but not while a run computes: then
-    once it has landed (or failed). The URL's update wakes the page: where one machine serves
-    and shows it (a laptop in a lecture), a run's step next to it was measured 8 ms late."""
+def _mirror_when_idle(state: FlowState, runner: Recomputer, mirror: Callable[[], None],
+                      later) -> None:  # fmt: skip
+    """Mirror the settings into the URL when they change, but not while a run computes, nor
+    as its frames are drawn: ``IDLE_MS`` after it has landed (or failed). The URL's update
+    wakes the page (the browser's history, a style recalculation): where one machine serves
+    and shows it (a laptop in a lecture), a run's step beside it was measured 8 ms late, and
+    the page's paint of the new frame ~10 ms later when it came with the run."""
 
     def on_settings(*_events) -> None:
         if not runner.busy:
@@ -149,7 +169,7 @@ def _mirror_when_idle(state: FlowState, runner: Recomputer, mirror: Callable[[],
 
     # after the runner's own watcher, which sets busy for a setting that starts a run
     state.param.watch(on_settings, list(URL_PARAMS + DATA_PARAMS))
-    runner.param.watch(lambda event: None if event.new else mirror(), ["busy"])
+    runner.param.watch(lambda event: None if event.new else later(mirror, IDLE_MS), ["busy"])
 
 
 def _notice_after_first_run(state: FlowState, text: str) -> None:
@@ -188,7 +208,8 @@ def create_app(**settings) -> pn.viewable.Viewable:
     else:
         gate.open()
     runner = Recomputer(state, schedule=_on_session_thread(pn.state.curdoc, gate))
-    _mirror_when_idle(state, runner, mirror)
+    later = _after(pn.state.curdoc)
+    _mirror_when_idle(state, runner, mirror, later)
     views = FlowViews(state=state)
     schedule = SchedulePlot(state=state)
     views.link_marks(schedule.marks)
@@ -197,13 +218,19 @@ def create_app(**settings) -> pn.viewable.Viewable:
 
     # The spinner always spins; only its opacity toggles. Toggling `value` or `visible`
     # changes the element's classes, and Bokeh re-lays out the whole page for that (measured:
-    # ~190 ms of the browser's main thread per recompute, delaying the new frames).
+    # ~190 ms of the browser's main thread per recompute, delaying the new frames). It shows
+    # only for a run still computing IDLE_MS after it began: a run that lands sooner changes
+    # no style, and a style change beside the new frames forced a recalculation of the whole
+    # page's styles before they were painted (~10 ms).
     hidden, shown = {"opacity": "0"}, {"opacity": "1"}
     busy = pn.indicators.LoadingSpinner(value=True, size=22, styles=hidden)
 
     def show_busy(event) -> None:
-        busy.styles = shown if event.new else hidden
         views.hold_while_busy(event.new)
+        if event.new:
+            later(lambda: setattr(busy, "styles", shown) if runner.busy else None, IDLE_MS)
+        else:
+            busy.styles = hidden
 
     runner.param.watch(show_busy, ["busy"])
     views.player.direction = 1  # already playing on first load

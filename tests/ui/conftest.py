@@ -154,6 +154,13 @@ class AppPage:
     def store_marker(self) -> None:
         self.js(f"() => {{ window.__store = {STORE_XY}; }}")
 
+    def wait_url(self, *fragments: str) -> str:
+        """The page's URL once it holds every fragment: the app mirrors the settings into it
+        a moment after their run has landed (app/ui/main.py, IDLE_MS)."""
+        test = " && ".join(f"window.location.href.includes({f!r})" for f in fragments)
+        self.page.wait_for_function(f"() => {test}", timeout=10_000)
+        return self.page.url
+
     def wait_store_changed(self) -> None:
         self.page.wait_for_function(
             f"() => {STORE_XY} !== window.__store",

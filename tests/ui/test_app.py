@@ -75,7 +75,7 @@ def test_a_shorter_run_keeps_the_browser_owned_frame_in_range(app):
 
 
 def test_a_slow_recompute_shows_busy_and_holds_the_old_run(app):
-    page = app("?particles=20000&steps=600")  # over a second to compute
+    page = app("?dataset=spirals&particles=20000&steps=600")  # seconds to compute
     spinner = (
         "() => { for (const m of Bokeh.documents[0].all_models)"
         " if (m.css_classes && m.css_classes.includes('loader')) return m.styles.opacity; }"
@@ -98,6 +98,26 @@ def test_a_slow_recompute_shows_busy_and_holds_the_old_run(app):
     page.wait_store_changed()
     assert page.js(spinner) == "0"
     page.page.wait_for_function(f"() => window.flowscope_frame !== {held[0]}", timeout=5_000)
+    assert page.errors == []
+
+
+def test_a_quick_recompute_shows_no_spinner(app):
+    """A run that lands within main.IDLE_MS changes no style beside its new frames."""
+    page = app()
+    spinner = (
+        "() => { for (const m of Bokeh.documents[0].all_models)"
+        " if (m.css_classes && m.css_classes.includes('loader')) return m.styles.opacity; }"
+    )
+    page.js(f"() => {{ window.__seen = []; const spinner = {spinner};"
+            " window.__poll = setInterval(() => window.__seen.push(spinner()), 5); }")  # fmt: skip
+    page.store_marker()
+    seed = page.page.get_by_label("Seed")
+    seed.fill("7")
+    seed.press("Enter")
+    page.wait_store_changed()
+    time.sleep(0.5)
+    seen = page.js("() => { clearInterval(window.__poll); return window.__seen; }")
+    assert len(seen) > 20 and set(seen) == {"0"}, seen
     assert page.errors == []
 
 

@@ -57,7 +57,7 @@ def test_training_in_the_page_while_the_player_keeps_playing(app):
         label="learned (trained here)"
     )
     page.wait_store_changed()
-    assert "field=trained" in page.page.url
+    page.wait_url("field=trained")
     assert "no weights trained" not in notice(page) and "showing the exact" not in notice(page)
     page.pause_at(60)
     assert changed_fraction(exact, page.pixels("particle_fig")) > 0.01, "same picture as exact"

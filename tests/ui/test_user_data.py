@@ -75,7 +75,7 @@ def test_drawing_with_the_mouse_makes_the_data_set_and_a_new_run(app):
     # begun after a pause, as people do: Bokeh alone would take it for a press and drop it
     draw(page, stroke, pause=0.6)
     page.wait_store_changed()
-    query = parse_qs(urlparse(page.page.url).query)
+    query = parse_qs(urlparse(page.wait_url("dataset=points", "pts=")).query)
     assert query["dataset"] == ["points"] and len(query["pts"][0]) > 20
     # reverse run with the exact field of the drawn points: it lands on the stroke
     final = final_positions(page)
@@ -99,7 +99,7 @@ def test_the_toolbar_draw_tool_draws_after_a_pause_and_shows_in_the_toggle(app):
     page.store_marker()
     draw(page, [(-2.0, 0.0), (2.0, 0.0)], pause=0.6, toggle=False)
     page.wait_store_changed()
-    assert "dataset=points" in page.page.url
+    page.wait_url("dataset=points")
     # the pan tool takes the drag back, and the sidebar's toggle shows draw mode off
     page.page.locator('[title="Pan"]').first.click()
     page.page.wait_for_function(f"() => !{DRAW_TOGGLE}.active")
@@ -172,7 +172,7 @@ def test_two_pages_on_one_server_keep_their_own_data(app, context, server):
     first.store_marker()
     upload(first, "mine.csv", b"x,y\n1,1\n-1,-1\n1.5,-1\n")
     first.wait_store_changed()
-    assert "dataset=points" in first.page.url
+    first.wait_url("dataset=points")
     from tests.ui.conftest import AppPage
     second = AppPage(context.new_page(), f"{server}/")
     second.page.wait_for_function("() => window.location.search.includes('dataset=')")
@@ -180,6 +180,7 @@ def test_two_pages_on_one_server_keep_their_own_data(app, context, server):
     second.store_marker()
     second.page.get_by_role("button", name="forward: noising").click()
     second.wait_store_changed()
+    second.wait_url("direction=forward")
     assert "dataset=points" in first.page.url and "direction=reverse" in first.page.url
     assert "dataset=8gaussians" in second.page.url and "pts=" not in second.page.url
     assert first.errors == [] and second.errors == []
