@@ -38,6 +38,8 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
         raise ValueError(f"--threads must be at least 1, got {threads}")
     torch.set_num_threads(threads or default_threads())
     origin = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}", *(origins or [])]
+    # the exact field's kernels, while the first browser connects (its first run needs them)
+    threading.Thread(target=_warm_up_field, name="flowscope-field-warm-up", daemon=True).start()
     options = dict(port=port, address=address, show=show, title="flowscope",
                    websocket_origin=origin, verbose=False, liveness=True,
                    # what a browser may send: an upload (5 MB, 6.7 MB as base64) and clicks
@@ -52,6 +54,12 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
 
 
 _WARMED = threading.Event()
+
+
+def _warm_up_field() -> None:
+    from models.mixture_kernel import warm_up
+
+    warm_up()
 
 
 def _page():
