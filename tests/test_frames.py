@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from app.session.state import ARROWS, FlowState
 from app.ui.frames import (
@@ -20,6 +21,7 @@ from app.ui.frames import (
     quantize_positions,
 )
 from app.ui.views import stacks_sent
+from models.density import histogram_density
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +117,25 @@ def test_the_particles_density_travels_only_when_the_page_cannot_make_it(state):
     assert np.abs(far.trajectories).max() > 50 and not positions_fine_enough(far)
     assert stacks_sent("particles", far) == ("density",)
     assert stacks_sent("exact", far) == ("exact",)  # a shown stack travels whatever the run
+
+
+def test_the_server_histograms_the_particles_only_when_asked():
+    """A default run's publish leaves the particles' density unmade (the page makes it, its
+    peak too); asked for, it is the histogram of the run's own positions, and a copy of the
+    run with other positions makes its own."""
+    s = FlowState(steps=20, particles=500)
+    s.recompute()
+    result = s.result
+    rows, images = pack_grid(result, stacks=stacks_sent(s.density_source, result))
+    assert result._density is None and np.isnan(rows["peak"]).all()
+    assert images["density"][0].shape == (0, 96, 96)
+    frames = torch.from_numpy(result.trajectories)
+    want = histogram_density(frames, result.grid, result.config.bandwidth).numpy()
+    np.testing.assert_array_equal(result.density, want)
+    rows, _ = pack_grid(result, stacks=("density",))
+    np.testing.assert_allclose(rows["peak"], want.reshape(21, -1).max(1), rtol=1e-6)
+    moved = dataclasses.replace(result, trajectories=result.trajectories + 0.5)
+    assert moved._density is None and not np.array_equal(moved.density, result.density)
 
 
 def test_only_the_shown_stack_travels(state):
