@@ -170,7 +170,7 @@ class ExactField:
         """m(x) = Σ r_i x_i, shape (N, 2).
 
         On the CPU in float32, without autograd, the compiled kernels of
-        :mod:`models.mixture_kernel` (2.5-7x faster); else torch, as follows.
+        :mod:`models.mixture_kernel` (2-7x faster); else torch, as follows.
         ``torch.softmax`` fuses the row maximum, ``exp`` and normalisation in one pass, 2x
         faster on the CPU than the four separate passes with denormals flushed to zero
         (:func:`denormals_flushed`: weights below e⁻⁸⁷ of the largest are 0 to float32

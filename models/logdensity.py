@@ -31,8 +31,8 @@ def divergence(field: Field, x: Tensor, t: float, method: str = "exact",
                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Velocity and its divergence at (x, t): ((N, 2), (N,)), both detached.
 
-    The velocity is the field's plain evaluation, not the one in the autograd graph: the
-    exact field evaluates without a graph in a compiled kernel whose last bits differ from
+    For the exact field the velocity is its plain evaluation, not the one in the autograd
+    graph: without a graph it evaluates in a compiled kernel whose last bits differ from
     torch's, and a run carrying log p_t must move its particles exactly as the same run
     without it (the app reruns when the shading is switched on: no particle may jump).
 
@@ -44,8 +44,10 @@ def divergence(field: Field, x: Tensor, t: float, method: str = "exact",
     """
     if method not in DIVERGENCES:
         raise ValueError(f"divergence must be one of {DIVERGENCES}, got {method!r}")
-    with torch.no_grad():
-        velocity = field(x.detach(), t, ("velocity",))["velocity"]
+    velocity = None
+    if isinstance(field, ExactField):  # the only field whose plain evaluation differs
+        with torch.no_grad():
+            velocity = field(x.detach(), t, ("velocity",))["velocity"]
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         v = field(xg, t, ("velocity",))["velocity"]
@@ -53,12 +55,12 @@ def divergence(field: Field, x: Tensor, t: float, method: str = "exact",
             u = torch.randint(0, 2, x.shape, generator=generator, device=x.device).to(x.dtype)
             u = 2 * u - 1
             (vjp,) = torch.autograd.grad(v, xg, grad_outputs=u)
-            return velocity, (vjp * u).sum(1)
+            return (v.detach() if velocity is None else velocity), (vjp * u).sum(1)
         div = torch.zeros(len(x), dtype=x.dtype, device=x.device)
         for i in range(x.shape[1]):
             (g,) = torch.autograd.grad(v[:, i].sum(), xg, retain_graph=i + 1 < x.shape[1])
             div = div + g[:, i]
-    return velocity, div
+    return (v.detach() if velocity is None else velocity), div
 
 
 def integrate(field: Field, x: Tensor, times, logp0: Tensor, solver: str = "heun",

@@ -4,14 +4,19 @@
 
 with p_i = a x_i / c² and r_i = −½ a² |x_i|² / c² (``models/fields.py``). torch computes this
 as three passes over an (N, M) block: the logits, the softmax, a matrix product. This kernel
-keeps each particle's sums in registers and never writes the block: 2.5-3x faster for the
-built-in data sets (spirals, N = 2000, M = 512: 0.41 against 1.15 ms per evaluation here),
+keeps each particle's sums in registers and never writes the block: 2-3x faster for the
+built-in data sets (spirals, N = 2000, M = 512: 0.52 against 1.15 ms per evaluation here),
 which is most of a run's time.
 
-- Particles are taken in blocks of ``BLOCK``. The largest logit of each is found first, with
-  the particles along the vector lanes (a max over components does not vectorise).
-- Then, per particle, one pass over the components sums e^(ℓ_i − max) (1, x_i), vectorised
+- Particles are taken in blocks of ``BLOCK``. The largest logit of each, and its component
+  k, are found first, with the particles along the vector lanes (a max over components does
+  not vectorise).
+- Then, per particle, one pass over the components sums e^(ℓ_i − ℓ_k) (1, x_i), vectorised
   along the components (``fastmath`` reassociation: the sums in 16 partial sums, not one).
+  ℓ_i − ℓ_k is computed as x·(p_i − p_k) + (r_i − r_k): exactly 0 for k, and without the
+  cancellation of two large logits. Computed as ℓ_i − max, with ℓ_i formed again (LLVM fuses
+  multiply-adds differently in the two loops), it came out far above 0 for far points (an
+  ulp of ℓ is 1024 at |ℓ| = 1e10), and their field was wrong or infinite.
 - ``exp_nonpositive`` is e^d for d ≤ 0 written out: numba has no vectorised ``exp`` without
   Intel's SVML. Cody–Waite reduction d = k ln 2 + z, |z| ≤ ½ ln 2, a degree-7 Taylor
   polynomial (truncation 3e−9 relative), and 2^k put into the exponent bits: 2.5 float32
@@ -19,10 +24,13 @@ which is most of a run's time.
   d is clamped at −87, so weights never become denormal (torch's path flushes them:
   ``models.fields.denormals_flushed``); a weight of e^−87 against the largest, 1, is nothing.
 
-No ``nnan``/``ninf`` fast-math flags: a NaN position gives a NaN field, as in torch. Callers
-pass only inputs whose logits cannot overflow (``fits``). Rows are independent and each
-row's arithmetic does not depend on its block, so a run split in row blocks over threads
-(``models/parallel.py``) gets the same numbers; the kernel releases the GIL.
+No ``nnan``/``ninf`` fast-math flags, and numpy's error model (no exception on a division by
+0). Callers pass only inputs whose logits cannot overflow (``fits``: ``ExactField`` sends a
+batch with a non-finite or astronomically far point to torch, which then says what it says).
+Rows are independent and each row's arithmetic does not depend on its block, so a run split
+in row blocks over threads (``models/parallel.py``) gets the same numbers; the kernel
+releases the GIL. Far points keep float32's precision, as in torch: both lose near-ties
+between components beyond |x| ~ 1e5 (``tests/test_mixture_kernel.py``).
 """
 
 from __future__ import annotations
@@ -52,11 +60,11 @@ def _as_float32(typingctx, bits):
     return types.float32(types.int32), codegen
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy", inline="always")
 def exp_nonpositive(d):
     """e^d for d ≤ 0 in float32, relative error below 3e−7 (2.5 ulps; measured in
-    tests/test_mixture_kernel.py); d below −87 counts as −87."""
-    d = d if d > FLOOR else FLOOR
+    tests/test_mixture_kernel.py); d below −87 counts as −87, above 0 as 0, NaN stays NaN."""
+    d = FLOOR if d < FLOOR else (np.float32(0.0) if d > 0 else d)
     k = np.float32(np.int32(d * LOG2E - np.float32(0.5)))  # round(d / ln 2) for d ≤ 0
     z = (d - k * LN2_HI) - k * LN2_LO
     e = np.float32(1 / 5040)
@@ -71,7 +79,7 @@ def exp_nonpositive(d):
     return e * _as_float32(np.int32((k + np.float32(127.0)) * np.float32(8388608.0)))
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST)
+@numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def _logit_terms(ref_x, ref_y, square, slope, offset):
     """p = slope ref_x, q = slope ref_y, r = offset |ref|² (float64 products, then float32):
     ℓ_i(x) = x·(p_i, q_i) + r_i with slope = a/c², offset = −½ a²/c²."""
@@ -86,7 +94,7 @@ def _logit_terms(ref_x, ref_y, square, slope, offset):
     return p, q, r
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST)
+@numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def _largest_logits(x, start, b, p, q, r, u, v, big, best):
     """For points x[start:start + b]: their coordinates into u, v, their largest logit into
     ``big`` and its component into ``best`` (the first, on ties), all (b,), points along the
@@ -105,7 +113,7 @@ def _largest_logits(x, start, b, p, q, r, u, v, big, best):
             best[i] = j if higher else best[i]
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST)
+@numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def _mean(x, ref_x, ref_y, square, slope, offset, out):
     """out (N, 2) = Σ_i softmax_i(ℓ_i(x)) ref_i for x (N, 2) float32 (``_logit_terms``)."""
     n = x.shape[0]
@@ -119,12 +127,15 @@ def _mean(x, ref_x, ref_y, square, slope, offset, out):
         b = min(BLOCK, n - start)
         _largest_logits(x, start, b, p, q, r, u, v, big, best)
         for i in range(b):
-            ui, vi, top = u[i], v[i], big[i]
+            # ℓ_j − ℓ_best as one small expression: recomputed as ℓ_j − max it can come out
+            # far above 0 for far points (ulps of ℓ: 1024 at |ℓ| = 1e10), whatever the rounding
+            ui, vi, k = u[i], v[i], best[i]
+            pk, qk, rk = p[k], q[k], r[k]
             total = np.float32(0.0)
             sum_x = np.float32(0.0)
             sum_y = np.float32(0.0)
             for j in range(p.shape[0]):
-                w = exp_nonpositive(ui * p[j] + vi * q[j] + r[j] - top)
+                w = exp_nonpositive(ui * (p[j] - pk) + vi * (q[j] - qk) + (r[j] - rk))
                 total += w
                 sum_x += w * cx[j]
                 sum_y += w * cy[j]
@@ -132,7 +143,7 @@ def _mean(x, ref_x, ref_y, square, slope, offset, out):
             out[start + i, 1] = sum_y / total
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST)
+@numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def _nearest(x, ref_x, ref_y, square, slope, offset, out):
     """out (N,) int64: the component of the largest logit at each point of x (N, 2)."""
     n = x.shape[0]
@@ -186,34 +197,42 @@ class MixtureKernel:
         return out
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST)
-def _axis_terms(u, axes, a, inv_2c2, shift, total, mean):
+@numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _axis_terms(u, axes, a, inv_2c2, shift, total, mean, near):
     """Per axis group g of ``axes`` (G, k) and point i of ``u`` (b,): the largest of
     d_gj = −(u_i − a axes_gj)² / 2c² (``shift``), Σ_j e^(d_gj − shift) (``total``, in [1, k])
-    and the softmax mean of axes_g (``mean``); outputs (G, b), points along the lanes."""
+    and the softmax mean of axes_g (``mean``); outputs (G, b), points along the lanes.
+    ``near`` (G, b) is scratch: the nearest centre a axes_gj of each group."""
     b = u.shape[0]
     for g in range(axes.shape[0]):
         for i in range(b):
             shift[g, i] = -np.inf
+            near[g, i] = 0.0
         for j in range(axes.shape[1]):
             centre = a * axes[g, j]
             for i in range(b):
                 d = (u[i] - centre) * (u[i] - centre) * inv_2c2
-                shift[g, i] = d if d > shift[g, i] else shift[g, i]
+                higher = d > shift[g, i]
+                shift[g, i] = d if higher else shift[g, i]
+                near[g, i] = centre if higher else near[g, i]
         for i in range(b):
             total[g, i] = 0.0
             mean[g, i] = 0.0
         for j in range(axes.shape[1]):
             centre, coord = a * axes[g, j], axes[g, j]
             for i in range(b):
-                w = exp_nonpositive((u[i] - centre) * (u[i] - centre) * inv_2c2 - shift[g, i])
+                # d_gj − shift as (c_b − c)(2u − c − c_b) / 2c²: small terms, 0 for the nearest
+                # (recomputing d_gj − shift came out far above 0 for far points)
+                nearest = near[g, i]
+                w = exp_nonpositive(
+                    inv_2c2 * (nearest - centre) * (np.float32(2.0) * u[i] - centre - nearest))
                 total[g, i] += w
                 mean[g, i] += w * coord
         for i in range(b):
             mean[g, i] /= total[g, i]
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST)
+@numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def _grid_mean(x, xs, ys, blocks, a, inv_2c2, out):
     """out (N, 2): the responsibility mean of Cartesian blocks (``models.datasets.GridBlocks``:
     xs (Gx, kx), ys (Gy, ky), blocks (B, 2) group pairs). Block b's weight is the product of
@@ -223,6 +242,8 @@ def _grid_mean(x, xs, ys, blocks, a, inv_2c2, out):
     v = np.empty(BLOCK, np.float32)
     terms_x = [np.empty((xs.shape[0], BLOCK), np.float32) for _ in range(3)]
     terms_y = [np.empty((ys.shape[0], BLOCK), np.float32) for _ in range(3)]
+    near_x = np.empty((xs.shape[0], BLOCK), np.float32)
+    near_y = np.empty((ys.shape[0], BLOCK), np.float32)
     top = np.empty(BLOCK, np.float32)
     total = np.empty(BLOCK, np.float32)
     sum_x = np.empty(BLOCK, np.float32)
@@ -234,8 +255,8 @@ def _grid_mean(x, xs, ys, blocks, a, inv_2c2, out):
             v[i] = x[start + i, 1]
         shift_x, total_x, mean_x = terms_x
         shift_y, total_y, mean_y = terms_y
-        _axis_terms(u[:b], xs, a, inv_2c2, shift_x, total_x, mean_x)
-        _axis_terms(v[:b], ys, a, inv_2c2, shift_y, total_y, mean_y)
+        _axis_terms(u[:b], xs, a, inv_2c2, shift_x, total_x, mean_x, near_x)
+        _axis_terms(v[:b], ys, a, inv_2c2, shift_y, total_y, mean_y, near_y)
         for i in range(b):
             top[i] = -np.inf
             total[i] = 0.0
@@ -249,6 +270,7 @@ def _grid_mean(x, xs, ys, blocks, a, inv_2c2, out):
         for k in range(n_blocks):
             gx, gy = blocks[k, 0], blocks[k, 1]
             for i in range(b):
+                # the same stored shifts summed as for top: exactly 0 for the top block
                 w = exp_nonpositive(shift_x[gx, i] + shift_y[gy, i] - top[i])
                 w *= total_x[gx, i] * total_y[gy, i]
                 total[i] += w

@@ -87,11 +87,16 @@ def test_the_exact_field_uses_the_kernel_only_where_it_applies():
     assert torch.equal(field._responsibility_mean(x, k["a"], k["c2"]),
                        torch.from_numpy(kernel(x.numpy(), k["a"], k["c2"])))  # fmt: skip
     # autograd and float64 take torch's path, and agree with the kernel
-    with_grad = field(x.clone().requires_grad_(True), 0.5)["velocity"]
-    assert with_grad.requires_grad
-    torch.testing.assert_close(with_grad.detach(), field(x, 0.5)["velocity"], atol=1e-5, rtol=0)
-    double = field(x.double(), 0.5)["velocity"]
-    torch.testing.assert_close(double.float(), field(x, 0.5)["velocity"], atol=1e-5, rtol=0)
+    grad_x, ak = x.clone().requires_grad_(True), (k["a"], k["c2"])
+    assert field._compiled_applies(x, *ak) and not field._compiled_applies(grad_x, *ak)
+    with_grad = field._responsibility_mean(grad_x, k["a"], k["c2"])
+    assert with_grad.requires_grad  # the graph runs through torch's means, not only x
+    torch.testing.assert_close(with_grad.detach(), field._responsibility_mean(x, *ak),
+                               atol=1e-5, rtol=0)  # fmt: skip
+    double = field._responsibility_mean(x.double(), k["a"], k["c2"])
+    assert double.dtype == torch.float64  # the kernel computes in float32 only
+    torch.testing.assert_close(double.float(), field._responsibility_mean(x, k["a"], k["c2"]),
+                               atol=1e-5, rtol=0)  # fmt: skip
 
 
 def test_inputs_whose_logits_could_overflow_go_to_torch():
@@ -167,3 +172,34 @@ def test_the_nearest_component_is_the_closest_one_in_float64(t):
     np.testing.assert_array_equal(got[clear], closest[clear])
     labels = field.nearest_label(x, t)  # through the field: the components' labels
     np.testing.assert_array_equal(labels.numpy()[clear], field.labels.numpy()[closest[clear]])
+
+
+@pytest.mark.parametrize("c2", [1e-2, 1e-6])
+def test_far_points_keep_the_nearest_component(c2):
+    """One component: the softmax is that component exactly, however far the point. Many: as
+    float64 says, far out where one component dominates (the kernel once recomputed ℓ − max
+    above 0 there and returned infinities or the plain average)."""
+    one = MixtureKernel(np.array([[3.0, -2.0]]))
+    x = (np.random.default_rng(6).normal(size=(500, 2)) * 1e4).astype(np.float32)
+    assert one.fits(float(np.abs(x).max()), 1.0, c2)
+    np.testing.assert_array_equal(one(x, 1.0, c2), np.tile(np.float32([3.0, -2.0]), (500, 1)))
+    ref = np.random.default_rng(7).uniform(-4, 4, size=(512, 2))
+    many = MixtureKernel(ref)
+    for scale in (1.0, 100.0, 1e4):
+        x = (np.random.default_rng(8).normal(size=(1000, 2)) * scale).astype(np.float32)
+        got = many(x, 1.0, c2)
+        logits = (x.astype(np.float64) @ ref.T - 0.5 * (ref * ref).sum(1)) / c2
+        want = torch.softmax(torch.from_numpy(logits), 1).numpy() @ ref
+        assert np.isfinite(got).all()
+        assert np.abs(got - want).max() < 1e-3, scale
+
+
+def test_far_points_on_the_grid_as_in_float64():
+    field = build(RunConfig(dataset="checkerboard"))[2]
+    full = ExactField(field.path, dataclasses.replace(field.reference, grid=None),
+                      dtype=torch.float64)  # fmt: skip
+    x = torch.from_numpy((np.random.default_rng(9).normal(size=(1000, 2)) * 1e4).astype("f4"))
+    for c2 in (0.0064, 1e-6):
+        got = GridKernel(field.grid)(x.numpy(), 1.0, c2)
+        want = full._responsibility_mean(x.double(), 1.0, c2).numpy()
+        assert np.isfinite(got).all() and np.abs(got - want).max() < 1e-3

@@ -169,7 +169,11 @@ def _mirror_when_idle(state: FlowState, runner: Recomputer, mirror: Callable[[],
 
     # after the runner's own watcher, which sets busy for a setting that starts a run
     state.param.watch(on_settings, list(URL_PARAMS + DATA_PARAMS))
-    runner.param.watch(lambda event: None if event.new else later(mirror, IDLE_MS), ["busy"])
+    def when_idle() -> None:  # a run that began meanwhile mirrors when it lands
+        if not runner.busy:
+            mirror()
+
+    runner.param.watch(lambda event: None if event.new else later(when_idle, IDLE_MS), ["busy"])
 
 
 def _notice_after_first_run(state: FlowState, text: str) -> None:
@@ -225,10 +229,15 @@ def create_app(**settings) -> pn.viewable.Viewable:
     hidden, shown = {"opacity": "0"}, {"opacity": "1"}
     busy = pn.indicators.LoadingSpinner(value=True, size=22, styles=hidden)
 
+    began = [0]  # busy periods so far: a period's timer shows the spinner only for its own
+
     def show_busy(event) -> None:
         views.hold_while_busy(event.new)
         if event.new:
-            later(lambda: setattr(busy, "styles", shown) if runner.busy else None, IDLE_MS)
+            began[0] += 1
+            period = began[0]
+            later(lambda: setattr(busy, "styles", shown)
+                  if runner.busy and began[0] == period else None, IDLE_MS)  # fmt: skip
         else:
             busy.styles = hidden
 

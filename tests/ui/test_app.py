@@ -103,7 +103,7 @@ def test_a_slow_recompute_shows_busy_and_holds_the_old_run(app):
 
 def test_a_quick_recompute_shows_no_spinner(app):
     """A run that lands within main.IDLE_MS changes no style beside its new frames."""
-    page = app()
+    page = app("?particles=300&steps=20")  # ~10 ms: well within it on a loaded machine too
     spinner = (
         "() => { for (const m of Bokeh.documents[0].all_models)"
         " if (m.css_classes && m.css_classes.includes('loader')) return m.styles.opacity; }"
