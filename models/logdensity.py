@@ -44,10 +44,6 @@ def divergence(field: Field, x: Tensor, t: float, method: str = "exact",
     """
     if method not in DIVERGENCES:
         raise ValueError(f"divergence must be one of {DIVERGENCES}, got {method!r}")
-    velocity = None
-    if isinstance(field, ExactField):  # the only field whose plain evaluation differs
-        with torch.no_grad():
-            velocity = field(x.detach(), t, ("velocity",))["velocity"]
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         v = field(xg, t, ("velocity",))["velocity"]
@@ -55,12 +51,16 @@ def divergence(field: Field, x: Tensor, t: float, method: str = "exact",
             u = torch.randint(0, 2, x.shape, generator=generator, device=x.device).to(x.dtype)
             u = 2 * u - 1
             (vjp,) = torch.autograd.grad(v, xg, grad_outputs=u)
-            return (v.detach() if velocity is None else velocity), (vjp * u).sum(1)
-        div = torch.zeros(len(x), dtype=x.dtype, device=x.device)
-        for i in range(x.shape[1]):
-            (g,) = torch.autograd.grad(v[:, i].sum(), xg, retain_graph=i + 1 < x.shape[1])
-            div = div + g[:, i]
-    return (v.detach() if velocity is None else velocity), div
+            div = (vjp * u).sum(1)
+        else:
+            div = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+            for i in range(x.shape[1]):
+                (g,) = torch.autograd.grad(v[:, i].sum(), xg, retain_graph=i + 1 < x.shape[1])
+                div = div + g[:, i]
+    if isinstance(field, ExactField):  # the only field whose plain evaluation differs
+        with torch.no_grad():
+            return field(x.detach(), t, ("velocity",))["velocity"], div
+    return v.detach(), div
 
 
 def integrate(field: Field, x: Tensor, times, logp0: Tensor, solver: str = "heun",

@@ -113,18 +113,22 @@ def _largest_logits(x, start, b, p, q, r, u, v, big, best):
             best[i] = j if higher else best[i]
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _block_scratch():
+    """A block's coordinates u, v, largest logits and their components: (BLOCK,) each."""
+    u = np.empty(BLOCK, np.float32)
+    v = np.empty(BLOCK, np.float32)
+    return u, v, np.empty(BLOCK, np.float32), np.empty(BLOCK, np.int64)
+
+
 @numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def _mean(x, ref_x, ref_y, square, slope, offset, out):
     """out (N, 2) = Σ_i softmax_i(ℓ_i(x)) ref_i for x (N, 2) float32 (``_logit_terms``)."""
-    n = x.shape[0]
     p, q, r = _logit_terms(ref_x, ref_y, square, slope, offset)
     cx, cy = ref_x.astype(np.float32), ref_y.astype(np.float32)
-    u = np.empty(BLOCK, np.float32)
-    v = np.empty(BLOCK, np.float32)
-    big = np.empty(BLOCK, np.float32)
-    best = np.empty(BLOCK, np.int64)
-    for start in range(0, n, BLOCK):
-        b = min(BLOCK, n - start)
+    u, v, big, best = _block_scratch()
+    for start in range(0, x.shape[0], BLOCK):
+        b = min(BLOCK, x.shape[0] - start)
         _largest_logits(x, start, b, p, q, r, u, v, big, best)
         for i in range(b):
             # ℓ_j − ℓ_best as one small expression: recomputed as ℓ_j − max it can come out
@@ -146,17 +150,12 @@ def _mean(x, ref_x, ref_y, square, slope, offset, out):
 @numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def _nearest(x, ref_x, ref_y, square, slope, offset, out):
     """out (N,) int64: the component of the largest logit at each point of x (N, 2)."""
-    n = x.shape[0]
     p, q, r = _logit_terms(ref_x, ref_y, square, slope, offset)
-    u = np.empty(BLOCK, np.float32)
-    v = np.empty(BLOCK, np.float32)
-    big = np.empty(BLOCK, np.float32)
-    best = np.empty(BLOCK, np.int64)
-    for start in range(0, n, BLOCK):
-        b = min(BLOCK, n - start)
+    u, v, big, best = _block_scratch()
+    for start in range(0, x.shape[0], BLOCK):
+        b = min(BLOCK, x.shape[0] - start)
         _largest_logits(x, start, b, p, q, r, u, v, big, best)
-        for i in range(b):
-            out[start + i] = best[i]
+        out[start:start + b] = best[:b]
 
 
 class MixtureKernel:

@@ -69,6 +69,11 @@ class RunConfig:
     log_density: bool = False  # carry log p_t along the particles (ODE runs only)
 
     @property
+    def grid(self) -> Grid:
+        """The grid of the run's density frames."""
+        return Grid(tuple(self.extent), (self.resolution, self.resolution))
+
+    @property
     def noise_level(self) -> float:
         """η actually used: the explicit one, else 0 for the ODE and 1 for the SDE."""
         if self.eta is not None:
@@ -163,7 +168,7 @@ class RunResult:
         times: t of each frame, (T+1,) float64.
         labels: colour label of each particle (its mixture component / data cluster), (N,) int.
         density: density from particles, (T+1, H, W) float32 (a property: the histogram of
-            the trajectories on :attr:`grid`, made on first use; the app's page makes its
+            the trajectories on ``config.grid``, made on first use; the app's page makes its
             own from the positions it has, and the server then never needs it).
         exact_density: exact p_t on the same grid, (T+1, H, W) float32, or None.
         extent: (xmin, xmax, ymin, ymax).
@@ -196,17 +201,12 @@ class RunResult:
     )
 
     @property
-    def grid(self) -> Grid:
-        """The grid of the run's density frames."""
-        return Grid(tuple(self.extent), (self.config.resolution, self.config.resolution))
-
-    @property
     def density(self) -> np.ndarray:
         """The particles' density (T+1, H, W) float32, made on first use (finite: the
         positions are)."""
         if self._density is None:
-            frames = torch.from_numpy(self.trajectories)
-            self._density = histogram_density(frames, self.grid, self.config.bandwidth).numpy()
+            frames, config = torch.from_numpy(self.trajectories), self.config
+            self._density = histogram_density(frames, config.grid, config.bandwidth).numpy()
         return self._density
 
 
@@ -321,7 +321,7 @@ def simulate(
                                         callback)  # fmt: skip
         return (*trajectories(config, path, data, run_field, generator, callback, workers), None)
 
-    grid = Grid(tuple(config.extent), (config.resolution, config.resolution))
+    grid = config.grid
     solve = _pde_solver(config, path, data, field, run_field, grid)
     workers = workers if config.device == "cpu" else 1  # a GPU is one device, not blocks
     beside = workers > 1 and worth_a_thread(run_field, config.particles)
@@ -394,7 +394,7 @@ def exact_frames(config: RunConfig, times, dataset: Dataset | None = None, cache
     """Exact p_t for a run made without it (``exact_density=False``), on its grid at its
     ``times`` (T+1,): (T+1, H, W) float32, refused like the run's own arrays if not finite."""
     path, _, field = build(config, dataset)
-    grid = Grid(tuple(config.extent), (config.resolution, config.resolution))
+    grid = config.grid
     times = torch.as_tensor(times, dtype=torch.float64)
     exact = _exact_density(config, dataset is None, field, path, times, grid, cache)
     check_finite("exact density", exact, times, config)

@@ -130,7 +130,7 @@ def test_the_server_histograms_the_particles_only_when_asked():
     assert result._density is None and np.isnan(rows["peak"]).all()
     assert images["density"][0].shape == (0, 96, 96)
     frames = torch.from_numpy(result.trajectories)
-    want = histogram_density(frames, result.grid, result.config.bandwidth).numpy()
+    want = histogram_density(frames, result.config.grid, result.config.bandwidth).numpy()
     np.testing.assert_array_equal(result.density, want)
     rows, _ = pack_grid(result, stacks=("density",))
     np.testing.assert_allclose(rows["peak"], want.reshape(21, -1).max(1), rtol=1e-6)

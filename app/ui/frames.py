@@ -45,7 +45,7 @@ def positions_fine_enough(result: RunResult, share: float = 0.01) -> bool:
     hardly a particle changes cell. False for runs that flew far out of the view (a step or
     two at a large β_max: |x| ~ 80 makes the step 3% of a cell), whose stack is then sent."""
     x0, x1, y0, y1 = result.extent
-    h, w = result.grid.shape
+    h, w = result.config.grid.shape
     return position_step(result.trajectories) < share * min((x1 - x0) / w, (y1 - y0) / h)
 
 
@@ -89,7 +89,8 @@ def pack_grid(
     (``positions_fine_enough``), unless its stack is asked for or a PDE is compared with it:
     the server then never histograms the particles (~10-20 ms a run)."""
     nan = np.full(len(result.times), np.nan)
-    empty = np.zeros((0, *result.grid.shape), np.uint8)  # keeps every column one row long
+    # keeps every column one row long
+    empty = np.zeros((0, *result.config.grid.shape), np.uint8)
     density, peak = empty, nan
     if "density" in stacks or result.pde_density is not None or \
             not positions_fine_enough(result):  # fmt: skip

@@ -163,17 +163,13 @@ def _mirror_when_idle(state: FlowState, runner: Recomputer, mirror: Callable[[],
     and shows it (a laptop in a lecture), a run's step beside it was measured 8 ms late, and
     the page's paint of the new frame ~10 ms later when it came with the run."""
 
-    def on_settings(*_events) -> None:
+    def unless_busy(*_events) -> None:  # a run computing now mirrors once it lands
         if not runner.busy:
             mirror()
 
     # after the runner's own watcher, which sets busy for a setting that starts a run
-    state.param.watch(on_settings, list(URL_PARAMS + DATA_PARAMS))
-    def when_idle() -> None:  # a run that began meanwhile mirrors when it lands
-        if not runner.busy:
-            mirror()
-
-    runner.param.watch(lambda event: None if event.new else later(when_idle, IDLE_MS), ["busy"])
+    state.param.watch(unless_busy, list(URL_PARAMS + DATA_PARAMS))
+    runner.param.watch(lambda event: None if event.new else later(unless_busy, IDLE_MS), ["busy"])
 
 
 def _notice_after_first_run(state: FlowState, text: str) -> None:
