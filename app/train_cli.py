@@ -62,11 +62,13 @@ class _Bar:
 def run_train(args) -> int:
     import torch
 
-    from models.checkpoint import save
+    from app.output import atomic_output, check_output
+    from models.checkpoint import to_bytes
     from models.datasets import Points
     from models.pointfiles import load_points
     from models.training import TrainConfig, Trainer
 
+    check_output(args.out)  # before training: a bad path fails in a second, not after the run
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"threads must be >= 1, got {args.threads}")
@@ -92,7 +94,8 @@ def run_train(args) -> int:
     manifest = {**trainer.manifest(), "dataset": name}
     if args.points:
         manifest["points_file"] = args.points
-    save(args.out, trainer.snapshot(), trainer.arch, manifest)
+    with atomic_output(args.out) as tmp:
+        tmp.write_bytes(to_bytes(trainer.snapshot(), trainer.arch, manifest))
     stopped = f" (stopped: {trainer.stopped_reason})" if trainer.stopped_reason else ""
     print(f"wrote {args.out}: {trainer.step} steps in {trainer.elapsed:.1f} s{stopped}")
     return 0

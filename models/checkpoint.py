@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 import uuid
 
@@ -62,7 +63,11 @@ def to_bytes(net: FieldMLP, arch: Architecture, manifest: dict | None = None) ->
 
 def save(path: str | os.PathLike, net: FieldMLP, arch: Architecture, manifest=None) -> None:
     """Write a checkpoint to exactly ``path`` (any name), atomically: a temporary file in the
-    same folder, then ``os.replace``, so a crash never leaves a half-written file there."""
+    same folder, then ``os.replace``, so a crash never leaves a half-written file there.
+    Anything at ``path`` that is not a regular file (a device, a FIFO) is refused: a rename
+    would replace it."""
+    if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+        raise CheckpointError(f"{os.fspath(path)}: not a regular file; give the name of a file")
     data = to_bytes(net, arch, manifest)
     folder = os.path.dirname(os.path.abspath(path))
     # a fresh name opened exclusively (not mkstemp: its 0600 mode would stick to the result)
