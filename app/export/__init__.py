@@ -15,7 +15,8 @@ from models.simulate import RunResult
 
 FORMATS = ("mp4", "gif", "html", "npz", "csv")
 DENSITY_SOURCES = ("particles", "pde", "exact")  # the app's density_source values
-OVERLAYS = ("none", "velocity", "score", "drift")  # the app's overlay values
+# the app's overlay values (FlowState.overlay; tests/test_export_overlays.py checks they agree)
+OVERLAYS = ("none", "velocity", "score", "drift", "difference")
 
 
 class Cancelled(Exception):
@@ -24,9 +25,10 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class ExportSettings:
-    """How the run is drawn: ``size`` px per view (height), ``fps``, ``trail`` frames, and the
-    heatmap's ``density_source``. Bounds are the app's (trail, fps) where it has them.
-    ``contours`` and ``overlay`` (the app's settings) are drawn by the HTML page only."""
+    """How the run is drawn: ``size`` px per view (height), ``fps``, ``trail`` frames, the
+    heatmap's ``density_source``, and what the page draws over the views: ``contours`` of the
+    exact density, the ``overlay``'s arrows, particles coloured by their carried log-density
+    (``shade``). The names and bounds are the app's (``FlowState``, the URL's parameters)."""
 
     size: int = 512
     fps: int = 25
@@ -34,6 +36,7 @@ class ExportSettings:
     density_source: str = "particles"
     contours: bool = False
     overlay: str = "none"
+    shade: bool = False
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message for a bad setting."""
@@ -61,7 +64,8 @@ def export(result: RunResult, fmt: str, path: str | os.PathLike,
            settings: ExportSettings | None = None, progress=None, arrows=None) -> Path:  # fmt: skip
     """Write ``result`` as ``fmt`` to ``path``; returns the path written.
 
-    ``arrows`` are the overlay fields of the run (``FlowState.arrows``), for the HTML page.
+    ``arrows`` are the overlay fields of the run (``FlowState.arrows``); without them, or
+    without the overlay's kind among them, no arrows are drawn (as on the page).
 
     ``progress(done, total)`` is called as frames are drawn; raising :class:`Cancelled` (or
     anything else) in it stops the export and leaves no file. Raises ValueError (one line) for
@@ -89,5 +93,6 @@ def _write(result: RunResult, fmt: str, tmp: Path, s: ExportSettings, progress, 
         from app.export.raster import Rasterizer
         from app.export.video import write_gif, write_mp4
 
-        raster = Rasterizer(result, s.size, s.trail, s.density_source)
+        raster = Rasterizer(result, s.size, s.trail, s.density_source, contours=s.contours,
+                            arrows=arrows, overlay=s.overlay, shade=s.shade)  # fmt: skip
         (write_mp4 if fmt == "mp4" else write_gif)(raster, tmp, s.fps, progress)

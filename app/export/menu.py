@@ -1,7 +1,8 @@
 """The app's Export menu: format, size, fps; a progress bar and cancel; then a download.
 
 It exports the run on screen (``state.result``) with the display settings on screen (trail,
-density source), so the file shows what the page shows, and nothing is sampled again.
+density source, contours, overlay, shading), so the file shows what the page shows, and
+nothing is sampled again.
 
 Rendering runs on a thread of its own per export, not in the compute turns of
 app/session/runner.py: an MP4 takes seconds, and in a turn it would hold up every session's
@@ -67,7 +68,7 @@ class ExportMenu(pn.viewable.Viewer):
         s = self.state
         return ExportSettings(size=self.size.value, fps=self.fps.value, trail=s.trail,
                               density_source=s.density_source, contours=s.contours,
-                              overlay=s.overlay)  # fmt: skip
+                              overlay=s.overlay, shade=s.shade)  # fmt: skip
 
     def file_name(self, fmt: str) -> str:
         config = self.state.result.config

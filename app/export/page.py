@@ -57,8 +57,10 @@ def standalone_html(result: RunResult, settings: ExportSettings, arrows: dict | 
     size, fps = settings.size, settings.fps
     overlay = settings.overlay if arrows is not None else "none"
     state = FlowState(trail=settings.trail, density_source=settings.density_source, fps=fps,
-                      contours=settings.contours, overlay=overlay, arrows=arrows, result=result)
+                      contours=settings.contours, overlay=overlay, arrows=arrows,
+                      shade=settings.shade, result=result)  # fmt: skip
     views = FlowViews(state=state)
+    views._push_shade()  # the shaded particles show only once told (the app: on a change)
     for fig in (views.particle_fig, views.density_fig):
         fig.frame_width = fig.frame_height = size
     last = len(result.times) - 1

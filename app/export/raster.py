@@ -8,7 +8,9 @@ at 512², and drawing squares, 1-pixel trails and a nearest-neighbour heatmap ne
 What is drawn follows the app (app/ui/views.py, app/ui/static/render.js): particles as squares
 coloured by label with ``LABEL_PALETTE``, trails through the last K positions of the first
 ``TRAIL_CAP`` particles in two layers (newer half brighter), the heatmap scaled to each frame's
-own peak through Inferno, and y increasing upwards.
+own peak through Inferno, and y increasing upwards. Contour lines, the field overlay's arrows
+and particles coloured by their carried log-density are drawn as the page draws them
+(``app/export/overlays.py``), when asked for.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from bokeh.palettes import Inferno256
 
 from app.export.caption import Caption
+from app.export.overlays import SHADE_ALPHA, Arrows, Contours, shade_codes
 from app.ui.frames import LABEL_PALETTE, quantize
 from models.simulate import RunResult
 
@@ -30,7 +33,6 @@ DOT_ALPHA = 0.85
 APP_FRAME = 400  # the app's view is 400 px: dots and lines scale from there
 DOT_PX = 4
 GRID_RGB = (235, 235, 235)
-
 
 
 def hex_rgb(colors) -> np.ndarray:
@@ -62,10 +64,18 @@ def to_pixels(points: np.ndarray, extent, size: int) -> np.ndarray:
 
 
 class Rasterizer:
-    """Draws frame i of a run; set up once per export (pixel positions, maps, background)."""
+    """Draws frame i of a run; set up once per export (pixel positions, maps, background).
+
+    ``contours``: contour lines of the exact density (none for a run without it);
+    ``overlay``: the kind of ``arrows`` (``FlowState.arrows``) drawn, "none" or a kind they
+    lack draws none; ``shade``: particles in the heatmap's colours by their carried
+    log-density (a run without one keeps its label colours). The page does the same.
+    """
 
     def __init__(self, result: RunResult, size: int = 512, trail: int = 8,
-                 density_source: str = "particles"):  # fmt: skip
+                 density_source: str = "particles", *, contours: bool = False,
+                 arrows: dict | None = None, overlay: str = "none",
+                 shade: bool = False):  # fmt: skip
         if not 16 <= size <= 4096:
             raise ValueError(f"size must be in 16..4096 px, got {size}")
         if not 0 <= trail <= 1000:
@@ -83,6 +93,10 @@ class Rasterizer:
         self.dot = d = max(2, round(DOT_PX * size / APP_FRAME))
         self._square = (np.arange(d)[:, None] * (size + 2 * d) + np.arange(d)[None]).ravel()
         self._dot_rgb = np.repeat(PALETTE[self.labels].astype(np.float32) * DOT_ALPHA, d * d, 0)
+        self.contours = Contours(result, size) if contours else None
+        shown = overlay != "none" and arrows is not None and overlay in arrows
+        self.arrows = Arrows(arrows, overlay, result.extent, size) if shown else None
+        self.shade = shade and result.log_density is not None
         self.caption = Caption(result, size, density_source)
         self.background = self._background()
         self._canvas = np.empty((size + 2 * d, size + 2 * d, 3), np.uint8)
@@ -120,15 +134,24 @@ class Rasterizer:
         canvas = self._canvas  # the particle view with a margin of d px (see _draw_dots)
         canvas[d : d + s, d : d + s] = img[:s, :s]
         self._draw_trails(canvas, i)
-        self._draw_dots(canvas, i)
+        self._draw_dots(canvas, i, self._dot_rgb, DOT_ALPHA)
+        if self.shade:  # the page draws the shaded squares over the label-coloured ones
+            rgb = INFERNO[shade_codes(self.result.log_density[i], float(self.peaks[i]))]
+            self._draw_dots(canvas, i, np.repeat(rgb.astype(np.float32) * SHADE_ALPHA,
+                                                 d * d, 0), SHADE_ALPHA)  # fmt: skip
         img[:s, :s] = canvas[d : d + s, d : d + s]
         # colour the small grid, then repeat rows and columns (6x faster than the other order)
         np.take(INFERNO[self.levels[i]][self.rows], self.cols, axis=1, out=img[:s, s:])
+        if self.contours is not None:
+            self.contours.draw(img[:s, s:], i)
+        if self.arrows is not None:
+            self.arrows.draw([img[:s, :s], img[:s, s:]], i)
         self.caption.draw(img[s:], i, float(self.peaks[i]))
         return img
 
-    def _draw_dots(self, view: np.ndarray, i: int) -> None:
-        """Squares of side ``dot`` px centred on every particle, alpha-blended as in the app.
+    def _draw_dots(self, view: np.ndarray, i: int, rgb: np.ndarray, alpha: float) -> None:
+        """Squares of side ``dot`` px centred on every particle, alpha-blended as in the app:
+        ``rgb`` (N·dot², 3) float32 is each square's colour times ``alpha``.
 
         ``view`` is the particle view with a margin of ``dot`` px on every side, so that squares
         at the border need no clipping: each square is ``dot²`` flat indices from its corner.
@@ -138,7 +161,7 @@ class Rasterizer:
         np.clip(corner, 0, width - d, out=corner)  # far outside: parked in the margin
         idx = ((corner[:, 1] * width + corner[:, 0])[:, None] + self._square[None]).ravel()
         flat = view.reshape(-1, 3)
-        flat[idx] = (flat[idx] * np.float32(1 - DOT_ALPHA) + self._dot_rgb).astype(np.uint8)
+        flat[idx] = (flat[idx] * np.float32(1 - alpha) + rgb).astype(np.uint8)
 
     def _draw_trails(self, canvas: np.ndarray, i: int) -> None:
         """Two layers per the app's render.js: frames [i-half, i] at 0.45 over [i-len, i-half]
