@@ -6,11 +6,19 @@ Formats are recognised by their first bytes, not trusted from the name: a .npy f
 any other bytes for a pickle and advises ``allow_pickle=True``, which is exactly what must not be
 done with a stranger's file. CSV files may start with a UTF-8 byte-order mark and a header row
 (``x,y``): both are common in files saved by spreadsheets, and both are accepted.
+
+Sizes are measured before data is read: only a regular file is opened (a device such as
+``/dev/zero`` or a FIFO never ends), at most ``MAX_FILE_BYTES`` of it are read, a .npy header's
+shape and type are checked before its data, and a .npz member is inflated only up to what
+``MAX_POINTS`` points can take, so a small compressed file that would expand to gigabytes
+(a "decompression bomb") is refused after reading a few kilobytes.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -18,6 +26,11 @@ import numpy as np
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
+MAX_POINTS = 100_000  # a user's data set: more than any toy set needs; its field sums them all
+MAX_FILE_BYTES = 16 * 2**20  # 100,000 rows of CSV at full precision take ~4 MB
+MAX_HEADER_BYTES = 4096  # a .npy header of an (M, 2) array takes ~120 bytes
+# a .npy of MAX_POINTS (M, 2) values of the widest real type (16 bytes), with its header
+MAX_ARRAY_BYTES = MAX_POINTS * 2 * 16 + MAX_HEADER_BYTES
 
 
 class PointFileError(ValueError):
@@ -28,9 +41,38 @@ def _fail(path, what: str):
     raise PointFileError(f"{Path(path).name}: {what}")
 
 
+def _check_npy_header(path, data: bytes) -> None:
+    """Refuse a .npy by its header alone: type, shape and the length its data must have."""
+    stream = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(stream)
+        read = {(1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0}.get(version)  # fmt: skip
+        if read is None:
+            _fail(path, f"a .npy file of an unknown version {version}")
+        shape, _fortran, dtype = read(stream, max_header_size=MAX_HEADER_BYTES)
+    except PointFileError:
+        raise
+    except Exception as exc:  # numpy's header parser raises ValueError and others
+        _fail(path, f"not a readable .npy file ({str(exc).splitlines()[0][:80]})")
+    if dtype.hasobject:
+        _fail(path, "holds Python objects (a pickle), which flowscope never loads; "
+                    "save plain numbers, e.g. np.save(file, points.astype(float))")  # fmt: skip
+    if dtype.kind not in "iuf":
+        _fail(path, f"holds {dtype} values; expected real numbers")
+    if len(shape) != 2 or shape[1] != 2 or shape[0] == 0:
+        _fail(path, f"expected an array of shape (M, 2), got {shape}")
+    if shape[0] > MAX_POINTS:
+        _fail(path, f"{shape[0]:,} points; at most {MAX_POINTS:,} are accepted")
+    needed = shape[0] * 2 * dtype.itemsize
+    if len(data) - stream.tell() < needed:
+        _fail(path, f"is cut short: its header promises {needed:,} bytes of data")
+
+
 def _from_npy(path, data: bytes) -> np.ndarray:
     if not data.startswith(NPY_MAGIC):
         _fail(path, "not a .npy file (it does not start with the NumPy signature)")
+    _check_npy_header(path, data)
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:
@@ -44,12 +86,18 @@ def _from_npz(path, data: bytes) -> np.ndarray:
     if not data.startswith(ZIP_MAGIC) and data[:4] != b"PK\x05\x06":  # 05 06: empty archive
         _fail(path, "not a .npz file (it is not a zip archive)")
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            names = archive.files
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = [n for n in archive.namelist() if n.endswith(".npy")]
             if not names:
                 _fail(path, "holds no arrays; save the points with np.savez(file, points=...)")
-            return archive["points" if "points" in names else names[0]]
-    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
+            name = "points.npy" if "points.npy" in names else names[0]
+            # inflate at most what MAX_POINTS points take: the sizes a zip declares can lie
+            with archive.open(name) as member:
+                member_bytes = member.read(MAX_ARRAY_BYTES + 1)
+        if len(member_bytes) > MAX_ARRAY_BYTES:
+            _fail(path, f"its array {name[:-4]!r} holds more than {MAX_POINTS:,} points")
+        return _from_npy(path, member_bytes)
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
         if isinstance(exc, PointFileError):
             raise
         if "pickle" in str(exc).lower() or "object" in str(exc).lower():
@@ -74,6 +122,8 @@ def _from_text(path, data: bytes, comma: bool) -> np.ndarray:
         _fail(path, "is not UTF-8 text; expected two columns of numbers")
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
+        if len(rows) > MAX_POINTS:  # stop reading: the rest is refused anyway
+            _fail(path, f"more than {MAX_POINTS:,} points; at most {MAX_POINTS:,} are accepted")
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -94,9 +144,17 @@ def load_points(path: str) -> np.ndarray:
     """Read user points from a .npy, .npz (``points`` or its first array) or .csv/.txt file.
 
     Returns float64 (M, 2), M ≥ 1, all finite. Raises :class:`PointFileError` (a ValueError)
-    with one line naming the file, or OSError if it cannot be read at all.
+    with one line naming the file, or OSError if it cannot be read at all. Only a regular file
+    (or a link to one) of at most ``MAX_FILE_BYTES`` is read.
     """
-    return read_points(Path(path).read_bytes(), str(path))
+    mode = os.stat(path).st_mode  # never opened first: a FIFO would block the open
+    if not stat.S_ISREG(mode):
+        _fail(path, "not a regular file (a device, a FIFO or a folder); give a file of points")
+    with open(path, "rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        _fail(path, f"larger than {MAX_FILE_BYTES // 2**20} MB; a file of points is far smaller")
+    return read_points(data, str(path))
 
 
 def read_points(data: bytes, path: str) -> np.ndarray:
@@ -117,6 +175,8 @@ def read_points(data: bytes, path: str) -> np.ndarray:
         _fail(path, f"holds {arr.dtype} values; expected numbers")
     if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0:
         _fail(path, f"expected an array of shape (M, 2), got {arr.shape}")
+    if len(arr) > MAX_POINTS:
+        _fail(path, f"{len(arr):,} points; at most {MAX_POINTS:,} are accepted")
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).any(1).sum())
