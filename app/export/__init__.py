@@ -60,6 +60,25 @@ def check_format(fmt: str) -> None:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
 
 
+def format_of(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """The format of an export to ``path``: ``fmt``, which must be its name's suffix, or the
+    suffix itself. A file whose name says one format and holds another opens as neither, so
+    a disagreement, or a name that names no format, is a ValueError (one line)."""
+    name = Path(path).name
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if fmt is not None:
+        check_format(fmt)
+        if suffix != fmt:
+            raise ValueError(f"--format {fmt} does not match the file name {name!r}: "
+                             f"name it *.{fmt}, or leave --format out")  # fmt: skip
+        return fmt
+    if suffix not in FORMATS:
+        endings = ", ".join("." + f for f in FORMATS)
+        raise ValueError(f"cannot tell the format of {name!r}: end its name in one of "
+                         f"{endings}, or give --format")  # fmt: skip
+    return suffix
+
+
 def export(result: RunResult, fmt: str, path: str | os.PathLike,
            settings: ExportSettings | None = None, progress=None, arrows=None) -> Path:  # fmt: skip
     """Write ``result`` as ``fmt`` to ``path``; returns the path written.

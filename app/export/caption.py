@@ -24,6 +24,8 @@ def settings_text(result: RunResult) -> str:
     ]  # fmt: skip
     if m["process"] == "vp":
         parts.append(f"{m['schedule']} β {m['beta_min']:g}..{m['beta_max']:g}")
+    if m.get("field", "exact") != "exact":  # a learned run looks like an exact one
+        parts.append(f"{m['field']} field")
     return " · ".join(str(p) for p in parts)
 
 
