@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.export.bound import TooLarge as TooLarge  # what a bounded export raises
+from app.export.bound import bounded, check_estimate, check_written
 from app.output import atomic_output, check_output
 from models.simulate import RunResult
 
@@ -80,7 +82,8 @@ def format_of(path: str | os.PathLike, fmt: str | None = None) -> str:
 
 
 def export(result: RunResult, fmt: str, path: str | os.PathLike,
-           settings: ExportSettings | None = None, progress=None, arrows=None) -> Path:  # fmt: skip
+           settings: ExportSettings | None = None, progress=None, arrows=None,
+           max_bytes: int | None = None) -> Path:  # fmt: skip
     """Write ``result`` as ``fmt`` to ``path``; returns the path written.
 
     ``arrows`` are the overlay fields of the run (``FlowState.arrows``); without them, or
@@ -89,13 +92,22 @@ def export(result: RunResult, fmt: str, path: str | os.PathLike,
     ``progress(done, total)`` is called as frames are drawn; raising :class:`Cancelled` (or
     anything else) in it stops the export and leaves no file. Raises ValueError (one line) for
     a bad format, setting or destination, before any drawing.
+
+    ``max_bytes`` bounds the file (and a GIF's frames held while it is made): past it,
+    :class:`TooLarge` (one line, naming what would fit) and no file; see ``bound.py``.
     """
     settings = settings or ExportSettings()
     check_format(fmt)
     settings.validate()
     check_output(path)
+    if max_bytes is not None:
+        check_estimate(result, fmt, settings, max_bytes)
     with atomic_output(path, suffix="." + fmt) as tmp:
+        if max_bytes is not None:
+            progress = bounded(progress, tmp, fmt, max_bytes)
         _write(result, fmt, tmp, settings, progress, arrows)
+        if max_bytes is not None:
+            check_written(tmp, fmt, max_bytes)
     return Path(path)
 
 

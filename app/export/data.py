@@ -46,14 +46,18 @@ def write_csv(result: RunResult, path: Path, progress=None) -> None:
 
     Positions keep float32's 9 significant digits and t float64's 17: both read back exactly.
     """
-    traj, times = result.trajectories, result.times
-    n_frames, n = traj.shape[:2]
-    particle = np.arange(n)
+    n_frames = len(result.times)
     with open(path, "w", newline="") as f:
         f.write(CSV_HEADER + "\n")
         for i in range(n_frames):
-            block = np.column_stack([np.full(n, i), np.full(n, times[i]), particle,
-                                     traj[i, :, 0], traj[i, :, 1], result.labels])  # fmt: skip
-            np.savetxt(f, block, fmt=["%d", "%.17g", "%d", "%.9g", "%.9g", "%d"], delimiter=",")
+            write_frame(f, result, i)
             if progress is not None:
                 progress(i + 1, n_frames)
+
+
+def write_frame(f, result: RunResult, i: int) -> None:
+    """The CSV rows of frame i, to the text file ``f``."""
+    traj, n = result.trajectories, result.trajectories.shape[1]
+    block = np.column_stack([np.full(n, i), np.full(n, result.times[i]), np.arange(n),
+                             traj[i, :, 0], traj[i, :, 1], result.labels])  # fmt: skip
+    np.savetxt(f, block, fmt=["%d", "%.17g", "%d", "%.9g", "%.9g", "%d"], delimiter=",")

@@ -8,10 +8,15 @@ Rendering runs on a thread of its own per export, not in the compute turns of
 app/session/runner.py: an MP4 takes seconds, and in a turn it would hold up every session's
 recomputes. It needs no torch (numpy, Pillow, an ffmpeg subprocess), so it does not start a
 second OpenMP team competing with the runs.
+
+The server keeps an export only until it is downloaded (the transfer reads it, then deletes it,
+and the page lets go of the copy it sent) or the session ends, and one export may take at most
+``MAX_EXPORT_BYTES``: a larger request is refused in one line that says what would fit.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 import tempfile
@@ -21,13 +26,16 @@ from pathlib import Path
 import panel as pn
 import param
 
-from app.export import FORMATS, Cancelled, ExportSettings, export
+from app.export import FORMATS, Cancelled, ExportSettings, TooLarge, export
 from app.session.state import FlowState
 
 log = logging.getLogger(__name__)
 
 SIZES = {"256 px": 256, "400 px": 400, "512 px": 512, "720 px": 720, "1080 px": 1080}
 PICTURES = ("mp4", "gif", "html")  # formats that size and fps apply to
+# One export's file (and a GIF's frames held while it is made), per session. A capped run's
+# npz fits; its CSV (about 210 MB) does not, nor a long GIF at a large size.
+MAX_EXPORT_BYTES = 100_000_000
 
 
 class ExportMenu(pn.viewable.Viewer):
@@ -36,11 +44,13 @@ class ExportMenu(pn.viewable.Viewer):
     state = param.ClassSelector(class_=FlowState)
     running = param.Boolean(default=False, doc="An export is rendering")
 
-    def __init__(self, schedule=None, **params):
+    def __init__(self, schedule=None, max_bytes: int = MAX_EXPORT_BYTES, **params):
         super().__init__(**params)
         self._schedule = schedule or (lambda fn: fn())
+        self.max_bytes = max_bytes
         self._cancel = threading.Event()
         self._folder: Path | None = None  # made at the first export, removed with the session
+        self._ready: Path | None = None  # the finished export, until it is downloaded
         self.thread: threading.Thread | None = None
         self.format = pn.widgets.Select(label="format", options=list(FORMATS), value="mp4",
                                         width=80)  # fmt: skip
@@ -52,8 +62,10 @@ class ExportMenu(pn.viewable.Viewer):
         self.stop = pn.widgets.Button(label="Cancel", width=80, align="end", visible=False)
         self.progress = pn.indicators.Progress(value=0, max=100, width=160, visible=False,
                                                align="center")  # fmt: skip
+        # the file is read at the click (callback), not when it is offered: see _hand_over
         self.download = pn.widgets.FileDownload(label="Download", visible=False, width=420,
-                                                align="end", color="success")  # fmt: skip
+                                                align="end", color="success",
+                                                callback=self._hand_over)  # fmt: skip
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10),
                                      sizing_mode="stretch_width")  # fmt: skip
         self.start.on_click(self._start)
@@ -84,12 +96,13 @@ class ExportMenu(pn.viewable.Viewer):
         out = self._folder / self.file_name(fmt)
         for old in self._folder.iterdir():  # one export kept per session
             old.unlink(missing_ok=True)
+        self._ready = None
         self._cancel.clear()
         self.running = True
         self.message.visible = self.download.visible = False
         self.start.disabled, self.stop.visible = True, True
         self.progress.value, self.progress.visible = 0, True
-        args = (self.state.result, fmt, out, self.settings(), self.state.arrows)
+        args = (self.state.result, fmt, out, self.settings(), self.state.arrows, self.max_bytes)
         self.thread = threading.Thread(target=self._work, args=args, daemon=True,
                                        name="flowscope-export")  # fmt: skip
         self.thread.start()
@@ -98,11 +111,34 @@ class ExportMenu(pn.viewable.Viewer):
         self.running = False
         self.start.disabled, self.stop.visible, self.progress.visible = False, False, False
         if out is not None:
+            self._ready = out
             size = out.stat().st_size / 1e6
-            self.download.param.update(file=str(out), filename=out.name, visible=True,
+            self.download.param.update(filename=out.name, visible=True,
                                        label=f"Download {out.name} ({size:.1f} MB)")  # fmt: skip
         if error:
-            self.message.object, self.message.visible = error, True
+            self._say(error)
+
+    def _say(self, text: str, alert_type: str = "danger") -> None:
+        self.message.param.update(object=text, alert_type=alert_type, visible=True)
+
+    def _hand_over(self) -> io.BytesIO:
+        """The file for the download (Panel's click callback): read, then deleted at once, so
+        that no export outlives its download. Its bytes go out in the widget's ``data``, which
+        :meth:`_handed_over` clears once sent."""
+        out, self._ready = self._ready, None
+        if out is None:  # a second click before the button hid: the file is gone
+            raise ValueError("this export was downloaded already; export again for another copy")
+        data = io.BytesIO(out.read_bytes())
+        out.unlink(missing_ok=True)
+        self._tell(lambda: self._handed_over(out.name))
+        return data
+
+    def _handed_over(self, name: str) -> None:
+        """After the transfer (a later tick, so the browser has the data first): forget the
+        copy sent, and say that the server keeps none."""
+        self.download.param.update(data=None, visible=False)
+        self._say(f"Downloaded {name}; the server keeps no copy: export again for another.",
+                  "info")  # fmt: skip
 
     def _show_progress(self, percent: int) -> None:
         if self.running:
@@ -116,7 +152,8 @@ class ExportMenu(pn.viewable.Viewer):
         except Exception:
             log.debug("export finished after its session closed", exc_info=True)
 
-    def _work(self, result, fmt: str, out: Path, settings: ExportSettings, arrows) -> None:
+    def _work(self, result, fmt: str, out: Path, settings: ExportSettings, arrows,
+              max_bytes: int) -> None:  # fmt: skip
         shown = [-1]
 
         def progress(done: int, total: int) -> None:
@@ -128,9 +165,13 @@ class ExportMenu(pn.viewable.Viewer):
                 self._tell(lambda: self._show_progress(percent))
 
         try:
-            export(result, fmt, out, settings, progress, arrows)
+            export(result, fmt, out, settings, progress, arrows, max_bytes)
         except Cancelled:
             self._tell(lambda: self._finish(None, "Export cancelled."))
+            return
+        except TooLarge as exc:  # its message says what would fit
+            refused = str(exc)
+            self._tell(lambda: self._finish(None, refused))
             return
         except Exception as exc:  # any failure: one line, nothing half-written offered
             log.exception("export failed")
@@ -142,6 +183,7 @@ class ExportMenu(pn.viewable.Viewer):
     def cancel_and_clean(self) -> None:
         """On session end: stop an export in flight and remove this session's files."""
         self._cancel.set()
+        self._ready = None
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
 
