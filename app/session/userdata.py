@@ -17,10 +17,14 @@ import zlib
 
 import numpy as np
 
+from models.datasets import MAX_COORD
+from models.pointfiles import MAX_POINTS
+
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # 5 MB: ~200,000 CSV rows, more than any toy data set
-MIN_POINTS, MAX_POINTS = 2, 100_000
+MIN_POINTS = 2
 LINK_MAX_POINTS = 3000  # ~15 KB of link: well inside every browser's and Tornado's limits
 VIEW_MARGIN = 0.75  # fitting leaves this much of the view box free on each side
+SQUEEZED = 0.01  # fitting refuses when the middle half of the points spans less of the box
 _LINK_VERSION = b"\x01"
 
 
@@ -50,8 +54,13 @@ def stroke_points(xs, ys, width: float, density: float, seed: int = 0) -> np.nda
     return centre + radius[:, None] * np.column_stack([np.cos(angle), np.sin(angle)])
 
 
-def check_points(points: np.ndarray, what: str = "the data set") -> np.ndarray:
-    """``points`` as float64 (M, 2) if usable as a data set; ValueError (one line) if not."""
+def check_points(
+    points: np.ndarray, what: str = "the data set", bounded: bool = True
+) -> np.ndarray:
+    """``points`` as float64 (M, 2) if usable as a data set; ValueError (one line) if not.
+
+    ``bounded``: coordinates must lie within ±``MAX_COORD`` (False for points about to be
+    fitted into the view, which may come in any units)."""
     arr = np.asarray(points, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"{what}: expected points of shape (M, 2), got {arr.shape}")
@@ -61,6 +70,11 @@ def check_points(points: np.ndarray, what: str = "the data set") -> np.ndarray:
         raise ValueError(f"{what}: {len(arr):,} points; at most {MAX_POINTS:,} are accepted")
     if not np.isfinite(arr).all():
         raise ValueError(f"{what}: some points are NaN or infinite")
+    largest = float(np.abs(arr).max())
+    if bounded and largest > MAX_COORD:
+        raise ValueError(f"{what}: a coordinate of {largest:.3g}; points must lie within "
+                         f"±{MAX_COORD:g} (the view is ±4; tick 'fit into the view' for "
+                         "other units)")  # fmt: skip
     return arr
 
 
@@ -73,15 +87,32 @@ def outside_share(points: np.ndarray, extent) -> float:
 
 
 def fit_into_view(points: np.ndarray, extent) -> np.ndarray:
-    """Points moved and scaled uniformly (aspect kept) so they fill the view box less a margin."""
+    """Points moved and scaled uniformly (aspect kept) so they fill the view box less a margin.
+
+    ValueError (one line) where that would squeeze the points onto one spot: a few points far
+    from the rest (a stray 1e308 among pixel coordinates) set the scale, and the others would
+    all land within ``SQUEEZED`` of the box's size of each other, closer than the kernel width.
+    """
     x0, x1, y0, y1 = extent
-    lo, hi = points.min(0), points.max(0)
-    span = float((hi - lo).max())
+    pts = np.asarray(points, dtype=np.float64)
+    lo, hi = pts.min(0), pts.max(0)
     target = min(x1 - x0, y1 - y0) - 2 * VIEW_MARGIN
-    scale = target / span if span > 0 else 1.0
-    centre_from = 0.5 * (lo + hi)
-    centre_to = np.array([0.5 * (x0 + x1), 0.5 * (y0 + y1)])
-    return (points - centre_from) * scale + centre_to
+    with np.errstate(all="ignore"):  # a squeeze underflows; it is refused below
+        # halves first: hi - lo and lo + hi overflow for coordinates near ±1.8e308
+        half_span = float((0.5 * hi - 0.5 * lo).max())
+        scale = 0.5 * target / half_span if half_span > 0 else 1.0
+        centre_from = 0.5 * lo + 0.5 * hi
+        centre_to = np.array([0.5 * (x0 + x1), 0.5 * (y0 + y1)])
+        fitted = (pts - centre_from) * scale + centre_to
+        finite = np.isfinite(fitted).all()
+        quartiles = np.percentile(fitted, [25, 75], axis=0) if finite else None
+    bulk = float((quartiles[1] - quartiles[0]).max()) if quartiles is not None else 0.0
+    if half_span > 0 and bulk < SQUEEZED * target:
+        raise ValueError(
+            f"fitting into the view would squeeze most points onto one spot: a few lie far from "
+            f"the rest (a coordinate of {float(np.abs(pts).max()):.3g}); remove them and upload "
+            "again")  # fmt: skip
+    return fitted
 
 
 def encode_points(points: np.ndarray) -> str:

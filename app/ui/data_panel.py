@@ -144,12 +144,16 @@ class DataPanel(pn.viewable.Viewer):
             if len(data) > MAX_UPLOAD_BYTES:
                 raise ValueError(f"{filename}: {len(data) / 2**20:.1f} MB; files up to "
                                  f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB are accepted")  # fmt: skip
-            points = check_points(read_points(data, filename), filename)
+            points = check_points(read_points(data, filename), filename, bounded=not self.fit)
             if self.fit:
-                points = fit_into_view(points, self.state.config().extent)
+                try:
+                    points = fit_into_view(points, self.state.config().extent)
+                except ValueError as exc:
+                    raise ValueError(f"{filename}: {exc}") from None
             elif outside_share(points, self.state.config().extent) > 0.5:
                 raise ValueError(f"{filename}: most points lie outside the view (±4); tick "
                                  "'fit into the view' and upload again")  # fmt: skip
+            points = check_points(points, filename)
         except Exception as exc:  # one line, whatever the reader raised; nothing changes
             text = str(exc).strip().splitlines()
             self.state.notice = f"Upload refused: {text[0] if text else type(exc).__name__}"
@@ -195,8 +199,9 @@ class DataPanel(pn.viewable.Viewer):
         if points is None:
             self.status = "No points of your own yet: draw, or upload a CSV / .npy / .npz file."
         elif len(points) > LINK_MAX_POINTS:
-            self.status = (f"{len(points):,} points: too many to keep in the link; download "
-                           "them as CSV to keep them.")  # fmt: skip
+            self.status = (f"{len(points):,} points: too many to keep in the link (at most "
+                           f"{LINK_MAX_POINTS:,}); it keeps the other settings and opens with "
+                           "a built-in data set. Download the points as CSV to keep them.")
         else:
             self.status = f"{len(points):,} points, kept in the page's link."
 

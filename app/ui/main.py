@@ -21,7 +21,7 @@ from tornado.ioloop import IOLoop
 from app.export.menu import ExportMenu
 from app.session.memory import release_after_close
 from app.session.runner import Recomputer, compute_now
-from app.session.state import DATA_PARAMS, FlowState
+from app.session.state import DATA_PARAMS, DATASET_LABELS, FlowState
 from app.session.url import (
     URL_PARAMS,
     describe_refused,
@@ -30,7 +30,7 @@ from app.session.url import (
     read_query,
     read_url_values,
 )
-from app.session.userdata import decode_points, encode_points
+from app.session.userdata import LINK_MAX_POINTS, decode_points, encode_points
 from app.ui.controls import playback_controls, sidebar
 from app.ui.data_panel import DataPanel
 from app.ui.math_panel import MathPanel
@@ -132,12 +132,20 @@ def _restore_from_url(state: FlowState) -> tuple[str, Callable[[], None]]:
         return "", lambda: None
     query = read_query(location.search or "")
     good, bad = read_url_values(query)
+    notes = []
     if "pts" in query:
         try:
             good["points"] = decode_points(query["pts"])
-        except ValueError:
-            bad["pts"] = query["pts"]
+        except ValueError as exc:
+            notes.append(f"The points in this link could not be used ({_one_line(exc)}).")
+    if good.get("dataset") == "points" and "points" not in good:
+        del good["dataset"]  # every other value of the link still holds
+        if "pts" not in query:
+            notes.append(f"This link names your own points but carries none (a link holds at "
+                         f"most {LINK_MAX_POINTS:,}).")  # fmt: skip
+        notes.append(f"Showing {DATASET_LABELS[state.dataset]} instead.")
     state.param.update(**good)
+    notes.insert(0, describe_refused(bad) if bad else "")
 
     def mirror(*_events) -> None:
         search = query_of(state)
@@ -152,7 +160,35 @@ def _restore_from_url(state: FlowState) -> tuple[str, Callable[[], None]]:
         pn.state.onload(mirror)
     else:
         mirror()
-    return (describe_refused(bad) if bad else ""), mirror
+    return " ".join(n for n in notes if n), mirror
+
+
+def _valid(state: FlowState) -> str:
+    """"" if the state's settings make a run, else the one-line reason."""
+    try:
+        state.config().validate()
+        state.user_dataset()
+    except ValueError as exc:
+        return _one_line(exc)
+    return ""
+
+
+def _drop_conflicting_values(state: FlowState) -> str:
+    """Settings that pass one by one but not together (your points, with none given): reset the one
+    value whose default makes them work, else all of them; returns the notice ("" if none)."""
+    reason = _valid(state)
+    if not reason:
+        return ""
+    changed = [n for n in URL_PARAMS if getattr(state, n) != state.param[n].default]
+    for name in reversed(changed):
+        kept = getattr(state, name)
+        setattr(state, name, state.param[name].default)
+        if not _valid(state):
+            return (f"Could not compute the settings of this link ({reason}); "
+                    f"{name}={kept!r} is not used.")  # fmt: skip
+        setattr(state, name, kept)
+    state.param.update(**{n: state.param[n].default for n in URL_PARAMS})
+    return f"Could not compute the settings of this link ({reason}); showing the defaults."
 
 
 def _mirror_when_idle(state: FlowState, runner: Recomputer, mirror: Callable[[], None],
@@ -189,13 +225,9 @@ def create_app(**settings) -> pn.viewable.Viewable:
     """Build one session of the app; ``settings`` override the defaults (for tests)."""
     state = FlowState(**settings)
     url_notice, mirror = _restore_from_url(state)
-    try:  # settings that pass one by one but not together (no points for 'your points')
-        state.config().validate()
-        state.user_dataset()
-    except ValueError as exc:
-        state.param.update(**{n: state.param[n].default for n in URL_PARAMS})
-        url_notice = (f"Could not compute the settings of this link ({_one_line(exc)}); "
-                      "showing the defaults.")  # fmt: skip
+    conflict = _drop_conflicting_values(state)
+    if conflict:
+        url_notice = f"{url_notice} {conflict}".strip()
     served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
     if not served:  # a notebook or a test: the first frames ship with the view
         compute_now(state)

@@ -129,6 +129,8 @@ BAD_UPLOADS = {
     "pickled.npy": (_npy(np.array([{"a": 1}], dtype=object), allow_pickle=True), "pickle"),
     "raw.npy": (pickle.dumps([[1.0, 2.0], [3.0, 4.0]]), "not a .npy file"),
     "far.csv": (_csv("100,100\n120,90\n"), "outside the view"),
+    "one_far_point.csv": (_csv("".join(f"{i / 10},{-i / 20}\n" for i in range(20)) + "1e308,0\n"),
+                          "±1000"),
 }
 
 
@@ -164,6 +166,21 @@ def test_an_upload_far_away_is_fitted_into_the_view_when_asked(app):
     page.wait_store_changed()
     final = final_positions(page)
     assert np.abs(final).max() < 4 and final[:, 0].std() > 3 * final[:, 1].std()
+    assert page.errors == []
+
+
+def test_a_fit_that_would_squeeze_the_points_is_refused_and_loses_nothing(app):
+    page = app("?dataset=moons")
+    page.js("() => { const box = [...Bokeh.documents[0].all_models].find((m) =>"
+            " m.type === 'Checkbox' && m.label === 'fit into the view'); box.active = true; }")
+    page.store_marker()
+    rows = "".join(f"{100 + i},{200 - i}\n" for i in range(20)) + "1e308,0\n"
+    upload(page, "stray.csv", _csv(rows))
+    page.page.get_by_text("Upload refused").wait_for(timeout=40_000)
+    assert "squeeze" in notice_text(page)
+    assert page.js("() => Bokeh.documents[0].get_model_by_name('particle_store').data.xy"
+                   " === window.__store"), "the run on screen was not replaced"
+    assert "dataset=moons" in page.wait_url("dataset=moons") and "pts=" not in page.page.url
     assert page.errors == []
 
 
