@@ -2,6 +2,7 @@
 never more than the bound of one export (a request past it is refused in one line)."""
 
 import base64
+import os
 
 import numpy as np
 import pytest
@@ -49,7 +50,7 @@ def test_the_download_hands_the_file_over_and_the_server_keeps_no_copy(state):
     assert base64.b64decode(data.split(",", 1)[1]) == kept  # the whole file went out
     assert files_of(menu) == []  # and is gone from the server at once
     run_pending(menu)  # then the page forgets the copy it sent, and says so
-    assert menu.download.data is None and not menu.download.visible
+    assert not menu.download.data and not menu.download.visible
     assert menu.message.visible and "export again" in menu.message.object
     menu.cancel_and_clean()
 
@@ -125,3 +126,21 @@ def test_within_the_bound_nothing_changes(state, tmp_path):
     out = export(state.result, "npz", tmp_path / "run.npz", max_bytes=10_000_000)
     with np.load(out) as data:
         np.testing.assert_array_equal(data["trajectories"], state.result.trajectories)
+
+
+def test_a_server_that_stops_leaves_no_export_folder(state, tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "from app.session.state import FlowState\n"
+        "from app.export.menu import ExportMenu\n"
+        "s = FlowState(steps=4, particles=100); s.recompute()\n"
+        "m = ExportMenu(state=s); m.format.value = 'npz'; m._start(); m.thread.join(60)\n"
+        "print(m._folder)\n"
+    )  # a session whose end never comes: the process exits first
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    folder = proc.stdout.strip().splitlines()[-1]
+    assert folder.startswith("/") and not os.path.exists(folder)

@@ -16,6 +16,7 @@ and the page lets go of the copy it sent) or the session ends, and one export ma
 
 from __future__ import annotations
 
+import atexit
 import io
 import logging
 import shutil
@@ -36,6 +37,15 @@ PICTURES = ("mp4", "gif", "html")  # formats that size and fps apply to
 # One export's file (and a GIF's frames held while it is made), per session. A capped run's
 # npz fits; its CSV (about 210 MB) does not, nor a long GIF at a large size.
 MAX_EXPORT_BYTES = 100_000_000
+# The export folders of sessions still open. A server that stops runs no session-end
+# callbacks, so what is left here is removed as the process exits.
+_OPEN_FOLDERS: set[Path] = set()
+
+
+@atexit.register
+def _remove_open_folders() -> None:
+    for folder in list(_OPEN_FOLDERS):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class ExportMenu(pn.viewable.Viewer):
@@ -93,6 +103,7 @@ class ExportMenu(pn.viewable.Viewer):
         fmt = self.format.value
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="flowscope-export-"))
+            _OPEN_FOLDERS.add(self._folder)
         out = self._folder / self.file_name(fmt)
         for old in self._folder.iterdir():  # one export kept per session
             old.unlink(missing_ok=True)
@@ -136,7 +147,7 @@ class ExportMenu(pn.viewable.Viewer):
     def _handed_over(self, name: str) -> None:
         """After the transfer (a later tick, so the browser has the data first): forget the
         copy sent, and say that the server keeps none."""
-        self.download.param.update(data=None, visible=False)
+        self.download.param.update(data="", visible=False)  # Bokeh's model takes no None
         self._say(f"Downloaded {name}; the server keeps no copy: export again for another.",
                   "info")  # fmt: skip
 
@@ -186,6 +197,7 @@ class ExportMenu(pn.viewable.Viewer):
         self._ready = None
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
+            _OPEN_FOLDERS.discard(self._folder)
 
     def __panel__(self):
         return pn.Column(

@@ -5,14 +5,27 @@ from __future__ import annotations
 
 import io
 import re
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from app.export import ExportSettings, export
+from app.session.state import FlowState
 from models.simulate import RunConfig, simulate
+from tests.test_export_files import read_gif
+from tests.test_export_overlays import (
+    FRAME,
+    SIZE,
+    STRAY,
+    arrow_mask,
+    changed,
+    contour_mask,
+    shade_fraction,
+)
 from tests.ui.conftest import BENIGN, changed_fraction
 
 
@@ -87,4 +100,78 @@ def test_export_menu_downloads_the_run_on_screen(app, tmp_path):
         np.testing.assert_allclose(data["trajectories"][0], xy0, atol=scale)
     image = Image.open(downloads["gif"])
     assert image.n_frames == 101 and image.size[0] == 2 * 256
+    assert page.errors == []
+
+
+def export_from_page(p, fmt: str, size: str, path):
+    """Export the run on screen as ``fmt`` at ``size`` with the page's menu, download it to
+    ``path``, and return the path."""
+    p.locator("select:has(option[value='gif'])").select_option(fmt)
+    p.locator("select:has(option[value='256 px'])").select_option(size)
+    p.get_by_role("button", name="Export", exact=True).click()
+    button = p.get_by_role("button", name=re.compile(rf"Download .*\.{fmt}"))
+    button.wait_for(timeout=60_000)
+    with p.expect_download(timeout=30_000) as info:
+        button.click()
+    info.value.save_as(path)
+    return path
+
+
+def kept_exports(name: str, since: float) -> list:
+    """The server's copies of an export named ``name`` made since ``since`` (the server runs
+    in this process)."""
+    files = Path(tempfile.gettempdir()).glob(f"flowscope-export-*/{name}")
+    return [f for f in files if f.stat().st_mtime >= since]
+
+
+def page_run(page, **settings):
+    """The run on screen, computed again here (the same settings give the same run), checked
+    against the page's own first frame."""
+    state = FlowState(**settings)
+    state.recompute()
+    codes, scale, n = page.js(
+        "() => { const d = Bokeh.documents[0].get_model_by_name('particle_store').data;"
+        " const n = d.n[0]; return [Array.from(d.xy[0].slice(0, 2 * n)), d.scale[0], n]; }"
+    )
+    xy0 = np.asarray(codes, float).reshape(2, n).T * scale
+    np.testing.assert_allclose(state.result.trajectories[0], xy0, atol=scale)
+    return state
+
+
+def test_export_with_the_learned_minus_exact_overlay_draws_its_arrows(app, tmp_path):
+    query = "?dataset=moons&field=pretrained&overlay=difference&steps=20&particles=500&trail=0"
+    page = app(query)
+    page.pause_at(0)
+    p = page.page
+    name, started = "flowscope-fm-moons-reverse.gif", time.time()
+    with_arrows = read_gif(export_from_page(p, "gif", "400 px", tmp_path / "arrows.gif"))[1]
+    assert p.get_by_text("Export failed").count() == 0
+    # downloaded: the server keeps no copy, and says so
+    p.get_by_text("the server keeps no copy").wait_for(timeout=10_000)
+    assert kept_exports(name, started) == []
+    p.locator("select:has(option[value='none'])").select_option("none")
+    plain = read_gif(export_from_page(p, "gif", "400 px", tmp_path / "plain.gif"))[1]
+    state = page_run(page, dataset="moons", field="pretrained", overlay="difference", steps=20,
+                     particles=500)  # fmt: skip
+    diff = changed(with_arrows[FRAME].astype(int)[:SIZE, :SIZE],
+                   plain[FRAME].astype(int)[:SIZE, :SIZE])  # fmt: skip
+    assert diff.sum() > 200, "no arrows drawn"
+    assert (diff & ~arrow_mask(state, "difference")).sum() < STRAY["gif"] * diff.sum()
+    assert page.errors == []
+
+
+def test_export_draws_the_contours_arrows_and_shading_on_screen(app, tmp_path):
+    settings = dict(dataset="moons", contours=True, shade=True, overlay="velocity", steps=20,
+                    particles=500, trail=0)  # fmt: skip
+    page = app("?" + "&".join(f"{k}={str(v).lower()}" for k, v in settings.items()))
+    page.pause_at(0)
+    shown = read_gif(export_from_page(page.page, "gif", "400 px", tmp_path / "shown.gif"))[1]
+    state = page_run(page, **settings)
+    plain = export(state.result, "gif", tmp_path / "plain.gif", ExportSettings(size=SIZE, trail=0))
+    shown, plain = shown[FRAME].astype(int), read_gif(plain)[1][FRAME].astype(int)
+    lines = changed(shown[:SIZE, SIZE:], plain[:SIZE, SIZE:])
+    near = contour_mask(state.result) | arrow_mask(state, "velocity")
+    assert lines.sum() > 300 and (lines & ~near).sum() < STRAY["gif"] * lines.sum()
+    assert (lines & contour_mask(state.result, 0)).sum() > 200  # the contour lines, not only arrows
+    assert shade_fraction(shown, state.result) > 0.8 > 0.4 > shade_fraction(plain, state.result)
     assert page.errors == []
