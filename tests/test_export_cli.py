@@ -29,8 +29,9 @@ DRAW = ("--size", str(SIZE), "--trail", "0")
 @pytest.fixture(scope="module")
 def run():
     """The run the command line makes of RUN, and the overlay fields of its exact field."""
-    result = simulate(RunConfig(dataset="moons", steps=8, particles=300, resolution=48,
-                                log_density=True))  # fmt: skip
+    result = simulate(
+        RunConfig(dataset="moons", steps=8, particles=300, resolution=48, log_density=True)
+    )
     return SimpleNamespace(result=result, arrows=FlowState().field_arrows(result))
 
 
@@ -75,11 +76,14 @@ def exit_code(argv) -> int:
         return exc.code
 
 
-@pytest.mark.parametrize("bad", [
-    ("--overlay", "difference"),  # of the exact field: nothing to draw
-    ("--shade", "--kind", "sde"),  # a stochastic path carries no density
-    ("--overlay", "curl"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("--overlay", "difference"),  # of the exact field: nothing to draw
+        ("--shade", "--kind", "sde"),  # a stochastic path carries no density
+        ("--overlay", "curl"),
+    ],
+)
 def test_options_that_cannot_be_drawn_are_one_line_exit_2(bad, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("models.simulate.simulate", no_compute)
     out = tmp_path / "run.gif"
@@ -96,14 +100,18 @@ def test_the_format_is_taken_from_the_suffix(tmp_path, capsys):
     assert "gif" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args", [
-    ("--format", "mp4", "--out", "e.gif"),  # disagree
-    ("--format", "npz", "--out", "run"),  # no suffix to agree with
-    ("--out", "run.png"),  # neither tells
-    ("--out", "run"),
-])  # fmt: skip
-def test_a_format_the_suffix_does_not_confirm_is_one_line_exit_2(args, tmp_path, monkeypatch,
-                                                                 capsys):  # fmt: skip
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--format", "mp4", "--out", "e.gif"),  # disagree
+        ("--format", "npz", "--out", "run"),  # no suffix to agree with
+        ("--out", "run.png"),  # neither tells
+        ("--out", "run"),
+    ],
+)
+def test_a_format_the_suffix_does_not_confirm_is_one_line_exit_2(
+    args, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setattr("models.simulate.simulate", no_compute)
     monkeypatch.chdir(tmp_path)
     assert exit_code(["export", *RUN, *args]) == 2

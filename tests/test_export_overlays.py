@@ -21,8 +21,15 @@ OVERLAY_KINDS = [v for v in FlowState.param.overlay.objects.values() if v != "no
 @pytest.fixture(scope="module")
 def learned():
     """The page of a run of the shipped moons network with every display option on."""
-    state = FlowState(dataset="moons", field="pretrained", steps=8, particles=300,
-                      overlay="difference", contours=True, shade=True)  # fmt: skip
+    state = FlowState(
+        dataset="moons",
+        field="pretrained",
+        steps=8,
+        particles=300,
+        overlay="difference",
+        contours=True,
+        shade=True,
+    )
     state.recompute()
     assert "difference" in state.arrows and state.result.log_density is not None
     return state
@@ -63,8 +70,9 @@ def near(starts, ends, extent, radius) -> np.ndarray:
 
 def contour_mask(result, radius=3) -> np.ndarray:
     lines = pack_contours(result)
-    pieces = [np.stack([x, y], 1) for x, y in zip(lines["xs"][FRAME], lines["ys"][FRAME],
-                                                  strict=True)]  # fmt: skip
+    pieces = [
+        np.stack([x, y], 1) for x, y in zip(lines["xs"][FRAME], lines["ys"][FRAME], strict=True)
+    ]
     starts = np.concatenate([p[:-1] for p in pieces])
     ends = np.concatenate([p[1:] for p in pieces])
     return near(starts, ends, result.extent, radius)
@@ -92,8 +100,7 @@ def unchanged(a, b) -> bool:
 
 
 @pytest.mark.parametrize("fmt", ["mp4", "gif"])
-def test_contour_lines_of_the_exact_density_are_drawn_on_the_density_view(learned, fmt,
-                                                                          tmp_path):  # fmt: skip
+def test_contour_lines_of_the_exact_density_are_drawn_on_the_density_view(learned, fmt, tmp_path):
     plain = exported(learned, fmt, tmp_path, "plain")
     lines = exported(learned, fmt, tmp_path, "lines", contours=True)
     diff = changed(lines[:SIZE, SIZE:], plain[:SIZE, SIZE:])
@@ -101,7 +108,8 @@ def test_contour_lines_of_the_exact_density_are_drawn_on_the_density_view(learne
     assert diff.sum() > 300, "no contour lines drawn"
     assert (diff & ~mask).sum() < STRAY[fmt] * diff.sum(), "changes away from the lines"
     assert (diff & contour_mask(learned.result, 0)).sum() > 0.3 * contour_mask(
-        learned.result, 0).sum(), "most of the lines are missing"  # fmt: skip
+        learned.result, 0
+    ).sum(), "most of the lines are missing"
     assert unchanged(lines[:SIZE, :SIZE], plain[:SIZE, :SIZE])
 
 

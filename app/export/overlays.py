@@ -46,9 +46,10 @@ class Contours:
     def __init__(self, result, size: int):
         lines = pack_contours(result)  # empty for a run without the exact density: none drawn
         self.size, self.width = size, max(1, round(LINE_PX * size / APP_FRAME))
-        self.lines = [[data_to_pixels(x, y, result.extent, size) for x, y in zip(xs, ys,
-                                                                                strict=True)]
-                      for xs, ys in zip(lines["xs"], lines["ys"], strict=True)]  # fmt: skip
+        self.lines = [
+            [data_to_pixels(x, y, result.extent, size) for x, y in zip(xs, ys, strict=True)]
+            for xs, ys in zip(lines["xs"], lines["ys"], strict=True)
+        ]
 
     def draw(self, view: np.ndarray, i: int) -> None:
         if i >= len(self.lines) or not self.lines[i]:
@@ -96,8 +97,12 @@ def vee(tail, tip, size: float) -> list[tuple[float, float]]:
     back = (x1 - size * ux, y1 - size * uy)
     notch = (x1 - 0.5 * size * ux, y1 - 0.5 * size * uy)
     half = size / 2
-    return [(x1, y1), (back[0] + half * px, back[1] + half * py), notch,
-            (back[0] - half * px, back[1] - half * py)]  # fmt: skip
+    return [
+        (x1, y1),
+        (back[0] + half * px, back[1] + half * py),
+        notch,
+        (back[0] - half * px, back[1] - half * py),
+    ]
 
 
 def shade_codes(log_density: np.ndarray, peak: float) -> np.ndarray:
