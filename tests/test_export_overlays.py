@@ -167,3 +167,19 @@ def test_the_export_takes_every_overlay_the_page_offers():
     from app.export import OVERLAYS
 
     assert set(OVERLAYS) == set(FlowState.param.overlay.objects.values())
+
+
+def test_the_caption_of_a_pde_heatmap_has_the_pages_readout():
+    from app.export.caption import Caption
+    from app.ui.frames import total_variation
+
+    state = FlowState(dataset="moons", steps=6, particles=300, density_source="pde")
+    state.recompute()
+    result = state.result
+    x0, x1, y0, y1 = result.extent
+    cell = (x1 - x0) * (y1 - y0) / result.density[0].size
+    tv = total_variation(result.density, result.pde_density, cell)
+    line = Caption(result, SIZE, "pde").top_line(4, 0.5)
+    assert f"TV(particles, PDE) {tv[4]:.3f}" in line
+    assert f"mass in box {result.pde_mass[4]:.4f}" in line
+    assert "TV" not in Caption(result, SIZE, "particles").top_line(4, 0.5)

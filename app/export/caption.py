@@ -29,6 +29,18 @@ def settings_text(result: RunResult) -> str:
     return " · ".join(str(p) for p in parts)
 
 
+def pde_readout(result: RunResult) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per frame, the total variation between the particles' density and the PDE's, and the
+    PDE's mass inside the box, as the page reads them out (None for a run without a PDE)."""
+    if result.pde_density is None:
+        return None
+    from app.ui.frames import total_variation
+
+    x0, x1, y0, y1 = result.extent
+    cell = (x1 - x0) * (y1 - y0) / result.density[0].size
+    return total_variation(result.density, result.pde_density, cell), result.pde_mass
+
+
 class Caption:
     """Draws the strip of frame i; two lines of text in a font scaled to the view size."""
 
@@ -37,6 +49,8 @@ class Caption:
         self.last = len(result.times) - 1
         self.source = SOURCE.get(density_source, density_source)
         self.settings = settings_text(result)
+        # the page's readout under a PDE heatmap: how far the two views agree, mass in the box
+        self.pde = pde_readout(result) if density_source == "pde" else None
         px = max(10, round(size / 32))
         self.font = ImageFont.load_default(size=px)
         self.line = px + px // 3
@@ -51,11 +65,16 @@ class Caption:
 
     def draw(self, strip: np.ndarray, i: int, peak: float) -> None:
         """Write the line of frame i (t, frame, peak) into ``strip`` (C, W, 3), in place."""
-        top = (
-            f"t = {self.times[i]:.3f}   frame {i}/{self.last}   "
-            f"density {self.source}, peak {peak:.3g}"
-        )
-        self._write(strip[: self.line + self.margin], top)
+        self._write(strip[: self.line + self.margin], self.top_line(i, peak))
+
+    def top_line(self, i: int, peak: float) -> str:
+        """Frame i's line: t, the frame, the density's peak (and the PDE's readout)."""
+        text = (f"t = {self.times[i]:.3f}   frame {i}/{self.last}   "
+                f"density {self.source}, peak {peak:.3g}")  # fmt: skip
+        if self.pde is not None:
+            tv, mass = self.pde
+            text += f"   TV(particles, PDE) {tv[i]:.3f}   mass in box {mass[i]:.4f}"
+        return text
 
     def _write(self, band: np.ndarray, text: str) -> None:
         image = Image.fromarray(band)
