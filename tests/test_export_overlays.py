@@ -183,3 +183,11 @@ def test_the_caption_of_a_pde_heatmap_has_the_pages_readout():
     assert f"TV(particles, PDE) {tv[4]:.3f}" in line
     assert f"mass in box {result.pde_mass[4]:.4f}" in line
     assert "TV" not in Caption(result, SIZE, "particles").top_line(4, 0.5)
+
+
+def test_the_html_page_shows_the_shaded_particles(learned):
+    from app.export.page import page_views
+
+    shaded = page_views(learned.result, ExportSettings(shade=True), learned.arrows)
+    assert shaded.shaded.visible
+    assert not page_views(learned.result, ExportSettings(), learned.arrows).shaded.visible

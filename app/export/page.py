@@ -51,18 +51,25 @@ toggle.label = toggle.active ? playing : paused;
 """
 
 
+def page_views(result: RunResult, settings: ExportSettings, arrows: dict | None) -> FlowViews:
+    """The app's two views of ``result`` as ``settings`` show it, each plotting area
+    ``settings.size`` px square."""
+    overlay = settings.overlay if arrows is not None else "none"
+    state = FlowState(trail=settings.trail, density_source=settings.density_source,
+                      fps=settings.fps, contours=settings.contours, overlay=overlay,
+                      arrows=arrows, shade=settings.shade, result=result)  # fmt: skip
+    views = FlowViews(state=state)
+    views._push_shade()  # the shaded particles show only once told (the app: on a change)
+    for fig in (views.particle_fig, views.density_fig):
+        fig.frame_width = fig.frame_height = settings.size
+    return views
+
+
 def standalone_html(result: RunResult, settings: ExportSettings, arrows: dict | None = None) -> str:
     """The page as a string: ``settings.size`` is each view's plotting area in px; contour
     lines and the field overlay (``arrows``, as ``FlowState.arrows``) as the settings say."""
     size, fps = settings.size, settings.fps
-    overlay = settings.overlay if arrows is not None else "none"
-    state = FlowState(trail=settings.trail, density_source=settings.density_source, fps=fps,
-                      contours=settings.contours, overlay=overlay, arrows=arrows,
-                      shade=settings.shade, result=result)  # fmt: skip
-    views = FlowViews(state=state)
-    views._push_shade()  # the shaded particles show only once told (the app: on a change)
-    for fig in (views.particle_fig, views.density_fig):
-        fig.frame_width = fig.frame_height = size
+    views = page_views(result, settings, arrows)
     last = len(result.times) - 1
     slider = Slider(start=0, end=max(last, 1), value=0, step=1, title="frame",
                     width=max(2 * size - 20, 200), disabled=last == 0)  # fmt: skip
