@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models.fields import ExactField
-from models.training import TrainConfig, Trainer, ot_pairing, train
+from models.training import OT_BLOCK, TrainConfig, Trainer, ot_pairing, train
 
 SMALL = dict(width=32, depth=2, n_freq=4, batch=128, device="cpu")
 
@@ -115,6 +115,33 @@ def test_ot_pairing_is_the_minimum_cost_permutation():
         float(((x0 - eps[list(p)]) ** 2).sum()) for p in itertools.permutations(range(6))
     )
     assert float(((x0 - paired) ** 2).sum()) == pytest.approx(best, rel=1e-9)
+
+
+def test_ot_pairing_of_a_large_batch_solves_blocks_of_at_most_ot_block(monkeypatch):
+    """Batch 4096: 16 exact assignments of 256 pairs (one of 4096 took 36 s), each the
+    minimum-cost pairing of its block, checked against scipy on that block alone."""
+    from scipy.optimize import linear_sum_assignment
+
+    import models.training as training
+
+    sizes = []
+
+    def recording(cost):
+        sizes.append(cost.shape)
+        return linear_sum_assignment(cost)
+
+    monkeypatch.setattr(training, "linear_sum_assignment", recording)
+    gen = torch.Generator().manual_seed(1)
+    x0, eps = torch.randn(4096 + 100, 2, generator=gen), torch.randn(4096 + 100, 2, generator=gen)
+    paired = ot_pairing(x0, eps)
+    assert sizes == [(OT_BLOCK, OT_BLOCK)] * 16 + [(100, 100)]
+    for start in range(0, len(x0), OT_BLOCK):
+        block = slice(start, start + OT_BLOCK)
+        a, b, p = x0[block].double(), eps[block].double(), paired[block].double()
+        assert sorted(map(tuple, p.tolist())) == sorted(map(tuple, b.tolist())), "mixed blocks"
+        rows, cols = linear_sum_assignment(torch.cdist(a, b).pow(2).numpy())
+        best = float(((a[rows] - b[cols]) ** 2).sum())
+        assert float(((a - p) ** 2).sum()) == pytest.approx(best, rel=1e-12)
 
 
 def test_ot_pairing_straightens_flow_matching_targets():

@@ -93,3 +93,35 @@ def test_closing_the_page_stops_its_training(app, context):
     while training() and time.time() < deadline:
         time.sleep(0.5)
     assert not training(), "the training thread outlived its session"
+
+
+def test_another_pages_heaviest_training_does_not_hold_a_light_pages_change(app, context, server):
+    """Page A trains with the heaviest settings the page allows (batch 4096, OT pairing); page
+    B's steps change still lands in about a second. An exact OT assignment of 4096 pairs took
+    36 s, and B's change waited 22-28 s behind it."""
+    from tests.ui.conftest import STORE_XY, AppPage
+
+    light = AppPage(context.new_page(), f"{server}/?dataset=moons&steps=40&particles=500")
+    heavy = app("?dataset=moons&steps=20&particles=300")
+    heavy.js("() => { const ms = [...Bokeh.documents[0].all_models];"
+             " ms.find((m) => m.title === 'Steps').value = 100000;"
+             " ms.find((m) => m.title === 'Batch').value = 4096;"
+             " ms.find((m) => m.label === 'OT pairing (minibatch)').active = true; }")
+    time.sleep(0.5)
+    heavy.page.get_by_role("button", name="▶ start training").click()
+    heavy.page.wait_for_function("() => [...Bokeh.documents[0].all_models].some((m) =>"
+                                 " m.label === '■ stop' && !m.disabled)", timeout=20_000)
+    time.sleep(1.5)  # training is well under way
+    landed = []
+    for _ in range(3):
+        light.store_marker()
+        light.press_slider(1, "ArrowRight")
+        start = time.perf_counter()
+        light.page.wait_for_function(f"() => {STORE_XY} !== window.__store", timeout=60_000)
+        landed.append(time.perf_counter() - start)
+        time.sleep(0.5)
+    heavy.page.get_by_role("button", name="■ stop").click()
+    print(f"light page's steps change landed in {[round(s, 2) for s in landed]} s")
+    # the target is 1.5 s (benchmarks measure it); this bound leaves room for a loaded machine
+    assert max(landed) < 4.0, landed
+    assert light.errors == [] and heavy.errors == []
