@@ -24,6 +24,50 @@ def _finite(text: str) -> float:
     return value
 
 
+DEFAULT_DATASET = "8gaussians"
+SEED_MAX = 2**63 - 1  # torch's and numpy's generators both take 0..2**63-1
+
+
+def _seed(text: str) -> int:
+    """A seed: a whole number in 0..SEED_MAX (argparse names the option in the message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be in 0..{SEED_MAX}, got {text}")
+    return value
+
+
+def _bandwidth(text: str) -> float:
+    from models.datasets import BANDWIDTH_RANGE
+
+    value, (low, high) = _finite(text), BANDWIDTH_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be in {low:g}..{high:g}, got {text}")
+    return value
+
+
+def add_points_options(p) -> None:
+    """``--points`` and ``--bandwidth-points`` (sample, export, train)."""
+    p.add_argument("--points", metavar="FILE",
+                   help="your own points (.npy, .npz, .csv): (M, 2); not with --dataset")
+    p.add_argument("--bandwidth-points", type=_bandwidth, default=0.08, metavar="F",
+                   help="kernel width σ_d of the mixture of --points (0.001..10)")  # fmt: skip
+
+
+def data_of(args):
+    """(name, Points or None) of ``--dataset`` / ``--points``: one data set, never both."""
+    from models.datasets import Points
+    from models.pointfiles import load_points
+
+    if args.points and args.dataset is not None:
+        raise ValueError("--points and --dataset each name a data set; give one of them")
+    if args.points:
+        return "points", Points(load_points(args.points), bandwidth=args.bandwidth_points)
+    return args.dataset or DEFAULT_DATASET, None
+
+
 def _add_run_options(p) -> None:
     """The options that define a run, shared by ``sample`` and ``export``."""
     from models.datasets import DATASETS
@@ -35,15 +79,9 @@ def _add_run_options(p) -> None:
     p.add_argument(
         "--process", choices=PATHS, default="fm", help="vp (diffusion) or fm (flow matching)"
     )
-    p.add_argument("--dataset", choices=tuple(DATASETS), default="8gaussians")
-    p.add_argument("--points", metavar="FILE", help="your own points (.npy, .npz, .csv): (M, 2)")
-    p.add_argument(
-        "--bandwidth-points",
-        type=_finite,
-        default=0.08,
-        metavar="F",
-        help="kernel width σ_d of the mixture made from --points",
-    )
+    p.add_argument("--dataset", choices=tuple(DATASETS), default=None,
+                   help=f"a built-in data set (default {DEFAULT_DATASET})")  # fmt: skip
+    add_points_options(p)
     p.add_argument("--direction", choices=DIRECTIONS, default="reverse")
     p.add_argument("--kind", choices=KINDS, default="ode")
     p.add_argument(
@@ -54,7 +92,7 @@ def _add_run_options(p) -> None:
     p.add_argument(
         "--particles", type=int, default=2000, help=f"number of particles (at most {MAX_PARTICLES})"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--schedule", choices=tuple(SCHEDULES), default="linear")
     p.add_argument("--beta-min", type=_finite, default=0.1)
     p.add_argument("--beta-max", type=_finite, default=20.0)
@@ -128,18 +166,12 @@ def _run_config(args):
     """(RunConfig, user data set or None) from the run options."""
     import torch
 
-    from models.datasets import Points
-    from models.pointfiles import load_points
     from models.simulate import RunConfig
 
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dataset = None
-    name = args.dataset
-    if args.points:
-        dataset = Points(load_points(args.points), bandwidth=args.bandwidth_points)
-        name = "points"
+    name, dataset = data_of(args)
     config = RunConfig(
         process=args.process,
         dataset=name,

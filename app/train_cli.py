@@ -6,20 +6,25 @@ import json
 import sys
 import time
 
-from app.cli import _finite
+from app.cli import DEFAULT_DATASET, _finite, _seed, add_points_options, data_of
 
 
 def add_train(sub) -> None:
     """The ``train`` subcommand's arguments (defaults: :class:`models.training.TrainConfig`)."""
     from models.datasets import DATASETS
+    from models.schedules import SCHEDULES
     from models.training import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a small MLP field and write it as safetensors")
     p.add_argument("--process", choices=("vp", "fm"), default=d.process)
-    p.add_argument("--dataset", choices=tuple(DATASETS), default=d.dataset)
-    p.add_argument("--points", metavar="FILE", help="train on your own points (.npy, .npz, .csv)")
-    p.add_argument("--bandwidth-points", type=_finite, default=0.08, metavar="F")
+    p.add_argument("--dataset", choices=tuple(DATASETS), default=None,
+                   help=f"a built-in data set (default {d.dataset})")  # fmt: skip
+    add_points_options(p)
+    p.add_argument("--schedule", choices=tuple(SCHEDULES), default=d.schedule,
+                   help="β(t) schedule of VP diffusion (the weights work with this one only)")
+    p.add_argument("--beta-min", type=_finite, default=d.beta_min)
+    p.add_argument("--beta-max", type=_finite, default=d.beta_max)
     p.add_argument(
         "--train-size", type=int, default=None, metavar="M",
         help="a fixed training set of M points (default: fresh samples every step)",
@@ -28,7 +33,7 @@ def add_train(sub) -> None:
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--lr", type=_finite, default=d.lr, help="peak learning rate (cosine decay)")
     p.add_argument("--ot", action="store_true", help="minibatch optimal-transport pairing")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=_seed, default=d.seed)
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=d.device)
     p.add_argument(
         "--threads", type=int, default=1,
@@ -64,8 +69,6 @@ def run_train(args) -> int:
 
     from app.output import atomic_output, check_output
     from models.checkpoint import to_bytes
-    from models.datasets import Points
-    from models.pointfiles import load_points
     from models.training import TrainConfig, Trainer
 
     check_output(args.out)  # before training: a bad path fails in a second, not after the run
@@ -73,12 +76,11 @@ def run_train(args) -> int:
         if args.threads < 1:
             raise ValueError(f"threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    data, name = None, args.dataset
-    if args.points:
-        data, name = Points(load_points(args.points), bandwidth=args.bandwidth_points), "points"
+    name, data = data_of(args)
     config = TrainConfig(
         process=args.process, dataset=name, steps=args.steps, batch=args.batch, lr=args.lr,
         train_size=args.train_size, ot=args.ot, seed=args.seed, device=args.device,
+        schedule=args.schedule, beta_min=args.beta_min, beta_max=args.beta_max,
     )  # fmt: skip
     trainer = Trainer(config, data)
     if trainer.device.type == "cpu" and args.device != "cpu":
@@ -130,7 +132,7 @@ def field_maker(args):
     if weights is None:
         if args.points:
             raise CheckpointError("no pretrained model for --points; pass --weights FILE")
-        weights = pretrained_path(args.dataset, args.process)
+        weights = pretrained_path(args.dataset or DEFAULT_DATASET, args.process)
     learned, arch, manifest = load(weights)
     check_matches(arch, args.process, args.schedule, args.beta_min, args.beta_max, weights)
 

@@ -47,6 +47,9 @@ import torch
 from torch import Tensor
 
 DEFAULT_BANDWIDTH = 0.08
+# σ_d of user points: below 1e-3 its square (the kernel's variance) nears float32's resolution
+# of the view and, far below, underflows to 0 (a division by zero); above 10 it hides the view
+BANDWIDTH_RANGE = (1e-3, 10.0)
 MAX_REFERENCE = 4000
 MAX_COORD = 1000.0  # user points beyond this are refused: float32 squares lose the data there
 
@@ -262,8 +265,9 @@ class Points(Dataset):
                 f"points must lie within ±{MAX_COORD:g} of the origin (the view is ±4), "
                 f"got a coordinate of {float(pts.abs().max()):.3g}"
             )
-        if not bandwidth > 0:
-            raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
+        low, high = BANDWIDTH_RANGE
+        if not low <= bandwidth <= high:
+            raise ValueError(f"bandwidth must be in {low:g}..{high:g}, got {bandwidth:g}")
         lab = torch.zeros(len(pts), dtype=torch.long) if labels is None else torch.as_tensor(labels)
         if lab.shape != (len(pts),):
             raise ValueError("labels must have one entry per point")

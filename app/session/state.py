@@ -17,7 +17,15 @@ from app.session.fields import FIELDS, LEARNED, TRAIN_SEED, TrainedModel, resolv
 from models.datasets import DATASETS, Points, make_dataset
 from models.memorization import memorization_delta, memorized_share, training_points
 from models.overlay import arrow_grid, difference_frames, field_frames
-from models.simulate import RunConfig, RunResult, build, exact_frames, path_of, simulate
+from models.simulate import (
+    MAX_PARTICLES,
+    RunConfig,
+    RunResult,
+    build,
+    exact_frames,
+    path_of,
+    simulate,
+)
 
 DATASET_LABELS = {
     "8gaussians": "8 gaussians",
@@ -228,7 +236,7 @@ class FlowState(param.Parameterized):
                 f"N = {self.particles:,} particles x {config.steps + 1:,} frames passes the "
                 f"{MAX_PARTICLE_FRAMES:,} positions one run may compute and send here; ran "
                 f"N = {config.particles:,} (fewer steps allow more particles; the command line "
-                "has no cap).")  # fmt: skip
+                f"runs up to {MAX_PARTICLES:,} at any number of steps).")  # fmt: skip
         notes.extend(result.warnings)  # from the run: left the view, points outside, field
         if self.overlay == "difference" and json.loads(result.meta).get("field") not in LEARNED:
             notes.append(DIFFERENCE_NEEDS_LEARNED)
