@@ -1,5 +1,7 @@
 """The exact field of MATH.md §5 against independent computations."""
 
+import math
+
 import pytest
 import torch
 
@@ -113,16 +115,39 @@ def test_denormals_are_flushed_only_inside_and_only_single_threaded():
         torch.set_num_threads(threads)
 
 
-def test_path_memo_matches_the_coefficients():
-    path = VPPath(make_schedule("cosine"))
-    times = torch.linspace(0, 1, 37, dtype=torch.float64)
-    c = path.coefficients(times)
+def _linear_vp_closed_form(t: float, beta_min: float = 0.1, beta_max: float = 20.0) -> dict:
+    """a, b, ȧ, b ḃ and g² of VP with the linear schedule, written out by hand (docs/MATH.md
+    §2): B = β_min t + ½ (β_max − β_min) t², a = e^(−B/2), b² = 1 − a², ȧ = −½ β a,
+    b ḃ = −a ȧ, g² = β."""
+    beta = beta_min + t * (beta_max - beta_min)
+    a = math.exp(-0.5 * (beta_min * t + 0.5 * (beta_max - beta_min) * t * t))
+    da = -0.5 * beta * a
+    return {"a": a, "b": math.sqrt(1 - a * a), "da": da, "b_db": -a * da, "g2": beta}
+
+
+def _cosine_vp_closed_form(t: float, s: float = 0.008) -> dict:
+    """The same for the cosine schedule before its clip: ᾱ = f(t)/f(0), f = cos²(π/2 (t+s)/(1+s)),
+    a = √ᾱ, β = π/(1+s) tan(π/2 (t+s)/(1+s))."""
+    phase = lambda u: 0.5 * math.pi * (u + s) / (1 + s)  # noqa: E731
+    a = math.cos(phase(t)) / math.cos(phase(0.0))
+    beta = math.pi / (1 + s) * math.tan(phase(t))
+    da = -0.5 * beta * a
+    return {"a": a, "b": math.sqrt(1 - a * a), "da": da, "b_db": -a * da, "g2": beta}
+
+
+@pytest.mark.parametrize("schedule, closed_form, last", [
+    ("linear", _linear_vp_closed_form, 1.0),
+    ("cosine", _cosine_vp_closed_form, 0.98),  # β is clipped near t = 1 (at 100)
+])  # fmt: skip
+def test_path_memo_matches_the_closed_form(schedule, closed_form, last):
+    """``at(t)``, memoised or filled one by one, against the closed forms written out here."""
+    path = VPPath(make_schedule(schedule))
+    times = torch.linspace(0, last, 37, dtype=torch.float64)
     path.remember(times[:10])  # the rest are filled one by one
-    for i, t in enumerate(times.tolist()):
-        got = path.at(t)
-        for key, want in (("a", c.a), ("b", c.b), ("da", c.da), ("b_db", c.b_db),
-                          ("g2", c.diffusion2)):  # fmt: skip
-            assert got[key] == float(want[i])
+    for t in times.tolist():
+        got, want = path.at(t), closed_form(t)
+        for key in ("a", "b", "da", "b_db", "g2"):
+            assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), (key, t)
 
 
 def test_denoiser_memorizes_reference_points_at_low_noise():
