@@ -77,7 +77,9 @@ def _add_run_options(p) -> None:
     from models.simulate import DIRECTIONS, KINDS, MAX_PARTICLES
 
     p.add_argument(
-        "--process", choices=PATHS, default="fm", help="vp (diffusion) or fm (flow matching)"
+        "--process", choices=PATHS, default="fm",
+        help="vp (diffusion), fm (linear flow matching) or trig (the trigonometric path "
+        "a = cos(πt/2), b = sin(πt/2), exact field only; not yet in the app)",
     )
     p.add_argument("--dataset", choices=tuple(DATASETS), default=None,
                    help=f"a built-in data set (default {DEFAULT_DATASET})")  # fmt: skip
