@@ -205,7 +205,7 @@ def measure(browser, base: str, started: float, args) -> None:
     cases = [("η, flow matching SDE, 8 gaussians", "?kind=sde&eta=0.5", 0)] + [
         (f"β_max, VP ODE, {name}", f"?process=vp&dataset={name}", 4) for name in DATASET_NAMES
     ]  # every built-in data set, each with its own mixture (M from 8 to 1152 components)
-    # The Fokker-Planck solve at 128^2 runs beside the particles (issue 9's budget: 400 ms paused).
+    # The Fokker-Planck solve at 128^2 runs beside the particles (its budget: 400 ms paused).
     cases += [
         ("β_max, VP ODE, moons, PDE density", "?process=vp&dataset=moons&density_source=pde", 4),
         ("η, FM SDE, 8 gaussians, PDE density", "?kind=sde&eta=0.5&density_source=pde", 0),

@@ -1,6 +1,6 @@
 """Is the exact field exact? Sliced W2 of exact-field runs to fresh data, against the floor.
 
-Prints two tables (MATH.md §7). Each run has 5 x N particles, judged as 5 independent groups
+Prints two tables (docs/MATH.md §7). Each run has 5 x N particles, judged as 5 independent groups
 of N: the distance is the mean SW2 of a group to its own fresh sample of N points, the floor the
 mean SW2 of 5 fresh pairs of N points (one ratio of single samples varies by ±30 %):
 - reverse runs (noise → data) with the exact field, every data set x process (fm, vp linear)

@@ -1,4 +1,4 @@
-"""Carried log-density (issue 9): error against the closed form, exact vs Hutchinson divergence.
+"""Carried log-density (docs/MATH.md §8): error against the closed form; exact vs Hutchinson.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_logdensity.py [--n 500]
 

@@ -1,4 +1,4 @@
-"""The Eulerian view solved (issue 9): accuracy, mass and speed of the PDE solver.
+"""The Eulerian view solved (docs/MATH.md §6): accuracy, mass and speed of the PDE solver.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_pde.py            # full table, 64/128/256
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_pde.py --res 128  # one resolution

@@ -1,6 +1,6 @@
 """Two-dimensional toy data sets, each defined as the Gaussian mixture its exact field uses.
 
-Every built-in data set *is* a mixture of M equal-weight isotropic Gaussians (MATH.md §5):
+Every built-in data set *is* a mixture of M equal-weight isotropic Gaussians (docs/MATH.md §5):
 drawing a point picks a component uniformly and adds N(0, σ_d² I), σ_d the data set's own noise
 width. So the exact field of :mod:`models.fields` is exact for the data set itself, not for a
 blurred copy of noisy samples. The components are:

@@ -1,4 +1,4 @@
-"""Eulerian frames: densities on a fixed grid (MATH.md §6).
+"""Eulerian frames: densities on a fixed grid (docs/MATH.md §6).
 
 Arrays are (F, H, W) with row j at y_j and column i at x_i (cell centres, y increasing with the
 row index, as an image with its origin at the lower left). Densities integrate to the mass inside
@@ -117,7 +117,7 @@ def _gaussian_factor(axis: Tensor, centres: Tensor, var: Tensor) -> Tensor:
 
 
 def mixture_density(reference: Reference, path: GaussianPath, times: Tensor, grid: Grid) -> Tensor:
-    """Exact p_t on the grid for each time (MATH.md §5), shape (F, H, W) float32.
+    """Exact p_t on the grid for each time (docs/MATH.md §5), shape (F, H, W) float32.
 
     p_t(x, y) = (1/M) Σ_i N(x; a x_i1, c²) N(y; a x_i2, c²): the isotropic Gaussian separates,
     so each frame is one (H, M) @ (M, W) product instead of H·W·M exponentials. Cartesian

@@ -1,4 +1,4 @@
-"""The exact (ideal) field of a Gaussian-mixture data set on a Gaussian path (MATH.md §5).
+"""The exact (ideal) field of a Gaussian-mixture data set on a Gaussian path (docs/MATH.md §5).
 
 With reference points x_i (M of them), kernel width σ_d and c² = a² σ_d² + b²:
 

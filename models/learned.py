@@ -114,7 +114,7 @@ def build_network(arch: Architecture, seed: int | None = None) -> FieldMLP:
 
 
 class LearnedField:
-    """A network's prediction as x̂, ε̂, score and velocity (MATH.md §3).
+    """A network's prediction as x̂, ε̂, score and velocity (docs/MATH.md §3).
 
     Args:
         net: ``net(x (N, 2), t (N,)) -> (N, 2)``, the prediction of kind ``predicts``.

@@ -1,4 +1,4 @@
-"""Density carried along ODE trajectories (MATH.md §6, instantaneous change of variables).
+"""Density carried along ODE trajectories (docs/MATH.md §8, instantaneous change of variables).
 
 Along dx/dt = v(x, t):   d/dt log p_t(x_t) = −∇·v(x_t, t).
 

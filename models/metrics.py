@@ -1,4 +1,4 @@
-"""Distances between point clouds (MATH.md §7)."""
+"""Distances between point clouds (docs/MATH.md §7)."""
 
 from __future__ import annotations
 
@@ -49,10 +49,10 @@ def distances_to_fresh(x: Tensor, fresh, groups: int = 5, seed: int = 0) -> dict
     """Sliced W2 and MMD from a cloud to fresh samples of its target, as ratios to their floors.
 
     At a few thousand points one SW2 between two independent samples varies by ±30 %, so one
-    ratio is noise (MATH.md §7). ``x`` is split into ``groups`` equal parts (independent runs of
-    n = len(x) / groups particles each: exact-field particles do not interact); the distance is
-    the mean over the parts of the distance to a fresh sample of n points of its own, the floor
-    the mean over ``groups`` independent fresh pairs of n points.
+    ratio is noise (docs/MATH.md §7). ``x`` is split into ``groups`` equal parts (independent
+    runs of n = len(x) / groups particles each: exact-field particles do not interact); the
+    distance is the mean over the parts of the distance to a fresh sample of n points of its
+    own, the floor the mean over ``groups`` independent fresh pairs of n points.
 
     Args:
         x: the cloud to judge, shape (groups · n, 2).

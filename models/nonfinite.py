@@ -1,7 +1,7 @@
 """Refusing a run that is not finite: its first bad frame, that frame's t and the settings.
 
 A NaN anywhere in a run ruins every frame the app draws from it, so a run is checked before it
-is kept; a refused run is never shown or written (issue 12).
+is kept; a refused run is never shown or written.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def field_frames(
         path: its path.
         points: where to evaluate, shape (P, 2).
         times: the run's times, shape (F,); their order gives the direction of the drift.
-        eta: the run's noise level; the drift is v + sign(dt) ½ η² g² s (MATH.md §4).
+        eta: the run's noise level; the drift is v + sign(dt) ½ η² g² s (docs/MATH.md §4).
 
     Returns:
         {kind: (F, P, 2) float32}; non-finite values (g² at the singular end) are set to 0.

@@ -1,4 +1,4 @@
-"""Gaussian probability paths x_t = a(t) x_data + b(t) ε (MATH.md §2-3).
+"""Gaussian probability paths x_t = a(t) x_data + b(t) ε (docs/MATH.md §2-3).
 
 A path is defined by its coefficients a, b and their time derivatives; everything else (the
 drift f and diffusion g² of the forward SDE, sampling x_t, training targets, and conversions
@@ -144,8 +144,9 @@ class GaussianPath:
     def prior(self, n: int, t: float, generator=None, dtype=torch.float32, device=None) -> Tensor:
         """Samples of the noise end at time t: N(0, b(t)² I), shape (n, 2).
 
-        The a(t)·x_data part is dropped; it is below 1.2 % of the data scale wherever a sampler
-        starts (a(1) ≤ 0.012 for the VP schedules, a = ε for flow matching).
+        The a(t)·x_data part is dropped: a(t) of the data scale where a sampler starts. That is
+        at most 1.2 % for the VP schedules (a(1) ≤ 0.012), and ε for flow matching started at
+        1 − ε: up to 10 % for a stochastic run with few steps (docs/MATH.md §4).
         """
         b = float(self.coefficients(torch.tensor(t, dtype=torch.float64)).b)
         return b * torch.randn(n, 2, generator=generator, dtype=dtype, device=device)
@@ -193,7 +194,7 @@ class GaussianPath:
         raise ValueError(f"unknown field kind {kind!r}; choose from {FIELD_KINDS}")
 
     def convert(self, value: Tensor, x: Tensor, t: Tensor | float, src: str, dst: str) -> Tensor:
-        """Convert a field prediction between any two of x̂, ε̂, s, v (MATH.md §3)."""
+        """Convert a field prediction between any two of x̂, ε̂, s, v (docs/MATH.md §3)."""
         if src == dst:
             return value
         return self.from_x0(self.to_x0(value, x, t, src), x, t, dst)

@@ -1,4 +1,4 @@
-"""The Eulerian view solved: Fokker–Planck (continuity for D = 0) on the grid (MATH.md §6).
+"""The Eulerian view solved: Fokker–Planck (continuity for D = 0) on the grid (docs/MATH.md §6).
 
     ∂ρ/∂t + ∇·(μ ρ) = D Δρ,    μ = η-family drift (models/samplers.py ``eta_drift``),
                                D = ½ η² g(t)²

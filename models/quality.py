@@ -1,4 +1,7 @@
-"""How close a field's samples come to the data: sliced W2 against its noise floor (MATH.md §7)."""
+"""How close a field's samples come to the data: sliced W2 against its noise floor.
+
+See docs/MATH.md §7.
+"""
 
 from __future__ import annotations
 

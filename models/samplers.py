@@ -1,4 +1,4 @@
-"""Samplers that return whole trajectories (MATH.md §4).
+"""Samplers that return whole trajectories (docs/MATH.md §4).
 
 Every sampler has one signature, after k-diffusion::
 
@@ -58,7 +58,8 @@ def _stack(first: Tensor, steps: int) -> Tensor:
 
 
 def sample_euler(field, path, x, times, eta=0.0, generator=None, callback=None) -> Tensor:
-    """Euler (η = 0) or Euler–Maruyama (η > 0) steps of the η-family; order 1 (0.5 strong)."""
+    """Euler (η = 0) or Euler–Maruyama (η > 0) steps of the η-family; order 1 (weak and strong:
+    the noise is additive)."""
     ts = [float(t) for t in times]
     path.remember(torch.tensor(ts, dtype=torch.float64))
     traj = _stack(x, len(ts) - 1)
@@ -98,7 +99,7 @@ def sample_heun(field, path, x, times, eta=0.0, generator=None, callback=None) -
 
 
 def forward_sde_exact(path: GaussianPath, x0: Tensor, times: Tensor, generator=None) -> Tensor:
-    """Forward SDE with its exact Gaussian transition, exact for any step size (MATH.md §4).
+    """Forward SDE with its exact Gaussian transition, exact for any step size (docs/MATH.md §4).
 
     x_{t+h} = r x_t + √(b(t+h)² − r² b(t)²) z, r = a(t+h)/a(t). ``times`` increasing from 0.
     Returns (T+1, N, 2).

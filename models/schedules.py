@@ -1,4 +1,4 @@
-"""Noise schedules β(t) for VP diffusion (MATH.md §2).
+"""Noise schedules β(t) for VP diffusion (docs/MATH.md §2).
 
 A schedule gives β(t) and its integral B(t) = ∫₀ᵗ β(s) ds; everything else follows from
 α(t) = exp(−½ B(t)) and σ(t) = √(1 − α²). All functions are vectorised over t (any shape) and

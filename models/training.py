@@ -1,10 +1,11 @@
 """Training a :class:`models.learned.FieldMLP`: denoising score matching and flow matching.
 
 One step draws data x0 (fresh samples, or a batch of a fixed training set of M points), noise ε
-and times t, forms x_t = a x0 + b ε and regresses the network on the path's target (MATH.md §3):
-ε for VP (denoising score matching, ε-prediction), u = ȧ x0 + ḃ ε for flow matching (conditional
-flow matching). With ``ot`` the batch's noise is re-paired to its data by an exact minimum-cost
-assignment (minibatch optimal transport, Tong et al. 2023; Pooladian et al. 2023), which
+and times t, forms x_t = a x0 + b ε and regresses the network on the path's target
+(docs/MATH.md §9): ε for VP (denoising score matching, ε-prediction), u = ȧ x0 + ḃ ε for
+flow matching (conditional flow matching). With ``ot`` the batch's noise is re-paired to its
+data by an exact minimum-cost assignment (minibatch optimal transport, Tong et al. 2023;
+Pooladian et al. 2023), which
 straightens the learned paths. The assignment is solved in blocks of at most ``OT_BLOCK`` pairs:
 its cost grows as B³ (one batch of 4096 took 36 s on a 2-core machine, and a server's other
 users waited for it), while blocks of 256 take ~9 ms each. Minibatch OT is an approximation at

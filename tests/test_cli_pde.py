@@ -1,4 +1,4 @@
-"""``flowscope sample --pde / --log-density`` and the run behind them (issue 9)."""
+"""``flowscope sample --pde / --log-density`` and the run behind them."""
 
 import numpy as np
 import pytest

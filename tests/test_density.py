@@ -1,4 +1,7 @@
-"""Eulerian frames: particle densities and the exact mixture density on the grid (MATH.md §5-6)."""
+"""Eulerian frames: particle densities and the exact mixture density on the grid.
+
+See docs/MATH.md §5-6.
+"""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The exact field of MATH.md §5 against independent computations."""
+"""The exact field of docs/MATH.md §5 against independent computations."""
 
 import math
 
@@ -33,7 +33,7 @@ def test_score_is_gradient_of_log_density(path, t, gen):
 @pytest.mark.parametrize("path", PATHS, ids=IDS)
 @pytest.mark.parametrize("t", [0.1, 0.5, 0.9])
 def test_field_kinds_are_consistent_with_path_conversions(path, t, gen):
-    """x̂, ε̂, s and v returned by the field obey the conversions of MATH.md §3."""
+    """x̂, ε̂, s and v returned by the field obey the conversions of docs/MATH.md §3."""
     field = moons_field(path)
     x = 2 * torch.randn(50, 2, generator=gen, dtype=torch.float64)
     out = field(x, t, ("x0", "eps", "score", "velocity"))
@@ -151,7 +151,7 @@ def test_path_memo_matches_the_closed_form(schedule, closed_form, last):
 
 
 def test_denoiser_memorizes_reference_points_at_low_noise():
-    """Near a·x_i at small t the ideal denoiser returns x_i itself (MATH.md §5: it memorizes)."""
+    """Near a·x_i at small t the ideal denoiser returns x_i itself: it memorizes (§5)."""
     ref = Reference(
         torch.tensor([[1.0, 0.0], [-1.0, 0.5]], dtype=torch.float64), torch.arange(2), 1e-3
     )

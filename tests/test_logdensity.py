@@ -1,4 +1,4 @@
-"""Density carried along ODE trajectories and the field's own density (MATH.md §6, issue 9)."""
+"""Density carried along ODE trajectories and the field's own density (docs/MATH.md §8)."""
 
 import math
 

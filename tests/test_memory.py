@@ -1,4 +1,4 @@
-"""What a session's runs and a closed session leave allocated (issue 11)."""
+"""What a session's runs and a closed session leave allocated."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sampling, training targets and field conversions of Gaussian paths (MATH.md §2-3)."""
+"""Sampling, training targets and field conversions of Gaussian paths (docs/MATH.md §2-3)."""
 
 import pytest
 import torch

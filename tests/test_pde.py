@@ -1,4 +1,4 @@
-"""The Fokker–Planck / continuity solver against closed forms (MATH.md §6, issue 9)."""
+"""The Fokker–Planck / continuity solver against closed forms (docs/MATH.md §6)."""
 
 import numpy as np
 import pytest

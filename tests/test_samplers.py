@@ -1,6 +1,6 @@
 """Samplers against closed forms: moments, recovery of the data, convergence orders.
 
-See MATH.md §4 and §7.
+See docs/MATH.md §4 and §7.
 """
 
 import math

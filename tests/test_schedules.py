@@ -1,4 +1,4 @@
-"""Schedules and path coefficients against their definitions (MATH.md §2)."""
+"""Schedules and path coefficients against their definitions (docs/MATH.md §2)."""
 
 import pytest
 import torch

@@ -2,7 +2,7 @@
 
 Layout of one frame, (S + C, 2S, 3) uint8: the particle view (left, S x S) and the density view
 (right, S x S) over the same extent, and a caption strip of C rows beneath with t and the
-settings. Numpy rather than matplotlib's Agg: STACK.md measured about 2 ms against 7 ms a frame
+settings. Numpy rather than matplotlib's Agg: measured about 2 ms against 7 ms a frame
 at 512², and drawing squares, 1-pixel trails and a nearest-neighbour heatmap needs nothing more.
 
 What is drawn follows the app (app/ui/views.py, app/ui/static/render.js): particles as squares
