@@ -31,9 +31,9 @@ from models.simulate import RunConfig, build
 DATASETS = ("8gaussians", "moons", "circles", "swissroll", "checkerboard", "spirals")
 
 
-def errors(field, x1, times, method, gen):
+def errors(field, path, x1, times, method, gen):
     traj, logp = integrate(
-        field, x1, times, field.log_density(x1, float(times[0])), "heun", method, gen
+        field, path, x1, times, field.log_density(x1, float(times[0])), "heun", method, gen
     )
     closed = torch.stack([field.log_density(traj[i], float(t)) for i, t in enumerate(times)])
     err = (logp - closed).abs()
@@ -58,10 +58,10 @@ def accuracy_table(n: int) -> None:
             x, (t0, t1) = starts(path, data, direction, n, gen)
             times = torch.linspace(t0, t1, steps + 1, dtype=torch.float64)
             start = time.perf_counter()
-            e_max, e99, _, traj, err = errors(field, x, times, "exact", gen)
+            e_max, e99, _, traj, err = errors(field, path, x, times, "exact", gen)
             elapsed = time.perf_counter() - start
             fine = torch.linspace(t0, t1, 4 * steps + 1, dtype=torch.float64)
-            ref = integrate(field, x, fine, torch.zeros(len(x)))[0][::4]
+            ref = integrate(field, path, x, fine, torch.zeros(len(x)))[0][::4]
             part = max(
                 (field.log_density(traj[i], float(t)) - field.log_density(ref[i], float(t)))
                 .abs().max().item() for i, t in enumerate(times)
@@ -84,8 +84,8 @@ def hutchinson_table(n: int) -> None:
         gen = torch.Generator().manual_seed(0)
         x1 = path.prior(n, 1.0, gen)
         times = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
-        e_max = errors(field, x1, times, "exact", gen)[0]
-        h_max, h99, h_last, _, _ = errors(field, x1, times, "hutchinson", gen)
+        e_max = errors(field, path, x1, times, "exact", gen)[0]
+        h_max, h99, h_last, _, _ = errors(field, path, x1, times, "hutchinson", gen)
         var = torch.stack([
             torch.stack([divergence(field, x1, t, "hutchinson", gen)[1] for _ in range(64)])
             .var(0).mean() for t in (0.9, 0.5, 0.1)

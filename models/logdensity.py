@@ -2,8 +2,8 @@
 
 Along dx/dt = v(x, t):   d/dt log p_t(x_t) = −∇·v(x_t, t).
 
-The state (x, log p) is integrated together with the same step as the samplers (Euler, or Heun's
-trapezoid, whose positions equal ``sample_heun``'s), so positions are the particle run's own.
+The state (x, log p) is integrated by the samplers themselves (``CarriedField``: the augmented
+velocity (v, −∇·v)), so the positions are the particle run's own.
 The divergence is exact (one autograd pass per coordinate: two in 2D) or Hutchinson's unbiased
 estimate uᵀ (∂v/∂x) u with Rademacher u (one pass; in 2D its variance is (J₁₂ + J₂₁)²).
 
@@ -13,7 +13,6 @@ log p_t(x) = log N(x_1; 0, b(1)² I) + ∫_t^1 ∇·v dt.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import torch
@@ -22,7 +21,7 @@ from torch import Tensor
 from models.density import Grid
 from models.fields import ExactField
 from models.paths import GaussianPath
-from models.samplers import Field
+from models.samplers import SAMPLERS, Field
 
 DIVERGENCES = ("exact", "hutchinson")
 
@@ -63,41 +62,53 @@ def divergence(field: Field, x: Tensor, t: float, method: str = "exact",
     return v.detach(), div
 
 
-def integrate(field: Field, x: Tensor, times, logp0: Tensor, solver: str = "heun",
-              method: str = "exact", generator=None, callback=None) -> tuple[Tensor, Tensor]:
-    """Integrate the probability-flow ODE with the log-density it carries.
+class CarriedField:
+    """The augmented field of the state (x, log p), shape (N, 3): velocity (v, −∇·v).
+
+    Integrating it with any sampler of ``models.samplers`` carries log p_t along the ODE with
+    that sampler's own steps, so the positions are exactly the sampler's (the arithmetic on the
+    x columns is the same, element by element).
+    """
+
+    def __init__(self, field: Field, method: str = "exact", generator=None):
+        if method not in DIVERGENCES:
+            raise ValueError(f"divergence must be one of {DIVERGENCES}, got {method!r}")
+        self.field, self.method, self.generator = field, method, generator
+
+    def __call__(self, state: Tensor, t: float, want=("velocity",)) -> dict[str, Tensor]:
+        x = state[:, :2].contiguous()
+        v, div = divergence(self.field, x, t, self.method, self.generator)
+        return {"velocity": torch.cat([v, -div.to(v.dtype)[:, None]], dim=1)}
+
+
+def integrate(field: Field, path: GaussianPath, x: Tensor, times, logp0: Tensor,
+              solver: str = "heun", method: str = "exact", generator=None,
+              callback=None) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """Integrate the probability-flow ODE with the log-density it carries: the augmented state
+    (x, log p) through the sampler ``solver`` of ``models.samplers`` (η = 0).
 
     Args:
         x: start positions (N, 2) at times[0].
         times: (T+1,) increasing or decreasing.
         logp0: log-density of the start positions, (N,).
-        solver: ``euler`` or ``heun`` (the same steps as models/samplers.py).
+        solver: ``euler`` or ``heun``.
         method: divergence, ``exact`` or ``hutchinson``.
-        callback: optional ``({"i", "t", "x"}) -> None`` after every step (to cancel).
+        callback: optional ``({"i", "t", "x"}) -> None`` after every step (to cancel); its
+            ``x`` is the positions (N, 2).
 
     Returns:
-        (trajectories (T+1, N, 2), log-densities (T+1, N)).
+        (trajectories (T+1, N, 2), log-densities (T+1, N)), in x's dtype.
     """
     if solver not in ("euler", "heun"):
         raise ValueError(f"solver must be euler or heun, got {solver!r}")
-    ts = [float(t) for t in times]
-    traj = torch.empty((len(ts), *x.shape), dtype=x.dtype, device=x.device)
-    logp = torch.empty((len(ts), len(x)), dtype=logp0.dtype, device=x.device)
-    traj[0], logp[0] = x, logp0
-    lp = logp0.clone()
-    for i, (t, t_next) in enumerate(itertools.pairwise(ts)):
-        h = t_next - t
-        d, div = divergence(field, x, t, method, generator)
-        if solver == "euler":
-            x, lp = x + h * d, lp - h * div.to(lp.dtype)
-        else:
-            d_next, div_next = divergence(field, x + h * d, t_next, method, generator)
-            x = x + 0.5 * h * (d + d_next)
-            lp = lp - 0.5 * h * (div + div_next).to(lp.dtype)
-        traj[i + 1], logp[i + 1] = x, lp
-        if callback is not None:
-            callback({"i": i, "t": t_next, "x": x})
-    return traj, logp
+    state = torch.cat([x, logp0.to(x.dtype)[:, None]], dim=1)
+
+    def positions(info) -> None:
+        callback({**info, "x": info["x"][:, :2]})
+
+    carried = SAMPLERS[solver](CarriedField(field, method, generator), path, state, times,
+                               callback=None if callback is None else positions)  # fmt: skip
+    return carried[..., :2], carried[..., 2]
 
 
 def gaussian_log_density(x: Tensor, std: float) -> Tensor:
@@ -116,7 +127,7 @@ def model_log_density(field: Field, path: GaussianPath, t: float, grid: Grid, st
     pts = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
     n = max(1, math.ceil((1.0 - t) * steps))
     times = torch.linspace(t, 1.0, n + 1, dtype=torch.float64)
-    traj, acc = integrate(field, pts, times, torch.zeros(len(pts), dtype=torch.float64),
+    traj, acc = integrate(field, path, pts, times, torch.zeros(len(pts), dtype=torch.float64),
                           solver, method)
     b1 = float(path.coefficients(torch.tensor(1.0, dtype=torch.float64)).b)
     return (gaussian_log_density(traj[-1], b1) - acc[-1]).reshape(grid.shape)
@@ -142,7 +153,7 @@ def carried_trajectories(config, path: GaussianPath, data, reference, field, gen
         x = path.prior(n, float(times[0]), generator, device=config.device)
         b1 = float(path.coefficients(torch.tensor(1.0, dtype=torch.float64)).b)
         logp0 = gaussian_log_density(x, b1)
-    traj, logp = integrate(field, x, times, logp0, config.solver, callback=callback)
+    traj, logp = integrate(field, path, x, times, logp0, config.solver, callback=callback)
     if config.direction == "reverse":
         labels = field.nearest_label(traj[-1], 0.0)
     return traj, times, labels.cpu(), logp
