@@ -65,6 +65,11 @@ if (toggle !== undefined) {
 """
 
 
+# A text pane's <pre> keeps its lines whole, and the sidebar cut them at its edge: wrap them.
+# (A style on the pane reaches only its outer element, not the <pre> in its shadow root.)
+WRAP = ["pre { white-space: pre-wrap; overflow-wrap: anywhere; }"]
+
+
 class DataPanel(pn.viewable.Viewer):
     """The controls of the user's own data set, bound to a state and a particle figure."""
 
@@ -214,14 +219,15 @@ class DataPanel(pn.viewable.Viewer):
                               "brush_density": {"type": pn.widgets.IntSlider,
                                                 "name": "brush density (points per unit)"}}),
             pn.pane.Str("Upload (.csv with x,y columns, .npy, .npz; up to "
-                        f"{MAX_UPLOAD_BYTES // 2**20} MB):", styles={"font-size": "12px"}),
+                        f"{MAX_UPLOAD_BYTES // 2**20} MB):", styles={"font-size": "12px"},
+                        stylesheets=WRAP),
             self.upload,
             pn.Param(self, parameters=["fit"], show_name=False,
                      widgets={"fit": {"type": pn.widgets.Checkbox,
                                       "name": "fit into the view"}}),
             pn.Row(self.undo, self.clear),
             self.download,
-            pn.pane.Str(self.param.status, styles={"font-size": "12px", "color": "#555",
-                                                   "white-space": "normal"}),
+            pn.pane.Str(self.param.status, styles={"font-size": "12px", "color": "#555"},
+                        stylesheets=WRAP),
             sizing_mode="stretch_width",
         )  # fmt: skip
