@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import weakref
+from dataclasses import replace
 
 import param
 import torch
@@ -17,6 +18,7 @@ from app.session.fields import FIELDS, LEARNED, TRAIN_SEED, TrainedModel, resolv
 from models.datasets import DATASETS, Points, make_dataset
 from models.memorization import memorization_delta, memorized_share, training_points
 from models.overlay import arrow_grid, difference_frames, field_frames
+from models.schedules import make_schedule
 from models.simulate import (
     MAX_PARTICLES,
     RunConfig,
@@ -219,7 +221,24 @@ class FlowState(param.Parameterized):
     @property
     def noise_level(self) -> float:
         """η used by the run: the slider for the SDE, 0 for the ODE."""
-        return float(self.eta) if self.kind == "sde" else 0.0
+        return float(self.eta) if self.uses_eta else 0.0
+
+    @property
+    def uses_eta(self) -> bool:
+        """Whether η shapes the run: the SDE's only (the others run with η = 0)."""
+        return self.kind == "sde"
+
+    @property
+    def uses_betas(self) -> bool:
+        """Whether β_min, β_max shape the run: ``make_schedule`` decides, asked with two pairs."""
+        return self.process == "vp" and (  # flow matching has no β(t)
+            make_schedule(self.schedule, 0.0, 2.0) != make_schedule(self.schedule, 1.0, 3.0))
+
+    @property
+    def uses_solver(self) -> bool:
+        """Whether the solver choice shapes the run: ``RunConfig.solver_used`` decides."""
+        runs = {replace(self.config(), solver=s).solver_used for s in ("euler", "heun")}
+        return len(runs) == 2
 
     @property
     def particles_allowed(self) -> int:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import panel as pn
 
 from app.session.state import FlowState
+
+# The page's one listener that makes a checkbox's text click like its box.
+LABEL_CLICKS_JS = (Path(__file__).parent / "static" / "label_clicks.js").read_text()
 
 
 # Panel holds a widget's browser events for 50 ms (``Syncable._debounce``) to batch them. A
@@ -78,21 +83,21 @@ def sidebar(state: FlowState, data_panel=None) -> pn.Column:
         "shade": {"type": Checkbox, "name": "colour particles by carried log-density"},
     })  # fmt: skip
 
-    def sync_visibility(*_events) -> None:
+    def follow_the_state(*_events) -> None:
+        # The state decides what a run reads; a control it does not read is disabled (moving
+        # it reran an identical run) and shows the value in effect.
         vp = state.process == "vp"
         schedule.visible, fm_note.visible = vp, not vp
-        stochastic = state.kind == "sde"
-        for widget in sampler.layout:  # η applies to the SDE; Heun to the ODE only
-            if getattr(widget, "name", "").startswith("η"):
-                widget.disabled = not stochastic
-            if (
-                isinstance(widget, RadioButtonGroup)
-                and "Heun (2nd order)" in widget.options
-            ):
-                widget.disabled = stochastic
+        for name in ("beta_min", "beta_max"):
+            widget_of(schedule, name).disabled = not state.uses_betas
+        eta = widget_of(sampler, "eta")
+        # η = 0 for the ODE; the state keeps the user's η for the SDE (setting the slider's
+        # value does not reach the state: pn.Param links its release, value_throttled)
+        eta.param.update(value=state.noise_level, disabled=not state.uses_eta)
+        widget_of(sampler, "solver").disabled = not state.uses_solver
 
-    state.param.watch(sync_visibility, ["process", "kind"])
-    sync_visibility()
+    state.param.watch(follow_the_state, ["process", "kind", "eta", "schedule", "direction"])
+    follow_the_state()
     return pn.Column(
         pn.pane.Markdown("### Process"), process,
         pn.pane.Markdown("### Sampler"), sampler, seed,
@@ -101,6 +106,12 @@ def sidebar(state: FlowState, data_panel=None) -> pn.Column:
         *([pn.pane.Markdown("### Your data"), data_panel] if data_panel is not None else []),
         width=330, scroll=True,
     )  # fmt: skip
+
+
+def widget_of(group: pn.Param, parameter: str) -> pn.widgets.Widget:
+    """The widget ``group`` made for ``parameter``: rules find a control by the parameter it
+    sets, not by its label (pn.Param keeps them by name, in ``_widgets``)."""
+    return group._widgets[parameter]
 
 
 def seed_input(state: FlowState) -> pn.widgets.IntInput:
