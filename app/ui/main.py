@@ -31,7 +31,7 @@ from app.session.url import (
     read_url_values,
 )
 from app.session.userdata import LINK_MAX_POINTS, decode_points, encode_points
-from app.ui.controls import playback_controls, sidebar
+from app.ui.controls import LABEL_CLICKS_JS, playback_controls, sidebar
 from app.ui.data_panel import DataPanel
 from app.ui.math_panel import MathPanel
 from app.ui.notice import Notice
@@ -276,6 +276,8 @@ def create_app(**settings) -> pn.viewable.Viewable:
     if doc is not None:
         first_paint = CustomJS(args=views._js_args(), code="const frame = 0;" + RENDER_JS)
         doc.js_on_event("document_ready", first_paint)
+        doc.js_on_event("document_ready", views.fit_to_window())
+        doc.js_on_event("document_ready", CustomJS(code=LABEL_CLICKS_JS))
         if doc.session_context is not None:
             pn.state.on_session_destroyed(lambda _ctx: runner.shutdown())
             pn.state.on_session_destroyed(lambda _ctx: export_menu.cancel_and_clean())
@@ -283,8 +285,11 @@ def create_app(**settings) -> pn.viewable.Viewable:
             pn.state.on_session_destroyed(lambda _ctx: release_after_close(IOLoop.current()))
 
     header = pn.Row(pn.pane.Markdown(f"## {TITLE}", margin=(0, 10)), busy, align="center")
+    # The path plot's warning (a schedule that does not reach pure noise) sits far below the
+    # views; it shows at the top too, as the plot decides it, for the run on screen.
+    path_notice = Notice(owner=schedule.note, name_of_text="object")
     main = pn.Column(
-        header, notice, views, playback_controls(state),
+        header, notice, path_notice, views, playback_controls(state),
         pn.pane.Markdown("### Train a network"), train_panel,
         pn.pane.Markdown("### Export"), export_menu,
         pn.Row(pn.Column(pn.pane.Markdown("### The path"), schedule, width=320),

@@ -36,10 +36,14 @@ from app.ui.frames import (
 )
 
 RENDER_JS = (Path(__file__).parent / "static" / "render.js").read_text()
-FRAME = 400  # inner plotting area of each view, in pixels
+FIT_JS = (Path(__file__).parent / "static" / "fit_views.js").read_text()
+# Inner plotting area of each view, in pixels: FRAME where the window has room, down to
+# SMALLEST in a narrow one (a projector's 1024 pixels), always square (static/fit_views.js).
+FRAME, SMALLEST = 400, 240
 # Canvas, not WebGL: measured in headless Chromium (software GL), canvas plays 2-4x faster.
 BACKEND = "canvas"
 TRAIL_ALPHA = (0.45, 0.18)
+ARROW_BODY, ARROW_OUTLINE = "#ffffff", "#111111"  # the overlay's arrows (see _add_arrows)
 # Trails are drawn for the first 500 particles (a random sample): more adds clutter, and costs
 # playback its frame rate (measured: 25 fps at N = 2000 with 500 trails, 22 with 1000).
 TRAIL_CAP = 500  # newer and older half of a trail
@@ -117,7 +121,9 @@ class FlowViews(pn.viewable.Viewer):
         self.player = ClientPlayer(
             label="frame", start=0, end=1, value=0, interval=40, loop_policy="loop",
             # loop / bounce / stop live in the state (and URL), under the player (controls.py)
-            show_loop_controls=False, width=2 * FRAME + 120, height=70, value_align="start",
+            # as wide as the views, which follow the window
+            show_loop_controls=False, sizing_mode="stretch_width", max_width=2 * FRAME + 120,
+            height=70, value_align="start",
         )  # fmt: skip
         self.state.param.watch(self._push_run, ["result", "arrows"])
         self.state.param.watch(self._push_settings, ["trail"])
@@ -183,10 +189,15 @@ class FlowViews(pn.viewable.Viewer):
         return fig
 
     def _add_arrows(self, fig) -> None:
-        fig.add_layout(Arrow(source=self.arrows, x_start="x_start", y_start="y_start",
-                             x_end="x_end", y_end="y_end", line_color="#1f1f1f", line_width=1.2,
-                             line_alpha=0.75, end=VeeHead(size=5, fill_color="#1f1f1f",
-                                                          line_color="#1f1f1f")))  # fmt: skip
+        """Each arrow twice: a wide dark outline, then a light body on it. One of the two
+        stands out on every background: the heatmap's near-black and its pale yellow, and the
+        particle view's white (a single dark grey vanished on the dark heatmap)."""
+        for colour, width, head in ((ARROW_OUTLINE, 3.2, 8), (ARROW_BODY, 1.4, 5)):
+            fig.add_layout(Arrow(source=self.arrows, x_start="x_start", y_start="y_start",
+                                 x_end="x_end", y_end="y_end", line_color=colour,
+                                 line_width=width, line_alpha=0.9,
+                                 end=VeeHead(size=head, fill_color=colour, line_color=colour,
+                                             line_alpha=0.9, fill_alpha=0.9)))  # fmt: skip
 
     def _density_figure(self):
         fig = self._frame("Density (Eulerian view)", "density_fig")
@@ -221,6 +232,11 @@ class FlowViews(pn.viewable.Viewer):
             hovered_index=self.hovered_index, label=self.label, peak_label=self.peak_label,
             marks=self.marks, status=self.status,
         )  # fmt: skip
+
+    def fit_to_window(self) -> CustomJS:
+        """The page's callback that sizes both views to the window, square (fit_views.js)."""
+        return CustomJS(args=dict(figs=[self.particle_fig, self.density_fig], largest=FRAME,
+                                  smallest=SMALLEST), code=FIT_JS)  # fmt: skip
 
     def link_marks(self, marks: list[Span]) -> None:
         """Register time markers (non-syncable Spans) of other plots, and wire the callbacks.

@@ -1,0 +1,37 @@
+// Sizes both views' plotting frames to the window: square and equal (one data unit is the same
+// length on screen in x and y, left and right), `largest` pixels where they fit, down to
+// `smallest`. Runs when the page is ready and on every resize of the window. Without it, Bokeh
+// kept the frames' height but squeezed their width in a narrow window (circles became
+// ellipses), and the page still scrolled sideways. Inputs (CustomJS args):
+//   figs      [particle figure, density figure]
+//   largest, smallest   bounds of a frame's side, in pixels
+const MARGIN = 12;  // right of the density view: its own margin, and some air
+const view_of = (fig) => {
+  for (const root of Bokeh.index.roots) {
+    const view = root.owner.find_one(fig);
+    if (view !== null && view !== undefined) { return view; }
+  }
+  return undefined;
+};
+let waits = 0;
+const fit = () => {
+  const views = figs.map(view_of);
+  if (views.some((v) => v === undefined || !(v.frame.bbox.width > 0))) {
+    if (waits++ < 300) { requestAnimationFrame(fit); }  // not laid out yet: next frame
+    return;
+  }
+  const left = views[0].el.getBoundingClientRect().left + window.scrollX;
+  const right = views[1].el.getBoundingClientRect().right + window.scrollX;
+  // what the views need beside their frames: axes, the colour bar, the gap between them
+  const beside = right - left - views[0].frame.bbox.width - views[1].frame.bbox.width;
+  const room = document.documentElement.clientWidth - left - MARGIN;
+  const side = Math.max(smallest, Math.min(largest, Math.floor((room - beside) / 2)));
+  for (const fig of figs) {
+    if (fig.frame_width !== side || fig.frame_height !== side) {
+      fig.frame_width = side;
+      fig.frame_height = side;
+    }
+  }
+};
+requestAnimationFrame(fit);  // once the page is laid out
+window.addEventListener("resize", () => requestAnimationFrame(fit));
