@@ -78,7 +78,9 @@ def contour_mask(result, radius=3) -> np.ndarray:
     return near(starts, ends, result.extent, radius)
 
 
-def arrow_mask(state, kind, radius=5) -> np.ndarray:
+def arrow_mask(state, kind, radius=8) -> np.ndarray:
+    """Pixels within ``radius`` of the arrows' shafts: the heads (size 8 at 400 px: wings 4
+    across and 8 back) and the outline's width (3 px) reach up to ~7."""
     packed = pack_arrows(state.arrows, state.result.extent, 17, kinds=(kind,))
     tails = np.stack([packed["x"][0], packed["y"][0]], 1)
     disp = packed[kind][0].reshape(-1, 2, len(tails))[FRAME].T
@@ -119,7 +121,7 @@ def test_the_arrows_of_every_overlay_the_page_offers_are_drawn(learned, kind, fm
     plain = exported(learned, fmt, tmp_path, "plain")
     arrows = exported(learned, fmt, tmp_path, kind, overlay=kind)
     mask = arrow_mask(learned, kind)
-    # on both views, as the page; dark grey on the dark heatmap differs less
+    # on both views, as the page
     for view, threshold in ((np.s_[:SIZE, :SIZE], 90), (np.s_[:SIZE, SIZE:], 40)):
         diff = changed(arrows[view], plain[view], threshold)
         assert diff.sum() > 200, f"no {kind} arrows drawn"
@@ -191,3 +193,15 @@ def test_the_html_page_shows_the_shaded_particles(learned):
     shaded = page_views(learned.result, ExportSettings(shade=True), learned.arrows)
     assert shaded.shaded.visible
     assert not page_views(learned.result, ExportSettings(), learned.arrows).shaded.visible
+
+
+def test_the_arrows_are_drawn_in_the_pages_colours():
+    """An outline pass in the page's dark colour, then a body pass in its light one."""
+    from app.export.overlays import ARROW_PASSES
+    from app.ui.views import ARROW_BODY, ARROW_OUTLINE
+
+    def hex_of(rgb) -> str:
+        return "#" + "".join(f"{int(c):02x}" for c in rgb)
+
+    assert [hex_of(rgb) for rgb, _, _ in ARROW_PASSES] == [ARROW_OUTLINE, ARROW_BODY]
+    assert ARROW_PASSES[0][1] > ARROW_PASSES[1][1], "the outline is wider than the body"

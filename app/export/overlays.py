@@ -18,10 +18,13 @@ from PIL import Image, ImageDraw
 from app.ui.frames import pack_arrows, pack_contours
 
 CONTOUR_RGB = np.array([0x7F, 0xD3, 0xFF], np.float32)  # views.py: line_color="#7fd3ff"
-ARROW_RGB = np.array([0x1F, 0x1F, 0x1F], np.float32)  # views.py: "#1f1f1f", alpha 0.75
-ARROW_ALPHA = 0.75
-LINE_PX = 1.2  # both line widths in views.py, at its 400 px view
-HEAD_PX = 5  # VeeHead(size=5)
+# views.py draws each arrow twice: a wide dark outline, then a light body on it (alpha 0.9)
+ARROW_PASSES = (  # (colour, line width, head size) at the page's 400 px view
+    (np.array([0x11, 0x11, 0x11], np.float32), 3.2, 8),  # ARROW_OUTLINE
+    (np.array([0xFF, 0xFF, 0xFF], np.float32), 1.4, 5),  # ARROW_BODY
+)
+ARROW_ALPHA = 0.9
+LINE_PX = 1.2  # the contour lines' width in views.py, at its 400 px view
 SHADE_ALPHA = 0.95  # the shaded particles' fill_alpha in views.py
 APP_FRAME = 400
 
@@ -72,19 +75,21 @@ class Arrows:
         self.tails = data_to_pixels(x, y, extent, size)  # (P, 2)
         self.tips = data_to_pixels(x + disp[:, 0], y + disp[:, 1], extent, size)  # (F, P, 2)
         self.size = size
-        self.width = max(1, round(LINE_PX * size / APP_FRAME))
-        self.head = HEAD_PX * size / APP_FRAME
 
     def draw(self, views: list[np.ndarray], i: int) -> None:
-        """Draw frame i's arrows into each of ``views`` (the page draws them on both)."""
-        mask = Image.new("L", (self.size, self.size))
-        pen = ImageDraw.Draw(mask)
-        for tail, tip in zip(self.tails.tolist(), self.tips[i].tolist(), strict=True):
-            if tail != tip:  # a zero vector has no direction to point a head
-                pen.line([tuple(tail), tuple(tip)], fill=255, width=self.width)
-                pen.polygon(vee(tail, tip, self.head), fill=255)
-        for view in views:
-            blend(view, mask, ARROW_RGB, ARROW_ALPHA)
+        """Draw frame i's arrows into each of ``views`` (the page draws them on both): the
+        outline pass, then the body pass on it."""
+        scale = self.size / APP_FRAME
+        for rgb, width, head in ARROW_PASSES:
+            mask = Image.new("L", (self.size, self.size))
+            pen = ImageDraw.Draw(mask)
+            for tail, tip in zip(self.tails.tolist(), self.tips[i].tolist(), strict=True):
+                if tail != tip:  # a zero vector has no direction to point a head
+                    pen.line([tuple(tail), tuple(tip)], fill=255,
+                             width=max(1, round(width * scale)))  # fmt: skip
+                    pen.polygon(vee(tail, tip, head * scale), fill=255)
+            for view in views:
+                blend(view, mask, rgb, ARROW_ALPHA)
 
 
 def vee(tail, tip, size: float) -> list[tuple[float, float]]:
