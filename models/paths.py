@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -250,6 +251,18 @@ class TrigPath(GaussianPath):
         t = t.clamp(0.0, 1.0)
         a, b = torch.cos(w * t).clamp(0.0, 1.0), torch.sin(w * t).clamp(0.0, 1.0)
         return PathCoefficients(a=a, b=b, da=-w * b, db=w * a, b_db=w * a * b)
+
+
+def path_curves(path: GaussianPath, n: int = 201) -> dict[str, np.ndarray]:
+    """a(t), b(t), g²(t) (β(t) for VP; clipped at 1e3 where it diverges) and the log-SNR
+    log(a²/b²) on n uniform times from 0 to 1, as float64 arrays (n,) keyed t, a, b, g2,
+    log_snr."""
+    t = torch.linspace(0, 1, n, dtype=torch.float64)
+    c = path.coefficients(t)
+    g2 = torch.nan_to_num(c.diffusion2.clamp(max=1e3), posinf=1e3)
+    snr = (c.a**2).clamp_min(1e-12) / (c.b**2).clamp_min(1e-12)
+    return {"t": t.numpy(), "a": c.a.numpy(), "b": c.b.numpy(), "g2": g2.numpy(),
+            "log_snr": torch.log(snr).numpy()}  # fmt: skip
 
 
 PATHS = ("vp", "fm", "trig")

@@ -18,6 +18,7 @@ from app.session.fields import FIELDS, LEARNED, TRAIN_SEED, TrainedModel, resolv
 from models.datasets import DATASETS, Points, make_dataset
 from models.memorization import memorization_delta, memorized_share, training_points
 from models.overlay import arrow_grid, difference_frames, field_frames
+from models.paths import path_curves
 from models.schedules import make_schedule
 from models.simulate import (
     MAX_PARTICLES,
@@ -388,25 +389,12 @@ class FlowState(param.Parameterized):
         self.param.update(result=result, arrows=arrows, notice=self.run_notice(result))
 
     def schedule_curves(self, n: int = 201) -> dict:
-        """β(t) or g²(t), a(t), b(t) and log-SNR on a grid of n times, for the schedule plot."""
-        config = self.config()
-        path = path_of(config)
-        t = torch.linspace(0, 1, n, dtype=torch.float64)
-        c = path.coefficients(t)
-        with torch.no_grad():
-            g2 = c.diffusion2.clamp(max=1e3)
-        return {
-            "t": t.numpy(),
-            "a": c.a.numpy(),
-            "b": c.b.numpy(),
-            "g2": torch.nan_to_num(g2, posinf=1e3).numpy(),
-            "log_snr": torch.log((c.a**2).clamp_min(1e-12) / (c.b**2).clamp_min(1e-12)).numpy(),
-        }
+        """The current path's curves on n times, for the schedule plot (``path_curves``)."""
+        return path_curves(path_of(self.config()), n)
 
     def a_at_noise(self) -> float:
         """a(1): how much of the data is left at the noise end (≈ 0 for a useful schedule)."""
-        path = path_of(self.config())
-        return float(path.coefficients(torch.tensor(1.0, dtype=torch.float64)).a)
+        return path_curves(path_of(self.config()), 2)["a"][-1].item()
 
 
 assert set(DATASET_LABELS) == set(DATASETS), "every data set needs a label in the app"
