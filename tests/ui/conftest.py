@@ -21,6 +21,18 @@ CHROMIUM_ARGS = [
 # Console messages that are not the app's: offline font lookups, software-GL notes.
 STORE_XY = "Bokeh.documents[0].get_model_by_name('particle_store').data.xy"
 PLAYER = "[...Bokeh.documents[0].all_models].find((m) => m.constructor.__name__ === 'Player')"
+BUSY = "Bokeh.documents[0].get_model_by_name('status').data.busy[0]"
+# True once the page is still and painted: no frame drawn by render.js since the last poll
+# (Playwright polls once per animation frame) and no figure with a repaint pending (Bokeh
+# repaints a changed figure in a throttled requestAnimationFrame, after the frame is drawn).
+SETTLED = """() => { const n = window.flowscope_frames, still = n === window.__settled_at;
+  window.__settled_at = n;
+  if (!still) return false;
+  for (const m of Bokeh.documents[0].all_models) {
+    if (m.type !== 'Figure' && m.type !== 'Plot') continue;
+    for (const root of Bokeh.index.roots) { const v = root.owner.find_one(m);
+      if (v && (v._invalidate_all || v._invalidated_painters.size > 0)) return false; } }
+  return true; }"""
 BENIGN = ("ERR_NAME_NOT_RESOLVED", "GL Driver Message", "favicon")
 
 
@@ -66,7 +78,7 @@ def server():
             with urllib.request.urlopen(f"{url}/liveness", timeout=2):
                 break
         except OSError:
-            time.sleep(0.2)
+            time.sleep(0.2)  # polls the server's liveness URL (no page to wait on yet)
     yield url
     pn.state.kill_all_servers()
 
@@ -121,7 +133,11 @@ class AppPage:
         self.player(direction=0)
         self.player(value=frame)
         self.page.wait_for_function(f"() => window.flowscope_frame === {frame}")
-        time.sleep(0.3)
+        self.settled()
+
+    def settled(self) -> None:
+        """Wait until the page is still and has painted what it holds (see SETTLED)."""
+        self.page.wait_for_function(SETTLED, timeout=30_000)
 
     def box(self, name: str) -> dict:
         x, y, w, h = self.js(
@@ -146,13 +162,19 @@ class AppPage:
             " return t.length !== old.length || t.some((v, i) => v !== old[i]); }",
             arg=before, timeout=30_000,
         )  # fmt: skip
-        time.sleep(0.4)
+        # the grid rows land last and redraw the frame; then the server reports the run landed
+        self.page.wait_for_function(f"() => {BUSY} === 0", timeout=30_000)
 
     def times(self) -> list[float]:
         return self.model_data("grid_store", "t")
 
     def store_marker(self) -> None:
-        self.js(f"() => {{ window.__store = {STORE_XY}; }}")
+        # window.__xy_frames: the frames render.js had drawn when the particles last changed
+        self.js(f"""() => {{ window.__store = {STORE_XY};
+          if (!window.__xy_watched) {{ window.__xy_watched = true;
+            const s = Bokeh.documents[0].get_model_by_name('particle_store');
+            s.connect(s.properties.data.change,
+                      () => {{ window.__xy_frames = window.flowscope_frames; }}); }} }}""")
 
     def wait_url(self, *fragments: str) -> str:
         """The page's URL once it holds every fragment: the app mirrors the settings into it
@@ -166,7 +188,11 @@ class AppPage:
             f"() => {STORE_XY} !== window.__store",
             timeout=30_000,
         )
-        time.sleep(0.4)
+        # then: a frame drawn from the new particles, and the server idle (the run has landed)
+        self.page.wait_for_function(
+            f"() => window.flowscope_frames > window.__xy_frames && {BUSY} === 0",
+            timeout=30_000,
+        )
 
 
 def changed_fraction(a: np.ndarray, b: np.ndarray) -> float:

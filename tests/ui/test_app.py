@@ -23,7 +23,7 @@ def test_page_loads_plays_and_paints_both_views_without_errors(app):
         img = page.pixels(name)
         assert img.std() > 10, f"{name} is blank"
     f0 = page.js("window.flowscope_frame")
-    time.sleep(1.0)
+    page.page.wait_for_function(f"() => window.flowscope_frame !== {f0}", timeout=10_000)
     assert page.js("window.flowscope_frame") != f0, "not playing on first load"
     assert page.errors == []
 
@@ -35,7 +35,7 @@ def test_play_advances_frames_and_both_canvases_repaint(app):
     page.player(direction=1)
     page.page.wait_for_function("() => window.flowscope_frame > 40", timeout=20_000)
     page.player(direction=0)
-    time.sleep(0.3)
+    page.settled()
     for name, img in before.items():
         assert changed_fraction(img, page.pixels(name)) > 0.02, f"{name} did not repaint"
     assert page.errors == []
@@ -44,7 +44,8 @@ def test_play_advances_frames_and_both_canvases_repaint(app):
 def test_playing_sends_nothing_to_the_server_and_moves_the_time_markers(app):
     page = app()
     page.pause_at(10)
-    time.sleep(0.5)
+    # the page's last message of its load: the URL the server mirrored, reported back
+    page.wait_url("process=", "dataset=")
     sent = page.sent
     page.player(direction=1)
     page.page.wait_for_function("() => window.flowscope_frame > 40", timeout=20_000)
@@ -96,6 +97,8 @@ def test_a_slow_recompute_shows_busy_and_holds_the_old_run(app):
     )
     assert len(held) > 5 and len(set(held)) == 1, held
     page.wait_store_changed()
+    # hidden by the server as it reports the run landed (the status, just waited for)
+    page.page.wait_for_function(f"() => ({spinner})() === '0'", timeout=10_000)
     assert page.js(spinner) == "0"
     page.page.wait_for_function(f"() => window.flowscope_frame !== {held[0]}", timeout=5_000)
     assert page.errors == []
@@ -115,7 +118,9 @@ def test_a_quick_recompute_shows_no_spinner(app):
     seed.fill("7")
     seed.press("Enter")
     page.wait_store_changed()
-    time.sleep(0.5)
+    # the spinner's timer (IDLE_MS after the run began) fires before the URL's update (IDLE_MS
+    # after it landed), and what it changed would reach the page before the new URL
+    page.wait_url("seed=7")
     seen = page.js("() => { clearInterval(window.__poll); return window.__seen; }")
     assert len(seen) > 20 and set(seen) == {"0"}, seen
     assert page.errors == []
@@ -183,7 +188,7 @@ def test_display_controls_redraw_without_recompute(app, label):
     # shown (the particles stay): allow it a few seconds on a loaded machine
     deadline = time.time() + 30
     while changed_fraction(before, page.pixels(fig)) <= 0.005 and time.time() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.5)  # polls the screenshot: the condition is the pixels, read from here
     # what the page holds, to tell a stack that never came from one not drawn (once, in CI,
     # the exact heatmap did not show within 15 s; never reproduced in 40 runs since)
     held = page.js("""() => { const m = (n) => Bokeh.documents[0].get_model_by_name(n);
@@ -209,7 +214,7 @@ def test_the_exact_heatmap_shows_when_it_arrives_after_the_switch(app, monkeypat
     exact_of = FlowState.exact_of
 
     def slow_exact_of(self, result):
-        time.sleep(1.0)
+        time.sleep(1.0)  # the server made slow on purpose: the delay is what is tested
         return exact_of(self, result)
 
     monkeypatch.setattr(FlowState, "exact_of", slow_exact_of)
@@ -220,7 +225,7 @@ def test_the_exact_heatmap_shows_when_it_arrives_after_the_switch(app, monkeypat
     deadline = time.time() + 30
     while changed_fraction(before, page.pixels("density_fig")) <= 0.005 and \
             time.time() < deadline:  # fmt: skip
-        time.sleep(0.5)
+        time.sleep(0.5)  # polls the screenshot: the condition is the pixels, read from here
     assert changed_fraction(before, page.pixels("density_fig")) > 0.005
     # and what is drawn is the exact density's frame 40, as it arrived
     same = page.js("""() => { const m = (n) => Bokeh.documents[0].get_model_by_name(n);
@@ -269,12 +274,17 @@ def test_the_url_follows_a_setting_once_its_run_has_landed(app):
     """Not while the run computes (the URL's update would wake the page beside it)."""
     page = app("?dataset=spirals&particles=20000&steps=300")  # a run of a second or more
     busy = "() => Bokeh.documents[0].get_model_by_name('status').data.busy[0] === 1"
+    # the URL at every moment (10 ms apart) while the server reports the run in flight
+    page.js(f"() => {{ window.__while_busy = []; const busy = {busy};"
+            " window.__poll = setInterval(() => busy() && window.__while_busy.push("
+            "[performance.now(), window.location.search]), 10); }")  # fmt: skip
     page.store_marker()
     page.press_slider(1, "PageDown")  # steps
     page.page.wait_for_function(busy, timeout=10_000)
-    time.sleep(0.3)
-    assert page.js(busy) and "steps=300" in page.js("() => window.location.search")
     page.wait_store_changed()
+    seen = page.js("() => { clearInterval(window.__poll); return window.__while_busy; }")
+    assert seen[-1][0] - seen[0][0] >= 300, "busy for 0.3 s at least"
+    assert all("steps=300" in search for _, search in seen), seen
     page.page.wait_for_function("() => !window.location.search.includes('steps=300')")
     assert f"steps={len(page.times()) - 1}" in page.js("() => window.location.search")
     assert page.errors == []
