@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import html
 import logging
-import time
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 from app.session.url import URL_PARAMS
+from tests.ui.conftest import BUSY
 
 ATTACKS = {
     "script": "?process=" + quote("<script>alert(1)</script>"),
@@ -77,7 +78,7 @@ def search(page) -> str:
 def test_markup_in_a_link_is_shown_as_text_and_never_runs(app, dialogs, attack):
     page = app(ATTACKS[attack])
     page.page.get_by_text("Ignored URL values").wait_for(timeout=10_000)
-    time.sleep(0.5)
+    page.wait_url("steps=")  # the server's answer after the load: the URL it mirrored
     assert dialogs == []
     # Playwright's CSS locators pierce Bokeh's shadow roots
     assert page.page.locator("img[src='x']").count() == 0
@@ -118,14 +119,17 @@ def test_the_notice_goes_when_the_value_is_fixed_and_the_url_is_clean(app):
     page.wait_store_changed()
     wait_notice_hidden(page)
     again = app("?" + urlparse(page.page.url).query)  # reloading shows no notice
-    time.sleep(0.5)
+    # a notice of the link would come with the first run, which the page has drawn (app());
+    # and the server is idle once it has landed
+    again.page.wait_for_function(f"() => {BUSY} === 0", timeout=30_000)
     assert notice_text(again) == "" and again.errors == []
 
 
 def test_whole_numbers_as_floats_are_accepted_and_the_url_is_canonical(app):
     page = app("?steps=1e2&particles=3000.0&beta_max=18.500000000000004&contours=true"
                "&process=vp")  # fmt: skip
-    time.sleep(0.5)
+    # the server's answer: the canonical URL it mirrored (a notice came with the first run)
+    page.wait_url("steps=100")
     assert notice_text(page) == ""
     assert len(page.times()) == 101 and len(page.model_data("particles", "x")) == 3000
     query = parse_qs(search(page)[1:])
@@ -144,7 +148,7 @@ def test_clearing_the_seed_box_puts_the_seed_back_without_a_server_error(app, se
     seed = page.page.get_by_label("seed")
     seed.fill("")
     seed.press("Enter")
-    time.sleep(1.0)
+    expect(seed).to_have_value("7", timeout=10_000)  # put back by the server
     assert seed.input_value() == "7"
     assert "seed=7" in search(page)
     assert server_errors == [], [r.getMessage() for r in server_errors]

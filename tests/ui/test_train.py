@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import time
 
-from tests.ui.conftest import changed_fraction
+from tests.ui.conftest import BUSY, changed_fraction
 
 SHOTS = "/tmp/flowscope-train-shots"  # screenshots to look at by hand (not checked)
 PROGRESS = ("[...Bokeh.documents[0].all_models].find((m) => m.css_classes && "
@@ -37,7 +37,7 @@ def test_training_in_the_page_while_the_player_keeps_playing(app):
     page.page.wait_for_function(f"() => {PROGRESS}.value > 0", timeout=30_000)
     curve0 = page.js(f"() => {CURVE}.data.step.length")
     progress0 = page.js(f"() => {PROGRESS}.value")
-    time.sleep(2.5)
+    time.sleep(2.5)  # kept: what is tested is the frames painted in this time while training
     during = page.js("window.flowscope_frames") - frames
     assert during > 20, f"the player painted only {during} frames while training"
     assert page.js(f"() => {PROGRESS}.value") > progress0, "the progress bar did not move"
@@ -48,7 +48,7 @@ def test_training_in_the_page_while_the_player_keeps_playing(app):
     page.page.wait_for_function(f"() => {PROGRESS}.value > 0 && "
                                 "[...Bokeh.documents[0].all_models].some((m) => m.label === "
                                 "'▶ start training' && !m.disabled)", timeout=20_000)  # fmt: skip
-    time.sleep(0.5)
+    # (the button comes back with the stopped run's weights: the job delivers them together)
     shot(page, "2-stopped")
     page.pause_at(60)
     exact = page.pixels("particle_fig")
@@ -66,7 +66,11 @@ def test_training_in_the_page_while_the_player_keeps_playing(app):
     page.page.locator("select").filter(has_text="learned − exact").select_option(
         label="learned − exact (velocity)"
     )
-    time.sleep(1.5)
+    # the server's answer: the difference arrows shipped (after any notice about them)
+    page.page.wait_for_function(
+        "() => { const m = (n) => Bokeh.documents[0].get_model_by_name(n);"
+        " return m('display_settings').data.overlay[0] === 'difference'"
+        f" && 'difference' in m('arrow_store').data && {BUSY} === 0; }}", timeout=30_000)
     assert "needs a learned field" not in notice(page)
     page.pause_at(50)
     shot(page, "4-difference")
@@ -84,14 +88,16 @@ def test_closing_the_page_stops_its_training(app, context):
     # many steps: the run must be stopped by the session's end, not end by itself
     page.js("() => { [...Bokeh.documents[0].all_models].find((m) => m.title === 'Steps')"
             ".value = 100000; }")  # fmt: skip
-    time.sleep(0.5)
+    # the click reaches the server after the value (Panel applies a widget's pending changes
+    # before an event); the progress bar's end shows the run took it
     page.page.get_by_role("button", name="▶ start training").click()
-    page.page.wait_for_function(f"() => {PROGRESS}.value > 0", timeout=30_000)
+    page.page.wait_for_function(f"() => {PROGRESS}.value > 0 && {PROGRESS}.max === 100000",
+                                timeout=30_000)  # fmt: skip
     assert training()
     page.page.close()  # the session ends when the server notices (Bokeh checks every few s)
     deadline = time.time() + 90
     while training() and time.time() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.5)  # polls the server's threads (the page is closed: nothing to wait on)
     assert not training(), "the training thread outlived its session"
 
 
@@ -107,11 +113,13 @@ def test_another_pages_heaviest_training_does_not_hold_a_light_pages_change(app,
              " ms.find((m) => m.title === 'Steps').value = 100000;"
              " ms.find((m) => m.title === 'Batch').value = 4096;"
              " ms.find((m) => m.label === 'OT pairing (minibatch)').active = true; }")
-    time.sleep(0.5)
+    # (the click reaches the server after these values: Panel applies pending changes first)
     heavy.page.get_by_role("button", name="▶ start training").click()
     heavy.page.wait_for_function("() => [...Bokeh.documents[0].all_models].some((m) =>"
                                  " m.label === '■ stop' && !m.disabled)", timeout=20_000)
-    time.sleep(1.5)  # training is well under way
+    # training is well under way: a step of these settings done, with its steps
+    heavy.page.wait_for_function(f"() => {PROGRESS}.value > 0 && {PROGRESS}.max === 100000",
+                                 timeout=60_000)  # fmt: skip
     landed = []
     for _ in range(3):
         light.store_marker()
@@ -119,7 +127,7 @@ def test_another_pages_heaviest_training_does_not_hold_a_light_pages_change(app,
         start = time.perf_counter()
         light.page.wait_for_function(f"() => {STORE_XY} !== window.__store", timeout=60_000)
         landed.append(time.perf_counter() - start)
-        time.sleep(0.5)
+        light.wait_store_changed()  # and drawn, the server idle, before the next change
     heavy.page.get_by_role("button", name="■ stop").click()
     print(f"light page's steps change landed in {[round(s, 2) for s in landed]} s")
     # the target is 1.5 s (benchmarks measure it); this bound leaves room for a loaded machine
