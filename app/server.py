@@ -57,7 +57,7 @@ _WARMED = threading.Event()
 
 
 def _warm_up_field() -> None:
-    from models.mixture_kernel import warm_up
+    from models.accel.mixture_kernel import warm_up
 
     warm_up()
 
@@ -80,6 +80,6 @@ def _warm_up_once() -> None:
 
 
 def _warm_up() -> None:
-    from models.pde_kernels import warm_up
+    from models.accel.pde_kernels import warm_up
 
     warm_up()

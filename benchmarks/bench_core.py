@@ -7,7 +7,7 @@ the sampler's overhead above the field, and the time of one 100-frame density st
 
 Then, per data set, the cost of the app's run (N = 2000, T = 100, Euler ODE, flow matching)
 with the data set's own mixture (M components, docs/MATH.md §5), in the compiled kernels of
-``models/mixture_kernel.py`` (the CPU's path) and in torch (the path of float64, autograd and
+``models/accel/mixture_kernel.py`` (the CPU's path) and in torch (the path of float64, autograd and
 the GPU), with the largest difference of their trajectories, and the exact density stack on
 the app's 96 x 96 grid. Run it on a worker thread, as the app computes: glibc's allocator on
 the main thread made torch's path 2-3x slower here at times (it returns large blocks to the

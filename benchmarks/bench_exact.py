@@ -23,8 +23,8 @@ import time
 import torch
 
 from models.datasets import DATASETS, Moons, Reference, make_dataset
+from models.evaluation.metrics import distances_to_fresh
 from models.fields import ExactField
-from models.metrics import distances_to_fresh
 from models.paths import make_path
 from models.samplers import (
     conditional_paths,

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from app.export import ExportSettings, export
 from app.export.raster import Rasterizer
-from models.simulate import RunConfig, simulate
+from models.run.config import RunConfig
+from models.run.simulate import simulate
 
 
 def timed(fn, repeats: int) -> float:

@@ -23,10 +23,11 @@ import time
 
 import torch
 
-from models import pde
 from models.density import Grid
 from models.logdensity import divergence, integrate, model_log_density
-from models.simulate import RunConfig, build
+from models.pde import solver as pde
+from models.run.config import RunConfig
+from models.run.simulate import build
 
 DATASETS = ("8gaussians", "moons", "circles", "swissroll", "checkerboard", "spirals")
 

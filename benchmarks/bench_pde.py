@@ -21,9 +21,10 @@ import time
 import numpy as np
 import torch
 
-from models import pde
 from models.density import Grid, mixture_density
-from models.simulate import RunConfig, build, simulate, trajectories
+from models.pde import solver as pde
+from models.run.config import RunConfig
+from models.run.simulate import build, simulate, trajectories
 
 
 def cell_average_exact(reference, path, times, grid) -> np.ndarray:

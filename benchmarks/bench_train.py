@@ -3,9 +3,10 @@
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_train.py [--process fm] [--dataset moons]
         [--every 500] [--threads 1] [--device cpu]
 
-Trains with the default :class:`models.training.TrainConfig` (what ``flowscope train --process
+Trains with the default ``TrainConfig`` (models/learned/training.py; what ``flowscope train
+--process
 fm --dataset moons --out w`` runs) and prints the sliced W2 of the EMA field against the noise
-floor every ``--every`` steps (:func:`models.quality.sw2_ratio`: 10k reverse-ODE samples, Heun,
+floor every ``--every`` steps (``sw2_ratio`` of models/evaluation: 10k reverse-ODE samples, Heun,
 T = 100, 5 draws each against 4 fresh data samples, floor over 20 pairs; the clock stops while
 it measures), then the table of assets/weights/manifest.json.
 Timings on a shared 2-core machine are noisy: re-run on a quiet one.
@@ -20,9 +21,9 @@ import time
 
 import torch
 
-from models.checkpoint import WEIGHTS_DIR
-from models.quality import noise_floor, sw2_ratio
-from models.training import TrainConfig, Trainer
+from models.evaluation.quality import noise_floor, sw2_ratio
+from models.learned.checkpoint import WEIGHTS_DIR
+from models.learned.training import TrainConfig, Trainer
 
 
 def curve(process: str, dataset: str, every: int, device: str) -> None:

@@ -20,10 +20,10 @@ import time
 
 import torch
 
-from models.checkpoint import WEIGHTS_DIR, load, pretrained_path, save
 from models.datasets import DATASETS, make_dataset
-from models.quality import sw2_ratio
-from models.training import TrainConfig, Trainer
+from models.evaluation.quality import sw2_ratio
+from models.learned.checkpoint import WEIGHTS_DIR, load, pretrained_path, save
+from models.learned.training import TrainConfig, Trainer
 
 MANIFEST = os.path.join(WEIGHTS_DIR, "manifest.json")
 STEPS = 6000

@@ -79,8 +79,8 @@ class ExactField:
         self.grid = reference.grid
         self._compiled = None  # see _kernel
         grid = self.grid
-        # torch's exponentials per point and evaluation (how models/parallel.py sizes a run's
-        # work); the compiled CPU kernels (models/mixture_kernel.py) take a third of the time
+        # torch's exponentials per point and evaluation (how models/accel/parallel.py sizes a run's
+        # work); the compiled CPU kernels (models/accel/mixture_kernel.py) take a third of the time
         exps = len(reference.points) if grid is None else \
             grid.xs.numel() + grid.ys.numel() + len(grid.blocks)  # fmt: skip
         self.work_per_point = exps / (3 if torch.device(device or "cpu").type == "cpu" else 1)
@@ -149,10 +149,10 @@ class ExactField:
         )
 
     def _kernel(self):
-        """The compiled kernel of these components (:mod:`models.mixture_kernel`), made once;
+        """The compiled kernel of these components (:mod:`models.accel.mixture_kernel`), made once;
         numba is loaded on first use."""
         if self._compiled is None:
-            from models.mixture_kernel import GridKernel, MixtureKernel
+            from models.accel.mixture_kernel import GridKernel, MixtureKernel
 
             self._compiled = MixtureKernel(self._points64.numpy()) if self.grid is None else \
                 GridKernel(self.grid)  # fmt: skip
@@ -170,7 +170,7 @@ class ExactField:
         """m(x) = Σ r_i x_i, shape (N, 2).
 
         On the CPU in float32, without autograd, the compiled kernels of
-        :mod:`models.mixture_kernel` (2-7x faster); else torch, as follows.
+        :mod:`models.accel.mixture_kernel` (2-7x faster); else torch, as follows.
         ``torch.softmax`` fuses the row maximum, ``exp`` and normalisation in one pass, 2x
         faster on the CPU than the four separate passes with denormals flushed to zero
         (:func:`denormals_flushed`: weights below e⁻⁸⁷ of the largest are 0 to float32

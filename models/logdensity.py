@@ -135,10 +135,10 @@ def model_log_density(field: Field, path: GaussianPath, t: float, grid: Grid, st
 
 def carried_trajectories(config, path: GaussianPath, data, reference, field, generator, times,
                          callback=None):  # fmt: skip
-    """The ODE run of ``models.simulate.trajectories`` (same particles) with log p_t carried
+    """The ODE run of ``models.run.simulate.trajectories`` (same particles) with log p_t carried
     along. ``config``: the run's settings (a ``RunConfig``: particles, direction, solver,
     device); ``reference``: the data mixture (a ``Reference``); ``times``: the run's grid
-    (T+1,) (``models.simulate.run_times``).
+    (T+1,) (``models.run.simulate.run_times``).
 
     The start density is the one the particles are drawn from: the data mixture (forward) or
     the prior N(0, b(1)² I) (reverse). Returns (trajectories (T+1, N, 2), times (T+1,),

@@ -8,7 +8,7 @@ Every sampler has one signature, after k-diffusion::
 ``times`` is the (T+1,) grid, increasing for forward runs and decreasing for reverse runs. Index 0
 of the result is the start ``x``. ``callback`` gets ``{"i", "t", "x"}`` after every step.
 ``generator`` is a ``torch.Generator`` (or None), or a noise source with ``draw(x)``: a row
-block's share of each step's noise when a run is split over threads (``models/parallel.py``).
+block's share of each step's noise when a run is split over threads (``models/accel/parallel.py``).
 
 The η-family with the same marginals as the forward process, for a step h = t_next − t of either
 sign, is

@@ -15,9 +15,9 @@ from app.session.fairshare import TURNS
 from app.session.state import FlowState
 from app.session.training_job import CHUNK_SECONDS, TrainingJob
 from app.session.url import query_of, read_query, read_url_values
-from models.checkpoint import load, pretrained_path
+from models.learned.checkpoint import load, pretrained_path
 from models.overlay import arrow_grid
-from models.simulate import build
+from models.run.simulate import build
 
 
 def run(**settings) -> tuple[FlowState, dict]:

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from models.checkpoint import CheckpointError, load, save, to_bytes
-from models.learned import Architecture, build_network
+from models.learned.checkpoint import CheckpointError, load, save, to_bytes
+from models.learned.network import Architecture, build_network
 
 ARCH = Architecture(width=16, depth=2, n_freq=4, predicts="eps", process="vp")
 

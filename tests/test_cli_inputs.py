@@ -75,12 +75,12 @@ def test_a_path_that_cannot_be_written_fails_before_computing(capsys):
 
 
 def test_a_failed_run_leaves_no_file(tmp_path, monkeypatch, capsys):
-    import models.simulate
+    import models.run.simulate
 
     def explode(*_a, **_k):
         raise ValueError("boom in the middle of the run")
 
-    monkeypatch.setattr(models.simulate, "simulate", explode)
+    monkeypatch.setattr(models.run.simulate, "simulate", explode)
     assert main([*QUICK, "--out", str(tmp_path / "x.npz")]) == 2
     assert "boom" in one_line_error(capsys)
     assert os.listdir(tmp_path) == []

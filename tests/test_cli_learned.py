@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from app.cli import main
-from models.checkpoint import load, pretrained_path
+from models.learned.checkpoint import load, pretrained_path
 
 FAST = ["--steps", "30", "--batch", "64", "--seed", "1"]
 SAMPLE = ["sample", "--steps", "10", "--particles", "200", "--resolution", "16"]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from app.cli import SEED_MAX
 from app.cli import main as cli_main
+from app.cli.options import SEED_MAX
 from models.datasets import BANDWIDTH_RANGE, Points
-from models.simulate import MAX_PARTICLES
+from models.run.config import MAX_PARTICLES
 
 QUICK = ["sample", "--steps", "3", "--particles", "100", "--resolution", "16"]
 TRAIN = ["train", "--steps", "2", "--batch", "8"]

@@ -128,7 +128,7 @@ def test_no_open_of_a_fifo_blocks_the_check(tmp_path, capsys):
     (lambda d: str(d), "is a folder"),
 ])  # fmt: skip
 def test_train_checks_out_before_training(tmp_path, capsys, make, words, monkeypatch):
-    from models import training
+    from models.learned import training
 
     started = []
     monkeypatch.setattr(training.Trainer, "run", lambda self, **k: started.append(1))
@@ -140,9 +140,9 @@ def test_train_checks_out_before_training(tmp_path, capsys, make, words, monkeyp
 
 
 def test_checkpoint_save_never_replaces_a_special_file(tmp_path):
-    from models.checkpoint import CheckpointError, save
-    from models.learned import build_network
-    from models.training import TrainConfig
+    from models.learned.checkpoint import CheckpointError, save
+    from models.learned.network import build_network
+    from models.learned.training import TrainConfig
 
     arch = TrainConfig().architecture()
     fifo = _fifo(tmp_path)

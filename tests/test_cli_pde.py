@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from app.cli import main
-from models import pde
 from models.density import Grid, smooth
-from models.simulate import RunConfig, build, simulate
+from models.pde import solver as pde
+from models.run.config import RunConfig
+from models.run.simulate import build, simulate
 
 
 def test_pde_and_log_density_arrays_in_the_file(tmp_path):

@@ -2,7 +2,8 @@
 
 Compared with fresh samples of the data set (never with the field's own components), as ratios
 to the noise floor of fresh pairs (means over 5 groups of 4,000 and 5 fresh pairs, see
-:func:`models.metrics.distances_to_fresh`). The full table, every data set x process x ODE/SDE
+:func:`~models.evaluation.metrics.distances_to_fresh`). The full table, every data set x process
+x ODE/SDE
 and the three forward kinds, is printed by ``benchmarks/bench_exact.py``; these tests run the
 cheapest honest subset. The negative control shows the statistics can fail: the former moons
 field (1,000 noisy samples blurred by a further 0.08) describes a distribution they reject.
@@ -12,8 +13,8 @@ import pytest
 import torch
 
 from models.datasets import Moons, make_dataset
+from models.evaluation.metrics import distances_to_fresh
 from models.fields import ExactField
-from models.metrics import distances_to_fresh
 from models.paths import make_path
 from models.samplers import sample_euler, sample_heun, time_grid
 from models.schedules import make_schedule

@@ -9,7 +9,8 @@ import pytest
 
 from app.cli import main
 from app.session.state import FlowState
-from models.simulate import RunConfig, simulate
+from models.run.config import RunConfig
+from models.run.simulate import simulate
 from tests.test_export_overlays import (
     FRAME,
     SIZE,
@@ -85,7 +86,7 @@ def exit_code(argv) -> int:
     ],
 )
 def test_options_that_cannot_be_drawn_are_one_line_exit_2(bad, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("models.simulate.simulate", no_compute)
+    monkeypatch.setattr("models.run.simulate.simulate", no_compute)
     out = tmp_path / "run.gif"
     assert exit_code(["export", *RUN, *bad, "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -112,7 +113,7 @@ def test_the_format_is_taken_from_the_suffix(tmp_path, capsys):
 def test_a_format_the_suffix_does_not_confirm_is_one_line_exit_2(
     args, tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setattr("models.simulate.simulate", no_compute)
+    monkeypatch.setattr("models.run.simulate.simulate", no_compute)
     monkeypatch.chdir(tmp_path)
     assert exit_code(["export", *RUN, *args]) == 2
     err = capsys.readouterr().err

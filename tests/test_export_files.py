@@ -15,7 +15,8 @@ from PIL import Image
 from app.cli import main
 from app.export import Cancelled, ExportSettings, export
 from app.export.raster import Rasterizer
-from models.simulate import RunConfig, simulate
+from models.run.config import RunConfig
+from models.run.simulate import simulate
 from tests.test_export_raster import own_colour_fraction
 
 SIZE = 400  # the app's view: squares of 4 px keep their colour through H.264's 4:2:0 chroma
@@ -188,7 +189,7 @@ def test_cli_bad_destination_is_one_line_exit_2_before_computing(tmp_path, where
     def no_compute(*_args, **_kwargs):
         raise AssertionError("computed before checking the destination")
 
-    monkeypatch.setattr("models.simulate.simulate", no_compute)
+    monkeypatch.setattr("models.run.simulate.simulate", no_compute)
     assert main(["export", "--format", "mp4", *SMALL, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("flowscope: error: ") and err.count("\n") == 1

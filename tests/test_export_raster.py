@@ -6,7 +6,8 @@ import pytest
 from bokeh.palettes import Category10_10, Inferno256
 
 from app.export.raster import TRAIL_ALPHA, TRAIL_CAP, Rasterizer
-from models.simulate import RunConfig, simulate
+from models.run.config import RunConfig
+from models.run.simulate import simulate
 
 SIZE = 256
 

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from models.datasets import DATASETS, make_dataset
 from models.density import Grid, mixture_density
 from models.paths import LinearFMPath, TrigPath, VPPath
+from models.run.config import RunConfig
+from models.run.simulate import simulate
 from models.schedules import make_schedule
-from models.simulate import RunConfig, simulate
 
 SCHEDULES = {
     "linear": make_schedule("linear"),

@@ -5,7 +5,7 @@ import torch
 
 from models.datasets import make_dataset
 from models.fields import ExactField
-from models.learned import NATIVE, Architecture, LearnedField, build_network
+from models.learned.network import NATIVE, Architecture, LearnedField, build_network
 from models.paths import FIELD_KINDS, make_path
 from models.samplers import sample_heun, time_grid
 from models.schedules import make_schedule

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from models import pde
 from models.density import Grid
 from models.logdensity import divergence, gaussian_log_density, integrate, model_log_density
+from models.pde import solver as pde
+from models.run.config import RunConfig
+from models.run.simulate import build
 from models.samplers import sample_heun
-from models.simulate import RunConfig, build
 
 
 def exact(process, dataset="8gaussians"):

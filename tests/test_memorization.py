@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from models.datasets import make_dataset
-from models.memorization import (
+from models.evaluation.memorization import (
     memorization_delta,
     memorized_share,
     nearest_distance,
     training_points,
 )
-from models.training import TrainConfig, Trainer
+from models.learned.training import TrainConfig, Trainer
 
 
 def test_share_counts_samples_within_delta_of_a_training_point():

@@ -1,4 +1,4 @@
-"""The compiled responsibility mean (models/mixture_kernel.py) against float64 truth."""
+"""The compiled responsibility mean (models/accel/mixture_kernel.py) against float64 truth."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.accel.mixture_kernel import FLOOR, GridKernel, MixtureKernel, exp_nonpositive
 from models.fields import ExactField
-from models.mixture_kernel import FLOOR, GridKernel, MixtureKernel, exp_nonpositive
-from models.simulate import RunConfig, build
+from models.run.config import RunConfig
+from models.run.simulate import build
 
 F32 = np.float32
 

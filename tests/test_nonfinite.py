@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-import models.simulate as simulate_module
+import models.run.simulate as simulate_module
 from app.cli import main
 from app.session.runner import Recomputer
 from app.session.state import FlowState
-from models.nonfinite import NonFiniteRun
-from models.simulate import RunConfig, simulate
+from models.run.config import RunConfig
+from models.run.nonfinite import NonFiniteRun
+from models.run.simulate import simulate
 
 T_BAD = 0.5
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from models.overlay import arrow_grid, field_frames
+from models.run.config import RunConfig
+from models.run.simulate import build
 from models.samplers import eta_drift
-from models.simulate import RunConfig, build
 
 
 @pytest.mark.parametrize("process", ["vp", "fm"])

@@ -1,4 +1,4 @@
-"""A run's parts on several threads (models/parallel.py) give the serial run's numbers, stop
+"""A run's parts on several threads (models/accel/parallel.py) give the serial run's numbers, stop
 together, and report the failure the serial run meets first."""
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from models import parallel
-from models.learned import Architecture, LearnedField, build_network
-from models.nonfinite import NonFiniteRun
-from models.parallel import particle_blocks, run_in_blocks
+from models.accel import parallel
+from models.accel.parallel import particle_blocks, run_in_blocks
+from models.learned.network import Architecture, LearnedField, build_network
+from models.run.config import RunConfig
+from models.run.nonfinite import NonFiniteRun
+from models.run.simulate import build, simulate
 from models.samplers import Cancelled, sample_euler, sample_heun, time_grid
-from models.simulate import RunConfig, build, simulate
 
 MIN_WORK_PER_STEP = parallel.MIN_WORK_PER_STEP  # the app's threshold
 
@@ -23,7 +24,7 @@ MIN_WORK_PER_STEP = parallel.MIN_WORK_PER_STEP  # the app's threshold
 @pytest.fixture(autouse=True)
 def split_test_sized_runs(monkeypatch):
     """Split the runs of these tests (spirals, N = 1200-1500): in the compiled kernel
-    (models/mixture_kernel.py) they are too little work for the app's threshold, and these
+    (models/accel/mixture_kernel.py) they are too little work for the app's threshold, and these
     tests are about how split runs behave, not about when a run is split."""
     monkeypatch.setattr(parallel, "MIN_WORK_PER_STEP", 1e4)
 

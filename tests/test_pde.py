@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from models import pde, pde_steps
 from models.density import Grid, mixture_density
 from models.paths import LinearFMPath
+from models.pde import solver as pde
+from models.pde import steps as pde_steps
+from models.run.config import RunConfig
+from models.run.simulate import build, trajectories
 from models.samplers import eta_drift
-from models.simulate import RunConfig, build, trajectories
 
 
 def run_times(config: RunConfig):

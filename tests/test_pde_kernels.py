@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from models.pde_kernels import LIMITERS, advect, mix_drift, outflow_rate
+from models.accel.pde_kernels import LIMITERS, advect, mix_drift, outflow_rate
 
 
 def _limited(dm, dp, limiter):

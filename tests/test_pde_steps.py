@@ -1,4 +1,4 @@
-"""The PDE's exact noise steps (models/pde_steps.py) against closed forms and quadrature."""
+"""The PDE's exact noise steps (models/pde/steps.py) against closed forms and quadrature."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import pytest
 import torch
 from scipy.integrate import quad
 
-from models import pde, pde_steps
 from models.density import Grid, mixture_density
 from models.paths import LinearFMPath
-from models.simulate import RunConfig, build
+from models.pde import solver as pde
+from models.pde import steps as pde_steps
+from models.run.config import RunConfig
+from models.run.simulate import build
 
 
 class ConstantPath:

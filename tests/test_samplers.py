@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from models.datasets import EightGaussians, Moons, Points
+from models.evaluation.metrics import sliced_w2
 from models.fields import ExactField
-from models.metrics import sliced_w2
 from models.paths import LinearFMPath, VPPath
+from models.run.config import KINDS, RunConfig
+from models.run.simulate import simulate
 from models.samplers import (
     conditional_paths,
     forward_sde_exact,
@@ -21,7 +23,6 @@ from models.samplers import (
     time_grid,
 )
 from models.schedules import make_schedule
-from models.simulate import KINDS, RunConfig, simulate
 
 VP = VPPath(make_schedule("linear"))
 FM = LinearFMPath()

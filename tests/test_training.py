@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models.fields import ExactField
-from models.training import OT_BLOCK, TrainConfig, Trainer, ot_pairing, train
+from models.learned.training import OT_BLOCK, TrainConfig, Trainer, ot_pairing, train
 
 SMALL = dict(width=32, depth=2, n_freq=4, batch=128, device="cpu")
 
@@ -122,7 +122,7 @@ def test_ot_pairing_of_a_large_batch_solves_blocks_of_at_most_ot_block(monkeypat
     minimum-cost pairing of its block, checked against scipy on that block alone."""
     from scipy.optimize import linear_sum_assignment
 
-    import models.training as training
+    import models.learned.training as training
 
     sizes = []
 

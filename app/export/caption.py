@@ -7,7 +7,7 @@ import json
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from models.simulate import RunResult
+from models.run.simulate import RunResult
 
 PROCESS = {"fm": "flow matching", "vp": "diffusion (VP)"}
 SOURCE = {"particles": "from particles", "exact": "exact p_t", "pde": "PDE on the grid"}

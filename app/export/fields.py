@@ -11,7 +11,7 @@ import torch
 
 from app.session.state import ARROWS
 from models.overlay import arrow_grid, difference_frames, field_frames
-from models.simulate import RunResult, build
+from models.run.simulate import RunResult, build
 
 
 def overlay_fields(result: RunResult, dataset=None, make_field=None) -> dict:

@@ -20,7 +20,7 @@ from app.export import ExportSettings
 from app.export.caption import settings_text
 from app.session.state import FlowState
 from app.ui.views import RENDER_JS, FlowViews
-from models.simulate import RunResult
+from models.run.simulate import RunResult
 
 
 class InlineCore(Resources):

@@ -1,13 +1,13 @@
 """Which field moves the particles: exact, learned (pretrained or trained here), exact of M points.
 
 GUI-free, like ``state.py``. :func:`resolve` turns the state's ``field`` choice into the
-``make_field`` hook of :func:`models.simulate.simulate`, a description for the run's metadata,
+``make_field`` hook of :func:`models.run.simulate.simulate`, a description for the run's metadata,
 and a one-line note when the choice cannot be honoured for these settings, in which case the run
 uses the exact field (the rule, also in the ``field`` parameter's doc):
 
 - *pretrained*: the shipped weights of the data set and process. Only built-in data sets have
   them, and VP weights exist for the schedule they were trained on (linear, β 0.1..20):
-  ``models.checkpoint.check_matches`` refuses any other, and the run falls back to exact.
+  ``models.learned.checkpoint.check_matches`` refuses any other, and the run falls back to exact.
 - *trained here*: the weights of this session's Train panel, for the process, schedule and data
   set they were trained on; before any training, or after those changed, exact.
 - *exact of M points*: the exact field of the M training points (``train_size``), the same set a
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.checkpoint import CheckpointError, check_matches, load, pretrained_path
 from models.datasets import Dataset, Reference
+from models.evaluation.memorization import training_points
 from models.fields import ExactField
-from models.learned import Architecture, FieldMLP, LearnedField
-from models.memorization import training_points
+from models.learned.checkpoint import CheckpointError, check_matches, load, pretrained_path
+from models.learned.network import Architecture, FieldMLP, LearnedField
 
 FIELDS = {
     "exact": "exact",

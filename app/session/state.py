@@ -16,19 +16,12 @@ import torch
 
 from app.session.fields import FIELDS, LEARNED, TRAIN_SEED, TrainedModel, resolve
 from models.datasets import DATASETS, Points, make_dataset
-from models.memorization import memorization_delta, memorized_share, training_points
+from models.evaluation.memorization import memorization_delta, memorized_share, training_points
 from models.overlay import arrow_grid, difference_frames, field_frames
 from models.paths import path_curves
+from models.run.config import MAX_PARTICLES, RunConfig
+from models.run.simulate import RunResult, build, exact_frames, path_of, simulate
 from models.schedules import make_schedule
-from models.simulate import (
-    MAX_PARTICLES,
-    RunConfig,
-    RunResult,
-    build,
-    exact_frames,
-    path_of,
-    simulate,
-)
 
 DATASET_LABELS = {
     "8gaussians": "8 gaussians",
@@ -62,7 +55,7 @@ DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "shade", "fp
 
 
 def run_workers() -> int:
-    """Threads a run may use at once (``models/parallel.py``): the cores, up to 4, where torch
+    """Threads a run may use at once (``models/accel/parallel.py``): the cores, up to 4, where torch
     computes on one thread (the server on a small machine); else 1, as torch's own threads
     already share the cores."""
     return min(os.cpu_count() or 1, 4) if torch.get_num_threads() == 1 else 1

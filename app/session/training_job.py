@@ -1,7 +1,8 @@
 """Training a field in the page: a job on its own thread, in chunks that take fair turns.
 
 The job trains on the session's current data set, process and schedule (a
-:class:`models.training.Trainer`), never on the session thread. It computes only while holding
+:class:`~models.learned.training.Trainer`), never on the session thread. It computes only while
+holding
 the compute turn (``app/session/fairshare.py``: two OpenMP teams computing at once fight over
 the cores), and only while no run computes or waits: it gives the turn back after the
 training step in which a run asks (``app/session/fairshare.py``, "runs before training").
@@ -27,7 +28,7 @@ import param
 from app.session.fairshare import TURNS
 from app.session.fields import TRAIN_SEED, TrainedModel
 from app.session.state import FlowState
-from models.training import TrainConfig, Trainer
+from models.learned.training import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 

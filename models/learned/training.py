@@ -1,4 +1,4 @@
-"""Training a :class:`models.learned.FieldMLP`: denoising score matching and flow matching.
+"""Training a :class:`models.learned.network.FieldMLP`: denoising score matching and flow matching.
 
 One step draws data x0 (fresh samples, or a batch of a fixed training set of M points), noise ε
 and times t, forms x_t = a x0 + b ε and regresses the network on the path's target
@@ -32,7 +32,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from models.datasets import DATASETS, Dataset, make_dataset
-from models.learned import NATIVE, Architecture, FieldMLP, LearnedField, build_network
+from models.learned.network import NATIVE, Architecture, FieldMLP, LearnedField, build_network
 
 MAX_STEPS = 1_000_000
 MAX_BATCH = 65_536
@@ -52,7 +52,7 @@ class TrainConfig:
         seed: seeds the weights, data, noise and times.
         device: ``cpu``, ``cuda`` or ``auto`` (CUDA when available).
         ema: EMA decay of the sampling weights.
-        width, depth, n_freq: the MLP (see :class:`models.learned.Architecture`).
+        width, depth, n_freq: the MLP (see :class:`models.learned.network.Architecture`).
         predicts: the trained field kind; None means ε for VP, velocity for FM.
         schedule, beta_min, beta_max: the VP schedule.
     """

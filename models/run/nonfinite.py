@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from models.simulate import RunConfig
+    from models.run.config import RunConfig
 
 
 class NonFiniteRun(ValueError):

@@ -146,7 +146,7 @@ class LearnedField:
     @property
     def work_per_point(self) -> int:
         """Work per point and evaluation in the exact field's units (one exponential), for
-        models/parallel.py: a network's weights / 50 (measured on this CPU: a width-128,
+        models/accel/parallel.py: a network's weights / 50 (measured on this CPU: a width-128,
         depth-3 network in two row blocks was faster from N = 1000 on, slower at N = 500);
         0 (unknown) for a plain callable."""
         if not isinstance(self.net, nn.Module):

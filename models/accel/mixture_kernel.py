@@ -28,7 +28,7 @@ No ``nnan``/``ninf`` fast-math flags, and numpy's error model (no exception on a
 0). Callers pass only inputs whose logits cannot overflow (``fits``: ``ExactField`` sends a
 batch with a non-finite or astronomically far point to torch, which then says what it says).
 Rows are independent and each row's arithmetic does not depend on its block, so a run split
-in row blocks over threads (``models/parallel.py``) gets the same numbers; the kernel
+in row blocks over threads (``models/accel/parallel.py``) gets the same numbers; the kernel
 releases the GIL. Far points keep float32's precision, as in torch: both lose near-ties
 between components beyond |x| ~ 1e5 (``tests/test_mixture_kernel.py``).
 """

@@ -1,7 +1,8 @@
 """Checkpoints of learned fields as safetensors: weights, architecture and manifest, never pickles.
 
 A checkpoint is a safetensors file whose string metadata holds ``format`` (``flowscope-field``),
-``version``, ``architecture`` (JSON of :class:`models.learned.Architecture`), ``manifest`` (JSON:
+``version``, ``architecture`` (JSON of :class:`~models.learned.network.Architecture`),
+``manifest`` (JSON:
 what was trained, how long, how well) and ``sha256`` (of the tensor bytes in name order, because
 safetensors itself has no checksum: a flipped bit in the weights would load silently).
 
@@ -24,7 +25,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from models.learned import Architecture, FieldMLP, LearnedField
+from models.learned.network import Architecture, FieldMLP, LearnedField
 
 FORMAT = "flowscope-field"
 VERSION = "1"
@@ -145,8 +146,9 @@ def load(path: str | os.PathLike, labeler=None) -> tuple[LearnedField, Architect
     return LearnedField.from_network(net, arch, labeler), arch, manifest
 
 
-WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",
-                           "weights")
+# the repository's assets/weights: models/learned/ is two folders below the root
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WEIGHTS_DIR = os.path.join(ROOT, "assets", "weights")
 
 
 def pretrained_path(dataset: str, process: str) -> str:

@@ -1,19 +1,18 @@
-"""``flowscope train`` and the learned field of ``flowscope sample --field learned``."""
+"""``flowscope train``: a small MLP field trained and written as safetensors."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
-from app.cli import DEFAULT_DATASET, _finite, _seed, add_points_options, data_of
+from app.cli.options import add_points_options, data_of, finite, seed_number
 
 
 def add_train(sub) -> None:
-    """The ``train`` subcommand's arguments (defaults: :class:`models.training.TrainConfig`)."""
+    """The ``train`` subcommand's arguments (defaults: ``TrainConfig``'s)."""
     from models.datasets import DATASETS
+    from models.learned.training import TrainConfig
     from models.schedules import SCHEDULES
-    from models.training import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a small MLP field and write it as safetensors")
@@ -23,17 +22,17 @@ def add_train(sub) -> None:
     add_points_options(p)
     p.add_argument("--schedule", choices=tuple(SCHEDULES), default=d.schedule,
                    help="β(t) schedule of VP diffusion (the weights work with this one only)")
-    p.add_argument("--beta-min", type=_finite, default=d.beta_min)
-    p.add_argument("--beta-max", type=_finite, default=d.beta_max)
+    p.add_argument("--beta-min", type=finite, default=d.beta_min)
+    p.add_argument("--beta-max", type=finite, default=d.beta_max)
     p.add_argument(
         "--train-size", type=int, default=None, metavar="M",
         help="a fixed training set of M points (default: fresh samples every step)",
     )  # fmt: skip
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--lr", type=_finite, default=d.lr, help="peak learning rate (cosine decay)")
+    p.add_argument("--lr", type=finite, default=d.lr, help="peak learning rate (cosine decay)")
     p.add_argument("--ot", action="store_true", help="minibatch optimal-transport pairing")
-    p.add_argument("--seed", type=_seed, default=d.seed)
+    p.add_argument("--seed", type=seed_number, default=d.seed)
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=d.device)
     p.add_argument(
         "--threads", type=int, default=1,
@@ -68,8 +67,8 @@ def run_train(args) -> int:
     import torch
 
     from app.output import atomic_output, check_output
-    from models.checkpoint import to_bytes
-    from models.training import TrainConfig, Trainer
+    from models.learned.checkpoint import to_bytes
+    from models.learned.training import TrainConfig, Trainer
 
     check_output(args.out)  # before training: a bad path fails in a second, not after the run
     if args.threads is not None:
@@ -101,50 +100,3 @@ def run_train(args) -> int:
     stopped = f" (stopped: {trainer.stopped_reason})" if trainer.stopped_reason else ""
     print(f"wrote {args.out}: {trainer.step} steps in {trainer.elapsed:.1f} s{stopped}")
     return 0
-
-
-def add_field_options(p) -> None:
-    """``--field`` and ``--weights`` on ``flowscope sample``."""
-    p.add_argument(
-        "--field", choices=("exact", "learned"), default="exact",
-        help="exact (closed form) or learned (a trained MLP; see --weights)",
-    )  # fmt: skip
-    p.add_argument(
-        "--weights", metavar="FILE",
-        help="safetensors weights for --field learned (default: the shipped pretrained model "
-        "of the data set and process)",
-    )  # fmt: skip
-
-
-def field_maker(args):
-    """``make_field`` for :func:`models.simulate.simulate`, or None for the exact field.
-
-    Returns (make_field, description for the run's metadata). Weights that are missing, bad or
-    trained for another process or schedule raise CheckpointError (exit code 2).
-    """
-    from models.checkpoint import CheckpointError, check_matches, load, pretrained_path
-
-    if getattr(args, "field", "exact") == "exact":
-        if getattr(args, "weights", None):
-            raise ValueError("--weights needs --field learned")
-        return None, {"field": "exact"}
-    weights = args.weights
-    if weights is None:
-        if args.points:
-            raise CheckpointError("no pretrained model for --points; pass --weights FILE")
-        weights = pretrained_path(args.dataset or DEFAULT_DATASET, args.process)
-    learned, arch, manifest = load(weights)
-    check_matches(arch, args.process, args.schedule, args.beta_min, args.beta_max, weights)
-
-    def make_field(path, exact):
-        learned.labeler = exact
-        return learned
-
-    info = {"field": "learned", "weights": weights, "architecture": arch.to_dict()}
-    info["trained_on"] = manifest.get("dataset")
-    return make_field, info
-
-
-def add_meta(meta: str, info: dict) -> str:
-    """The run's JSON metadata with the field description added."""
-    return json.dumps({**json.loads(meta), **info}, sort_keys=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from models.datasets import Dataset
-from models.metrics import sliced_w2
+from models.evaluation.metrics import sliced_w2
 from models.paths import GaussianPath
 from models.samplers import SAMPLERS, time_grid
 

@@ -9,9 +9,9 @@ Each frame interval [t_k, t_k+1] is Strang-split:
 - advection over the first half of the frame in n/2 sub-steps (all n where η = 0), in flux
   form on the cell faces: MUSCL reconstruction with a slope limiter (monotonized central by
   default, ``DEFAULT_LIMITER``) and upwind fluxes, two-stage SSP Runge–Kutta (Heun); compiled
-  (models/pde_kernels.py). Zero density outside the box, so boundary faces only carry
+  (models/accel/pde_kernels.py). Zero density outside the box, so boundary faces only carry
   outflow, which is accumulated. Mass is conserved by construction.
-- the frame's noise, exactly, in one step (``models/pde_steps.py``; separable, so two (H, H)
+- the frame's noise, exactly, in one step (``models/pde/steps.py``; separable, so two (H, H)
   and (W, W) matrix products; kernel mass that would land outside the box is outflow):
   - while the noise dominates the signal (b ≥ a at both frame ends) and spreads each cell by
     more than a cell over the frame: the diffusion together with the score's linear part,
@@ -58,10 +58,10 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
+from models.accel.pde_kernels import DEFAULT_LIMITER, LIMITERS, advect, mix_drift, outflow_rate
 from models.density import Grid
 from models.paths import GaussianPath
-from models.pde_kernels import DEFAULT_LIMITER, LIMITERS, advect, mix_drift, outflow_rate
-from models.pde_steps import diffuse, noise_variances, ou_transitions, relax, relaxes
+from models.pde.steps import diffuse, noise_variances, ou_transitions, relax, relaxes
 from models.samplers import Field
 
 CFL = 0.5
@@ -298,7 +298,7 @@ def solve(
             including the first and the last; between them it is interpolated linearly in t.
             Default: every frame time.
         sigma: the data's component width σ: with it, frames with enough noise carry the
-            score's linear part −x/c² with the noise, exactly (``models.pde_steps.relax``).
+            score's linear part −x/c² with the noise, exactly (``models.pde.steps.relax``).
 
     Returns:
         :class:`PDEResult`; mass + outflow stays at its start value up to rounding.

@@ -25,7 +25,7 @@ BLOCK = 2**20  # distances per block (8 MB of float64): rows x M, whatever M is
 
 def training_points(data: Dataset, m: int, seed: int) -> tuple[Tensor, Tensor]:
     """The M training points (M, 2) float32 and labels (M,) that
-    :class:`models.training.Trainer` draws for ``train_size=m`` and ``seed`` (its first draw
+    :class:`models.learned.training.Trainer` draws for ``train_size=m`` and ``seed`` (its first draw
     from a generator seeded with ``seed``), so the exact field of M points and a network
     trained here share one training set."""
     return data.sample(m, torch.Generator().manual_seed(seed))

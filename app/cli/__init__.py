@@ -1,0 +1,35 @@
+"""The ``flowscope`` command line: ``sample`` (headless runs), ``export``, ``train`` and ``serve``.
+
+One module a command (its options and its run), the shared options in ``options``; every
+failure is one line and exit code 2 (1 for a refused non-finite run).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from app.cli.export import add_export, run_export
+from app.cli.options import Parser
+from app.cli.sample import add_sample, run_sample
+from app.cli.serve import add_serve, run_serve
+from app.cli.train import add_train, run_train
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog="flowscope", description="flowscope: headless runs of 2D diffusion and "
+                    "flow-matching models, their exports, training, and the web app.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    add_sample(sub)
+    add_serve(sub)
+    add_export(sub)
+    add_train(sub)
+    args = parser.parse_args(argv)
+    try:
+        runs = {"sample": run_sample, "serve": run_serve, "export": run_export,
+                "train": run_train}  # fmt: skip
+        return runs[args.command](args)
+    except (ValueError, OSError) as exc:
+        print(f"flowscope: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)  # 1 for a refused non-finite run (NonFiniteRun)
+    except KeyboardInterrupt:
+        return 130

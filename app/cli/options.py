@@ -1,0 +1,184 @@
+"""The options shared by several commands, their types (one-line errors naming the option), and
+the run and field they describe."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and exit code 2 (no usage dump)."""
+
+    def error(self, message: str):
+        self.exit(2, f"flowscope: error: {message}\n")
+
+
+def finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+DEFAULT_DATASET = "8gaussians"
+
+
+SEED_MAX = 2**63 - 1  # torch's and numpy's generators both take 0..2**63-1
+
+
+def seed_number(text: str) -> int:
+    """A seed: a whole number in 0..SEED_MAX (argparse names the option in the message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be in 0..{SEED_MAX}, got {text}")
+    return value
+
+
+def bandwidth(text: str) -> float:
+    from models.datasets import BANDWIDTH_RANGE
+
+    value, (low, high) = finite(text), BANDWIDTH_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be in {low:g}..{high:g}, got {text}")
+    return value
+
+
+def add_points_options(p) -> None:
+    """``--points`` and ``--bandwidth-points`` (sample, export, train)."""
+    p.add_argument("--points", metavar="FILE",
+                   help="your own points (.npy, .npz, .csv): (M, 2); not with --dataset")
+    p.add_argument("--bandwidth-points", type=bandwidth, default=0.08, metavar="F",
+                   help="kernel width σ_d of the mixture of --points (0.001..10)")  # fmt: skip
+
+
+def data_of(args):
+    """(name, Points or None) of ``--dataset`` / ``--points``: one data set, never both."""
+    from models.datasets import Points
+    from models.pointfiles import load_points
+
+    if args.points and args.dataset is not None:
+        raise ValueError("--points and --dataset each name a data set; give one of them")
+    if args.points:
+        return "points", Points(load_points(args.points), bandwidth=args.bandwidth_points)
+    return args.dataset or DEFAULT_DATASET, None
+
+
+def add_run_options(p) -> None:
+    """The options that define a run, shared by ``sample`` and ``export``."""
+    from models.datasets import DATASETS
+    from models.paths import PATHS
+    from models.run.config import DIRECTIONS, KINDS, MAX_PARTICLES
+    from models.samplers import SAMPLERS
+    from models.schedules import SCHEDULES
+
+    p.add_argument(
+        "--process", choices=PATHS, default="fm",
+        help="vp (diffusion), fm (linear flow matching) or trig (the trigonometric path "
+        "a = cos(πt/2), b = sin(πt/2), exact field only; not yet in the app)",
+    )
+    p.add_argument("--dataset", choices=tuple(DATASETS), default=None,
+                   help=f"a built-in data set (default {DEFAULT_DATASET})")  # fmt: skip
+    add_points_options(p)
+    p.add_argument("--direction", choices=DIRECTIONS, default="reverse")
+    p.add_argument("--kind", choices=KINDS, default="ode")
+    p.add_argument(
+        "--eta", type=finite, default=None, help="noise level in [0, 1] (default: ode 0, sde 1)"
+    )
+    p.add_argument("--solver", choices=tuple(SAMPLERS), default="euler")
+    p.add_argument("--steps", type=int, default=100, help="number of steps T (1..1000)")
+    p.add_argument(
+        "--particles", type=int, default=2000, help=f"number of particles (at most {MAX_PARTICLES})"
+    )
+    p.add_argument("--seed", type=seed_number, default=0)
+    p.add_argument("--schedule", choices=tuple(SCHEDULES), default="linear")
+    p.add_argument("--beta-min", type=finite, default=0.1)
+    p.add_argument("--beta-max", type=finite, default=20.0)
+    p.add_argument("--resolution", type=int, default=128, help="density grid is R x R")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+
+
+def run_config(args):
+    """(RunConfig, user data set or None) from the run options."""
+    import torch
+
+    from models.run.config import RunConfig
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    name, dataset = data_of(args)
+    config = RunConfig(
+        process=args.process,
+        dataset=name,
+        direction=args.direction,
+        kind=args.kind,
+        eta=args.eta,
+        solver=args.solver,
+        steps=args.steps,
+        particles=args.particles,
+        seed=args.seed,
+        schedule=args.schedule,
+        beta_min=args.beta_min,
+        beta_max=args.beta_max,
+        resolution=args.resolution,
+        device=device,
+        # sample's --pde, or export's heatmap from the PDE
+        pde=getattr(args, "pde", False) or getattr(args, "density_source", "") == "pde",
+        log_density=getattr(args, "log_density", False),
+    )
+    return config, dataset
+
+
+def add_field_options(p) -> None:
+    """``--field`` and ``--weights`` on ``flowscope sample``."""
+    p.add_argument(
+        "--field", choices=("exact", "learned"), default="exact",
+        help="exact (closed form) or learned (a trained MLP; see --weights)",
+    )  # fmt: skip
+    p.add_argument(
+        "--weights", metavar="FILE",
+        help="safetensors weights for --field learned (default: the shipped pretrained model "
+        "of the data set and process)",
+    )  # fmt: skip
+
+
+def field_maker(args):
+    """``make_field`` for :func:`models.run.simulate.simulate`, or None for the exact field.
+
+    Returns (make_field, description for the run's metadata). Weights that are missing, bad or
+    trained for another process or schedule raise CheckpointError (exit code 2).
+    """
+    from models.learned.checkpoint import CheckpointError, check_matches, load, pretrained_path
+
+    if getattr(args, "field", "exact") == "exact":
+        if getattr(args, "weights", None):
+            raise ValueError("--weights needs --field learned")
+        return None, {"field": "exact"}
+    weights = args.weights
+    if weights is None:
+        if args.points:
+            raise CheckpointError("no pretrained model for --points; pass --weights FILE")
+        weights = pretrained_path(args.dataset or DEFAULT_DATASET, args.process)
+    learned, arch, manifest = load(weights)
+    check_matches(arch, args.process, args.schedule, args.beta_min, args.beta_max, weights)
+
+    def make_field(path, exact):
+        learned.labeler = exact
+        return learned
+
+    info = {"field": "learned", "weights": weights, "architecture": arch.to_dict()}
+    info["trained_on"] = manifest.get("dataset")
+    return make_field, info
+
+
+def add_meta(meta: str, info: dict) -> str:
+    """The run's JSON metadata with the field description added."""
+    return json.dumps({**json.loads(meta), **info}, sort_keys=True)
