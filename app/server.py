@@ -34,8 +34,8 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
 
     if not 1 <= port <= 65535:
         raise ValueError(f"--port must be in 1..65535, got {port}")
-    if threads is not None and threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {threads}")
+    if threads is not None and not 1 <= threads <= 256:  # torch crashes far past the cores
+        raise ValueError(f"--threads must be in 1..256, got {threads}")
     torch.set_num_threads(threads or default_threads())
     origin = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}", *(origins or [])]
     # the exact field's kernels, while the first browser connects (its first run needs them)

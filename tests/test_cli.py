@@ -152,5 +152,5 @@ def test_malformed_points_are_refused(tmp_path):
 def test_serve_refuses_a_bad_thread_count_before_serving():
     proc = run_cli("serve", "--threads", "0", "--port", "1")
     assert proc.returncode == 2
-    expected = "flowscope: error: --threads must be at least 1, got 0"
+    expected = "flowscope: error: --threads must be in 1..256, got 0"
     assert proc.stderr.strip().splitlines() == [expected]

@@ -119,3 +119,9 @@ def test_what_the_page_says_of_the_command_line_is_true():
     Run.config = config
     text = state.run_notice(Run())
     assert f"up to {MAX_PARTICLES:,}" in text and "no cap" not in text
+
+
+@pytest.mark.parametrize("threads", ["0", "100000"])
+def test_train_threads_out_of_range_are_refused_before_training(tmp_path, capsys, threads):
+    assert main([*TRAIN, "--threads", threads, "--out", str(tmp_path / "w")]) == 2
+    assert "--threads must be in 1..256" in one_line(capsys)

@@ -7,6 +7,8 @@ import time
 
 from app.cli.options import add_points_options, data_of, finite, seed_number
 
+MAX_THREADS = 256
+
 
 def add_train(sub) -> None:
     """The ``train`` subcommand's arguments (defaults: ``TrainConfig``'s)."""
@@ -72,8 +74,8 @@ def run_train(args) -> int:
 
     check_output(args.out)  # before training: a bad path fails in a second, not after the run
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {args.threads}")
+        if not 1 <= args.threads <= MAX_THREADS:  # torch crashes far past the cores
+            raise ValueError(f"--threads must be in 1..{MAX_THREADS}, got {args.threads}")
         torch.set_num_threads(args.threads)
     name, data = data_of(args)
     config = TrainConfig(

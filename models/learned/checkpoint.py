@@ -84,13 +84,18 @@ def save(path: str | os.PathLike, net: FieldMLP, arch: Architecture, manifest=No
 
 
 def _read(path: str | os.PathLike) -> bytes:
+    """The file's bytes: only a regular file (a device has no size and never ends, a FIFO blocks
+    the open), and at most ``MAX_BYTES`` of it."""
     name = os.fspath(path)
     try:
-        size = os.path.getsize(name)
-        if size > MAX_BYTES:
-            raise CheckpointError(f"{name}: {size} bytes is too large for a flowscope checkpoint")
+        if not stat.S_ISREG(os.stat(name).st_mode):
+            raise CheckpointError(f"{name}: not a regular file (a device, a FIFO or a folder)")
         with open(name, "rb") as f:
-            return f.read()
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise CheckpointError(f"{name}: larger than {MAX_BYTES // 2**20} MB, too large for a "
+                                  "flowscope checkpoint")  # fmt: skip
+        return data
     except FileNotFoundError:
         raise CheckpointError(f"{name}: no such weights file") from None
     except IsADirectoryError:
@@ -101,7 +106,9 @@ def _read(path: str | os.PathLike) -> bytes:
 
 def parse(data: bytes, name: str = "weights") -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and metadata of checkpoint bytes; anything unusable raises CheckpointError."""
-    if data.startswith(PICKLE_MAGIC):
+    # a safetensors file starts with its header's length (8 bytes, little-endian), then "{": its
+    # first byte is 0x80, a pickle's, whenever that length is 128 modulo 256
+    if data.startswith(PICKLE_MAGIC) and data[8:9] != b"{":
         raise CheckpointError(
             f"{name}: looks like a pickle or torch.save file; only safetensors checkpoints are "
             "read (pickles can run code and are never loaded)"
@@ -140,6 +147,8 @@ def load(path: str | os.PathLike, labeler=None) -> tuple[LearnedField, Architect
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         message = f"{name}: weights do not match their architecture ({first})"
         raise CheckpointError(message) from None
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{name}: its manifest is not a JSON object")
     if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
         raise CheckpointError(f"{name}: contains NaN or infinite weights")
     net.requires_grad_(False).eval()
