@@ -85,9 +85,10 @@ def test_a_manifest_that_is_not_an_object_is_one_line(tmp_path, capsys):
     arch = TrainConfig().architecture()
     net = build_network(arch, 0)
     good = _weights({})
-    tensors, meta = parse(good)
+    _, meta = parse(good)
     path = tmp_path / "list.safetensors"
-    path.write_bytes(st_save(dict(net.state_dict()), metadata={**meta, "manifest": json.dumps([1])}))
+    listed = {**meta, "manifest": json.dumps([1])}
+    path.write_bytes(st_save(dict(net.state_dict()), metadata=listed))
     with pytest.raises(CheckpointError, match="manifest"):
         load(path)
     assert main([*QUICK, "--weights", str(path), "--out", str(tmp_path / "o.npz")]) == 2
