@@ -15,7 +15,8 @@ from PIL import Image
 
 from app.export import ExportSettings, export
 from app.session.state import FlowState
-from models.simulate import RunConfig, simulate
+from models.run.config import RunConfig
+from models.run.simulate import simulate
 from tests.test_export_files import read_gif
 from tests.test_export_overlays import (
     FRAME,
@@ -26,7 +27,7 @@ from tests.test_export_overlays import (
     contour_mask,
     shade_fraction,
 )
-from tests.ui.conftest import BENIGN, changed_fraction
+from tests.ui.conftest import BENIGN, SETTLED, changed_fraction
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_standalone_page_animates_from_disk_with_no_network(offline, tmp_path):
     for frame in (2, 38):
         page.evaluate(seek, frame)
         page.wait_for_function(f"() => window.flowscope_frame === {frame}")
-        time.sleep(0.3)
+        page.wait_for_function(SETTLED, timeout=30_000)  # still, and painted
         pictures.append(screenshot(page))
     assert changed_fraction(*pictures) > 0.01, "frames 2 and 38 look the same"
     assert pictures[1].std() > 10

@@ -3,10 +3,11 @@ wraps, checkbox labels that click, and controls that show what is in effect."""
 
 from __future__ import annotations
 
-import time
+import contextlib
 
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 # Per view: the plotting frame's size in pixels and the data ranges it shows.
 FRAMES = """() => { const out = {};
@@ -34,14 +35,16 @@ def check_square_and_fits(page, width: int, height: int) -> dict:
     """Resize the window; assert both views are square in pixels and in data units per pixel,
     and nothing scrolls sideways. Returns the frames."""
     page.page.set_viewport_size({"width": width, "height": height})
-    deadline = time.time() + 10
-    while True:  # the views follow the window once it has settled
-        frames = page.js(FRAMES)
-        scroll = page.js("() => [document.scrollingElement.scrollWidth, window.innerWidth]")
-        square = all(abs(f["width"] - f["height"]) <= 1 for f in frames.values())
-        if (square and scroll[0] <= scroll[1]) or time.time() > deadline:
-            break
-        time.sleep(0.3)
+    # the views follow the window once it has settled (failing that, the asserts say how)
+    with contextlib.suppress(PlaywrightTimeoutError):
+        page.page.wait_for_function(
+            f"() => {{ const frames = Object.values(({FRAMES})());"
+            " return frames.every((f) => Math.abs(f.width - f.height) <= 1)"
+            " && document.scrollingElement.scrollWidth <= window.innerWidth; }",
+            timeout=10_000,
+        )  # fmt: skip
+    frames = page.js(FRAMES)
+    scroll = page.js("() => [document.scrollingElement.scrollWidth, window.innerWidth]")
     for name, f in frames.items():
         assert abs(f["width"] - f["height"]) <= 1, (width, name, f)
         per_px = (f["dx"] / f["width"], f["dy"] / f["height"])

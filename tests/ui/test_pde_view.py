@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from tests.ui.conftest import changed_fraction
@@ -19,7 +17,7 @@ def test_the_pde_density_source_paints_the_solved_density_with_its_readout(app):
     page.page.wait_for_function(
         "() => { const g = Bokeh.documents[0].get_model_by_name('grid_store').data;"
         " return g.pde_tv.length && Number.isFinite(g.pde_tv[60]); }", timeout=60_000)
-    time.sleep(0.5)
+    page.settled()
     page.pause_at(60)
     tv = page.model_data("grid_store", "pde_tv")
     mass = page.model_data("grid_store", "pde_mass")

@@ -41,12 +41,13 @@ def draw(page, points, pause: float = 0.0, toggle: bool = True) -> None:
     ``toggle``: switch draw mode on with the sidebar's button first."""
     if toggle:
         page.page.get_by_role("button", name="✎ draw on the particle view").click()
-    time.sleep(0.5)
+    # draw mode on: the toggle switches the figure's draw tool in the page, as it changes
+    page.page.wait_for_function(f"() => {DRAW_TOGGLE}.active", timeout=10_000)
     at = [to_page(page, *p) for p in points]  # read before pressing: nothing slows the stroke
     mouse = page.page.mouse
     mouse.move(*at[0])
     mouse.down()
-    time.sleep(pause)
+    time.sleep(pause)  # kept: a pointer held still this long is what is tested
     for p in at[1:]:
         mouse.move(*p, steps=8)
     mouse.up()
@@ -145,7 +146,8 @@ def test_a_bad_upload_is_one_line_and_loses_nothing(app, name):
     page.page.get_by_text("Upload refused").wait_for(timeout=40_000)
     text = notice_text(page)
     assert name in text and words in text, text
-    time.sleep(0.5)
+    # the refusal above is the server's answer to the upload; the page, paused, shows it still
+    page.settled()
     assert page.js("() => Bokeh.documents[0].get_model_by_name('particle_store').data.xy"
                    " === window.__store"), "the run on screen was not replaced"
     assert "dataset=moons" in page.page.url and "pts=" not in page.page.url
@@ -158,7 +160,7 @@ def test_an_upload_far_away_is_fitted_into_the_view_when_asked(app):
     page = app()
     page.js("() => { const box = [...Bokeh.documents[0].all_models].find((m) =>"
             " m.type === 'Checkbox' && m.label === 'fit into the view'); box.active = true; }")
-    time.sleep(0.5)
+    # (the upload reaches the server after the box: Panel applies changes in their order)
     page.store_marker()
     rng = np.random.default_rng(0)
     pixels = np.column_stack([rng.uniform(100, 500, 300), rng.uniform(200, 300, 300)])
