@@ -10,6 +10,7 @@ leaves the data set, the run and the view exactly as they were.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import panel as pn
@@ -65,6 +66,8 @@ if (toggle !== undefined) {
 """
 
 
+UPLOAD_GUARD = (Path(__file__).parent / "static" / "upload_guard.js").read_text()
+
 # A text pane's <pre> keeps its lines whole, and the sidebar cut them at its edge: wrap them.
 # (A style on the pane reaches only its outer element, not the <pre> in its shadow root.)
 WRAP = ["pre { white-space: pre-wrap; overflow-wrap: anywhere; }"]
@@ -103,9 +106,13 @@ class DataPanel(pn.viewable.Viewer):
         # in the browser: the toolbar keeps one drag tool active (the pan tool goes off)
         self.draw.jscallback(value="tool.active = cb_obj.active;", args={"tool": self.tool})
         self.upload = pn.widgets.FileInput(accept=".csv,.txt,.npy,.npz", multiple=False,
-                                           sizing_mode="stretch_width")  # fmt: skip
+                                           sizing_mode="stretch_width",
+                                           css_classes=["flowscope-upload"])  # fmt: skip
         # an empty file arrives as value None with a filename: watch both
         self.upload.param.watch(self._on_upload, ["value", "filename"])
+        # the page refuses a file over the limit before sending it (static/upload_guard.js)
+        self._refused = ColumnDataSource({"size": []}, name="refused_upload")
+        self._refused.on_change("data", self._on_refused)
         self.undo = pn.widgets.Button(name="undo", sizing_mode="stretch_width")
         self.clear = pn.widgets.Button(name="clear", sizing_mode="stretch_width")
         self.undo.on_click(lambda _e: self.undo_last())
@@ -119,6 +126,9 @@ class DataPanel(pn.viewable.Viewer):
     def on_page_ready(self, doc) -> None:
         """Register the page-side setup of drawing (``ON_PAGE_READY``) with a served document."""
         doc.js_on_event("document_ready", CustomJS(args={"tool": self.tool}, code=ON_PAGE_READY))
+        doc.add_root(self._refused)  # nothing in the layout holds it: the document must
+        doc.js_on_event("document_ready", CustomJS(
+            args={"refused": self._refused, "limit": MAX_UPLOAD_BYTES}, code=UPLOAD_GUARD))
 
     # --- changes to the data set ------------------------------------------------------------
     def _current_points(self) -> np.ndarray | None:
@@ -182,6 +192,16 @@ class DataPanel(pn.viewable.Viewer):
     def _on_stroke(self, _attr, _old, new) -> None:
         if new.get("xs"):
             self.add_stroke(new["xs"][0], new["ys"][0])
+
+    def _on_refused(self, _attr, _old, new) -> None:
+        """The page refused a file over the limit before sending it (its size and name: the
+        page's word, shown as plain text like every notice)."""
+        try:
+            size, name = float(new["size"][0]), str(new["name"][0])[:80]  # plain text below
+        except (KeyError, IndexError, TypeError, ValueError):
+            return
+        self.state.notice = (f"Upload refused: {name}: {size / 2**20:.1f} MB; files up to "
+                             f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB are accepted")  # fmt: skip
 
     def _on_upload(self, *_events) -> None:
         if self.upload.value is None and not self.upload.filename:

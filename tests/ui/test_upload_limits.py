@@ -1,0 +1,23 @@
+"""An upload far over the limit is refused by the page before it is sent: sent, its message
+would pass the server's websocket limit and close the page's connection without a word."""
+
+from __future__ import annotations
+
+from tests.ui.test_hardening import notice_text
+from tests.ui.test_user_data import upload
+
+
+def test_a_file_far_over_the_limit_is_refused_and_the_page_stays_connected(app):
+    page = app("?steps=40")
+    big = b"x,y\n" + b"1.0,2.0\n" * 1_750_000  # 14 MB: ~18.7 MB once encoded for the socket
+    upload(page, "huge.csv", big)
+    page.page.get_by_text("Upload refused").wait_for(timeout=30_000)
+    text = notice_text(page)
+    assert "huge.csv: 13.4 MB" in text and "up to 5 MB" in text, text
+    # the connection holds: a setting still reaches the server and its run comes back
+    page.store_marker()
+    page.press_slider(1, "ArrowRight")
+    page.wait_store_changed()
+    page.wait_url("steps=")
+    assert not [e for e in page.errors if "WEBSOCKET" in e.upper() or "not connected" in e]
+    assert page.errors == []
