@@ -125,3 +125,24 @@ def test_what_the_page_says_of_the_command_line_is_true():
 def test_train_threads_out_of_range_are_refused_before_training(tmp_path, capsys, threads):
     assert main([*TRAIN, "--threads", threads, "--out", str(tmp_path / "w")]) == 2
     assert "--threads must be in 1..256" in one_line(capsys)
+
+
+def test_density_frames_past_the_memory_bound_are_refused_before_the_run(tmp_path, capsys):
+    """1,000 steps at 512² made 1 GB density stacks and took 7.5 GB: refused in one line."""
+    out = tmp_path / "big.npz"
+    assert main([*QUICK[:1], "--steps", "1000", "--particles", "100", "--resolution", "512",
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "lower the resolution or the steps" in one_line(capsys)
+    assert not out.exists()
+    from models.run.config import MAX_GRID_CELLS, RunConfig
+
+    RunConfig(steps=1000, resolution=256).validate()  # the edge itself passes
+    assert 1001 * 256**2 == MAX_GRID_CELLS
+
+
+def test_a_gif_whose_frames_would_not_fit_in_memory_is_refused(tmp_path, capsys):
+    out = tmp_path / "g.gif"
+    assert main(["export", "--size", "2048", "--steps", "100", "--particles", "100",
+                 "--resolution", "16", "--out", str(out)]) == 2  # fmt: skip
+    assert "GIF" in one_line(capsys)
+    assert not out.exists()

@@ -20,6 +20,10 @@ from models.schedules import SCHEDULES
 
 MAX_STEPS = 1000
 MAX_PARTICLES = 50_000
+# cells of one density stack, (T+1) x R²: 1001 frames at 256² are 262 MB of float32 a stack, and
+# a run holds a few stacks (histogram, exact, PDE) and their float64 work arrays at once: at
+# 512² and 1000 steps one run took 7.5 GB
+MAX_GRID_CELLS = 1001 * 256 * 256
 KINDS = ("ode", "sde", "conditional")
 DIRECTIONS = ("forward", "reverse")
 
@@ -91,6 +95,12 @@ class RunConfig:
             (self.beta_max <= 1000, f"beta-max must be <= 1000, got {self.beta_max}"),
             (self.beta_max > 0 or self.schedule != "linear", "beta-max must be > 0"),
             (8 <= self.resolution <= 512, f"resolution must be in 8..512, got {self.resolution}"),
+            (
+                (self.steps + 1) * self.resolution**2 <= MAX_GRID_CELLS,
+                f"{self.steps} steps at resolution {self.resolution} make density frames of "
+                f"{(self.steps + 1) * self.resolution**2 * 4 / 1e6:.0f} MB a stack (at most "
+                f"{MAX_GRID_CELLS * 4 / 1e6:.0f} MB); lower the resolution or the steps",
+            ),
             (self.bandwidth >= 0, f"bandwidth must be >= 0, got {self.bandwidth}"),
             (1 <= self.n_reference <= 4000, "n-reference must be in 1..4000"),
             (self.device in ("cpu", "cuda"), f"device must be cpu or cuda, got {self.device!r}"),
