@@ -1,7 +1,7 @@
 """Reading a user's 2D points from .npy, .npz or .csv/.txt files: never unpickled, one clear
 line naming the file for anything wrong with it.
 
-Formats are recognised by their first bytes, not trusted from the name: a .npy file starts with
+The suffix names the format and the first bytes must confirm it: a .npy file starts with
 ``\\x93NUMPY`` and a .npz with the zip signature ``PK\\x03\\x04``. Without that check, numpy takes
 any other bytes for a pickle and advises ``allow_pickle=True``, which is exactly what must not be
 done with a stranger's file. CSV files may start with a UTF-8 byte-order mark and a header row
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import zipfile
 from pathlib import Path
@@ -106,11 +107,22 @@ def _from_npz(path, data: bytes) -> np.ndarray:
 
 
 def _is_number(token: str) -> bool:
+    """A plain decimal number ("1_0", which Python's float() reads as 10, is not one)."""
+    if "_" in token:
+        return False
     try:
         float(token)
     except ValueError:
         return False
     return True
+
+
+def _tokens(line: str, comma: bool) -> list[str]:
+    """A row's fields: split at commas or semicolons (a CSV; semicolons where the comma is the
+    decimal mark's neighbour in a spreadsheet's locale), else at whitespace too; a field may be
+    quoted."""
+    fields = re.split(r"[,;]" if comma else r"[,;\s]+", line)
+    return [f.strip().strip("\"'").strip() for f in fields]
 
 
 def _from_text(path, data: bytes, comma: bool) -> np.ndarray:
@@ -120,16 +132,17 @@ def _from_text(path, data: bytes, comma: bool) -> np.ndarray:
         text = data.decode("utf-8-sig")  # strips a byte-order mark
     except UnicodeDecodeError:
         _fail(path, "is not UTF-8 text; expected two columns of numbers")
-    rows = []
+    rows, seen_header = [], False
     for number, line in enumerate(text.splitlines(), start=1):
         if len(rows) > MAX_POINTS:  # stop reading: the rest is refused anyway
             _fail(path, f"more than {MAX_POINTS:,} points; at most {MAX_POINTS:,} are accepted")
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        tokens = [t.strip() for t in (line.split(",") if comma else line.replace(",", " ").split())]
-        if not rows and not any(_is_number(t) for t in tokens):
-            continue  # a header row such as "x,y"
+        tokens = _tokens(line, comma)
+        if not rows and not seen_header and not any(_is_number(t) for t in tokens):
+            seen_header = True  # one header row, such as "x,y"
+            continue
         if len(tokens) != 2:
             _fail(path, f"line {number} has {len(tokens)} columns; expected 2 (x, y)")
         if not all(_is_number(t) for t in tokens):
@@ -177,8 +190,11 @@ def read_points(data: bytes, path: str) -> np.ndarray:
         _fail(path, f"expected an array of shape (M, 2), got {arr.shape}")
     if len(arr) > MAX_POINTS:
         _fail(path, f"{len(arr):,} points; at most {MAX_POINTS:,} are accepted")
-    arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        bad = int((~np.isfinite(arr)).any(1).sum())
+    with np.errstate(over="ignore"):  # long doubles past float64's range: said below
+        wide = arr.astype(np.float64)
+    if not np.isfinite(wide).all():
+        bad = int((~np.isfinite(wide)).any(1).sum())
+        if np.isfinite(arr).all():
+            _fail(path, f"{bad} point(s) lie beyond the range of float64 (about ±1.8e308)")
         _fail(path, f"{bad} point(s) are NaN or infinite")
-    return arr
+    return wide

@@ -149,3 +149,31 @@ def test_a_file_larger_than_the_cap_is_refused_after_reading_the_cap(tmp_path):
         f.truncate(MAX_FILE_BYTES + 10)  # sparse: no disk used
     with pytest.raises(PointFileError, match="larger than"):
         load_points(str(big))
+
+
+@pytest.mark.parametrize("text, want", [
+    (b'x,y\n"1","2"\n"3","4"\n', [[1, 2], [3, 4]]),  # quoted fields
+    (b"x;y\n1;2\n3;4\n", [[1, 2], [3, 4]]),  # semicolons
+])  # fmt: skip
+def test_csv_rows_quoted_or_with_semicolons_are_read(text, want):
+    assert read_points(text, "p.csv").tolist() == want
+
+
+@pytest.mark.parametrize("text, words", [
+    (b"1_0,2\n3,4\n", "line 1 is not two numbers"),  # float() would read 10
+    (b"a,b\nc,d\n1,2\n", "line 2 is not two numbers"),  # one header row, not any number
+])  # fmt: skip
+def test_csv_oddities_are_refused_with_the_line(text, words):
+    with pytest.raises(PointFileError, match=words):
+        read_points(text, "p.csv")
+
+
+def test_long_doubles_past_float64_are_named_without_a_warning(recwarn):
+    big = np.full((3, 2), np.longdouble(10) ** 400)
+    if not np.isfinite(big).all():
+        pytest.skip("this platform's long double is float64")
+    buffer = io.BytesIO()
+    np.save(buffer, big)
+    with pytest.raises(PointFileError, match="beyond the range of float64"):
+        read_points(buffer.getvalue(), "f128.npy")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
