@@ -149,3 +149,21 @@ def test_checkpoint_save_never_replaces_a_special_file(tmp_path):
     with pytest.raises(CheckpointError, match="not a regular file"):
         save(fifo, build_network(arch, 0), arch)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_sigterm_during_an_export_leaves_no_temporary_file(tmp_path):
+    """Killed politely (``timeout``'s SIGTERM) mid-write: like Ctrl-C, nothing is left."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "term.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "app", "export", "--steps", "400",
+                             "--particles", "3000", "--size", "512", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(p.name.startswith(".term") for p in
+                                             tmp_path.iterdir()):  # fmt: skip
+        time.sleep(0.1)
+    proc.terminate()
+    assert proc.wait(60) == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
