@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from app.export import ExportSettings, TooLarge, export
-from app.export.menu import ExportMenu
 from app.session.state import FlowState
+from app.ui.export_menu import ExportMenu
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_a_server_that_stops_leaves_no_export_folder(state, tmp_path):
 
     code = (
         "from app.session.state import FlowState\n"
-        "from app.export.menu import ExportMenu\n"
+        "from app.ui.export_menu import ExportMenu\n"
         "s = FlowState(steps=4, particles=100); s.recompute()\n"
         "m = ExportMenu(state=s); m.format.value = 'npz'; m._start(); m.thread.join(60)\n"
         "print(m._folder)\n"

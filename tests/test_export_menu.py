@@ -6,8 +6,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from app.export.menu import ExportMenu
 from app.session.state import FlowState
+from app.ui.export_menu import ExportMenu
 
 
 def menu_with_run(**settings) -> ExportMenu:

@@ -8,8 +8,8 @@ import pytest
 from bokeh.palettes import Inferno256
 
 from app.export import ExportSettings, export
-from app.export.menu import ExportMenu
 from app.session.state import FlowState
+from app.ui.export_menu import ExportMenu
 from app.ui.frames import pack_arrows, pack_contours
 from tests.test_export_files import read_gif, read_mp4
 

@@ -18,7 +18,6 @@ from panel.io.document import unlocked
 from panel.io.state import set_curdoc
 from tornado.ioloop import IOLoop
 
-from app.export.menu import ExportMenu
 from app.session.memory import release_after_close
 from app.session.runner import Recomputer, compute_now
 from app.session.state import DATA_PARAMS, DATASET_LABELS, FlowState
@@ -33,6 +32,7 @@ from app.session.url import (
 from app.session.userdata import LINK_MAX_POINTS, decode_points, encode_points
 from app.ui.controls import LABEL_CLICKS_JS, playback_controls, sidebar
 from app.ui.data_panel import DataPanel
+from app.ui.export_menu import ExportMenu
 from app.ui.math_panel import MathPanel
 from app.ui.notice import Notice
 from app.ui.schedule_plot import SchedulePlot
