@@ -34,7 +34,11 @@ time and moved the TV by at most 0.003.
 
 Sub-step rule: n = ⌈ |h| · max_cells Σ_faces (outward speed) / Δ / CFL ⌉ with CFL = ½ (the
 positivity bound of limited MUSCL with SSP-RK2: the reconstructed face values stay within
-[0, 2ρ] of their cell), the maximum over both frame ends.
+[0, 2ρ] of their cell), the maximum over both frame ends. A solve may take at most
+``substep_budget`` sub-steps in all (``SUBSTEPS_PER_CELL`` per cell across the grid); one that
+needs more (few SDE steps, a field very fast at the box's edge) is refused with a ValueError
+before the frame that would pass it. ``poll`` is called every ``POLL_SUBSTEPS`` sub-steps, so a
+superseded run stops within a frame.
 
 The field (velocity, and the score when η > 0) is evaluated on the (H+1)·(W+1) cell corners
 (averaged in pairs to the faces: the trapezoid rule for the face-averaged normal velocity) at
@@ -67,6 +71,12 @@ from models.samplers import Field
 CFL = 0.5
 KNOT_STEP = 0.1  # |Δ log c²| between field evaluations (field_knots); 0: every frame
 KNOT_GAP = 8  # at most this many frames between two evaluations of the field
+# Work bound of one solve: at most this many advection sub-steps per cell across the grid's
+# longer side (the CFL count grows with 1/Δ). Default runs need at most ~36 (T = 20..1000, every
+# data set, VP/FM/trig, ODE/SDE, both directions, 96² and 128²); past the bound (few SDE steps,
+# or a field very fast at the box's edge, docs/MATH.md §6 "Sub-steps") a solve is refused.
+SUBSTEPS_PER_CELL = 100
+POLL_SUBSTEPS = 8  # ``poll`` is called every this many sub-steps within a frame
 
 
 @dataclass
@@ -270,6 +280,34 @@ def field_knots(path: GaussianPath, times, sigma: float, step: float = KNOT_STEP
     return [*knots, len(logc2) - 1] if len(logc2) > 1 else knots
 
 
+def _flush_subnormal(rho: np.ndarray) -> None:
+    """Set ρ's subnormal cells (|ρ| < 2.2e-308) to 0, in place. Where the mass has left most of
+    the box, they fill it and make each sub-step 10-20x slower; they are 0 in the float32
+    frames either way."""
+    np.putmask(rho, np.abs(rho) < _TINY, 0.0)
+
+
+_TINY = np.finfo(np.float64).tiny
+
+
+def substep_budget(grid: Grid) -> int:
+    """The most advection sub-steps one solve on ``grid`` may take: ``SUBSTEPS_PER_CELL`` per
+    cell across its longer side (9,600 at 96², 12,800 at 128²)."""
+    return SUBSTEPS_PER_CELL * max(grid.shape)
+
+
+class SubstepBudgetError(ValueError):
+    """A solve that would take more advection sub-steps than ``substep_budget``."""
+
+    def __init__(self, needed: int, budget: int, more: bool):
+        at_least = "at least " if more else ""
+        super().__init__(
+            f"the PDE needs {at_least}{needed:,} sub-steps for this run, more than its "
+            f"{budget:,} (few SDE steps make each step long, or the field is very fast at the "
+            "edge of the box); use more steps, or show the particles' density"
+        )
+
+
 def solve(
     field: Field,
     path: GaussianPath,
@@ -282,6 +320,7 @@ def solve(
     callback=None,
     knots: list[int] | None = None,
     sigma: float | None = None,
+    poll=None,
 ) -> PDEResult:
     """Carry ρ from times[0] through every frame time.
 
@@ -299,9 +338,15 @@ def solve(
             Default: every frame time.
         sigma: the data's component width σ: with it, frames with enough noise carry the
             score's linear part −x/c² with the noise, exactly (``models.pde.steps.relax``).
+        poll: optional ``(i) -> None`` called every ``POLL_SUBSTEPS`` sub-steps within frame i
+            (to cancel a superseded run within a frame); it does not change the results.
 
     Returns:
         :class:`PDEResult`; mass + outflow stays at its start value up to rounding.
+
+    Raises:
+        ValueError: the solve needs more sub-steps than ``substep_budget(grid)``, raised
+            before the first frame that would pass it is started (one line).
     """
     if limiter not in LIMITERS:
         raise ValueError(f"limiter must be one of {LIMITERS}, got {limiter!r}")
@@ -319,6 +364,7 @@ def solve(
     knots = sorted(set(range(len(ts)) if knots is None else knots) | {0, len(ts) - 1})
     cache: dict[int, list] = {}
     plan, inv_c2 = _noise_plan(path, sigma, eta, ts, t_noisy, grid)
+    budget = substep_budget(grid)
 
     def fields_at(i: int, eta_k: float):
         """Face fields at frame i: evaluated at a knot, else interpolated between two."""
@@ -350,11 +396,17 @@ def solve(
         drift = _FrameDrift(ends, path, t0, t1, eta_k)
         n = drift.substeps(grid, cfl)
         n += n % 2 if noise else 0  # even: half the sub-steps on either side of the noise
+        if total + n > budget:
+            raise SubstepBudgetError(total + n, budget, i + 1 < len(ts) - 1)
         total += n
         coef = drift.coef(np.arange(n + 1) / n)
         dt = abs(t1 - t0) / n
         ub = drift.at(0.0, coef[0])
         for k in range(n):
+            if k and k % POLL_SUBSTEPS == 0:
+                _flush_subnormal(rho)
+                if poll is not None:
+                    poll(i)
             if noise and k == n // 2:  # Strang: the frame's noise between the advection's halves
                 rho, lost = noise.apply(rho, grid)
                 gone += lost
@@ -377,6 +429,7 @@ def solve_run(
     limiter: str = DEFAULT_LIMITER,
     callback=None,
     knot_step: float = KNOT_STEP,
+    poll=None,
 ) -> PDEResult:
     """Solve for one particle run: start density from the direction of ``times`` (T+1,).
 
@@ -390,4 +443,4 @@ def solve_run(
     rho0 = start_density(path, ref.points.cpu().numpy(), ref.sigma, ts[0], grid, forward)
     knots = field_knots(path, ts, ref.sigma, knot_step)
     return solve(field, path, ts, eta, grid, rho0, limiter, callback=callback, knots=knots,
-                 sigma=ref.sigma)  # fmt: skip
+                 sigma=ref.sigma, poll=poll)  # fmt: skip

@@ -251,7 +251,8 @@ def _warnings(dataset: Dataset | None, positions: np.ndarray, times, config) -> 
 
 def _pde_solver(config: RunConfig, path, data, field, run_field, grid):
     """``solve(callback)`` of the run's PDE (on the particles' field, from the data's own
-    density), or None if the run has none."""
+    density), or None if the run has none. ``callback(i)`` is called after frame i and every
+    few sub-steps within it."""
     if not config.pde:
         return None
     from models.pde import solver as pde  # loads numba (~0.5-1 s): only for runs that solve the PDE
@@ -259,8 +260,9 @@ def _pde_solver(config: RunConfig, path, data, field, run_field, grid):
     eta = 0.0 if config.kind == "conditional" else config.noise_level  # the ODE's marginals
     mixture = _data_mixture(config, data, field)
     times = run_times(config, path)
+    # the callback after each frame also polls within a frame: a superseded run stops sooner
     return lambda callback: pde.solve_run(run_field, path, mixture, times, eta, grid,
-                                          callback=callback)  # fmt: skip
+                                          callback=callback, poll=callback)  # fmt: skip
 
 
 def _data_mixture(config: RunConfig, data, field):
