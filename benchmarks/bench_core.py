@@ -115,7 +115,7 @@ def per_dataset(repeats: int, dev: str, n: int = 2000, steps: int = 100) -> None
         in_torch._compiled_applies = lambda *_args: False  # torch's path, as on a GPU
         run = timed(lambda f=field: sample_euler(f, path, x1, times), repeats, dev)
         run_torch = timed(lambda f=in_torch: sample_euler(f, path, x1, times), repeats, dev)
-        gap = (sample_euler(field, path, x1, times) - sample_euler(in_torch, path, x1, times))
+        gap = sample_euler(field, path, x1, times) - sample_euler(in_torch, path, x1, times)
         dens = timed(lambda r=ref: mixture_density(r, path, times, grid), repeats, dev)
         print(f"{name:13} {len(ref.points):>5} {1e3 * run:>7.1f} {1e3 * run_torch:>7.1f} "
               f"{float(gap.abs().max()):>9.1e} {1e3 * dens:>10.1f}", flush=True)  # fmt: skip

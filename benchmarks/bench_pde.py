@@ -33,8 +33,9 @@ def cell_average_exact(reference, path, times, grid) -> np.ndarray:
     pts = reference.points.double().numpy()
     out = []
     for a, b in zip(co.a.tolist(), co.b.tolist(), strict=True):
-        out.append(pde.cell_average_mixture(a * pts, (a * a * reference.sigma**2 + b * b) ** 0.5,
-                                            grid))
+        out.append(
+            pde.cell_average_mixture(a * pts, (a * a * reference.sigma**2 + b * b) ** 0.5, grid)
+        )
     return np.stack(out)
 
 
@@ -49,8 +50,9 @@ def one(config: RunConfig, res: int) -> dict:
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     sampled = mixture_density(field.reference, path, times, grid).numpy()
     tv = pde.total_variation(r.density, sampled, grid)
-    tv_avg = pde.total_variation(r.density, cell_average_exact(field.reference, path, times, grid),
-                                 grid)
+    tv_avg = pde.total_variation(
+        r.density, cell_average_exact(field.reference, path, times, grid), grid
+    )
     return {
         "tv": float(tv.max()), "t_worst": float(times[int(tv.argmax())]),
         "tv_avg": float(tv_avg.max()), "cons": float(np.abs(r.mass + r.outflow - r.mass[0]).max()),
@@ -72,10 +74,19 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="*", default=["8gaussians", "moons"])
     parser.add_argument("--processes", nargs="*", default=["fm", "vp"])
     parser.add_argument("--directions", nargs="*", default=["forward", "reverse"])
-    parser.add_argument("--etas", nargs="*", type=float, default=[0.0, 1.0, 0.5],
-                        help="0 for the ODE, else the SDE's η")
-    parser.add_argument("--n-reference", type=int, default=1000,
-                        help="mixture components of sample-based data sets (moons)")
+    parser.add_argument(
+        "--etas",
+        nargs="*",
+        type=float,
+        default=[0.0, 1.0, 0.5],
+        help="0 for the ODE, else the SDE's η",
+    )
+    parser.add_argument(
+        "--n-reference",
+        type=int,
+        default=1000,
+        help="mixture components of sample-based data sets (moons)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the app: cores - 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -86,8 +97,14 @@ def main() -> None:
     for ds, proc, direction, (kind, eta), res in itertools.product(
         args.datasets, args.processes, args.directions, cases, args.res
     ):
-        cfg = RunConfig(process=proc, dataset=ds, direction=direction, kind=kind, eta=eta,
-                        n_reference=args.n_reference)
+        cfg = RunConfig(
+            process=proc,
+            dataset=ds,
+            direction=direction,
+            kind=kind,
+            eta=eta,
+            n_reference=args.n_reference,
+        )
         r = one(cfg, res)
         part = particle_time(cfg) if res == 128 else (float("nan"), float("nan"))
         print(

@@ -30,8 +30,10 @@ def curve(process: str, dataset: str, every: int, device: str) -> None:
     config = TrainConfig(process=process, dataset=dataset, device=device)
     trainer = Trainer(config)
     floor = noise_floor(trainer.data, 10_000)
-    print(f"{process} {dataset}: {config.steps} steps, batch {config.batch}, lr {config.lr}, "
-          f"device {trainer.device}, {torch.get_num_threads()} thread(s); floor {floor:.4f}")
+    print(
+        f"{process} {dataset}: {config.steps} steps, batch {config.batch}, lr {config.lr}, "
+        f"device {trainer.device}, {torch.get_num_threads()} thread(s); floor {floor:.4f}"
+    )
     print(f"{'step':>6} {'seconds':>8} {'ema loss':>9} {'SW2/floor':>9}")
     elapsed, first = 0.0, None
     while trainer.step < config.steps:
@@ -46,8 +48,9 @@ def curve(process: str, dataset: str, every: int, device: str) -> None:
         ratio = sw2 / floor
         if first is None and ratio <= 1.5:
             first = elapsed
-        print(f"{trainer.step:>6} {elapsed:>8.1f} {trainer.ema_loss:>9.4f} {ratio:>9.3f}",
-              flush=True)
+        print(
+            f"{trainer.step:>6} {elapsed:>8.1f} {trainer.ema_loss:>9.4f} {ratio:>9.3f}", flush=True
+        )
     print(f"first at or below 1.5x the floor: {'never' if first is None else f'{first:.1f} s'}")
 
 
@@ -60,8 +63,10 @@ def table() -> None:
         manifest = json.load(f)
     print(f"\n{'model':<20} {'SW2/floor':>9} {'bytes':>8} {'train s':>8} {'steps':>6}")
     for key, e in manifest.items():
-        print(f"{key:<20} {e['sw2_ratio']:>9.3f} {e['bytes']:>8} {e['wall_seconds']:>8.1f} "
-              f"{e['steps']:>6}")
+        print(
+            f"{key:<20} {e['sw2_ratio']:>9.3f} {e['bytes']:>8} {e['wall_seconds']:>8.1f} "
+            f"{e['steps']:>6}"
+        )
 
 
 def main() -> None:

@@ -31,16 +31,30 @@ STEPS = 6000
 # steps gave circles 3.2, checkerboard 2.0, moons 1.7 times the floor), and so do the spirals
 # (1.9 FM, 2.3 VP; VP still 1.61 at 15000 steps, 1.46 at 30000).
 LONGER = {
-    ("circles", "vp"): 15000, ("moons", "vp"): 15000, ("checkerboard", "vp"): 15000,
-    ("spirals", "vp"): 30000, ("spirals", "fm"): 15000,
+    ("circles", "vp"): 15000,
+    ("moons", "vp"): 15000,
+    ("checkerboard", "vp"): 15000,
+    ("spirals", "vp"): 30000,
+    ("spirals", "fm"): 15000,
 }
-KEYS = ("dataset", "process", "architecture", "steps", "batch", "lr", "seed", "final_loss",
-        "final_ema_loss", "wall_seconds")
+KEYS = (
+    "dataset",
+    "process",
+    "architecture",
+    "steps",
+    "batch",
+    "lr",
+    "seed",
+    "final_loss",
+    "final_ema_loss",
+    "wall_seconds",
+)
 
 
 def train_one(dataset: str, process: str, steps: int, batch: int, seed: int) -> dict:
-    config = TrainConfig(process=process, dataset=dataset, steps=steps, batch=batch, seed=seed,
-                         device="cpu")
+    config = TrainConfig(
+        process=process, dataset=dataset, steps=steps, batch=batch, seed=seed, device="cpu"
+    )
     trainer = Trainer(config)
     trainer.run()
     path = pretrained_path(dataset, process)
@@ -88,8 +102,10 @@ def update_manifest(entries: list[dict]) -> dict:
 def print_table(manifest: dict) -> None:
     print(f"{'model':<20} {'SW2/floor':>9} {'bytes':>8} {'train s':>8} {'steps':>6} {'loss':>8}")
     for key, e in manifest.items():
-        print(f"{key:<20} {e['sw2_ratio']:>9.3f} {e['bytes']:>8} {e['wall_seconds']:>8.1f} "
-              f"{e['steps']:>6} {e['final_ema_loss']:>8.4f}")
+        print(
+            f"{key:<20} {e['sw2_ratio']:>9.3f} {e['bytes']:>8} {e['wall_seconds']:>8.1f} "
+            f"{e['steps']:>6} {e['final_ema_loss']:>8.4f}"
+        )
 
 
 def main() -> None:
@@ -117,9 +133,12 @@ def main() -> None:
                 steps = args.steps or LONGER.get((dataset, process), STEPS)
                 entry = train_one(dataset, process, steps, args.batch, args.seed)
                 update_manifest([entry])
-                print(f"{dataset}-{process}: ratio {entry['sw2_ratio']:.3f}, "
-                      f"{entry['wall_seconds']:.0f} s training, "
-                      f"{time.perf_counter() - start:.0f} s in all", flush=True)
+                print(
+                    f"{dataset}-{process}: ratio {entry['sw2_ratio']:.3f}, "
+                    f"{entry['wall_seconds']:.0f} s training, "
+                    f"{time.perf_counter() - start:.0f} s in all",
+                    flush=True,
+                )
     with open(MANIFEST) as f:
         print_table(json.load(f))
 

@@ -26,8 +26,13 @@ from models.samplers import SAMPLERS, Field
 DIVERGENCES = ("exact", "hutchinson")
 
 
-def divergence(field: Field, x: Tensor, t: float, method: str = "exact",
-               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def divergence(
+    field: Field,
+    x: Tensor,
+    t: float,
+    method: str = "exact",
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
     """Velocity and its divergence at (x, t): ((N, 2), (N,)), both detached.
 
     For the exact field the velocity is its plain evaluation, not the one in the autograd
@@ -116,8 +121,15 @@ def gaussian_log_density(x: Tensor, std: float) -> Tensor:
     return -0.5 * (x * x).sum(1) / std**2 - math.log(2 * math.pi * std**2)
 
 
-def model_log_density(field: Field, path: GaussianPath, t: float, grid: Grid, steps: int = 100,
-                      solver: str = "heun", method: str = "exact") -> Tensor:
+def model_log_density(
+    field: Field,
+    path: GaussianPath,
+    t: float,
+    grid: Grid,
+    steps: int = 100,
+    solver: str = "heun",
+    method: str = "exact",
+) -> Tensor:
     """log p_t at the cell centres that the field's own flow defines, (H, W) float64.
 
     Integrates from each centre at t to 1 (⌈(1 − t)·steps⌉ steps) and adds the prior's
@@ -127,8 +139,9 @@ def model_log_density(field: Field, path: GaussianPath, t: float, grid: Grid, st
     pts = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
     n = max(1, math.ceil((1.0 - t) * steps))
     times = torch.linspace(t, 1.0, n + 1, dtype=torch.float64)
-    traj, acc = integrate(field, path, pts, times, torch.zeros(len(pts), dtype=torch.float64),
-                          solver, method)
+    traj, acc = integrate(
+        field, path, pts, times, torch.zeros(len(pts), dtype=torch.float64), solver, method
+    )
     b1 = float(path.coefficients(torch.tensor(1.0, dtype=torch.float64)).b)
     return (gaussian_log_density(traj[-1], b1) - acc[-1]).reshape(grid.shape)
 

@@ -104,7 +104,8 @@ BAD_FILES = {
     "text.csv": (lambda p: _write(p, b"1,2\n3,abc\n"), "line 2 is not two numbers"),
     "nan.csv": (lambda p: _write(p, b"1,2\nnan,4\n"), "NaN or infinite"),
     "pickle.npy": (
-        lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True), "pickle"
+        lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True),
+        "pickle",
     ),
     "shape.npy": (lambda p: np.save(p, np.zeros((4, 3))), "(M, 2)"),
 }
@@ -170,7 +171,8 @@ def test_serve_refuses_a_port_out_of_range_before_saying_serving(capsys, port):
     captured = capsys.readouterr()
     assert captured.out == "" and "Traceback" not in captured.err
     assert captured.err.strip().splitlines() == [
-        f"flowscope: error: --port must be in 1..65535, got {port}"]
+        f"flowscope: error: --port must be in 1..65535, got {port}"
+    ]
 
 
 def test_serve_on_a_busy_port_is_one_line(capsys):

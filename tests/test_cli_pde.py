@@ -47,8 +47,17 @@ def test_particles_and_pde_agree_within_sampling_noise():
     """The particle histogram is as far from the PDE as from the closed form (its noise).
 
     Heun: Euler–Maruyama at T = 30 has its own error near t = 0 (TV 0.15 there)."""
-    config = RunConfig(process="vp", dataset="8gaussians", direction="reverse", solver="heun",
-                       steps=30, particles=20_000, resolution=64, bandwidth=0.15, pde=True)
+    config = RunConfig(
+        process="vp",
+        dataset="8gaussians",
+        direction="reverse",
+        solver="heun",
+        steps=30,
+        particles=20_000,
+        resolution=64,
+        bandwidth=0.15,
+        pde=True,
+    )
     r = simulate(config)
     grid = Grid(config.extent, (64, 64))
     px = 0.15 / grid.cell[0]  # the histogram's own smoothing, applied to both grid densities
@@ -63,8 +72,16 @@ def test_particles_and_pde_agree_within_sampling_noise():
 
 
 def test_carried_log_density_in_a_run_matches_the_closed_form():
-    config = RunConfig(process="fm", dataset="8gaussians", direction="forward", solver="heun",
-                       steps=200, particles=300, log_density=True, exact_density=False)
+    config = RunConfig(
+        process="fm",
+        dataset="8gaussians",
+        direction="forward",
+        solver="heun",
+        steps=200,
+        particles=300,
+        log_density=True,
+        exact_density=False,
+    )
     r = simulate(config)
     _, _, field = build(config)
     closed = np.stack([

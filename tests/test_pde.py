@@ -77,8 +77,14 @@ def test_any_field_a_constant_drift_translates_the_density():
 
 def test_mass_inside_plus_outflow_is_conserved():
     """A small box that cuts through the data: a large share leaves through both mechanisms."""
-    config = RunConfig(process="vp", dataset="8gaussians", direction="forward", kind="sde",
-                       steps=40, extent=(-2.0, 2.0, -2.0, 2.0))
+    config = RunConfig(
+        process="vp",
+        dataset="8gaussians",
+        direction="forward",
+        kind="sde",
+        steps=40,
+        extent=(-2.0, 2.0, -2.0, 2.0),
+    )
     path, field, times = run_times(config)
     grid = Grid(config.extent, (48, 48))
     r = pde.solve_run(field, path, field.reference, times, 1.0, grid)
@@ -100,8 +106,15 @@ CASES = [
 @pytest.mark.parametrize(("dataset", "process", "direction", "kind", "eta"), CASES)
 def test_solution_follows_the_closed_form(dataset, process, direction, kind, eta):
     """TV < 0.05 at every frame at 128² (the full table: benchmarks/bench_pde.py)."""
-    config = RunConfig(process=process, dataset=dataset, direction=direction, kind=kind,
-                       eta=eta, steps=50, n_reference=128)
+    config = RunConfig(
+        process=process,
+        dataset=dataset,
+        direction=direction,
+        kind=kind,
+        eta=eta,
+        steps=50,
+        n_reference=128,
+    )
     path, field, times = run_times(config)
     grid = Grid(config.extent, (128, 128))
     r = pde.solve_run(field, path, field.reference, times, config.noise_level, grid)
@@ -126,8 +139,15 @@ def test_a_wrong_solver_is_caught():
 def test_bad_limiter_refused():
     grid = Grid(shape=(8, 8))
     with pytest.raises(ValueError, match="limiter"):
-        pde.solve(constant_field([0.0, 0.0]), LinearFMPath(), [0, 1], 0.0, grid,
-                  np.zeros((8, 8)), limiter="superbee")
+        pde.solve(
+            constant_field([0.0, 0.0]),
+            LinearFMPath(),
+            [0, 1],
+            0.0,
+            grid,
+            np.zeros((8, 8)),
+            limiter="superbee",
+        )
 
 
 @pytest.mark.parametrize(("t0", "t1"), [(0.5, 0.49), (0.3, 0.31)])
@@ -147,6 +167,6 @@ def test_drift_at_the_frames_is_the_samplers_eta_drift(t0, t1):
 
     for w, t in ((0.0, t0), (1.0, t1)):
         ux, uy = drift.at(w, float(drift.coef(np.array([w]))[0]))
-        (mx, my), = pde.face_fields(sampler_drift, t, ("velocity",), grid)
+        ((mx, my),) = pde.face_fields(sampler_drift, t, ("velocity",), grid)
         np.testing.assert_allclose(np.sign(h) * ux, mx, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(np.sign(h) * uy, my, rtol=1e-5, atol=1e-5)

@@ -111,9 +111,7 @@ def test_ot_pairing_is_the_minimum_cost_permutation():
     x0, eps = torch.randn(6, 2, generator=gen), torch.randn(6, 2, generator=gen)
     paired = ot_pairing(x0, eps)
     assert sorted(map(tuple, paired.tolist())) == sorted(map(tuple, eps.tolist()))
-    best = min(
-        float(((x0 - eps[list(p)]) ** 2).sum()) for p in itertools.permutations(range(6))
-    )
+    best = min(float(((x0 - eps[list(p)]) ** 2).sum()) for p in itertools.permutations(range(6)))
     assert float(((x0 - paired) ** 2).sum()) == pytest.approx(best, rel=1e-9)
 
 

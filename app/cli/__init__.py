@@ -19,8 +19,11 @@ from app.cli.train import add_train, run_train
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="flowscope", description="flowscope: headless runs of 2D diffusion and "
-                    "flow-matching models, their exports, training, and the web app.")
+    parser = Parser(
+        prog="flowscope",
+        description="flowscope: headless runs of 2D diffusion and "
+        "flow-matching models, their exports, training, and the web app.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_sample(sub)
     add_serve(sub)

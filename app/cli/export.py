@@ -12,6 +12,7 @@ GIF_FRAMES_BYTES = 300_000_000
 
 def add_export(sub) -> None:
     from app.export import DENSITY_SOURCES, FORMATS, OVERLAYS, ExportSettings
+
     d = ExportSettings()
     p = sub.add_parser(
         "export", help="run a process and write it as mp4, gif, a standalone html page, npz or csv"
@@ -20,22 +21,46 @@ def add_export(sub) -> None:
                    help="default: the suffix of --out, which it must match")  # fmt: skip
     add_run_options(p)
     add_field_options(p)
-    p.add_argument("--size", type=int, default=d.size, metavar="PX",
-                   help="height in pixels of each view (64..2048)")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=d.size,
+        metavar="PX",
+        help="height in pixels of each view (64..2048)",
+    )
     p.add_argument("--fps", type=int, default=d.fps, help="frames per second (1..60)")
-    p.add_argument("--trail", type=int, default=d.trail, metavar="K",
-                   help="length of the fading trails, in frames (0..30)")
-    p.add_argument("--density-source", choices=DENSITY_SOURCES, default=d.density_source,
-                   help="heatmap: histogram of the particles, or the exact density")
+    p.add_argument(
+        "--trail",
+        type=int,
+        default=d.trail,
+        metavar="K",
+        help="length of the fading trails, in frames (0..30)",
+    )
+    p.add_argument(
+        "--density-source",
+        choices=DENSITY_SOURCES,
+        default=d.density_source,
+        help="heatmap: histogram of the particles, or the exact density",
+    )
     # the display settings of the page, named as in its URL
-    p.add_argument("--contours", action="store_true",
-                   help="contour lines of the exact density on the density view")
-    p.add_argument("--overlay", choices=OVERLAYS, default=d.overlay,
-                   help="field drawn as arrows on both views; difference is learned − exact "
-                   "velocity (needs --field learned)")
-    p.add_argument("--shade", action="store_true",
-                   help="colour particles by the log-density each carries (ODE runs), in the "
-                   "heatmap's colours")
+    p.add_argument(
+        "--contours",
+        action="store_true",
+        help="contour lines of the exact density on the density view",
+    )
+    p.add_argument(
+        "--overlay",
+        choices=OVERLAYS,
+        default=d.overlay,
+        help="field drawn as arrows on both views; difference is learned − exact "
+        "velocity (needs --field learned)",
+    )
+    p.add_argument(
+        "--shade",
+        action="store_true",
+        help="colour particles by the log-density each carries (ODE runs), in the "
+        "heatmap's colours",
+    )
     p.add_argument("--out", required=True, metavar="FILE")  # fmt: skip
 
 

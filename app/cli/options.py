@@ -53,8 +53,11 @@ def bandwidth(text: str) -> float:
 
 def add_points_options(p) -> None:
     """``--points`` and ``--bandwidth-points`` (sample, export, train)."""
-    p.add_argument("--points", metavar="FILE",
-                   help="your own points (.npy, .npz, .csv): (M, 2); not with --dataset")
+    p.add_argument(
+        "--points",
+        metavar="FILE",
+        help="your own points (.npy, .npz, .csv): (M, 2); not with --dataset",
+    )
     p.add_argument("--bandwidth-points", type=bandwidth, default=0.08, metavar="F",
                    help="kernel width σ_d of the mixture of --points (0.001..10)")  # fmt: skip
 
@@ -80,7 +83,9 @@ def add_run_options(p) -> None:
     from models.schedules import SCHEDULES
 
     p.add_argument(
-        "--process", choices=PATHS, default="fm",
+        "--process",
+        choices=PATHS,
+        default="fm",
         help="vp (diffusion), fm (linear flow matching) or trig (the trigonometric path "
         "a = cos(πt/2), b = sin(πt/2), exact field only; not yet in the app)",
     )

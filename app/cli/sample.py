@@ -10,8 +10,12 @@ from app.cli.options import add_field_options, add_meta, add_run_options, field_
 def add_sample(sub) -> None:
     p = sub.add_parser("sample", help="run a process headless and write trajectories to .npz")
     add_run_options(p)
-    p.add_argument("--out", required=True, metavar="FILE",
-                   help="the .npz file to write (exactly this path; no suffix is added)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="the .npz file to write (exactly this path; no suffix is added)",
+    )
     p.add_argument(
         "--pde", action="store_true",
         help="also solve the Fokker-Planck equation on the grid: pde_density, _mass, _outflow",

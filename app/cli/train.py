@@ -22,8 +22,12 @@ def add_train(sub) -> None:
     p.add_argument("--dataset", choices=tuple(DATASETS), default=None,
                    help=f"a built-in data set (default {d.dataset})")  # fmt: skip
     add_points_options(p)
-    p.add_argument("--schedule", choices=tuple(SCHEDULES), default=d.schedule,
-                   help="β(t) schedule of VP diffusion (the weights work with this one only)")
+    p.add_argument(
+        "--schedule",
+        choices=tuple(SCHEDULES),
+        default=d.schedule,
+        help="β(t) schedule of VP diffusion (the weights work with this one only)",
+    )
     p.add_argument("--beta-min", type=finite, default=d.beta_min)
     p.add_argument("--beta-max", type=finite, default=d.beta_max)
     p.add_argument(

@@ -84,8 +84,10 @@ def standalone_html(result: RunResult, settings: ExportSettings, arrows: dict | 
     doc = Document()
     doc.add_root(column(row(views.particle_fig, views.density_fig), row(toggle, slider), note))
     # first paint, then play (render.js may return early, so it goes last)
-    doc.js_on_event("document_ready", CustomJS(args={**args, **play},
-                                               code=PLAY_JS + "const frame = 0;" + RENDER_JS))
+    doc.js_on_event(
+        "document_ready",
+        CustomJS(args={**args, **play}, code=PLAY_JS + "const frame = 0;" + RENDER_JS),
+    )
     return file_html(doc, InlineCore(mode="inline"), title="flowscope: " + settings_text(result))
 
 

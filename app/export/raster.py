@@ -46,8 +46,7 @@ INFERNO = hex_rgb(Inferno256)  # (256, 3)
 
 def density_frames(result: RunResult, source: str) -> np.ndarray:
     """The density stack the app shows for ``source``: (T+1, H, W)."""
-    stacks = {"particles": result.density, "exact": result.exact_density,
-              "pde": result.pde_density}
+    stacks = {"particles": result.density, "exact": result.exact_density, "pde": result.pde_density}
     if source not in stacks:
         raise ValueError(f"density source must be one of {tuple(stacks)}, got {source!r}")
     if stacks[source] is None:

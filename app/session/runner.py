@@ -74,6 +74,7 @@ class Recomputer(param.Parameterized):
     def _work(self, generation: int) -> None:
         if not self._current(generation):
             return
+
         def should_stop() -> bool:  # between two steps: others' turn, then are we still wanted?
             TURNS.pass_turn()
             return not self._current(generation)

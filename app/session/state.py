@@ -39,8 +39,10 @@ APP_REFERENCE = 600
 # positions at most, which bounds the compute (N x T steps), what the server holds (32 MB of
 # float32 trajectories) and what it sends (16 MB of int16 positions). The defaults use 5 %.
 MAX_PARTICLE_FRAMES = 4_000_000
-DIFFERENCE_NEEDS_LEARNED = ("The learned − exact overlay needs a learned field (pretrained or "
-                            "trained here); this run uses an exact one.")
+DIFFERENCE_NEEDS_LEARNED = (
+    "The learned − exact overlay needs a learned field (pretrained or "
+    "trained here); this run uses an exact one."
+)
 APP_RESOLUTION = 96  # density grid in the app: 96² uint8 frames, ~1 MB per 100 frames
 ARROWS = 17  # the field overlay is a 17 x 17 grid of arrows
 
@@ -76,8 +78,7 @@ class FlowState(param.Parameterized):
     )
     dataset = param.Selector(
         default="8gaussians",
-        objects={**{label: name for name, label in DATASET_LABELS.items()},
-                 USER_LABEL: "points"},
+        objects={**{label: name for name, label in DATASET_LABELS.items()}, USER_LABEL: "points"},
         doc="Data distribution at t = 0. Each built-in set is a Gaussian mixture (points on "
         "its curve or shape, each blurred by the set's noise width), and its exact field is "
         "exact. Your own points are an empirical set smoothed by a bandwidth: their exact "
@@ -138,7 +139,8 @@ class FlowState(param.Parameterized):
     )
 
     points = param.Array(
-        default=None, allow_None=True,
+        default=None,
+        allow_None=True,
         doc="Your own data set (M, 2), drawn or uploaded: an empirical set smoothed by σ_d, "
         "whose exact field memorizes the points; used while the data set is 'your points'",
     )
@@ -226,7 +228,8 @@ class FlowState(param.Parameterized):
     def uses_betas(self) -> bool:
         """Whether β_min, β_max shape the run: ``make_schedule`` decides, asked with two pairs."""
         return self.process == "vp" and (  # flow matching has no β(t)
-            make_schedule(self.schedule, 0.0, 2.0) != make_schedule(self.schedule, 1.0, 3.0))
+            make_schedule(self.schedule, 0.0, 2.0) != make_schedule(self.schedule, 1.0, 3.0)
+        )
 
     @property
     def uses_solver(self) -> bool:
@@ -254,8 +257,10 @@ class FlowState(param.Parameterized):
         if self.overlay == "difference" and json.loads(result.meta).get("field") not in LEARNED:
             notes.append(DIFFERENCE_NEEDS_LEARNED)
         if self.shade and self.kind != "ode":
-            notes.append("Colouring by carried log-density needs the ODE (a stochastic path "
-                         "carries no density); particles keep their cluster colours.")
+            notes.append(
+                "Colouring by carried log-density needs the ODE (a stochastic path "
+                "carries no density); particles keep their cluster colours."
+            )
         return " ".join(notes)
 
     @property
@@ -348,9 +353,13 @@ class FlowState(param.Parameterized):
         m = meta["memorization_m"]
         # only "exact of M" and a network trained here on those M points have seen them
         seen = meta["field"] == "exact_m" or (
-            meta["field"] == "trained" and meta.get("train_size") == m)
-        points = (f"the M = {m:,} points it was built from" if seen else
-                  f"M = {m:,} points drawn as a training set (this field never saw them)")
+            meta["field"] == "trained" and meta.get("train_size") == m
+        )
+        points = (
+            f"the M = {m:,} points it was built from"
+            if seen
+            else f"M = {m:,} points drawn as a training set (this field never saw them)"
+        )
         return (f"Memorization ({name} field): {100 * meta['memorized']:.1f} % of the "
                 f"generated samples lie within δ = {meta['memorization_delta']:.3g} of one of "
                 f"{points} (δ = ¼ of their median spacing; samples independent of them give "

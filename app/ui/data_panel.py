@@ -117,9 +117,13 @@ class DataPanel(pn.viewable.Viewer):
         self.clear = pn.widgets.Button(name="clear", sizing_mode="stretch_width")
         self.undo.on_click(lambda _e: self.undo_last())
         self.clear.on_click(lambda _e: self.clear_points())
-        self.download = pn.widgets.FileDownload(callback=self._csv, filename="flowscope-data.csv",
-                                                label="download the data set (CSV)",
-                                                button_type="light", sizing_mode="stretch_width")
+        self.download = pn.widgets.FileDownload(
+            callback=self._csv,
+            filename="flowscope-data.csv",
+            label="download the data set (CSV)",
+            button_type="light",
+            sizing_mode="stretch_width",
+        )
         self.state.param.watch(self._describe, ["points", "dataset"])
         self._describe()
 
@@ -127,8 +131,10 @@ class DataPanel(pn.viewable.Viewer):
         """Register the page-side setup of drawing (``ON_PAGE_READY``) with a served document."""
         doc.js_on_event("document_ready", CustomJS(args={"tool": self.tool}, code=ON_PAGE_READY))
         doc.add_root(self._refused)  # nothing in the layout holds it: the document must
-        doc.js_on_event("document_ready", CustomJS(
-            args={"refused": self._refused, "limit": MAX_UPLOAD_BYTES}, code=UPLOAD_GUARD))
+        doc.js_on_event(
+            "document_ready",
+            CustomJS(args={"refused": self._refused, "limit": MAX_UPLOAD_BYTES}, code=UPLOAD_GUARD),
+        )
 
     # --- changes to the data set ------------------------------------------------------------
     def _current_points(self) -> np.ndarray | None:
@@ -224,9 +230,11 @@ class DataPanel(pn.viewable.Viewer):
         if points is None:
             self.status = "No points of your own yet: draw, or upload a CSV / .npy / .npz file."
         elif len(points) > LINK_MAX_POINTS:
-            self.status = (f"{len(points):,} points: too many to keep in the link (at most "
-                           f"{LINK_MAX_POINTS:,}); it keeps the other settings and opens with "
-                           "a built-in data set. Download the points as CSV to keep them.")
+            self.status = (
+                f"{len(points):,} points: too many to keep in the link (at most "
+                f"{LINK_MAX_POINTS:,}); it keeps the other settings and opens with "
+                "a built-in data set. Download the points as CSV to keep them."
+            )
         else:
             self.status = f"{len(points):,} points, kept in the page's link."
 

@@ -164,7 +164,7 @@ def _restore_from_url(state: FlowState) -> tuple[str, Callable[[], None]]:
 
 
 def _valid(state: FlowState) -> str:
-    """"" if the state's settings make a run, else the one-line reason."""
+    """ "" if the state's settings make a run, else the one-line reason."""
     try:
         state.config().validate()
         state.user_dataset()
@@ -311,8 +311,9 @@ def safe_app() -> pn.viewable.Viewable:
         return create_app()
     except Exception as exc:
         log.exception("could not build the app")
-        return Notice(owner=_Message(notice=f"flowscope could not open this page: "
-                                            f"{_one_line(exc)}"))
+        return Notice(
+            owner=_Message(notice=f"flowscope could not open this page: {_one_line(exc)}")
+        )
 
 
 def _one_line(exc: Exception) -> str:

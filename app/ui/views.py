@@ -94,8 +94,10 @@ class FlowViews(pn.viewable.Viewer):
                                         "grid": []}, name="particle_store")  # fmt: skip
         # busy = 1 while a newer run computes: the player holds the frame (see hold_while_busy)
         self.status = ColumnDataSource({"busy": [0]}, name="status")
-        self.gstore = ColumnDataSource({"t": [], "peak": [], "exact_peak": [], "pde_peak": [],
-                                        "pde_mass": [], "pde_tv": []}, name="grid_store")
+        self.gstore = ColumnDataSource(
+            {"t": [], "peak": [], "exact_peak": [], "pde_peak": [], "pde_mass": [], "pde_tv": []},
+            name="grid_store",
+        )
         self.istore = ColumnDataSource({"density": [], "exact": [], "pde": []},
                                        name="image_store")  # fmt: skip
         self.astore = ColumnDataSource({"x": [], "y": []}, name="arrow_store")

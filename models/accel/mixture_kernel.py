@@ -155,7 +155,7 @@ def _nearest(x, ref_x, ref_y, square, slope, offset, out):
     for start in range(0, x.shape[0], BLOCK):
         b = min(BLOCK, x.shape[0] - start)
         _largest_logits(x, start, b, p, q, r, u, v, big, best)
-        out[start:start + b] = best[:b]
+        out[start : start + b] = best[:b]
 
 
 class MixtureKernel:
@@ -224,7 +224,8 @@ def _axis_terms(u, axes, a, inv_2c2, shift, total, mean, near):
                 # (recomputing d_gj − shift came out far above 0 for far points)
                 nearest = near[g, i]
                 w = exp_nonpositive(
-                    inv_2c2 * (nearest - centre) * (np.float32(2.0) * u[i] - centre - nearest))
+                    inv_2c2 * (nearest - centre) * (np.float32(2.0) * u[i] - centre - nearest)
+                )
                 total[g, i] += w
                 mean[g, i] += w * coord
         for i in range(b):

@@ -85,7 +85,7 @@ class NoiseRows:
         self._noise, self._start, self._stop, self._step = noise, start, stop, 0
 
     def draw(self, x: Tensor) -> Tensor:
-        out = self._noise._take(self._step)[self._start:self._stop]
+        out = self._noise._take(self._step)[self._start : self._stop]
         self._step += 1
         return out
 
@@ -233,6 +233,12 @@ def run_in_blocks(sampler, field, path, x: Tensor, times, eta: float, generator,
     parts = []
     for lo, hi in itertools.pairwise(bounds):
         step = stops.wrap(callback)
-        parts.append((lambda lo=lo, hi=hi, step=step: sampler(
-            field, path, x[lo:hi], times, eta, noise.rows(lo, hi), step), step))
+        parts.append(
+            (
+                lambda lo=lo, hi=hi, step=step: sampler(
+                    field, path, x[lo:hi], times, eta, noise.rows(lo, hi), step
+                ),
+                step,
+            )
+        )
     return torch.cat(in_parallel(parts, stops), 1)

@@ -25,8 +25,6 @@ def sliced_w2(x: Tensor, y: Tensor, n_directions: int = 256, generator=None) -> 
     return float(((px - py) ** 2).mean().sqrt())
 
 
-
-
 def mmd(x: Tensor, y: Tensor, bandwidth: float = 0.1) -> float:
     """Maximum mean discrepancy with a Gaussian kernel of width ``bandwidth`` (biased, ≥ 0).
 

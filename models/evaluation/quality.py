@@ -49,8 +49,13 @@ def sw2_to_data(samples: torch.Tensor, data: Dataset, refs: int = 5, seed: int =
 
 
 def sw2_ratio(
-    field, path: GaussianPath, data: Dataset, n: int = 10_000, steps: int = 100,
-    solver: str = "heun", repeats: int = 5,
+    field,
+    path: GaussianPath,
+    data: Dataset,
+    n: int = 10_000,
+    steps: int = 100,
+    solver: str = "heun",
+    repeats: int = 5,
 ) -> tuple[float, float]:
     """(mean SW2 of n reverse-ODE samples to n fresh data points, the noise floor).
 

@@ -165,15 +165,23 @@ def pretrained_path(dataset: str, process: str) -> str:
     return os.path.join(WEIGHTS_DIR, f"{dataset}-{process}.safetensors")
 
 
-def check_matches(arch: Architecture, process: str, schedule: str, beta_min: float,
-                  beta_max: float, name: str = "weights") -> None:
+def check_matches(
+    arch: Architecture,
+    process: str,
+    schedule: str,
+    beta_min: float,
+    beta_max: float,
+    name: str = "weights",
+) -> None:
     """Refuse (CheckpointError) weights trained for another process or VP schedule."""
     if arch.process != process:
         raise CheckpointError(
             f"{name}: trained for process {arch.process}, but this run uses {process}"
         )
     if process == "vp" and (arch.schedule, arch.beta_min, arch.beta_max) != (
-        schedule, beta_min, beta_max,
+        schedule,
+        beta_min,
+        beta_max,
     ):
         raise CheckpointError(
             f"{name}: trained for the {arch.schedule} schedule (beta {arch.beta_min:g}.."

@@ -24,7 +24,8 @@ MALFORMED = {"bool": "true", "float": "2.5", "empty": "", "long": "9" * 5000}
 # Every parameter at once, except that 19 values of 5,000 characters pass the HTTP server's
 # 64 KB header limit (the request is refused before the app sees it): those go 7 at a time.
 SWEEPS = [(label, URL_PARAMS) for label in ("bool", "float", "empty")] + [
-    ("long", URL_PARAMS[i:i + 7]) for i in range(0, len(URL_PARAMS), 7)]
+    ("long", URL_PARAMS[i : i + 7]) for i in range(0, len(URL_PARAMS), 7)
+]
 
 
 @pytest.fixture
@@ -55,8 +56,10 @@ def dialogs(page):
     return seen
 
 
-NOTICE = ("[...Bokeh.documents[0].all_models]"
-          ".find((m) => m.css_classes && m.css_classes.includes('flowscope-notice'))")
+NOTICE = (
+    "[...Bokeh.documents[0].all_models]"
+    ".find((m) => m.css_classes && m.css_classes.includes('flowscope-notice'))"
+)
 
 
 def notice_text(page) -> str:
@@ -90,8 +93,9 @@ def test_markup_in_a_link_is_shown_as_text_and_never_runs(app, dialogs, attack):
     assert len(page.times()) == 101 and page.errors == []
 
 
-@pytest.mark.parametrize("label, names", SWEEPS, ids=[
-    f"{label}-{names[0]}" for label, names in SWEEPS])
+@pytest.mark.parametrize(
+    "label, names", SWEEPS, ids=[f"{label}-{names[0]}" for label, names in SWEEPS]
+)
 def test_every_parameter_malformed_at_once_gives_a_notice_not_a_traceback(
     app, dialogs, server_errors, label, names
 ):

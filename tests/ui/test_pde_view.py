@@ -16,7 +16,9 @@ def test_the_pde_density_source_paints_the_solved_density_with_its_readout(app):
     page.page.get_by_role("button", name="PDE", exact=True).click()
     page.page.wait_for_function(
         "() => { const g = Bokeh.documents[0].get_model_by_name('grid_store').data;"
-        " return g.pde_tv.length && Number.isFinite(g.pde_tv[60]); }", timeout=60_000)
+        " return g.pde_tv.length && Number.isFinite(g.pde_tv[60]); }",
+        timeout=60_000,
+    )
     page.settled()
     page.pause_at(60)
     tv = page.model_data("grid_store", "pde_tv")
@@ -35,14 +37,17 @@ def test_particles_coloured_by_carried_density_match_the_heatmap_under_them(app)
     page.pause_at(50)
     before = page.pixels("particle_fig")
     page.store_marker()
-    page.js("() => { const box = [...Bokeh.documents[0].all_models].find((m) => m.type ==="
-            " 'Checkbox' && m.label === 'colour particles by carried log-density');"
-            " box.active = true; }")
+    page.js(
+        "() => { const box = [...Bokeh.documents[0].all_models].find((m) => m.type ==="
+        " 'Checkbox' && m.label === 'colour particles by carried log-density');"
+        " box.active = true; }"
+    )
     page.wait_store_changed()
     page.pause_at(50)
     data = page.js(
         "() => { const d = Bokeh.documents[0].get_model_by_name('particles').data;"
-        " return [Array.from(d.x), Array.from(d.y), Array.from(d.shade)]; }")
+        " return [Array.from(d.x), Array.from(d.y), Array.from(d.shade)]; }"
+    )
     x, y, shade = (np.asarray(v, float) for v in data)
     assert shade.std() > 20, "particles are shaded, not one colour"
     # the shade of a particle follows the exact density where it stands: the densest

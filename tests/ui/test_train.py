@@ -70,7 +70,9 @@ def test_training_in_the_page_while_the_player_keeps_playing(app):
     page.page.wait_for_function(
         "() => { const m = (n) => Bokeh.documents[0].get_model_by_name(n);"
         " return m('display_settings').data.overlay[0] === 'difference'"
-        f" && 'difference' in m('arrow_store').data && {BUSY} === 0; }}", timeout=30_000)
+        f" && 'difference' in m('arrow_store').data && {BUSY} === 0; }}",
+        timeout=30_000,
+    )
     assert "needs a learned field" not in notice(page)
     page.pause_at(50)
     shot(page, "4-difference")
@@ -109,14 +111,18 @@ def test_another_pages_heaviest_training_does_not_hold_a_light_pages_change(app,
 
     light = AppPage(context.new_page(), f"{server}/?dataset=moons&steps=40&particles=500")
     heavy = app("?dataset=moons&steps=20&particles=300")
-    heavy.js("() => { const ms = [...Bokeh.documents[0].all_models];"
-             " ms.find((m) => m.title === 'Steps').value = 100000;"
-             " ms.find((m) => m.title === 'Batch').value = 4096;"
-             " ms.find((m) => m.label === 'OT pairing (minibatch)').active = true; }")
+    heavy.js(
+        "() => { const ms = [...Bokeh.documents[0].all_models];"
+        " ms.find((m) => m.title === 'Steps').value = 100000;"
+        " ms.find((m) => m.title === 'Batch').value = 4096;"
+        " ms.find((m) => m.label === 'OT pairing (minibatch)').active = true; }"
+    )
     # (the click reaches the server after these values: Panel applies pending changes first)
     heavy.page.get_by_role("button", name="▶ start training").click()
-    heavy.page.wait_for_function("() => [...Bokeh.documents[0].all_models].some((m) =>"
-                                 " m.label === '■ stop' && !m.disabled)", timeout=20_000)
+    heavy.page.wait_for_function(
+        "() => [...Bokeh.documents[0].all_models].some((m) => m.label === '■ stop' && !m.disabled)",
+        timeout=20_000,
+    )
     # training is well under way: a step of these settings done, with its steps
     heavy.page.wait_for_function(f"() => {PROGRESS}.value > 0 && {PROGRESS}.max === 100000",
                                  timeout=60_000)  # fmt: skip

@@ -130,8 +130,10 @@ BAD_UPLOADS = {
     "pickled.npy": (_npy(np.array([{"a": 1}], dtype=object), allow_pickle=True), "pickle"),
     "raw.npy": (pickle.dumps([[1.0, 2.0], [3.0, 4.0]]), "not a .npy file"),
     "far.csv": (_csv("100,100\n120,90\n"), "outside the view"),
-    "one_far_point.csv": (_csv("".join(f"{i / 10},{-i / 20}\n" for i in range(20)) + "1e308,0\n"),
-                          "±1000"),
+    "one_far_point.csv": (
+        _csv("".join(f"{i / 10},{-i / 20}\n" for i in range(20)) + "1e308,0\n"),
+        "±1000",
+    ),
 }
 
 
@@ -148,18 +150,22 @@ def test_a_bad_upload_is_one_line_and_loses_nothing(app, name):
     assert name in text and words in text, text
     # the refusal above is the server's answer to the upload; the page, paused, shows it still
     page.settled()
-    assert page.js("() => Bokeh.documents[0].get_model_by_name('particle_store').data.xy"
-                   " === window.__store"), "the run on screen was not replaced"
+    assert page.js(
+        "() => Bokeh.documents[0].get_model_by_name('particle_store').data.xy === window.__store"
+    ), "the run on screen was not replaced"
     assert "dataset=moons" in page.page.url and "pts=" not in page.page.url
     from tests.ui.conftest import changed_fraction
+
     assert changed_fraction(before, page.pixels("particle_fig")) < 0.01, "the view is as it was"
     assert page.errors == []
 
 
 def test_an_upload_far_away_is_fitted_into_the_view_when_asked(app):
     page = app()
-    page.js("() => { const box = [...Bokeh.documents[0].all_models].find((m) =>"
-            " m.type === 'Checkbox' && m.label === 'fit into the view'); box.active = true; }")
+    page.js(
+        "() => { const box = [...Bokeh.documents[0].all_models].find((m) =>"
+        " m.type === 'Checkbox' && m.label === 'fit into the view'); box.active = true; }"
+    )
     # (the upload reaches the server after the box: Panel applies changes in their order)
     page.store_marker()
     rng = np.random.default_rng(0)
@@ -173,15 +179,18 @@ def test_an_upload_far_away_is_fitted_into_the_view_when_asked(app):
 
 def test_a_fit_that_would_squeeze_the_points_is_refused_and_loses_nothing(app):
     page = app("?dataset=moons")
-    page.js("() => { const box = [...Bokeh.documents[0].all_models].find((m) =>"
-            " m.type === 'Checkbox' && m.label === 'fit into the view'); box.active = true; }")
+    page.js(
+        "() => { const box = [...Bokeh.documents[0].all_models].find((m) =>"
+        " m.type === 'Checkbox' && m.label === 'fit into the view'); box.active = true; }"
+    )
     page.store_marker()
     rows = "".join(f"{100 + i},{200 - i}\n" for i in range(20)) + "1e308,0\n"
     upload(page, "stray.csv", _csv(rows))
     page.page.get_by_text("Upload refused").wait_for(timeout=40_000)
     assert "squeeze" in notice_text(page)
-    assert page.js("() => Bokeh.documents[0].get_model_by_name('particle_store').data.xy"
-                   " === window.__store"), "the run on screen was not replaced"
+    assert page.js(
+        "() => Bokeh.documents[0].get_model_by_name('particle_store').data.xy === window.__store"
+    ), "the run on screen was not replaced"
     assert "dataset=moons" in page.wait_url("dataset=moons") and "pts=" not in page.page.url
     assert page.errors == []
 
@@ -193,6 +202,7 @@ def test_two_pages_on_one_server_keep_their_own_data(app, context, server):
     first.wait_store_changed()
     first.wait_url("dataset=points")
     from tests.ui.conftest import AppPage
+
     second = AppPage(context.new_page(), f"{server}/")
     second.page.wait_for_function("() => window.location.search.includes('dataset=')")
     assert "pts=" not in second.page.url and "dataset=8gaussians" in second.page.url
