@@ -117,3 +117,14 @@ def test_the_solver_polls_every_few_sub_steps_of_a_frame(monkeypatch):
         np.testing.assert_array_equal(getattr(plain, name), getattr(polled, name))
     # one call per particle step, one per frame and after the particles, and the polls
     assert len(seen) > 2 * config.steps + 2 + calls[0] // (2 * pde.POLL_SUBSTEPS)
+
+
+def test_a_refused_first_run_says_there_is_no_run_to_show():
+    """A link whose first run is refused has no last good run to show: the notice says so."""
+    from app.session.runner import Recomputer
+    from app.session.state import FlowState
+
+    state = FlowState(dataset="moons", process="vp", kind="sde", steps=1, density_source="pde")
+    runner = Recomputer(state)
+    runner._fail(runner._generation, ValueError("the PDE needs 202,490 sub-steps"))
+    assert "no run to show yet" in state.notice and "last good run" not in state.notice

@@ -174,9 +174,9 @@ class Recomputer(param.Parameterized):
             return
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         # A NonFiniteRun's message names the first bad frame, its t and the settings.
-        self.state.notice = (
-            f"Could not compute with these settings ({message}); showing the last good run."
-        )
+        shown = "showing the last good run" if self.state.result is not None else \
+            "no run to show yet: change a setting"  # fmt: skip
+        self.state.notice = f"Could not compute with these settings ({message}); {shown}."
         self.busy = False
 
     def shutdown(self) -> None:
