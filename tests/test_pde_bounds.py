@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from models.pde import solver as pde
+from models.pde import work
 from models.run import simulate as simulate_module
 from models.run.config import RunConfig
 from models.run.simulate import simulate
@@ -61,7 +62,7 @@ NORMAL = dict(process="vp", dataset="moons", kind="sde", steps=100, particles=10
 def test_a_normal_run_is_unchanged(monkeypatch):
     """Bit-identical with an unbounded budget, and the figures the solver gave before it had one."""
     run = simulate(RunConfig(**NORMAL))
-    monkeypatch.setattr(pde, "SUBSTEPS_PER_CELL", 10**9)
+    monkeypatch.setattr(work, "SUBSTEPS_PER_CELL", 10**9)
     free = simulate(RunConfig(**NORMAL))
     for name in ("pde_density", "pde_mass", "pde_outflow"):
         np.testing.assert_array_equal(getattr(run, name), getattr(free, name))

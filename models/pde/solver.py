@@ -66,16 +66,16 @@ from models.accel.pde_kernels import DEFAULT_LIMITER, LIMITERS, advect, mix_drif
 from models.density import Grid
 from models.paths import GaussianPath
 from models.pde.steps import diffuse, noise_variances, ou_transitions, relax, relaxes
+from models.pde.work import (
+    KNOT_STEP,
+    SubstepBudgetError,
+    field_knots,
+    flush_subnormal,
+    substep_budget,
+)
 from models.samplers import Field
 
 CFL = 0.5
-KNOT_STEP = 0.1  # |Δ log c²| between field evaluations (field_knots); 0: every frame
-KNOT_GAP = 8  # at most this many frames between two evaluations of the field
-# Work bound of one solve: at most this many advection sub-steps per cell across the grid's
-# longer side (the CFL count grows with 1/Δ). Default runs need at most ~36 (T = 20..1000, every
-# data set, VP/FM/trig, ODE/SDE, both directions, 96² and 128²); past the bound (few SDE steps,
-# or a field very fast at the box's edge, docs/MATH.md §6 "Sub-steps") a solve is refused.
-SUBSTEPS_PER_CELL = 100
 POLL_SUBSTEPS = 8  # ``poll`` is called every this many sub-steps within a frame
 
 
@@ -264,50 +264,6 @@ def _score_remainder(ends, inv_c2: float, grid):
     return (vx, vy), (sx + inv_c2 * ex[None, :], sy + inv_c2 * ey[:, None])
 
 
-def field_knots(path: GaussianPath, times, sigma: float, step: float = KNOT_STEP) -> list[int]:
-    """Indices of the frame times where the field is evaluated: the first, the last, and each
-    frame where log c², c² = a² σ_d² + b² (the width of every mixture component), has moved by
-    ``step`` or more since the previous knot. Between knots the field is interpolated linearly
-    in t: the exact field's only length scale is c, so it changes little while c does (near
-    the noisy end of VP, c stays ≈ 1 for a third of the run).
-    """
-    co = path.coefficients(torch.as_tensor([float(t) for t in times], dtype=torch.float64))
-    logc2 = torch.log(co.a**2 * sigma**2 + co.b**2).tolist()
-    knots = [0]
-    for i in range(1, len(logc2) - 1):
-        if abs(logc2[i] - logc2[knots[-1]]) >= step or i - knots[-1] >= KNOT_GAP:
-            knots.append(i)
-    return [*knots, len(logc2) - 1] if len(logc2) > 1 else knots
-
-
-def _flush_subnormal(rho: np.ndarray) -> None:
-    """Set ρ's subnormal cells (|ρ| < 2.2e-308) to 0, in place. Where the mass has left most of
-    the box, they fill it and make each sub-step 10-20x slower; they are 0 in the float32
-    frames either way."""
-    np.putmask(rho, np.abs(rho) < _TINY, 0.0)
-
-
-_TINY = np.finfo(np.float64).tiny
-
-
-def substep_budget(grid: Grid) -> int:
-    """The most advection sub-steps one solve on ``grid`` may take: ``SUBSTEPS_PER_CELL`` per
-    cell across its longer side (9,600 at 96², 12,800 at 128²)."""
-    return SUBSTEPS_PER_CELL * max(grid.shape)
-
-
-class SubstepBudgetError(ValueError):
-    """A solve that would take more advection sub-steps than ``substep_budget``."""
-
-    def __init__(self, needed: int, budget: int, more: bool):
-        at_least = "at least " if more else ""
-        super().__init__(
-            f"the PDE needs {at_least}{needed:,} sub-steps for this run, more than its "
-            f"{budget:,} (few SDE steps make each step long, or the field is very fast at the "
-            "edge of the box); use more steps, or show the particles' density"
-        )
-
-
 def solve(
     field: Field,
     path: GaussianPath,
@@ -404,7 +360,7 @@ def solve(
         ub = drift.at(0.0, coef[0])
         for k in range(n):
             if k and k % POLL_SUBSTEPS == 0:
-                _flush_subnormal(rho)
+                flush_subnormal(rho)
                 if poll is not None:
                     poll(i)
             if noise and k == n // 2:  # Strang: the frame's noise between the advection's halves
