@@ -121,6 +121,8 @@ def test_a_quick_recompute_shows_no_spinner(app):
     # the spinner's timer (IDLE_MS after the run began) fires before the URL's update (IDLE_MS
     # after it landed), and what it changed would reach the page before the new URL
     page.wait_url("seed=7")
+    # and samples enough (a loaded page's timer runs late)
+    page.page.wait_for_function("() => window.__seen.length > 20", timeout=10_000)
     seen = page.js("() => { clearInterval(window.__poll); return window.__seen; }")
     assert len(seen) > 20 and set(seen) == {"0"}, seen
     assert page.errors == []
