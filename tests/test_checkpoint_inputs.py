@@ -81,13 +81,14 @@ def test_a_real_pickle_is_still_refused():
         parse(pickle.dumps({"a": 1}, protocol=4), "p.pt")
 
 
-def test_a_manifest_that_is_not_an_object_is_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("manifest", [json.dumps([1]), "not json"])
+def test_a_manifest_that_is_not_an_object_is_one_line(tmp_path, capsys, manifest):
     arch = TrainConfig().architecture()
     net = build_network(arch, 0)
     good = _weights({})
     _, meta = parse(good)
     path = tmp_path / "list.safetensors"
-    listed = {**meta, "manifest": json.dumps([1])}
+    listed = {**meta, "manifest": manifest}
     path.write_bytes(st_save(dict(net.state_dict()), metadata=listed))
     with pytest.raises(CheckpointError, match="manifest"):
         load(path)

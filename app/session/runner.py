@@ -88,7 +88,10 @@ class Recomputer(param.Parameterized):
             self.dropped += 1
             return
         except Exception as exc:  # any failure: keep the last good run, say what happened
-            log.exception("recompute failed")
+            if isinstance(exc, ValueError):  # a refused setting: the notice says it all
+                log.info("recompute refused: %s", exc)
+            else:
+                log.exception("recompute failed")
             # bind now: Python unbinds `exc` when the except block ends
             self._schedule(lambda error=exc: self._fail(generation, error))
             return

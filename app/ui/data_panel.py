@@ -217,6 +217,10 @@ class DataPanel(pn.viewable.Viewer):
             return
         self._last_upload = key
         self.load_upload(self.upload.value or b"", self.upload.filename or "upload")
+        # Empty the file input: picking the same file again (after clear or undo) changes
+        # nothing in it, so the page would send nothing and the upload would be lost
+        self.upload.clear()
+        self._last_upload = None
 
     def _csv(self) -> io.StringIO:
         points = self._current_points()

@@ -140,13 +140,16 @@ def load(path: str | os.PathLike, labeler=None) -> tuple[LearnedField, Architect
     tensors, meta = parse(_read(name), name)
     try:
         arch = Architecture.from_dict(json.loads(meta["architecture"]))
-        manifest = json.loads(meta.get("manifest", "{}"))
         net = FieldMLP(arch)
         net.load_state_dict(tensors, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         message = f"{name}: weights do not match their architecture ({first})"
         raise CheckpointError(message) from None
+    try:
+        manifest = json.loads(meta.get("manifest", "{}"))
+    except ValueError:
+        raise CheckpointError(f"{name}: its manifest is not valid JSON") from None
     if not isinstance(manifest, dict):
         raise CheckpointError(f"{name}: its manifest is not a JSON object")
     if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):

@@ -21,3 +21,20 @@ def test_a_file_far_over_the_limit_is_refused_and_the_page_stays_connected(app):
     page.wait_url("steps=")
     assert not [e for e in page.errors if "WEBSOCKET" in e.upper() or "not connected" in e]
     assert page.errors == []
+
+
+def test_the_same_file_uploaded_again_after_clear_loads_again(app):
+    page = app("?steps=30")
+    points = b"x,y\n" + b"".join(f"{i / 50 - 1},{(i % 7) / 7}\n".encode() for i in range(100))
+    page.store_marker()
+    upload(page, "good.csv", points)
+    page.page.get_by_text("100 points, kept in the page's link").wait_for(timeout=30_000)
+    page.wait_store_changed()
+    page.page.get_by_role("button", name="clear").click()
+    page.page.get_by_text("No points of your own yet").wait_for(timeout=30_000)
+    page.store_marker()
+    upload(page, "good.csv", points)
+    page.page.get_by_text("100 points, kept in the page's link").wait_for(timeout=30_000)
+    page.wait_store_changed()
+    assert "dataset=points" in page.wait_url("dataset=points")
+    assert page.errors == []
