@@ -66,3 +66,24 @@ def difference_frames(learned, exact, points: torch.Tensor, times) -> np.ndarray
             diff = learned(points, t)["velocity"] - exact(points, t)["velocity"]
             out[i] = sign * diff.cpu().numpy()
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def run_overlay(result, n: int, data=None, make_field=None, difference: bool = False) -> dict:
+    """The overlay fields of a finished run (``models.run.simulate.RunResult``): {kind:
+    (T+1, P, 2)} of the field that moved its particles on an n x n grid of tails, 'points'
+    (P, 2), and with ``difference`` (a learned field) its difference from the exact field.
+
+    ``data`` and ``make_field`` are the run's own, as ``simulate`` took them.
+    """
+    from models.run.simulate import build  # the run module imports nothing of this one
+
+    config = result.config
+    path, _, exact = build(config, data)
+    field = exact if make_field is None else make_field(path, exact)
+    points = arrow_grid(config.extent, n)
+    times = torch.from_numpy(result.times)
+    arrows = field_frames(field, path, points, times, config.noise_level)
+    if difference:
+        arrows["difference"] = difference_frames(field, exact, points, times)
+    arrows["points"] = points.numpy()
+    return arrows

@@ -6,8 +6,6 @@ folder, never the machine's own."""
 from __future__ import annotations
 
 import json
-import os
-import stat
 import struct
 import threading
 
@@ -18,6 +16,7 @@ from app.cli import main
 from models.learned.checkpoint import CheckpointError, load, parse, to_bytes
 from models.learned.network import build_network
 from models.learned.training import TrainConfig
+from tests.nodes import special_file
 
 QUICK = ["sample", "--steps", "3", "--particles", "100", "--resolution", "16",
          "--field", "learned"]  # fmt: skip
@@ -29,21 +28,9 @@ def one_line(capsys) -> str:
     return err
 
 
-def _node(folder, kind):
-    path = folder / kind
-    if kind == "fifo":
-        os.mkfifo(path)
-    else:
-        try:
-            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 5))  # like /dev/zero
-        except OSError as exc:
-            pytest.skip(f"cannot make a device node here ({exc})")
-    return path
-
-
 @pytest.mark.parametrize("kind", ["fifo", "zero"])
 def test_weights_that_are_not_a_regular_file_are_refused(tmp_path, capsys, kind):
-    node = _node(tmp_path, kind)
+    node = special_file(tmp_path, kind)
     codes: list[int] = []
     out = str(tmp_path / "o.npz")
     worker = threading.Thread(target=lambda: codes.append(

@@ -9,7 +9,6 @@ machine's own devices.
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import threading
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from app.cli import main
 from app.output import atomic_output
+from tests.nodes import special_file
 
 QUICK = ["sample", "--steps", "3", "--particles", "100", "--resolution", "16"]
 TRAIN = ["train", "--steps", "2", "--batch", "8"]
@@ -26,31 +26,7 @@ EXPORT = ["export", "--format", "npz", "--steps", "3", "--particles", "100",
           "--resolution", "16"]  # fmt: skip
 
 
-def _char_device(folder):
-    """A character device node like /dev/null's (1, 3), made in ``folder``; skip without root."""
-    path = folder / "null"
-    try:
-        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
-    except (PermissionError, OSError) as exc:
-        pytest.skip(f"cannot make a device node here ({exc})")
-    return path
-
-
-def _fifo(folder):
-    path = folder / "fifo"
-    os.mkfifo(path)
-    return path
-
-
-def _socket(folder):
-    path = folder / "sock"
-    s = socket.socket(socket.AF_UNIX)
-    s.bind(str(path))
-    s.close()
-    return path
-
-
-SPECIAL = {"character device": _char_device, "FIFO": _fifo, "socket": _socket}
+SPECIAL = {"character device": "null", "FIFO": "fifo", "socket": "socket"}
 
 
 def _one_line(capsys) -> str:
@@ -63,7 +39,7 @@ def _one_line(capsys) -> str:
 @pytest.mark.parametrize("command", [QUICK, EXPORT, TRAIN], ids=["sample", "export", "train"])
 @pytest.mark.parametrize("kind", list(SPECIAL))
 def test_special_files_are_refused_and_left_as_they_are(tmp_path, capsys, command, kind):
-    target = SPECIAL[kind](tmp_path)
+    target = special_file(tmp_path, SPECIAL[kind])
     before = os.lstat(target)
     assert main([*command, "--out", str(target)]) == 2
     assert "not a regular file" in _one_line(capsys)
@@ -85,7 +61,7 @@ def test_a_link_is_followed_to_its_file_and_stays_a_link(tmp_path, capsys):
 
 
 def test_a_link_to_a_device_is_refused(tmp_path, capsys):
-    device = _char_device(tmp_path)
+    device = special_file(tmp_path, "null")
     link = tmp_path / "link"
     link.symlink_to(device)
     assert main([*QUICK, "--out", str(link)]) == 2
@@ -114,7 +90,7 @@ def test_a_fifo_made_during_the_run_is_not_renamed_over(tmp_path):
 
 def test_no_open_of_a_fifo_blocks_the_check(tmp_path, capsys):
     """A FIFO with no writer would block an open() for ever: the check never opens it."""
-    fifo = _fifo(tmp_path)
+    fifo = special_file(tmp_path, "fifo")
     codes = []
     worker = threading.Thread(target=lambda: codes.append(main([*QUICK, "--out", str(fifo)])),
                               daemon=True)  # fmt: skip
@@ -145,7 +121,7 @@ def test_checkpoint_save_never_replaces_a_special_file(tmp_path):
     from models.learned.training import TrainConfig
 
     arch = TrainConfig().architecture()
-    fifo = _fifo(tmp_path)
+    fifo = special_file(tmp_path, "fifo")
     with pytest.raises(CheckpointError, match="not a regular file"):
         save(fifo, build_network(arch, 0), arch)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)

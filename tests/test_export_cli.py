@@ -122,9 +122,10 @@ def test_a_format_the_suffix_does_not_confirm_is_one_line_exit_2(
 
 
 def test_the_overlay_fields_are_the_apps(run):
-    from app.export.fields import overlay_fields
+    from app.session.state import ARROWS
+    from models.overlay import run_overlay
 
-    mine = overlay_fields(run.result)
+    mine = run_overlay(run.result, ARROWS)
     assert mine.keys() == run.arrows.keys()
     for kind, frames in run.arrows.items():
         np.testing.assert_array_equal(mine[kind], frames)

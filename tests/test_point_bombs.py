@@ -5,8 +5,6 @@ member inflated no further than ``MAX_POINTS`` points take, only regular files o
 from __future__ import annotations
 
 import io
-import os
-import stat
 import threading
 import tracemalloc
 import zipfile
@@ -23,6 +21,7 @@ from models.pointfiles import (
     load_points,
     read_points,
 )
+from tests.nodes import special_file
 
 QUICK = ["sample", "--steps", "3", "--particles", "100", "--resolution", "16"]
 
@@ -118,21 +117,9 @@ def test_a_csv_of_too_many_rows_is_refused():
         read_points(text.encode(), "rows.csv")
 
 
-def _node(folder, kind):
-    path = folder / kind
-    if kind == "fifo":
-        os.mkfifo(path)
-    else:  # a character device like /dev/zero's (1, 5), never the machine's own
-        try:
-            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 5))
-        except OSError as exc:
-            pytest.skip(f"cannot make a device node here ({exc})")
-    return path
-
-
 @pytest.mark.parametrize("kind", ["fifo", "zero"])
 def test_only_regular_files_are_read(tmp_path, capsys, kind):
-    node = _node(tmp_path, kind)
+    node = special_file(tmp_path, kind)
     codes: list[int] = []
     out = str(tmp_path / "o.npz")
     worker = threading.Thread(target=lambda: codes.append(

@@ -91,9 +91,11 @@ def run_export(args) -> int:
         check_estimate(result, fmt, settings, GIF_FRAMES_BYTES)
     arrows = None
     if args.overlay != "none":
-        from app.export.fields import overlay_fields
+        from app.session.state import ARROWS
+        from models.overlay import run_overlay
 
-        arrows = overlay_fields(result, dataset, make_field)
+        learned = make_field is not None  # --field learned
+        arrows = run_overlay(result, ARROWS, dataset, make_field, difference=learned)
     path = export(result, fmt, args.out, settings, arrows=arrows)
     print(f"wrote {path}: {fmt}, {len(result.times)} frames")
     return 0

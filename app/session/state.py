@@ -17,10 +17,10 @@ import torch
 from app.session.fields import FIELDS, LEARNED, TRAIN_SEED, TrainedModel, resolve
 from models.datasets import DATASETS, Points, make_dataset
 from models.evaluation.memorization import memorization_delta, memorized_share, training_points
-from models.overlay import arrow_grid, difference_frames, field_frames
+from models.overlay import run_overlay
 from models.paths import path_curves
 from models.run.config import MAX_PARTICLES, RunConfig
-from models.run.simulate import RunResult, build, exact_frames, path_of, simulate
+from models.run.simulate import RunResult, exact_frames, path_of, simulate
 from models.schedules import make_schedule
 
 DATASET_LABELS = {
@@ -368,17 +368,9 @@ class FlowState(param.Parameterized):
     def field_arrows(self, result: RunResult) -> dict:
         """Overlay fields of a finished run, {kind: (T+1, P, 2)} and 'points' (P, 2), of the
         field that moved its particles; 'difference' (learned − exact) for a learned field."""
-        config = result.config
         data, make_field = self._run_inputs(result)
-        path, _, exact = build(config, data)
-        field = exact if make_field is None else make_field(path, exact)
-        points = arrow_grid(config.extent, ARROWS)
-        times = torch.from_numpy(result.times)
-        arrows = field_frames(field, path, points, times, config.noise_level)
-        if json.loads(result.meta).get("field") in LEARNED and make_field is not None:
-            arrows["difference"] = difference_frames(field, exact, points, times)
-        arrows["points"] = points.numpy()
-        return arrows
+        learned = json.loads(result.meta).get("field") in LEARNED and make_field is not None
+        return run_overlay(result, ARROWS, data, make_field, difference=learned)
 
     def exact_of(self, result: RunResult):
         """The exact density of a finished run made without it, (T+1, H, W) float32."""
@@ -396,7 +388,8 @@ class FlowState(param.Parameterized):
 
     def a_at_noise(self) -> float:
         """a(1): how much of the data is left at the noise end (≈ 0 for a useful schedule)."""
-        return path_curves(path_of(self.config()), 2)["a"][-1].item()
+        path = path_of(self.config())
+        return float(path.coefficients(torch.tensor(1.0, dtype=torch.float64)).a)
 
 
 assert set(DATASET_LABELS) == set(DATASETS), "every data set needs a label in the app"

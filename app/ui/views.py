@@ -208,7 +208,7 @@ class FlowViews(pn.viewable.Viewer):
         img = fig.image(
             image="image", x=-4, y=-4, dw=8, dh=8, source=self.heat, color_mapper=mapper
         )
-        img.nonselection_glyph = None  # see STACK.md: it would keep showing frame 0
+        img.nonselection_glyph = None  # measured: it would keep showing frame 0
         bar = img.construct_color_bar(
             title="density / frame peak", width=10,
             formatter=CustomJSTickFormatter(code="return (tick / 255).toFixed(1);"),
