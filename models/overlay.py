@@ -68,18 +68,17 @@ def difference_frames(learned, exact, points: torch.Tensor, times) -> np.ndarray
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def run_overlay(result, n: int, data=None, make_field=None, difference: bool = False) -> dict:
-    """The overlay fields of a finished run (``models.run.simulate.RunResult``): {kind:
-    (T+1, P, 2)} of the field that moved its particles on an n x n grid of tails, 'points'
-    (P, 2), and with ``difference`` (a learned field) its difference from the exact field.
-
-    ``data`` and ``make_field`` are the run's own, as ``simulate`` took them.
+def run_overlay(result, n: int, difference: bool = False) -> dict:
+    """The overlay fields of a finished run (``models.run.result.RunResult``): {kind:
+    (T+1, P, 2)} of the field that moved its particles (``result.source``) on an n x n grid of
+    tails, 'points' (P, 2), and with ``difference`` (a learned field) its difference from the
+    exact field.
     """
     from models.run.simulate import build  # the run module imports nothing of this one
 
-    config = result.config
-    path, _, exact = build(config, data)
-    field = exact if make_field is None else make_field(path, exact)
+    config, make = result.config, result.source.make
+    path, _, exact = build(config, result.dataset)
+    field = exact if make is None else make(path, exact)
     points = arrow_grid(config.extent, n)
     times = torch.from_numpy(result.times)
     arrows = field_frames(field, path, points, times, config.noise_level)

@@ -148,15 +148,34 @@ def test_csv_with_header_or_bom_is_read(tmp_path, text):
 
 def test_metadata_records_the_solver_that_ran(tmp_path, capsys):
     out = tmp_path / "s.npz"
-    args = [*QUICK, "--solver", "heun", "--kind", "sde", "--eta", "0.5", "--direction", "forward"]
+    args = [*QUICK, "--kind", "sde", "--eta", "0.5", "--direction", "forward"]
     assert main([*args, "--out", str(out)]) == 0
     with np.load(out) as f:
         meta = json.loads(str(f["meta"]))
-    assert meta["solver"] == "euler-maruyama" and meta["solver_requested"] == "heun"
-    assert "euler-maruyama" in capsys.readouterr().err
+    assert meta["solver"] == "euler-maruyama" and meta["solver_requested"] == "euler"
+    assert main([*QUICK, "--solver", "heun", "--kind", "sde", "--direction", "forward",
+                 "--out", str(out)]) == 0  # fmt: skip
+    with np.load(out) as f:  # η = 1 forward: the exact transition, no solver steps
+        meta = json.loads(str(f["meta"]))
+    assert meta["solver"] == "exact-transition" and meta["solver_requested"] == "heun"
+    assert "exact-transition" in capsys.readouterr().err
     assert main([*QUICK, "--solver", "heun", "--out", str(out)]) == 0
     with np.load(out) as f:
         assert json.loads(str(f["meta"]))["solver"] == "heun"
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--solver", "heun", "--kind", "sde", "--eta", "0.5", "--direction", "forward"], "heun"),
+    (["--kind", "ode", "--eta", "0.5"], "--kind sde"),
+    (["--kind", "conditional", "--eta", "1"], "--kind sde"),
+])  # fmt: skip
+def test_one_noise_rule_settings_that_cannot_apply_are_refused(tmp_path, capsys, args, named):
+    """η is the SDE's alone and a solver without a stochastic form cannot step it: the same
+    rule as the app's controls (``models.run.config``), refused in one line, nothing written."""
+    out = tmp_path / "s.npz"
+    assert main([*QUICK, *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and named in err and not out.exists()
 
 
 def test_a_run_whose_particles_leave_the_view_says_why(tmp_path, capsys):

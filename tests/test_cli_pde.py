@@ -32,7 +32,9 @@ def test_pde_and_log_density_arrays_in_the_file(tmp_path):
         assert "pde_density" not in f and "log_density" not in f
 
 
-@pytest.mark.parametrize("extra", [["--kind", "sde"], ["--eta", "0.5"], ["--kind", "conditional"]])
+@pytest.mark.parametrize(
+    "extra", [["--kind", "sde"], ["--kind", "sde", "--eta", "0"], ["--kind", "conditional"]]
+)
 def test_log_density_refused_off_the_ode(tmp_path, capsys, extra):
     out = tmp_path / "run.npz"
     code = main(["sample", "--steps", "5", "--particles", "10", "--log-density", *extra,

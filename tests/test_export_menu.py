@@ -50,7 +50,8 @@ def test_cancel_and_failure_give_one_line_and_no_download():
     assert not menu.download.visible and menu.message.object == "Export cancelled."
     assert list(menu._folder.iterdir()) == []
     menu = menu_with_run(density_source="exact")
-    menu.state.result.exact_density = None  # a run without the density the page shows
+    # a run without the density the page shows
+    menu.state.result = menu.state.result.with_(exact_density=None)
     menu.format.value = "mp4"
     menu._start()
     menu.thread.join(60)

@@ -15,6 +15,7 @@ from models.accel.parallel import particle_blocks, run_in_blocks
 from models.learned.network import Architecture, LearnedField, build_network
 from models.run.config import RunConfig
 from models.run.nonfinite import NonFiniteRun
+from models.run.result import FieldSource
 from models.run.simulate import build, simulate
 from models.samplers import Cancelled, sample_euler, sample_heun, time_grid
 
@@ -182,7 +183,7 @@ def test_a_non_finite_split_run_is_refused_as_the_serial_run_is():
     messages = []
     for workers in (1, 2):
         with pytest.raises(NonFiniteRun) as info:
-            simulate(config, make_field=make_field, workers=workers)
+            simulate(config, source=FieldSource(make=make_field), workers=workers)
         messages.append(str(info.value))
     assert messages[0] == messages[1]
     assert "t = 0.48" in messages[0], messages[0]

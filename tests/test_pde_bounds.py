@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+from models.accel import split
 from models.pde import solver as pde
 from models.pde import work
-from models.run import simulate as simulate_module
 from models.run.config import RunConfig
 from models.run.simulate import simulate
 from models.samplers import Cancelled
@@ -91,7 +91,7 @@ def test_cancellation_is_polled_between_sub_steps(monkeypatch, beside):
     first = int(np.ceil(done["n"] / 3))
     k = 40
     if beside:  # the PDE in a thread beside the particles' (the server's runs)
-        monkeypatch.setattr(simulate_module, "worth_a_thread", lambda field, n: True)
+        monkeypatch.setattr(split, "worth_a_thread", lambda field, n: True)
     done["n"] = 0
     with pytest.raises(Cancelled):
         simulate(config, should_stop=lambda: done["n"] >= k, workers=2 if beside else 1)

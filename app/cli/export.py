@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.cli.options import add_field_options, add_meta, add_run_options, field_maker, run_config
+from app.cli.options import add_field_options, add_run_options, field_source, run_config
 
 # the paletted frames a GIF holds in memory while Pillow writes it, at one byte a pixel: the
 # process takes about 3x that (a 2048 px GIF of 101 frames, 870 MB of frames, took 2.7 GB).
@@ -82,11 +82,10 @@ def run_export(args) -> int:
     config, dataset = run_config(args)
     config = replace(config, log_density=args.shade)  # the shading is the carried density
     config.validate()
-    make_field, field_info = field_maker(args)
-    if args.overlay == "difference" and make_field is None:
+    source = field_source(args)
+    if args.overlay == "difference" and not source.learned:
         raise ValueError("--overlay difference (learned − exact velocity) needs --field learned")
-    result = simulate(config, dataset, make_field=make_field)
-    result.meta = add_meta(result.meta, field_info)
+    result = simulate(config, dataset, source=source)
     if fmt == "gif":  # a GIF holds every frame until it is written: bound that memory
         check_estimate(result, fmt, settings, GIF_FRAMES_BYTES)
     arrows = None
@@ -94,8 +93,7 @@ def run_export(args) -> int:
         from app.session.state import ARROWS
         from models.overlay import run_overlay
 
-        learned = make_field is not None  # --field learned
-        arrows = run_overlay(result, ARROWS, dataset, make_field, difference=learned)
+        arrows = run_overlay(result, ARROWS, difference=source.learned)
     path = export(result, fmt, args.out, settings, arrows=arrows)
     print(f"wrote {path}: {fmt}, {len(result.times)} frames")
     return 0

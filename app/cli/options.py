@@ -4,7 +4,6 @@ the run and field they describe."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 
 
@@ -155,18 +154,18 @@ def add_field_options(p) -> None:
     )  # fmt: skip
 
 
-def field_maker(args):
-    """``make_field`` for :func:`models.run.simulate.simulate`, or None for the exact field.
-
-    Returns (make_field, description for the run's metadata). Weights that are missing, bad or
-    trained for another process or schedule raise CheckpointError (exit code 2).
+def field_source(args):
+    """What moves the particles (a :class:`models.run.result.FieldSource`): the exact field, or
+    the weights ``--field learned`` names. Weights that are missing, bad or trained for another
+    process or schedule raise CheckpointError (exit code 2).
     """
     from models.learned.checkpoint import CheckpointError, check_matches, load, pretrained_path
+    from models.run.result import FieldSource, weights_digest
 
     if getattr(args, "field", "exact") == "exact":
         if getattr(args, "weights", None):
             raise ValueError("--weights needs --field learned")
-        return None, {"field": "exact"}
+        return FieldSource()
     weights = args.weights
     if weights is None:
         if args.points:
@@ -179,11 +178,7 @@ def field_maker(args):
         learned.labeler = exact
         return learned
 
-    info = {"field": "learned", "weights": weights, "architecture": arch.to_dict()}
-    info["trained_on"] = manifest.get("dataset")
-    return make_field, info
-
-
-def add_meta(meta: str, info: dict) -> str:
-    """The run's JSON metadata with the field description added."""
-    return json.dumps({**json.loads(meta), **info}, sort_keys=True)
+    details = {"architecture": arch.to_dict(), "trained_on": manifest.get("dataset")}
+    return FieldSource("learned", weights=str(weights), trained_steps=manifest.get("steps_done"),
+                       weights_hash=weights_digest(learned.net.parameters()), details=details,
+                       make=make_field)  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from app.cli.options import add_field_options, add_meta, add_run_options, field_maker, run_config
+from app.cli.options import add_field_options, add_run_options, field_source, run_config
 
 
 def add_sample(sub) -> None:
@@ -35,9 +35,7 @@ def run_sample(args) -> int:
     check_output(args.out)  # before computing: a bad path fails in a second, not after the run
     config, dataset = run_config(args)
     config.validate()
-    make_field, field_info = field_maker(args)
-    result = simulate(config, dataset, make_field=make_field)
-    result.meta = add_meta(result.meta, field_info)
+    result = simulate(config, dataset, source=field_source(args))
     with atomic_output(args.out) as tmp:
         write_npz(result, tmp)
     written = args.out
@@ -48,7 +46,7 @@ def run_sample(args) -> int:
         f"wrote {written}: {n} particles x {t_steps} steps, "
         f"t {result.times[0]:.3f} -> {result.times[-1]:.3f}"
     )
-    if config.solver == "heun" and config.solver_used != "heun":
+    if config.solver not in (config.solver_used, "euler"):  # a solver named, not the default
         print(f"flowscope: note: this run used {config.solver_used}, not --solver "
-              f"{config.solver} (Heun is for the ODE, eta = 0)", file=sys.stderr)  # fmt: skip
+              f"{config.solver} (its frames need no solver steps)", file=sys.stderr)  # fmt: skip
     return 0

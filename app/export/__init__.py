@@ -1,6 +1,6 @@
 """Export a run as the app shows it: MP4, GIF, a standalone HTML page, .npz or CSV.
 
-Every format is drawn from a finished :class:`models.run.simulate.RunResult` and display settings;
+Every format is drawn from a finished :class:`models.run.result.RunResult` and display settings;
 nothing is sampled again. ``export`` checks the destination first and writes atomically.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from app.export.bound import TooLarge as TooLarge  # what a bounded export raises
 from app.export.bound import bounded, check_estimate, check_written
 from app.output import atomic_output, check_output
-from models.run.simulate import RunResult
+from models.run.result import RunResult
 
 FORMATS = ("mp4", "gif", "html", "npz", "csv")
 DENSITY_SOURCES = ("particles", "pde", "exact")  # the app's density_source values

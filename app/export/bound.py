@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.run.simulate import RunResult
+from models.run.result import RunResult
 
 CSV_SAMPLE = 8  # frames formatted to estimate a CSV: row lengths vary with the positions
 

@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from models.run.simulate import RunResult
+from models.run.result import RunResult
 
-PROCESS = {"fm": "flow matching", "vp": "diffusion (VP)"}
+PROCESS = {"fm": "flow matching", "vp": "diffusion (VP)", "trig": "trigonometric path"}
 SOURCE = {"particles": "from particles", "exact": "exact p_t", "pde": "PDE on the grid"}
 INK = (51, 51, 51)
 
 
 def settings_text(result: RunResult) -> str:
-    """One line naming every setting that shaped the run (from its ``meta`` JSON)."""
-    m = json.loads(result.meta)
-    kind = m["kind"] if m["kind"] != "sde" else f"sde η={m['eta']:g}"
+    """One line naming every setting that shaped the run."""
+    c = result.config
+    kind = c.kind if c.kind != "sde" else f"sde η={c.noise_level:g}"
     parts = [
-        PROCESS.get(m["process"], m["process"]), m["dataset"], m["direction"], kind,
-        m["solver"], f"T={m['steps']}", f"N={m['particles']}", f"seed {m['seed']}",
+        PROCESS.get(c.process, c.process), c.dataset, c.direction, kind,
+        c.solver_used, f"T={c.steps}", f"N={c.particles}", f"seed {c.seed}",
     ]  # fmt: skip
-    if m["process"] == "vp":
-        parts.append(f"{m['schedule']} β {m['beta_min']:g}..{m['beta_max']:g}")
-    if m.get("field", "exact") != "exact":  # a learned run looks like an exact one
-        parts.append(f"{m['field']} field")
+    if c.process == "vp":
+        parts.append(f"{c.schedule} β {c.beta_min:g}..{c.beta_max:g}")
+    if result.source.kind != "exact":  # a learned run looks like an exact one
+        parts.append(f"{result.source.kind} field")
     return " · ".join(str(p) for p in parts)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.run.simulate import RunResult
+from models.run.result import RunResult
 
 CSV_HEADER = "frame,t,particle,x,y,label"
 

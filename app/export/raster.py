@@ -23,7 +23,7 @@ from bokeh.palettes import Inferno256
 from app.export.caption import Caption
 from app.export.overlays import SHADE_ALPHA, Arrows, Contours, shade_codes
 from app.ui.frames import LABEL_PALETTE, quantize
-from models.run.simulate import RunResult
+from models.run.result import RunResult
 
 # The same as app/ui/views.py (which imports Panel, too heavy for the command line);
 # tests/test_export_raster.py checks they agree.

@@ -1,9 +1,10 @@
 """Which field moves the particles: exact, learned (pretrained or trained here), exact of M points.
 
 GUI-free, like ``state.py``. :func:`resolve` turns the state's ``field`` choice into the
-``make_field`` hook of :func:`models.run.simulate.simulate`, a description for the run's metadata,
-and a one-line note when the choice cannot be honoured for these settings, in which case the run
-uses the exact field (the rule, also in the ``field`` parameter's doc):
+:class:`models.run.result.FieldSource` that :func:`models.run.simulate.simulate` moves the
+particles with (the field's maker and what it is), and a one-line note when the choice cannot
+be honoured for these settings, in which case the run uses the exact field (the rule, also in
+the ``field`` parameter's doc):
 
 - *pretrained*: the shipped weights of the data set and process. Only built-in data sets have
   them, and VP weights exist for the schedule they were trained on (linear, β 0.1..20):
@@ -26,6 +27,7 @@ from models.evaluation.memorization import training_points
 from models.fields import ExactField
 from models.learned.checkpoint import CheckpointError, check_matches, load, pretrained_path
 from models.learned.network import Architecture, FieldMLP, LearnedField
+from models.run.result import FieldSource, weights_digest
 
 FIELDS = {
     "exact": "exact",
@@ -33,7 +35,6 @@ FIELDS = {
     "learned (trained here)": "trained",
     "exact of the M training points": "exact_m",
 }
-LEARNED = ("pretrained", "trained")
 TRAIN_SEED = 0  # the training set of M points and the network's initial weights
 # The exact field of M points is the empirical distribution's: components of (almost) zero width,
 # so reverse runs land on the points themselves (a width of 0 would divide by zero at t = 0).
@@ -75,13 +76,13 @@ def _pretrained(state, cache: dict):
     name = pretrained_path(state.dataset, state.process)
     if name not in cache:
         field, arch, manifest = load(name)  # refused with one line if missing or bad
-        cache[name] = (arch, manifest, field.net)
-    arch, manifest, net = cache[name]
+        cache[name] = (arch, manifest, field.net, weights_digest(field.net.parameters()))
+    arch, manifest, net, digest = cache[name]
     check_matches(arch, state.process, state.schedule, state.beta_min, state.beta_max,
                   f"the pretrained {state.dataset} {state.process.upper()} weights")  # fmt: skip
-    info = {"field": "pretrained", "weights": name.split("/")[-1],
-            "trained_steps": manifest.get("steps_done")}  # fmt: skip
-    return _learned(net, arch), info
+    return FieldSource("pretrained", weights=name.split("/")[-1], weights_hash=digest,
+                       trained_steps=manifest.get("steps_done"),
+                       make=_learned(net, arch))  # fmt: skip
 
 
 def _trained(state):
@@ -96,9 +97,9 @@ def _trained(state):
     if model.dataset != state.dataset or not same_points:
         raise ValueError(f"the weights trained here are for the data set {model.dataset}, "
                          "not the current one: train again")  # fmt: skip
-    info = {"field": "trained", "trained_steps": model.steps, "train_size": model.train_size,
-            "ot": model.ot}  # fmt: skip
-    return _learned(model.net, model.arch), info
+    return FieldSource("trained", weights_hash=weights_digest(model.net.parameters()),
+                       trained_steps=model.steps, train_size=model.train_size, ot=model.ot,
+                       make=_learned(model.net, model.arch))  # fmt: skip
 
 
 def _exact_m(state, data: Dataset, device: str):
@@ -112,20 +113,20 @@ def _exact_m(state, data: Dataset, device: str):
     def make_field(path, exact):
         return ExactField(path, reference, device=device)
 
-    return make_field, {"field": "exact_m", "train_size": m}
+    return FieldSource("exact_m", train_size=m, make=make_field)
 
 
-def resolve(state, data: Dataset, cache: dict):
-    """(make_field or None, info for the run's metadata, note or "") for ``state.field``."""
+def resolve(state, data: Dataset, cache: dict) -> tuple[FieldSource, str]:
+    """(what moves the particles, note or "") for ``state.field``."""
     choice = state.field
     try:
         if choice == "pretrained":
-            return (*_pretrained(state, cache), "")
+            return _pretrained(state, cache), ""
         if choice == "trained":
-            return (*_trained(state), "")
+            return _trained(state), ""
         if choice == "exact_m":
-            return (*_exact_m(state, data, state.device), "")
+            return _exact_m(state, data, state.device), ""
     except ValueError as exc:  # CheckpointError is one: a bad or mismatched weights file
         text = str(exc).strip().splitlines()[0]
-        return None, {"field": "exact", "field_asked": choice}, f"{text}; showing the exact field."
-    return None, {"field": "exact"}, ""
+        return FieldSource("exact", asked=choice), f"{text}; showing the exact field."
+    return FieldSource(), ""

@@ -123,17 +123,13 @@ class Recomputer(param.Parameterized):
             self.request()
 
     def _exact_if_needed(self, *_events) -> None:
-        """Compute the exact density of the shown run, once, when the page asks for it; the
-        particles stay as they are (a display setting does not rerun the particles)."""
+        """Add the exact density to the shown run, once, when the page asks for it: a new run
+        value with the same particles (a display setting does not rerun the particles)."""
         result = self.state.result
         if not self.state.wants_exact or result is None or result.exact_density is not None:
             return
-
-        def apply(run, exact) -> None:
-            run.exact_density = exact
-            self.state.exact_ready += 1
-
-        self._for_shown_run("the exact density", self.state.exact_of, apply)
+        self._for_shown_run("the exact density", self.state.with_exact,
+                            lambda _run, run: setattr(self.state, "result", run))  # fmt: skip
 
     def _arrows_if_needed(self, *_events) -> None:
         """Compute the overlay fields of the shown run, once, when an overlay asks for them."""
@@ -146,7 +142,8 @@ class Recomputer(param.Parameterized):
     def _for_shown_run(self, what: str, compute, apply) -> None:
         """Compute something more of the run on screen (its overlay fields, its exact density):
         once per run, in a compute turn, off the session thread; ``apply(run, value)`` on the
-        session thread only if that run is still shown (a newer run brings its own)."""
+        session thread only if that run's particles are still shown (a newer run brings its
+        own; the same run with its exact density added is still the same run)."""
         result = self.state.result
         if self._extra_for.get(what) is result:
             return  # already on its way
@@ -156,7 +153,7 @@ class Recomputer(param.Parameterized):
     def _work_extra(self, what: str, result, compute, apply) -> None:
         try:
             with TURNS.turn():
-                shown = self.state.result is result  # else superseded while it waited
+                shown = self._shown(result)  # else superseded while it waited
                 value = compute(result) if shown else None
         except Exception as exc:
             log.exception("%s failed", what)
@@ -169,8 +166,12 @@ class Recomputer(param.Parameterized):
     def _extra_done(self, what: str, result, then) -> None:
         if self._extra_for.get(what) is result:  # a late answer for an older run keeps the mark
             self._extra_for[what] = None
-        if then is not None and self.state.result is result:
+        if then is not None and self._shown(result):
             then()
+
+    def _shown(self, result) -> bool:
+        """Whether the views show ``result``'s particles (it, or it with more added)."""
+        return result is not None and result.same_particles(self.state.result)
 
     def _fail(self, generation: int, exc: Exception) -> None:
         if not self._current(generation):

@@ -6,21 +6,20 @@ or Bokeh, so it is tested by setting parameters and reading arrays.
 
 from __future__ import annotations
 
-import json
 import os
-import weakref
 from dataclasses import replace
 
 import param
 import torch
 
-from app.session.fields import FIELDS, LEARNED, TRAIN_SEED, TrainedModel, resolve
+from app.session.fields import FIELDS, TRAIN_SEED, TrainedModel, resolve
 from models.datasets import DATASETS, Points, make_dataset
 from models.evaluation.memorization import memorization_delta, memorized_share, training_points
 from models.overlay import run_overlay
 from models.paths import path_curves
-from models.run.config import MAX_PARTICLES, RunConfig
-from models.run.simulate import RunResult, exact_frames, path_of, simulate
+from models.run.config import MAX_PARTICLES, RunConfig, noise_level, solver_applies
+from models.run.result import Memorization, RunResult
+from models.run.simulate import exact_frames, path_of, simulate
 from models.schedules import make_schedule
 
 DATASET_LABELS = {
@@ -73,8 +72,10 @@ class FlowState(param.Parameterized):
     # --- what is computed -------------------------------------------------------------------
     process = param.Selector(
         default="fm",
-        objects={"flow matching": "fm", "diffusion (VP)": "vp"},
-        doc="Gaussian path: linear flow matching (a = 1 − t, b = t) or VP diffusion from β(t)",
+        objects={"flow matching": "fm", "diffusion (VP)": "vp", "trigonometric": "trig"},
+        doc="Gaussian path: linear flow matching (a = 1 − t, b = t), VP diffusion from β(t), "
+        "or the trigonometric path (a = cos(πt/2), b = sin(πt/2): variance preserving, a "
+        "flow-matching path on a quarter circle)",
     )
     dataset = param.Selector(
         default="8gaussians",
@@ -190,9 +191,6 @@ class FlowState(param.Parameterized):
         "no overlay has been asked for",
     )
     notice = param.String(default="", doc="A message for the user (bad input, a dropped value)")
-    exact_ready = param.Integer(
-        default=0, doc="Bumped when the exact density of the run on screen lands after the run"
-    )
     trained = param.ClassSelector(
         class_=TrainedModel, default=None, allow_None=True,
         doc="The weights trained in this session so far (published by the Train panel's job)",
@@ -203,8 +201,6 @@ class FlowState(param.Parameterized):
         self._exact_cache: dict = {}
         self._weights_cache: dict = {}  # pretrained weights read by this session
         self._train_sets: dict = {}  # (data set, points id, M) → (training points, δ)
-        # id → (run, its data set, its make_field): the overlay evaluates the run's own field
-        self._run_data: dict[int, tuple] = {}
 
     def user_dataset(self) -> Points | None:
         """The data set object of the current settings when it is the user's points."""
@@ -216,18 +212,18 @@ class FlowState(param.Parameterized):
 
     @property
     def noise_level(self) -> float:
-        """η used by the run: the slider for the SDE, 0 for the ODE."""
-        return float(self.eta) if self.uses_eta else 0.0
+        """η used by the run (``models.run.config.noise_level``: the slider's for the SDE)."""
+        return noise_level(self.kind, self.eta)
 
     @property
     def uses_eta(self) -> bool:
-        """Whether η shapes the run: the SDE's only (the others run with η = 0)."""
-        return self.kind == "sde"
+        """Whether η shapes the run: ``noise_level`` decides, asked with two values."""
+        return noise_level(self.kind, 0.0) != noise_level(self.kind, 1.0)
 
     @property
     def uses_betas(self) -> bool:
         """Whether β_min, β_max shape the run: ``make_schedule`` decides, asked with two pairs."""
-        return self.process == "vp" and (  # flow matching has no β(t)
+        return self.process == "vp" and (  # the flow-matching paths have no β(t)
             make_schedule(self.schedule, 0.0, 2.0) != make_schedule(self.schedule, 1.0, 3.0)
         )
 
@@ -254,7 +250,7 @@ class FlowState(param.Parameterized):
                 f"N = {config.particles:,} (fewer steps allow more particles; the command line "
                 f"runs up to {MAX_PARTICLES:,} at any number of steps).")  # fmt: skip
         notes.extend(result.warnings)  # from the run: left the view, points outside, field
-        if self.overlay == "difference" and json.loads(result.meta).get("field") not in LEARNED:
+        if self.overlay == "difference" and not result.source.learned:
             notes.append(DIFFERENCE_NEEDS_LEARNED)
         if self.shade and self.kind != "ode":
             notes.append(
@@ -267,15 +263,17 @@ class FlowState(param.Parameterized):
     def wants_exact(self) -> bool:
         """Whether the exact density is shown, as the heatmap or as contours. Runs compute it
         only then (for a 512-component data set it was a third of a recompute); switching it
-        on computes it for the run on screen (:meth:`exact_of`) without rerunning it."""
+        on computes it for the run on screen (:meth:`with_exact`) without rerunning it."""
         return self.density_source == "exact" or self.contours
 
     def config(self) -> RunConfig:
-        """The run these settings describe (Heun applies to η = 0 only)."""
+        """The run these settings describe. A solver that cannot step it (no stochastic form,
+        at η > 0: ``solver_applies``) gives way to Euler–Maruyama; its control is disabled."""
         eta = self.noise_level
+        solver = self.solver if solver_applies(self.solver, eta) else "euler"
         return RunConfig(
             process=self.process, dataset=self.dataset, direction=self.direction, kind=self.kind,
-            eta=eta, solver=self.solver if eta == 0 else "euler", steps=self.steps,
+            eta=eta if self.uses_eta else None, solver=solver, steps=self.steps,
             particles=self.particles_allowed, seed=self.seed, schedule=self.schedule,
             beta_min=self.beta_min, beta_max=self.beta_max, n_reference=APP_REFERENCE,
             resolution=APP_RESOLUTION, device=self.device, pde=self.density_source == "pde",
@@ -292,24 +290,14 @@ class FlowState(param.Parameterized):
         data, config, m = self.user_dataset(), self.config(), self.train_size
         train_key = (self.dataset, None if self.points is None else hash(self.points.tobytes()), m)
         dataset = data if data is not None else make_dataset(self.dataset)
-        make_field, info, note = resolve(self, dataset, self._weights_cache)
+        source, note = resolve(self, dataset, self._weights_cache)
         result = simulate(config, dataset=data, should_stop=should_stop,
-                          exact_cache=self._exact_cache, make_field=make_field,
+                          exact_cache=self._exact_cache, source=source,
                           workers=run_workers())  # fmt: skip
-        info.update(self._memorization(result, dataset, m, train_key))
-        result.meta = json.dumps({**json.loads(result.meta), **info}, sort_keys=True)
-        if note:
-            result.warnings = (*result.warnings, note)
-        # the data and field of the runs still alive (shown or publishing), for their overlay
-        # fields and exact density later; a weak reference, so no run outlives its use here
-        self._run_data = {k: v for k, v in self._run_data.items() if v[0]() is not None}
-        self._run_data[id(result)] = (weakref.ref(result), data, make_field)
+        readout = self._memorization(result, dataset, m, train_key)
+        warnings = (*result.warnings, note) if note else result.warnings
+        result = result.with_(memorization=readout, warnings=warnings)
         return result, (self.field_arrows(result) if self.overlay != "none" else None)
-
-    def _run_inputs(self, result: RunResult) -> tuple:
-        """(user data set or None, make_field or None) of a run computed by this state."""
-        ref, data, make_field = self._run_data.get(id(result), (None, None, None))
-        return (data, make_field) if ref is not None and ref() is result else (None, None)
 
     @param.depends("overlay", watch=True)
     def _difference_needs_learned(self) -> None:
@@ -318,7 +306,7 @@ class FlowState(param.Parameterized):
         result = self.result
         if result is None:
             return
-        exact = json.loads(result.meta).get("field") not in LEARNED
+        exact = not result.source.learned
         if (self.overlay == "difference" and exact) or DIFFERENCE_NEEDS_LEARNED in self.notice:
             self.notice = self.run_notice(result)
 
@@ -332,50 +320,48 @@ class FlowState(param.Parameterized):
             self._train_sets = {key: (points, memorization_delta(points))}  # keep one
         return self._train_sets[key]
 
-    def _memorization(self, result: RunResult, dataset, m: int, key) -> dict:
+    def _memorization(self, result: RunResult, dataset, m: int, key) -> Memorization | None:
         """The memorization readout of a generating run (reverse ODE or SDE) with M ≥ 2."""
         config = result.config
         train = self.training_set(dataset, m, key)
         if train is None or config.direction != "reverse" or config.kind == "conditional":
-            return {}
+            return None
         points, delta = train
         share = memorized_share(torch.from_numpy(result.trajectories[-1]), points, delta)
-        return {"memorized": round(share, 4), "memorization_delta": round(delta, 5),
-                "memorization_m": m}  # fmt: skip
+        return Memorization(share, delta, m)
 
     def memorization_text(self, result: RunResult | None = None) -> str:
         """The readout of a run as one line ("" when it has none)."""
         result = result if result is not None else self.result
-        meta = json.loads(result.meta) if result is not None else {}
-        if "memorized" not in meta:
+        if result is None or result.memorization is None:
             return ""
-        name = {v: k for k, v in FIELDS.items()}[meta["field"]]
-        m = meta["memorization_m"]
+        readout, source = result.memorization, result.source
+        name = {v: k for k, v in FIELDS.items()}[source.kind]
+        m = readout.m
         # only "exact of M" and a network trained here on those M points have seen them
-        seen = meta["field"] == "exact_m" or (
-            meta["field"] == "trained" and meta.get("train_size") == m
-        )
+        seen = source.kind == "exact_m" or (source.kind == "trained" and source.train_size == m)
         points = (
             f"the M = {m:,} points it was built from"
             if seen
             else f"M = {m:,} points drawn as a training set (this field never saw them)"
         )
-        return (f"Memorization ({name} field): {100 * meta['memorized']:.1f} % of the "
-                f"generated samples lie within δ = {meta['memorization_delta']:.3g} of one of "
+        return (f"Memorization ({name} field): {100 * readout.share:.1f} % of the "
+                f"generated samples lie within δ = {readout.delta:.3g} of one of "
                 f"{points} (δ = ¼ of their median spacing; samples independent of them give "
                 "a few %).")  # fmt: skip
 
     def field_arrows(self, result: RunResult) -> dict:
         """Overlay fields of a finished run, {kind: (T+1, P, 2)} and 'points' (P, 2), of the
         field that moved its particles; 'difference' (learned − exact) for a learned field."""
-        data, make_field = self._run_inputs(result)
-        learned = json.loads(result.meta).get("field") in LEARNED and make_field is not None
-        return run_overlay(result, ARROWS, data, make_field, difference=learned)
+        return run_overlay(result, ARROWS, difference=result.source.learned)
 
-    def exact_of(self, result: RunResult):
-        """The exact density of a finished run made without it, (T+1, H, W) float32."""
-        data, _ = self._run_inputs(result)
-        return exact_frames(result.config, result.times, data, self._exact_cache)
+    def with_exact(self, result: RunResult) -> RunResult:
+        """The run with its exact density (T+1, H, W) float32: the same run if it has it, else
+        a new value with the same particles (made without it: ``wants_exact`` was off)."""
+        if result.exact_density is not None:
+            return result
+        exact = exact_frames(result.config, result.times, result.dataset, self._exact_cache)
+        return result.with_(exact_density=exact)
 
     def recompute(self) -> None:
         """Compute synchronously and publish with one ``param.update`` (watchers fire once)."""

@@ -15,7 +15,7 @@ import contourpy
 import numpy as np
 from bokeh.palettes import Category10_10
 
-from models.run.simulate import RunResult
+from models.run.result import RunResult
 
 CONTOUR_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)  # fractions of each frame's peak density
 ARROW_CELLS = 0.9  # the longest (90th percentile) arrow spans this many grid cells

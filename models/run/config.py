@@ -6,7 +6,6 @@ line, the app and the exports all ask it.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 
@@ -26,6 +25,23 @@ MAX_PARTICLES = 50_000
 MAX_GRID_CELLS = 1001 * 256 * 256
 KINDS = ("ode", "sde", "conditional")
 DIRECTIONS = ("forward", "reverse")
+# Solvers with a stochastic form: at η > 0 Euler is Euler–Maruyama; the others are for the ODE.
+STOCHASTIC_SOLVERS = ("euler",)
+
+
+# --- the rules every caller asks (the command line, the app's state and its controls) ------
+def noise_level(kind: str, eta: float | None) -> float:
+    """η a run uses: the SDE's (1, Anderson's reverse SDE, unless given); the ODE and the
+    conditional paths have no noise (η = 0), whatever ``eta`` says."""
+    if kind != "sde":
+        return 0.0
+    return 1.0 if eta is None else float(eta)
+
+
+def solver_applies(solver: str, eta: float) -> bool:
+    """Whether ``solver`` can step a run of noise level η: every solver integrates the ODE
+    (η = 0); at η > 0 only those with a stochastic form."""
+    return eta == 0 or solver in STOCHASTIC_SOLVERS
 
 
 @dataclass
@@ -36,7 +52,7 @@ class RunConfig:
     dataset: str = "8gaussians"
     direction: str = "reverse"
     kind: str = "ode"
-    eta: float | None = None  # None: 0 for ode, 1 for sde
+    eta: float | None = None  # the SDE's η (None: 1); see noise_level
     solver: str = "euler"
     steps: int = 100
     particles: int = 2000
@@ -60,10 +76,8 @@ class RunConfig:
 
     @property
     def noise_level(self) -> float:
-        """η actually used: the explicit one, else 0 for the ODE and 1 for the SDE."""
-        if self.eta is not None:
-            return float(self.eta)
-        return 1.0 if self.kind == "sde" else 0.0
+        """η the run uses (:func:`noise_level`)."""
+        return noise_level(self.kind, self.eta)
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message for any bad setting."""
@@ -86,7 +100,15 @@ class RunConfig:
                 1 <= self.particles <= MAX_PARTICLES,
                 f"particles must be in 1..{MAX_PARTICLES}, got {self.particles}",
             ),
-            (0 <= self.noise_level <= 1, f"eta must be in [0, 1], got {self.noise_level}"),
+            (
+                self.eta is None or 0 <= self.eta <= 1,
+                f"eta must be in [0, 1], got {self.eta}",
+            ),
+            (
+                self.kind == "sde" or not self.eta,
+                f"eta is the SDE's noise level; kind {self.kind} runs without noise "
+                f"(for eta {self.eta}, use --kind sde)",
+            ),
             (self.beta_min >= 0, f"beta-min must be >= 0, got {self.beta_min}"),
             (
                 self.beta_min <= self.beta_max,
@@ -108,14 +130,10 @@ class RunConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
-        if (
-            self.kind == "sde"
-            and self.direction == "reverse"
-            and self.solver == "heun"
-            and self.noise_level > 0
-        ):
+        if self.solver_used == "euler-maruyama" and not solver_applies(self.solver, 1.0):
             raise ValueError(
-                "the heun solver is for the ODE (eta = 0); use --solver euler for the SDE"
+                f"the {self.solver} solver has no stochastic form (it integrates the ODE, "
+                "eta = 0); use --solver euler for the SDE"
             )
         if self.log_density and (self.kind != "ode" or self.noise_level != 0):
             raise ValueError(
@@ -127,11 +145,11 @@ class RunConfig:
 
     @property
     def solver_used(self) -> str:
-        """The integrator this run actually uses (see :func:`trajectories`).
+        """The integrator this run uses (``models.run.simulate.trajectories`` runs it).
 
         Conditional paths are closed-form; the forward SDE at η = 1 uses the exact Gaussian
-        transition; any other η > 0 steps Euler–Maruyama whatever ``solver`` says (Heun is for
-        the ODE).
+        transition; any other η > 0 steps Euler–Maruyama (the stochastic form of Euler;
+        :meth:`validate` refuses a solver without one).
         """
         eta = self.noise_level
         if self.kind == "conditional":
@@ -142,9 +160,10 @@ class RunConfig:
             return "euler-maruyama"
         return self.solver
 
-    def to_json(self) -> str:
-        """Every setting as JSON; ``solver`` is what ran, ``solver_requested`` what was asked."""
+    def to_dict(self) -> dict:
+        """Every setting; ``eta`` is the one used, ``solver`` what ran, ``solver_requested``
+        what was asked."""
         d = asdict(self)
         d["eta"] = self.noise_level
         d["solver_requested"], d["solver"] = self.solver, self.solver_used
-        return json.dumps(d, sort_keys=True)
+        return d
