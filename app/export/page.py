@@ -13,14 +13,15 @@ from pathlib import Path
 from bokeh.document import Document
 from bokeh.embed import file_html
 from bokeh.layouts import column, row
-from bokeh.models import CustomJS, Div, Slider, Toggle
+from bokeh.models import Div, Slider, Toggle
 from bokeh.resources import Resources
 
 from app.export import ExportSettings
 from app.export.caption import settings_text
 from app.session.state import FlowState
-from app.ui.views import RENDER_JS, FlowViews
-from models.run.simulate import RunResult
+from app.ui import client
+from app.ui.views import FlowViews
+from models.run.result import RunResult
 
 
 class InlineCore(Resources):
@@ -36,19 +37,6 @@ class InlineCore(Resources):
 
 
 PLAYING, PAUSED = "❚❚ pause", "▶ play"
-# Starts or stops the page's one timer; each tick moves the slider, whose callback draws.
-PLAY_JS = """
-if (window.flowscope_timer) {
-  clearInterval(window.flowscope_timer);
-  window.flowscope_timer = null;
-}
-if (toggle.active) {
-  window.flowscope_timer = setInterval(() => {
-    slider.value = slider.value >= slider.end ? slider.start : slider.value + 1;
-  }, interval);
-}
-toggle.label = toggle.active ? playing : paused;
-"""
 
 
 def page_views(result: RunResult, settings: ExportSettings, arrows: dict | None) -> FlowViews:
@@ -74,19 +62,18 @@ def standalone_html(result: RunResult, settings: ExportSettings, arrows: dict | 
     slider = Slider(start=0, end=max(last, 1), value=0, step=1, title="frame",
                     width=max(2 * size - 20, 200), disabled=last == 0)  # fmt: skip
     toggle = Toggle(label=PLAYING, active=last > 0, width=100, name="play")
-    args = views._js_args()
-    draw = CustomJS(args=args, code="const frame = cb_obj.value;" + RENDER_JS)
-    slider.js_on_change("value", draw)
+    args = views.js_args()
+    slider.js_on_change("value", client.draw(args, "cb_obj.value"))
     play = {"slider": slider, "toggle": toggle, "interval": round(1000 / fps),
             "playing": PLAYING, "paused": PAUSED}  # fmt: skip
-    toggle.js_on_change("active", CustomJS(args=play, code=PLAY_JS))
+    toggle.js_on_change("active", client.callback("play", **play))
     note = Div(text=settings_text(result), render_as_text=True, styles={"color": "#555"})
     doc = Document()
     doc.add_root(column(row(views.particle_fig, views.density_fig), row(toggle, slider), note))
     # first paint, then play (render.js may return early, so it goes last)
     doc.js_on_event(
         "document_ready",
-        CustomJS(args={**args, **play}, code=PLAY_JS + "const frame = 0;" + RENDER_JS),
+        client.draw({**args, **play}, "0", before=("play",)),
     )
     return file_html(doc, InlineCore(mode="inline"), title="flowscope: " + settings_text(result))
 

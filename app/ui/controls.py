@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import panel as pn
 
 from app.session.state import FlowState
 
 # The page's one listener that makes a checkbox's text click like its box.
-LABEL_CLICKS_JS = (Path(__file__).parent / "static" / "label_clicks.js").read_text()
 
 
 # Panel holds a widget's browser events for 50 ms (``Syncable._debounce``) to batch them. A
@@ -71,8 +68,9 @@ def sidebar(state: FlowState, data_panel=None) -> pn.Column:
     })  # fmt: skip
     seed = seed_input(state)
     fm_note = pn.pane.Markdown(
-        "Flow matching has no β(t): its path is a = 1 − t, b = t, the same for every schedule. "
-        "Switch to diffusion (VP) to shape the noise schedule.",
+        "This path has no β(t): flow matching is a = 1 − t, b = t and the trigonometric path "
+        "a = cos(πt/2), b = sin(πt/2), the same for every schedule. Switch to diffusion (VP) "
+        "to shape the noise schedule.",
         styles={"font-size": "12px", "color": "#555"},
     )
     display = _group(state, "Display",

@@ -10,13 +10,12 @@ leaves the data set, the run and the view exactly as they were.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import panel as pn
 import param
 import torch
-from bokeh.models import ColumnDataSource, CustomJS, FreehandDrawTool
+from bokeh.models import ColumnDataSource, FreehandDrawTool
 
 from app.session.state import FlowState
 from app.session.userdata import (
@@ -28,45 +27,9 @@ from app.session.userdata import (
     points_csv,
     stroke_points,
 )
+from app.ui import client
 from models.datasets import make_dataset
 from models.pointfiles import read_points
-
-COMMIT_STROKE = """
-if (!tool.active) { return; }
-let xs = null, ys = null;
-if (cb_obj.event_name === 'tap') { xs = [cb_obj.x]; ys = [cb_obj.y]; }
-else {
-  const n = strokes.data.xs.length;
-  if (!n) { return; }
-  xs = Array.from(strokes.data.xs[n - 1]); ys = Array.from(strokes.data.ys[n - 1]);
-}
-committed.data = {xs: [xs], ys: [ys]};
-// after the tool's own pan-end handler, which would put the stroke back
-setTimeout(() => { strokes.data = {xs: [], ys: []}; }, 0);
-"""
-
-# Once the page has loaded (``DataPanel.on_page_ready``):
-# - Bokeh calls a pointer held still for 300 ms a "press" and ignores the moves that follow
-#   it, so a stroke begun after a short pause was silently lost. Nothing here uses press
-#   gestures (a held click becomes a tap), so the page does not wait for one: 1e9 ms, under
-#   setTimeout's 2³¹ ms cap (beyond it, it would fire at once). Bokeh internals: if they move,
-#   drawing works as before.
-# - The draw tool switched on or off in the toolbar (the pan tool takes the drag back) shows
-#   in the sidebar's toggle, which otherwise switches the tool (``tool.active``, JS only).
-ON_PAGE_READY = """
-try { Bokeh.require("core/ui_gestures").UIGestures.press_threshold = 1e9; }
-catch (e) { /* another Bokeh: keep its gestures */ }
-const toggle = [...tool.document.all_models].find(
-  (m) => m.css_classes !== undefined && m.css_classes.includes("flowscope-draw"));
-if (toggle !== undefined) {
-  tool.connect(tool.properties.active.change, () => {
-    if (toggle.active !== tool.active) { toggle.active = tool.active; }
-  });
-}
-"""
-
-
-UPLOAD_GUARD = (Path(__file__).parent / "static" / "upload_guard.js").read_text()
 
 # A text pane's <pre> keeps its lines whole, and the sidebar cut them at its edge: wrap them.
 # (A style on the pane reaches only its outer element, not the <pre> in its shadow root.)
@@ -95,8 +58,8 @@ class DataPanel(pn.viewable.Viewer):
         self.tool = FreehandDrawTool(renderers=[line], num_objects=0,
                                      description="Draw your own data")  # fmt: skip
         figure.add_tools(self.tool)
-        commit = CustomJS(args=dict(tool=self.tool, strokes=self._strokes,
-                                    committed=self._committed), code=COMMIT_STROKE)  # fmt: skip
+        commit = client.callback("commit_stroke", tool=self.tool, strokes=self._strokes,
+                                 committed=self._committed)  # fmt: skip
         figure.js_on_event("panend", commit)
         figure.js_on_event("tap", commit)
         self._committed.on_change("data", self._on_stroke)
@@ -104,7 +67,7 @@ class DataPanel(pn.viewable.Viewer):
                                       button_style="outline", sizing_mode="stretch_width",
                                       css_classes=["flowscope-draw"])  # fmt: skip
         # in the browser: the toolbar keeps one drag tool active (the pan tool goes off)
-        self.draw.jscallback(value="tool.active = cb_obj.active;", args={"tool": self.tool})
+        self.draw.jscallback(value=client.script("draw_toggle"), args={"tool": self.tool})
         self.upload = pn.widgets.FileInput(accept=".csv,.txt,.npy,.npz", multiple=False,
                                            sizing_mode="stretch_width",
                                            css_classes=["flowscope-upload"])  # fmt: skip
@@ -128,12 +91,13 @@ class DataPanel(pn.viewable.Viewer):
         self._describe()
 
     def on_page_ready(self, doc) -> None:
-        """Register the page-side setup of drawing (``ON_PAGE_READY``) with a served document."""
-        doc.js_on_event("document_ready", CustomJS(args={"tool": self.tool}, code=ON_PAGE_READY))
+        """Register the page-side setup of drawing (``drawing_ready.js``) with a served
+        document."""
+        doc.js_on_event("document_ready", client.callback("drawing_ready", tool=self.tool))
         doc.add_root(self._refused)  # nothing in the layout holds it: the document must
         doc.js_on_event(
             "document_ready",
-            CustomJS(args={"refused": self._refused, "limit": MAX_UPLOAD_BYTES}, code=UPLOAD_GUARD),
+            client.callback("upload_guard", refused=self._refused, limit=MAX_UPLOAD_BYTES),
         )
 
     # --- changes to the data set ------------------------------------------------------------

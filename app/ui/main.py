@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 import panel as pn
 import param
-from bokeh.models import CustomJS
 from panel.io.document import unlocked
 from panel.io.state import set_curdoc
 from tornado.ioloop import IOLoop
@@ -30,14 +29,15 @@ from app.session.url import (
     read_url_values,
 )
 from app.session.userdata import LINK_MAX_POINTS, decode_points, encode_points
-from app.ui.controls import LABEL_CLICKS_JS, playback_controls, sidebar
+from app.ui import client
+from app.ui.controls import playback_controls, sidebar
 from app.ui.data_panel import DataPanel
 from app.ui.export_menu import ExportMenu
 from app.ui.math_panel import MathPanel
 from app.ui.notice import Notice
 from app.ui.schedule_plot import SchedulePlot
 from app.ui.train_panel import TrainPanel
-from app.ui.views import RENDER_JS, FlowViews
+from app.ui.views import FlowViews
 
 pn.extension("katex", notifications=False)
 guard_panel_query_parsing()
@@ -274,10 +274,9 @@ def create_app(**settings) -> pn.viewable.Viewable:
 
     doc = pn.state.curdoc
     if doc is not None:
-        first_paint = CustomJS(args=views._js_args(), code="const frame = 0;" + RENDER_JS)
-        doc.js_on_event("document_ready", first_paint)
+        doc.js_on_event("document_ready", client.draw(views.js_args(), "0"))  # first paint
         doc.js_on_event("document_ready", views.fit_to_window())
-        doc.js_on_event("document_ready", CustomJS(code=LABEL_CLICKS_JS))
+        doc.js_on_event("document_ready", client.callback("label_clicks"))
         if doc.session_context is not None:
             pn.state.on_session_destroyed(lambda _ctx: runner.shutdown())
             pn.state.on_session_destroyed(lambda _ctx: export_menu.cancel_and_clean())

@@ -7,8 +7,6 @@ client-side, so playback sends no frame data over the websocket.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import panel as pn
 import param
 from bokeh.models import (
@@ -26,6 +24,7 @@ from bokeh.palettes import Inferno256
 from bokeh.plotting import figure
 
 from app.session.state import ARROWS, FlowState
+from app.ui import client
 from app.ui.frames import (
     LABEL_PALETTE,
     pack_arrows,
@@ -35,8 +34,6 @@ from app.ui.frames import (
     positions_fine_enough,
 )
 
-RENDER_JS = (Path(__file__).parent / "static" / "render.js").read_text()
-FIT_JS = (Path(__file__).parent / "static" / "fit_views.js").read_text()
 # Inner plotting area of each view, in pixels: FRAME where the window has room, down to
 # SMALLEST in a narrow one (a projector's 1024 pixels), always square (static/fit_views.js).
 FRAME, SMALLEST = 400, 240
@@ -132,7 +129,6 @@ class FlowViews(pn.viewable.Viewer):
         self.state.param.watch(self._push_shade, ["shade", "result"])
         self.state.param.watch(self._push_shown, ["density_source", "overlay"])
         self.state.param.watch(self._push_contours, ["contours"])
-        self.state.param.watch(self._push_exact, ["exact_ready"])
         self.state.param.watch(self._push_player, ["fps", "loop"])
         self._push_player()
         if self.state.result is not None:
@@ -175,19 +171,11 @@ class FlowViews(pn.viewable.Viewer):
         fig.text(x=-3.9, y=3.5, text="text", source=self.label, text_font_size="12px",
                  text_color="#333333", level="overlay", background_fill_color="#ffffff",
                  background_fill_alpha=0.75)  # fmt: skip
-        args = self._js_args()
-        hover_code = (
-            "const idx = cb_data.index.indices;"
-            "hovered_index.data.index[0] = idx.length ? idx[0] : -1;"
-            "const frame = cursor.data.frame[0];" + RENDER_JS
-        )
+        args, now = self.js_args(), "cursor.data.frame[0]"
         fig.add_tools(HoverTool(renderers=[dots], tooltips=None,
-                                callback=CustomJS(args=args, code=hover_code)))  # fmt: skip
+                                callback=client.draw(args, now, before=("hovered",))))  # fmt: skip
         fig.add_tools(TapTool(renderers=[dots]))
-        self.particles.selected.js_on_change("indices", CustomJS(args=args, code=(
-            "const sel = particles.selected.indices;"
-            "picked_index.data.index[0] = sel.length ? sel[0] : -1;"
-            "const frame = cursor.data.frame[0];" + RENDER_JS)))  # fmt: skip
+        self.particles.selected.js_on_change("indices", client.draw(args, now, before=("picked",)))
         return fig
 
     def _add_arrows(self, fig) -> None:
@@ -211,7 +199,7 @@ class FlowViews(pn.viewable.Viewer):
         img.nonselection_glyph = None  # measured: it would keep showing frame 0
         bar = img.construct_color_bar(
             title="density / frame peak", width=10,
-            formatter=CustomJSTickFormatter(code="return (tick / 255).toFixed(1);"),
+            formatter=CustomJSTickFormatter(code=client.script("colorbar_ticks")),
         )  # fmt: skip
         fig.add_layout(bar, "right")
         fig.multi_line("xs", "ys", source=self.contour, line_color="#7fd3ff", line_width=1.2)
@@ -223,7 +211,8 @@ class FlowViews(pn.viewable.Viewer):
         fig.background_fill_color = "#000004"
         return fig
 
-    def _js_args(self) -> dict:
+    def js_args(self) -> dict:
+        """The stores and sources ``render.js`` reads and writes, by the names it uses."""
         return dict(
             cursor=self.cursor, settings=self.settings, pstore=self.pstore, gstore=self.gstore,
             istore=self.istore,
@@ -237,8 +226,8 @@ class FlowViews(pn.viewable.Viewer):
 
     def fit_to_window(self) -> CustomJS:
         """The page's callback that sizes both views to the window, square (fit_views.js)."""
-        return CustomJS(args=dict(figs=[self.particle_fig, self.density_fig], largest=FRAME,
-                                  smallest=SMALLEST), code=FIT_JS)  # fmt: skip
+        return client.callback("fit_views", figs=[self.particle_fig, self.density_fig],
+                               largest=FRAME, smallest=SMALLEST)  # fmt: skip
 
     def link_marks(self, marks: list[Span]) -> None:
         """Register time markers (non-syncable Spans) of other plots, and wire the callbacks.
@@ -246,15 +235,11 @@ class FlowViews(pn.viewable.Viewer):
         Call once, after every plot that shows the current time exists.
         """
         self.marks.extend(marks)
-        args = self._js_args()
-        # While a newer run computes, the player holds still: drawing frames of the old run
-        # kept the browser's main thread so busy that the new run's ~1.5 MB took ~250 ms longer
-        # to arrive (measured while playing). It resumes, on the new run, when that lands.
-        hold = "if (status.data.busy[0]) { return; }"
-        self.player.jscallback(value=hold + "const frame = cb_obj.value;" + RENDER_JS, args=args)
-        # a shorter run (fewer steps) arrived: keep the browser-owned frame within it
-        self.player.jscallback(end="if (cb_obj.value > cb_obj.end) cb_obj.value = cb_obj.end;")
-        redraw = CustomJS(args=args, code="const frame = cursor.data.frame[0];" + RENDER_JS)
+        args = self.js_args()
+        self.player.jscallback(value=client.draw_code("cb_obj.value", before=("hold_while_busy",)),
+                               args=args)  # fmt: skip
+        self.player.jscallback(end=client.script("keep_frame_in_run"))
+        redraw = client.draw(args, "cursor.data.frame[0]")
         # Only the stores pushed last trigger a redraw: the grid rows end every recompute
         # (_push_result), the settings end every display change (_push_shown, _push_contours).
         for src in (self.gstore, self.settings):
@@ -294,7 +279,7 @@ class FlowViews(pn.viewable.Viewer):
             self.cstore.data = pack_contours(result)
         self._push_settings()
 
-    def _push_exact(self, *_events) -> None:
+    def _push_exact(self) -> None:
         """The exact density of the run on screen arrived after it: ship what shows it."""
         s, result = self.state, self.state.result
         if s.density_source == "exact":
@@ -321,9 +306,13 @@ class FlowViews(pn.viewable.Viewer):
         self.player.param.update(interval=round(1000 / self.state.fps), loop_policy=self.state.loop)
 
     def _push_run(self, *events) -> None:
-        if any(e.name == "result" for e in events):
+        changed, new = {e.name: e for e in events}, self.state.result
+        if "result" in changed and (new is None or not new.same_particles(changed["result"].old)):
             self._push_result()
-        else:  # overlay fields arrived for the run on screen
+            return
+        if "result" in changed:  # the same particles, with their exact density added
+            self._push_exact()
+        if "arrows" in changed:  # overlay fields arrived for the run on screen
             self.astore.data = self._arrow_data()
             self._push_settings()  # redraws the current frame
 

@@ -213,13 +213,13 @@ def test_the_exact_heatmap_shows_when_it_arrives_after_the_switch(app, monkeypat
     # particles' heatmap after the switch to the exact one.
     from app.session.state import FlowState
 
-    exact_of = FlowState.exact_of
+    with_exact = FlowState.with_exact
 
-    def slow_exact_of(self, result):
+    def slow_with_exact(self, result):
         time.sleep(1.0)  # the server made slow on purpose: the delay is what is tested
-        return exact_of(self, result)
+        return with_exact(self, result)
 
-    monkeypatch.setattr(FlowState, "exact_of", slow_exact_of)
+    monkeypatch.setattr(FlowState, "with_exact", slow_with_exact)
     page = app()
     page.pause_at(40)
     before = page.pixels("density_fig")
