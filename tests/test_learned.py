@@ -24,7 +24,7 @@ def _stub(exact, kind):
     return lambda x, t: exact(x.double(), float(t[0]), (kind,))[kind]
 
 
-@pytest.mark.parametrize("process", ["vp", "fm"])
+@pytest.mark.parametrize("process", ["vp", "fm", "trig"])
 @pytest.mark.parametrize("predicts", KINDS)
 @pytest.mark.parametrize("t", [0.05, 0.3, 0.7, 0.98])
 def test_a_network_that_predicts_the_exact_field_gives_back_every_exact_kind(process, predicts, t):
@@ -40,7 +40,7 @@ def test_a_network_that_predicts_the_exact_field_gives_back_every_exact_kind(pro
         torch.testing.assert_close(got[kind], want[kind], atol=2e-5 * scale, rtol=1e-4)
 
 
-@pytest.mark.parametrize("process", ["vp", "fm"])
+@pytest.mark.parametrize("process", ["vp", "fm", "trig"])
 def test_random_network_is_finite_at_both_ends_and_in_every_kind(process):
     arch = Architecture(predicts=NATIVE[process], process=process, width=16, depth=2)
     field = LearnedField.from_network(build_network(arch, seed=0), arch)

@@ -18,7 +18,7 @@ def add_train(sub) -> None:
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a small MLP field and write it as safetensors")
-    p.add_argument("--process", choices=("vp", "fm"), default=d.process)
+    p.add_argument("--process", choices=("vp", "fm", "trig"), default=d.process)
     p.add_argument("--dataset", choices=tuple(DATASETS), default=None,
                    help=f"a built-in data set (default {d.dataset})")  # fmt: skip
     add_points_options(p)

@@ -78,8 +78,6 @@ class TrainingJob(param.Parameterized):
         if self.running:
             return False
         try:
-            if self.state.process not in ("vp", "fm"):
-                raise ValueError(f"no training for the {self.state.process} process")
             trainer = Trainer(self.config(), self.state.user_dataset())
         except Exception as exc:  # a bad setting or no points: say so, keep everything
             text = str(exc).strip().splitlines()

@@ -16,6 +16,10 @@ def path_terms(state: FlowState) -> dict[str, str]:
     """LaTeX for a(t), b(t), f(t) and g²(t) of the current path."""
     if state.process == "fm":
         return {"a": "1-t", "b": "t", "f": r"-\tfrac{1}{1-t}", "g2": r"\tfrac{2t}{1-t}"}
+    if state.process == "trig":  # g² = 2bḃ − 2f b² = π tan(πt/2) (docs/MATH.md §2)
+        half = r"\tfrac{\pi t}{2}"
+        return {"a": rf"\cos{half}", "b": rf"\sin{half}", "f": rf"-\tfrac{{\pi}}{{2}}\tan{half}",
+                "g2": rf"\pi\tan{half}"}  # fmt: skip
     if state.schedule == "linear":
         beta = rf"{_fmt(state.beta_min)} + {_fmt(state.beta_max - state.beta_min)}\,t"
     elif state.schedule == "constant":

@@ -9,6 +9,12 @@ from bokeh.plotting import figure
 
 from app.session.state import FlowState
 
+# the lower plot's title where the path has no β(t) (VP's g² is β)
+G2_TITLES = {
+    "fm": "g²(t) = 2t/(1−t) (no β(t) for flow matching)",
+    "trig": "g²(t) = π tan(πt/2) (no β(t) for the trigonometric path)",
+}
+
 
 class SchedulePlot(pn.viewable.Viewer):
     """Coefficients of the current path; the vertical line follows the player client-side."""
@@ -65,12 +71,11 @@ class SchedulePlot(pn.viewable.Viewer):
     def _update(self, *_events) -> None:
         curves = self.state.schedule_curves()
         self.curves.data = curves
-        fm = self.state.process == "fm"
+        process = self.state.process
+        fm = process != "vp"  # both flow-matching paths: g² diverges at t = 1
         top = float(min(max(curves["g2"].max(), 1.0), 60.0 if fm else 1e3)) * 1.05
         self.beta_fig.y_range.update(start=0, end=top)
-        self.beta_fig.title.text = (
-            "g²(t) = 2t/(1−t) (no β(t) for flow matching)" if fm else "β(t) = g²(t)"
-        )
+        self.beta_fig.title.text = G2_TITLES.get(process, "β(t) = g²(t)")
         a1 = self.state.a_at_noise()
         warn = (f"⚠ a(1) = {a1:.2f}: this schedule does not reach pure noise, so generation from "
                 "N(0, I) starts from the wrong distribution." if a1 > 0.05 else "")  # fmt: skip

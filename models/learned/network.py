@@ -35,7 +35,7 @@ class Architecture:
         width, depth: hidden width and number of hidden layers of the MLP.
         n_freq: number of Fourier frequencies of the time embedding (2 n_freq features).
         predicts: the field kind the network outputs (``eps``, ``velocity``, ``x0``, ``score``).
-        process: the path it was trained on (``vp`` or ``fm``).
+        process: the path it was trained on (``vp``, ``fm`` or ``trig``).
         schedule, beta_min, beta_max: the VP schedule (ignored for ``fm``).
         t_min: evaluation times are clamped into [t_min, 1].
     """

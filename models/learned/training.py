@@ -44,7 +44,8 @@ class TrainConfig:
     """Every setting of one training run (the defaults are ``flowscope train``'s).
 
     Attributes:
-        process: ``fm`` (conditional flow matching) or ``vp`` (ε-prediction).
+        process: ``fm`` or ``trig`` (conditional flow matching: velocity) or ``vp``
+            (ε-prediction).
         dataset: a built-in data set name (or ``points`` with a data set passed in).
         steps, batch, lr: optimisation length, batch size and peak learning rate.
         train_size: M, the size of a fixed training set; None draws fresh samples every step.
@@ -78,7 +79,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError with a one-line message for any bad setting."""
         checks = [
-            (self.process in NATIVE and self.process != "trig", "process must be vp or fm"),
+            (self.process in NATIVE, f"process must be one of {tuple(NATIVE)}"),
             (
                 self.dataset in DATASETS or self.dataset == "points",
                 f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}",
