@@ -1,0 +1,59 @@
+"""What every solver of this package shares: the time grid as floats, the trajectory buffer,
+the noise source and the log-SNR (docs/MATH.md §4).
+
+Every solver keeps the samplers' one signature (``models/samplers.py``)::
+
+    sampler(field, path, x, times, eta=0.0, generator=None, callback=None) -> (T+1, N, 2)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from models.paths import GaussianPath
+
+
+def grid_times(path: GaussianPath, times) -> list[float]:
+    """The (T+1,) grid as Python floats, with the path's coefficients remembered for all of
+    them in one vectorized call (``GaussianPath.remember``)."""
+    ts = [float(t) for t in times]
+    if len(ts) < 2:
+        raise ValueError(f"a time grid needs at least 2 times, got {len(ts)}")
+    path.remember(torch.tensor(ts, dtype=torch.float64))
+    return ts
+
+
+def trajectory(first: Tensor, steps: int) -> Tensor:
+    """An empty (steps+1, N, 2) buffer like ``first``, with frame 0 = first."""
+    out = torch.empty((steps + 1, *first.shape), dtype=first.dtype, device=first.device)
+    out[0] = first
+    return out
+
+
+def noise(x: Tensor, generator) -> Tensor:
+    """Standard normal noise shaped like x (N, 2), from a torch.Generator (or None) or from a
+    noise source with ``draw(x)`` (a row block's share: ``models/accel/parallel.py``)."""
+    if hasattr(generator, "draw"):
+        return generator.draw(x)
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def require_ode(name: str, eta: float) -> None:
+    """ValueError unless η = 0: the solver integrates the probability-flow ODE only."""
+    if eta != 0:
+        raise ValueError(
+            f"{name} integrates the probability-flow ODE only: use eta = 0 "
+            f"(stochastic runs: euler or ddim), got eta = {eta:g}"
+        )
+
+
+def log_snr(a: float, b: float) -> float:
+    """λ = log(a/b), float64: −∞ where a = 0 (fm, trig at t = 1), +∞ where b = 0 (t = 0)."""
+    if a <= 0:
+        return -math.inf
+    if b <= 0:
+        return math.inf
+    return math.log(a) - math.log(b)
