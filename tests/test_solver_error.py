@@ -28,6 +28,16 @@ VP = VPPath(make_schedule("linear"))
 MU, SD = torch.tensor([1.5, -0.5], dtype=torch.float64), 0.3
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Torch on one thread: these tensors are small, and a thread team waiting at each
+    operation on a shared machine made a sweep 20x slower (12.6 s against 0.5 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_the_reference_is_the_closed_form_at_every_time():
     field = ExactField(VP, Reference(MU[None].clone(), torch.zeros(1, dtype=torch.long), SD),
                        dtype=torch.float64)  # fmt: skip
@@ -80,7 +90,8 @@ def test_sw2_ratio_tells_data_from_noise():
 def test_error_vs_nfe_small_sweep():
     seen, data = [], EightGaussians()
     table = error_vs_nfe(data, VP, solvers=["euler", "heun", "dopri5"], grids=["uniform"],
-                         nfes=[16, 32, 64, 128], particles=64, progress=seen.append)  # fmt: skip
+                         nfes=[16, 32, 64, 128], particles=64, sw2=False,
+                         progress=seen.append)  # fmt: skip
     assert not table.stopped
     assert all(set(row) == set(COLUMNS) for row in table.rows)
     heun = [r for r in table.rows if r["solver"] == "heun"]
@@ -94,7 +105,9 @@ def test_error_vs_nfe_small_sweep():
     assert {r["grid"] for r in adaptive} == {"adaptive"}
     assert all(r["nfe"] >= 2 + 6 * r["steps"] and (r["nfe"] - 2) % 6 == 0 for r in adaptive)
     assert min(r["endpoint_error"] for r in adaptive) < 1e-5
-    assert all(0 < r["sw2_ratio"] < 3 for r in table.rows if r["endpoint_error"] < 0.05)
+    assert all(math.isnan(r["sw2_ratio"]) for r in table.rows)
+    (row,) = error_vs_nfe(data, VP, solvers=["heun"], grids=["logsnr"], nfes=[64]).rows
+    assert row["grid"] == "logsnr" and row["nfe"] == 64 and 0.5 < row["sw2_ratio"] < 1.6
     assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
 
 
