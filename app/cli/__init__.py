@@ -1,4 +1,5 @@
-"""The ``flowscope`` command line: ``sample`` (headless runs), ``export``, ``train`` and ``serve``.
+"""The ``flowscope`` command line: ``sample`` (headless runs), ``export``, ``train``, ``serve`` and
+``solvers`` (solver error against NFE).
 
 One module a command (its options and its run), the shared options in ``options``; every
 failure is one line and exit code 2 (1 for a refused non-finite run).
@@ -15,6 +16,7 @@ from app.cli.export import add_export, run_export
 from app.cli.options import Parser
 from app.cli.sample import add_sample, run_sample
 from app.cli.serve import add_serve, run_serve
+from app.cli.solvers import add_solvers, run_solvers
 from app.cli.train import add_train, run_train
 
 
@@ -29,10 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     add_serve(sub)
     add_export(sub)
     add_train(sub)
+    add_solvers(sub)
     args = parser.parse_args(argv)
     try:
         runs = {"sample": run_sample, "serve": run_serve, "export": run_export,
-                "train": run_train}  # fmt: skip
+                "train": run_train, "solvers": run_solvers}  # fmt: skip
         with _terminate_as_interrupt():
             return runs[args.command](args)
     except (ValueError, OSError) as exc:
