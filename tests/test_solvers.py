@@ -279,3 +279,10 @@ def test_every_solver_runs_finite_on_a_pretrained_learned_field(process, name):
         traj = sampler_of(name, **options)(learned, path, x, make_times(path, "logsnr", 10, 1.0))
     assert traj.shape == (11, 200, 2) and torch.isfinite(traj).all()
     assert traj[-1].norm(dim=1).mean() > 1.0  # landed near the circle of radius 2, not at 0
+
+
+@pytest.mark.parametrize("name", ["midpoint", "rk4", "ddim", "dpmpp2m", "dopri5"])
+def test_a_grid_that_is_not_strictly_monotone_is_refused(name):  # models/solvers/base.py
+    for times in ([1.0, 0.5, 0.5, 0.0], [1.0, 0.4, 0.6], [0.3]):
+        with pytest.raises(ValueError, match="time"):
+            sampler_of(name)(gaussian_field(VP), VP, start(), torch.tensor(times))

@@ -8,6 +8,7 @@ Every solver keeps the samplers' one signature (``models/samplers.py``)::
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -22,6 +23,9 @@ def grid_times(path: GaussianPath, times) -> list[float]:
     ts = [float(t) for t in times]
     if len(ts) < 2:
         raise ValueError(f"a time grid needs at least 2 times, got {len(ts)}")
+    gaps = [b - a for a, b in itertools.pairwise(ts)]
+    if not (all(g > 0 for g in gaps) or all(g < 0 for g in gaps)):
+        raise ValueError("times must be strictly increasing or strictly decreasing")
     path.remember(torch.tensor(ts, dtype=torch.float64))
     return ts
 

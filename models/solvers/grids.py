@@ -13,6 +13,7 @@ finite there, see models/solvers/exponential.py).
 from __future__ import annotations
 
 import math
+import operator
 
 import torch
 from torch import Tensor
@@ -109,8 +110,13 @@ def make_times(
     if end is None:
         end = default_t_min(path)
     start, end = float(start), float(end)
-    if not (isinstance(steps, int) and steps >= 1):
+    try:
+        count = operator.index(steps)  # int, numpy or torch integers; not 2.5
+    except TypeError:
+        count = 0
+    if count < 1:
         raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
+    steps = count
     for name, value in (("start", start), ("end", end)):
         if not 0.0 <= value <= 1.0:  # NaN fails too
             raise ValueError(f"{name} must be a time in [0, 1], got {value!r}")
