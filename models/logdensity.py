@@ -14,6 +14,7 @@ log p_t(x) = log N(x_1; 0, b(1)² I) + ∫_t^1 ∇·v dt.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -21,7 +22,12 @@ from torch import Tensor
 from models.density import Grid
 from models.fields import ExactField
 from models.paths import GaussianPath
-from models.samplers import SAMPLERS, Field
+from models.samplers import Field
+from models.solvers import sampler_of
+
+# The solvers that can carry log p: those that step on the velocity alone. The exponential
+# integrators (ddim, dpmpp2m) step on x̂ and ε̂, which the log-density column has not.
+CARRIERS = ("euler", "heun", "midpoint", "rk4", "dopri5")
 
 DIVERGENCES = ("exact", "hutchinson")
 
@@ -61,10 +67,20 @@ def divergence(
             for i in range(x.shape[1]):
                 (g,) = torch.autograd.grad(v[:, i].sum(), xg, retain_graph=i + 1 < x.shape[1])
                 div = div + g[:, i]
-    if isinstance(field, ExactField):  # the only field whose plain evaluation differs
-        with torch.no_grad():
-            return field(x.detach(), t, ("velocity",))["velocity"], div
+    base = _unwrapped(field)
+    if isinstance(base, ExactField):  # the only field whose plain evaluation differs
+        with torch.no_grad():  # the same model call, in its other kernel: not counted again
+            return base(x.detach(), t, ("velocity",))["velocity"], div
     return v.detach(), div
+
+
+def _unwrapped(field):
+    """The field inside the wrappers that count or poll its calls (each holds it as
+    ``.field``; ``models/solvers/counting.py``)."""
+    while not isinstance(field, ExactField) and isinstance(getattr(field, "field", None),
+                                                           Callable):  # fmt: skip
+        field = field.field
+    return field
 
 
 class CarriedField:
@@ -87,16 +103,18 @@ class CarriedField:
 
 
 def integrate(field: Field, path: GaussianPath, x: Tensor, times, logp0: Tensor,
-              solver: str = "heun", method: str = "exact", generator=None,
+              solver="heun", method: str = "exact", generator=None,
               callback=None) -> tuple[Tensor, Tensor]:  # fmt: skip
     """Integrate the probability-flow ODE with the log-density it carries: the augmented state
-    (x, log p) through the sampler ``solver`` of ``models.samplers`` (η = 0).
+    (x, log p) through the sampler ``solver`` of ``models.solvers`` (η = 0).
 
     Args:
         x: start positions (N, 2) at times[0].
         times: (T+1,) increasing or decreasing.
         logp0: log-density of the start positions, (N,).
-        solver: ``euler`` or ``heun``.
+        solver: the name of a solver that steps on the velocity alone (``CARRIERS``: the
+            exponential integrators need x̂ and ε̂, which the log-density column has not), or
+            such a sampler itself.
         method: divergence, ``exact`` or ``hutchinson``.
         callback: optional ``({"i", "t", "x"}) -> None`` after every step (to cancel); its
             ``x`` is the positions (N, 2).
@@ -104,15 +122,18 @@ def integrate(field: Field, path: GaussianPath, x: Tensor, times, logp0: Tensor,
     Returns:
         (trajectories (T+1, N, 2), log-densities (T+1, N)), in x's dtype.
     """
-    if solver not in ("euler", "heun"):
-        raise ValueError(f"solver must be euler or heun, got {solver!r}")
+    if isinstance(solver, str):
+        if solver not in CARRIERS:
+            raise ValueError(f"log p is carried by the solvers {', '.join(CARRIERS)}, "
+                             f"not {solver!r}")  # fmt: skip
+        solver = sampler_of(solver)
     state = torch.cat([x, logp0.to(x.dtype)[:, None]], dim=1)
 
     def positions(info) -> None:
         callback({**info, "x": info["x"][:, :2]})
 
-    carried = SAMPLERS[solver](CarriedField(field, method, generator), path, state, times,
-                               callback=None if callback is None else positions)  # fmt: skip
+    carried = solver(CarriedField(field, method, generator), path, state, times,
+                     callback=None if callback is None else positions)  # fmt: skip
     return carried[..., :2], carried[..., 2]
 
 
@@ -147,11 +168,11 @@ def model_log_density(
 
 
 def carried_trajectories(config, path: GaussianPath, data, reference, field, generator, times,
-                         callback=None):  # fmt: skip
+                         callback=None, sampler=None):  # fmt: skip
     """The ODE run of ``models.run.simulate.trajectories`` (same particles) with log p_t carried
     along. ``config``: the run's settings (a ``RunConfig``: particles, direction, solver,
     device); ``reference``: the data mixture (a ``Reference``); ``times``: the run's grid
-    (T+1,) (``models.run.simulate.run_times``).
+    (T+1,) (``models.run.simulate.run_times``); ``sampler``: the run's (default: its solver's).
 
     The start density is the one the particles are drawn from: the data mixture (forward) or
     the prior N(0, b(1)² I) (reverse). Returns (trajectories (T+1, N, 2), times (T+1,),
@@ -166,7 +187,8 @@ def carried_trajectories(config, path: GaussianPath, data, reference, field, gen
         x = path.prior(n, float(times[0]), generator, device=config.device)
         b1 = float(path.coefficients(torch.tensor(1.0, dtype=torch.float64)).b)
         logp0 = gaussian_log_density(x, b1)
-    traj, logp = integrate(field, path, x, times, logp0, config.solver, callback=callback)
+    solver = sampler if sampler is not None else config.solver
+    traj, logp = integrate(field, path, x, times, logp0, solver, callback=callback)
     if config.direction == "reverse":
         labels = field.nearest_label(traj[-1], 0.0)
     return traj, times, labels.cpu(), logp

@@ -57,7 +57,12 @@ def test_heun_is_offered_wherever_the_run_uses_the_solver():
     state = FlowState(kind="sde", eta=0.0)  # η = 0: the SDE is the ODE, and Heun applies
     widgets = widgets_of(sidebar(state))
     assert not widgets["solver"].disabled and state.config().eta == 0
-    state.eta = 0.5
+    assert widgets["solver"].disabled_options == []
+    state.eta = 0.5  # the SDE: only the solvers with a stochastic form can be chosen
+    assert not widgets["solver"].disabled
+    assert set(widgets["solver"].disabled_options) == {"heun", "midpoint", "rk4", "dpmpp2m",
+                                                        "dopri5"}  # fmt: skip
+    state.kind = "conditional"  # closed forms: no solver at all
     assert widgets["solver"].disabled
 
 

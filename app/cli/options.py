@@ -78,15 +78,15 @@ def add_run_options(p) -> None:
     from models.datasets import DATASETS
     from models.paths import PATHS
     from models.run.config import DIRECTIONS, KINDS, MAX_PARTICLES
-    from models.samplers import SAMPLERS
     from models.schedules import SCHEDULES
+    from models.solvers import GRIDS, SOLVERS
 
     p.add_argument(
         "--process",
         choices=PATHS,
         default="fm",
         help="vp (diffusion), fm (linear flow matching) or trig (the trigonometric path "
-        "a = cos(πt/2), b = sin(πt/2), exact field only; not yet in the app)",
+        "a = cos(πt/2), b = sin(πt/2))",
     )
     p.add_argument("--dataset", choices=tuple(DATASETS), default=None,
                    help=f"a built-in data set (default {DEFAULT_DATASET})")  # fmt: skip
@@ -94,9 +94,30 @@ def add_run_options(p) -> None:
     p.add_argument("--direction", choices=DIRECTIONS, default="reverse")
     p.add_argument("--kind", choices=KINDS, default="ode")
     p.add_argument(
-        "--eta", type=finite, default=None, help="noise level in [0, 1] (default: ode 0, sde 1)"
+        "--eta", type=finite, default=None, help="the SDE's noise level in [0, 1] (default 1)"
     )
-    p.add_argument("--solver", choices=tuple(SAMPLERS), default="euler")
+    p.add_argument(
+        "--solver",
+        choices=tuple(SOLVERS),
+        default="euler",
+        help="euler, heun, midpoint, rk4, ddim, dpmpp2m (DPM-Solver++ 2M) or dopri5 "
+        "(adaptive); for the SDE euler (Euler-Maruyama) or ddim (its eta-family)",
+    )
+    p.add_argument(
+        "--time-grid",
+        choices=GRIDS,
+        default="uniform",
+        help="where the steps fall: uniform in t, in log-SNR, Karras, quadratic",
+    )
+    p.add_argument(
+        "--t-min",
+        type=finite,
+        default=0.0,
+        metavar="F",
+        help="where a reverse run stops (logsnr and karras: at least 0.001)",
+    )
+    p.add_argument("--rtol", type=finite, default=1e-5, metavar="F", help="dopri5's tolerance")
+    p.add_argument("--atol", type=finite, default=1e-6, metavar="F", help="dopri5's tolerance")
     p.add_argument("--steps", type=int, default=100, help="number of steps T (1..1000)")
     p.add_argument(
         "--particles", type=int, default=2000, help=f"number of particles (at most {MAX_PARTICLES})"
@@ -126,6 +147,10 @@ def run_config(args):
         kind=args.kind,
         eta=args.eta,
         solver=args.solver,
+        time_grid=args.time_grid,
+        t_min=args.t_min,
+        rtol=args.rtol,
+        atol=args.atol,
         steps=args.steps,
         particles=args.particles,
         seed=args.seed,

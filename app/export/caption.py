@@ -18,7 +18,8 @@ def settings_text(result: RunResult) -> str:
     kind = c.kind if c.kind != "sde" else f"sde η={c.noise_level:g}"
     parts = [
         PROCESS.get(c.process, c.process), c.dataset, c.direction, kind,
-        c.solver_used, f"T={c.steps}", f"N={c.particles}", f"seed {c.seed}",
+        c.solver_used if c.time_grid == "uniform" else f"{c.solver_used} ({c.time_grid} grid)",
+        f"T={c.steps}", f"NFE {result.nfe:g}", f"N={c.particles}", f"seed {c.seed}",
     ]  # fmt: skip
     if c.process == "vp":
         parts.append(f"{c.schedule} β {c.beta_min:g}..{c.beta_max:g}")

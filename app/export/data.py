@@ -15,7 +15,8 @@ def npz_arrays(result: RunResult) -> dict[str, np.ndarray]:
     """The arrays ``flowscope sample`` writes: trajectories (T+1, N, 2), times (T+1,),
     labels (N,), density (T+1, H, W), exact_density (T+1, H, W) when the run has it,
     extent (4,), meta (the settings as a JSON string); pde_density (T+1, H, W), pde_mass,
-    pde_outflow (T+1,) and log_density (T+1, N) when the run computed them."""
+    pde_outflow (T+1,), log_density (T+1, N), reference (T+1, N, 2) and reference_errors
+    (T+1,) when the run computed them."""
     arrays = {
         "trajectories": result.trajectories,
         "times": result.times,
@@ -26,7 +27,9 @@ def npz_arrays(result: RunResult) -> dict[str, np.ndarray]:
     }
     if result.exact_density is not None:
         arrays["exact_density"] = result.exact_density
-    for name in ("pde_density", "pde_mass", "pde_outflow", "log_density"):  # --pde, --log-density
+    extras = ("pde_density", "pde_mass", "pde_outflow", "log_density", "reference",
+              "reference_errors")  # --pde, --log-density, --reference  # fmt: skip
+    for name in extras:
         if getattr(result, name, None) is not None:
             arrays[name] = getattr(result, name)
     return arrays

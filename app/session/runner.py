@@ -22,6 +22,7 @@ import param
 
 from app.session.fairshare import TURNS
 from app.session.state import COMPUTE_PARAMS, DATA_PARAMS, FlowState
+from models.run.reference import has_reference, with_reference
 from models.samplers import Cancelled
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Recomputer(param.Parameterized):
         state.param.watch(self._arrows_if_needed, ["overlay"])
         state.param.watch(self._pde_if_needed, ["density_source", "shade"])
         state.param.watch(self._exact_if_needed, ["density_source", "contours"])
+        state.param.watch(self._reference_if_needed, ["reference"])
         state.param.watch(self._trained_changed, ["trained"])
 
     def request(self, *_events) -> None:
@@ -106,6 +108,7 @@ class Recomputer(param.Parameterized):
         self.busy = False
         self._arrows_if_needed()  # the overlay was switched on while this run computed
         self._exact_if_needed()  # so were the exact heatmap or the contours
+        self._reference_if_needed()  # and the reference
 
     def _trained_changed(self, *_events) -> None:
         """New weights from the Train panel: rerun if the views show the field trained here."""
@@ -129,6 +132,26 @@ class Recomputer(param.Parameterized):
         if not self.state.wants_exact or result is None or result.exact_density is not None:
             return
         self._for_shown_run("the exact density", self.state.with_exact,
+                            lambda _run, run: setattr(self.state, "result", run))  # fmt: skip
+
+    def _reference_if_needed(self, *_events) -> None:
+        """Add the reference to the shown run when asked (a deterministic run only): a new run
+        value with the same particles. The adaptive solver's many evaluations each pass the
+        turn, and stop once the run is no longer shown."""
+        result = self.state.result
+        if not self.state.reference or result is None or result.reference is not None or \
+                not has_reference(result):  # fmt: skip
+            return
+
+        def compute(run):
+            def poll() -> None:
+                TURNS.pass_turn()
+                if not self._shown(run):
+                    raise Cancelled
+
+            return with_reference(run, poll)
+
+        self._for_shown_run("the reference", compute,
                             lambda _run, run: setattr(self.state, "result", run))  # fmt: skip
 
     def _arrows_if_needed(self, *_events) -> None:
@@ -155,6 +178,9 @@ class Recomputer(param.Parameterized):
             with TURNS.turn():
                 shown = self._shown(result)  # else superseded while it waited
                 value = compute(result) if shown else None
+        except Cancelled:  # the run left the screen while this was computed for it
+            self._schedule(lambda: self._extra_done(what, result, None))
+            return
         except Exception as exc:
             log.exception("%s failed", what)
             self._schedule(lambda error=exc: self._extra_done(what, result, lambda: setattr(

@@ -13,6 +13,7 @@ import param
 import torch
 
 from app.session.fields import FIELDS, TRAIN_SEED, TrainedModel, resolve
+from app.session.readouts import SOLVER_LABELS, SOLVER_NAMES, memorization_text, solver_text
 from models.datasets import DATASETS, Points, make_dataset
 from models.evaluation.memorization import memorization_delta, memorized_share, training_points
 from models.overlay import run_overlay
@@ -21,6 +22,7 @@ from models.run.config import MAX_PARTICLES, RunConfig, noise_level, solver_appl
 from models.run.result import Memorization, RunResult
 from models.run.simulate import exact_frames, path_of, simulate
 from models.schedules import make_schedule
+from models.solvers import SOLVERS
 
 DATASET_LABELS = {
     "8gaussians": "8 gaussians",
@@ -47,12 +49,14 @@ ARROWS = 17  # the field overlay is a 17 x 17 grid of arrows
 
 # Settings that change what is computed (a recompute) versus only what is drawn (client-side).
 COMPUTE_PARAMS = (
-    "process", "dataset", "direction", "kind", "eta", "solver", "steps", "particles", "seed",
-    "device", "schedule", "beta_min", "beta_max", "field", "train_size",
+    "process", "dataset", "direction", "kind", "eta", "solver", "time_grid", "t_min", "rtol",
+    "steps", "particles", "seed", "device", "schedule", "beta_min", "beta_max", "field",
+    "train_size",
 )  # fmt: skip
 MAX_TRAIN_SIZE = 4000  # M in the app: the exact field of M points costs N x M per step
 DATA_PARAMS = ("points",)  # also recompute, but travel in the URL in their own form
-DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "shade", "fps", "loop")
+DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "shade", "reference", "fps",
+                  "loop")  # fmt: skip
 
 
 def run_workers() -> int:
@@ -103,9 +107,29 @@ class FlowState(param.Parameterized):
     )
     solver = param.Selector(
         default="euler",
-        objects={"Euler": "euler", "Heun (2nd order)": "heun"},
-        doc="Integrator of the ODE; SDE steps are always Euler–Maruyama",
+        objects=SOLVER_LABELS,
+        doc="Integrator: Euler, Heun, midpoint and RK4 step the velocity; DDIM and "
+        "DPM-Solver++(2M) are exponential integrators in x̂ and ε̂; Dormand–Prince 5(4) chooses "
+        "its own steps (to its tolerance) and shows its dense output at the grid's times. "
+        "For the SDE only Euler (Euler–Maruyama) and DDIM (its η-family) have a stochastic form",
     )
+    time_grid = param.Selector(
+        default="uniform",
+        objects={"uniform in t": "uniform", "uniform in log-SNR": "logsnr",
+                 "Karras (ρ = 7)": "karras", "quadratic (dense near data)": "quadratic"},
+        doc="Where the steps fall: uniform in t, uniform in log-SNR λ = log(a/b), Karras et "
+        "al.'s σ = b/a schedule, or t ∝ (i/T)²; the frames are the grid's times",
+    )  # fmt: skip
+    t_min = param.Number(
+        default=0.0, bounds=(0.0, 0.1), step=0.001,
+        doc="Where a reverse run stops (t = 0 is the data). The log-SNR and Karras grids stop "
+        "at least at 0.001, where λ is still finite",
+    )  # fmt: skip
+    rtol = param.Selector(
+        default=1e-5, objects={"1e-3": 1e-3, "1e-4": 1e-4, "1e-5": 1e-5, "1e-6": 1e-6,
+                               "1e-7": 1e-7},
+        doc="Relative tolerance of the adaptive solver (its absolute one is a tenth of it)",
+    )  # fmt: skip
     steps = param.Integer(default=100, bounds=(1, 1000), doc="Number of time steps T")
     particles = param.Integer(default=2000, bounds=(100, 20_000), doc="Number of particles N")
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1), doc="Random seed")
@@ -176,6 +200,12 @@ class FlowState(param.Parameterized):
         "(d/dt log p = −∇·v, MATH.md §6), in the heatmap's colours: a particle matches the "
         "heatmap under it where the two views agree, and does not where they disagree",
     )
+    reference = param.Boolean(
+        default=False,
+        doc="Compare the run with its reference: the same start points integrated by the "
+        "adaptive solver at rtol 1e-8 in float64 (ODE runs). The clicked particle's reference "
+        "path is drawn dashed, and the readout gives the error per frame and at the end",
+    )
     fps = param.Integer(default=25, bounds=(1, 60), doc="Playback speed, frames per second")
     loop = param.Selector(
         default="loop",
@@ -234,6 +264,12 @@ class FlowState(param.Parameterized):
         return len(runs) == 2
 
     @property
+    def solvers_not_applying(self) -> list[str]:
+        """The solvers that cannot step the run at its η (``solver_applies``)."""
+        eta = self.noise_level
+        return [name for name in SOLVER_LABELS.values() if not solver_applies(name, eta)]
+
+    @property
     def particles_allowed(self) -> int:
         """N actually run: the slider's, unless N x (T+1) passes ``MAX_PARTICLE_FRAMES``."""
         return min(self.particles, MAX_PARTICLE_FRAMES // (self.steps + 1))
@@ -252,6 +288,10 @@ class FlowState(param.Parameterized):
         notes.extend(result.warnings)  # from the run: left the view, points outside, field
         if self.overlay == "difference" and not result.source.learned:
             notes.append(DIFFERENCE_NEEDS_LEARNED)
+        if config.solver != self.solver:
+            label = SOLVER_NAMES[self.solver]
+            notes.append(f"{label} has no stochastic form: this SDE run steps Euler–Maruyama "
+                         "(DDIM has one too).")  # fmt: skip
         if self.shade and self.kind != "ode":
             notes.append(
                 "Colouring by carried log-density needs the ODE (a stochastic path "
@@ -273,7 +313,8 @@ class FlowState(param.Parameterized):
         solver = self.solver if solver_applies(self.solver, eta) else "euler"
         return RunConfig(
             process=self.process, dataset=self.dataset, direction=self.direction, kind=self.kind,
-            eta=eta if self.uses_eta else None, solver=solver, steps=self.steps,
+            eta=eta if self.uses_eta else None, solver=solver, time_grid=self.time_grid,
+            t_min=self.t_min, rtol=self.rtol, atol=self.rtol / 10, steps=self.steps,
             particles=self.particles_allowed, seed=self.seed, schedule=self.schedule,
             beta_min=self.beta_min, beta_max=self.beta_max, n_reference=APP_REFERENCE,
             resolution=APP_RESOLUTION, device=self.device, pde=self.density_source == "pde",
@@ -331,24 +372,12 @@ class FlowState(param.Parameterized):
         return Memorization(share, delta, m)
 
     def memorization_text(self, result: RunResult | None = None) -> str:
-        """The readout of a run as one line ("" when it has none)."""
-        result = result if result is not None else self.result
-        if result is None or result.memorization is None:
-            return ""
-        readout, source = result.memorization, result.source
-        name = {v: k for k, v in FIELDS.items()}[source.kind]
-        m = readout.m
-        # only "exact of M" and a network trained here on those M points have seen them
-        seen = source.kind == "exact_m" or (source.kind == "trained" and source.train_size == m)
-        points = (
-            f"the M = {m:,} points it was built from"
-            if seen
-            else f"M = {m:,} points drawn as a training set (this field never saw them)"
-        )
-        return (f"Memorization ({name} field): {100 * readout.share:.1f} % of the "
-                f"generated samples lie within δ = {readout.delta:.3g} of one of "
-                f"{points} (δ = ¼ of their median spacing; samples independent of them give "
-                "a few %).")  # fmt: skip
+        """The memorization readout of a run (the shown one by default), one line or ""."""
+        return memorization_text(result if result is not None else self.result)
+
+    def solver_text(self, result: RunResult | None = None) -> str:
+        """The sampler's readout of a run (the shown one by default), one line or ""."""
+        return solver_text(result if result is not None else self.result, self.reference)
 
     def field_arrows(self, result: RunResult) -> dict:
         """Overlay fields of a finished run, {kind: (T+1, P, 2)} and 'points' (P, 2), of the
@@ -379,3 +408,4 @@ class FlowState(param.Parameterized):
 
 
 assert set(DATASET_LABELS) == set(DATASETS), "every data set needs a label in the app"
+assert set(SOLVER_LABELS.values()) == set(SOLVERS), "every solver needs a label in the app"

@@ -56,6 +56,9 @@ def parse_value(parameter: param.Parameter, raw: str):
             else list(parameter.objects)  # fmt: skip
         if raw in choices:
             return raw
+        numbers = [c for c in choices if isinstance(c, float)]  # a choice of numbers (rtol)
+        if numbers and _number(raw) in numbers:
+            return _number(raw)
         raise ValueError("not one of the choices")
     raise ValueError(f"cannot read a {type(parameter).__name__} from a URL")
 

@@ -53,9 +53,13 @@ def sidebar(state: FlowState, data_panel=None) -> pn.Column:
         "direction": RadioButtonGroup,
         "kind": RadioButtonGroup,
     })  # fmt: skip
-    sampler = _group(state, "Sampler", ["eta", "solver", "steps", "particles", "device"], {
+    sampler = _group(state, "Sampler", ["eta", "solver", "rtol", "time_grid", "t_min", "steps",
+                                        "particles", "device"], {
         "eta": {**SLIDER, "name": "η (0 = ODE … 1 = reverse SDE)"},
-        "solver": RadioButtonGroup,
+        "solver": Select,
+        "rtol": {"type": Select, "name": "tolerance (rtol)"},
+        "time_grid": {"type": Select, "name": "time grid"},
+        "t_min": {**SLIDER, "name": "t_min (where a reverse run stops)", "format": "0.000"},
         "steps": {"type": IntSlider, "throttled": True, "name": "steps T"},
         "particles": {"type": IntSlider, "throttled": True, "step": 100,
                       "name": "particles N"},
@@ -74,11 +78,12 @@ def sidebar(state: FlowState, data_panel=None) -> pn.Column:
         styles={"font-size": "12px", "color": "#555"},
     )
     display = _group(state, "Display",
-                     ["trail", "density_source", "overlay", "contours", "shade"], {
+                     ["trail", "density_source", "overlay", "contours", "shade", "reference"], {
         "trail": {"type": IntSlider, "name": "trail length (frames)"},
         "density_source": RadioButtonGroup,
         "overlay": Select,
         "shade": {"type": Checkbox, "name": "colour particles by carried log-density"},
+        "reference": {"type": Checkbox, "name": "compare with the reference solution (ODE)"},
     })  # fmt: skip
 
     def follow_the_state(*_events) -> None:
@@ -92,9 +97,16 @@ def sidebar(state: FlowState, data_panel=None) -> pn.Column:
         # η = 0 for the ODE; the state keeps the user's η for the SDE (setting the slider's
         # value does not reach the state: pn.Param links its release, value_throttled)
         eta.param.update(value=state.noise_level, disabled=not state.uses_eta)
-        widget_of(sampler, "solver").disabled = not state.uses_solver
+        solver = widget_of(sampler, "solver")
+        solver.disabled = not state.uses_solver
+        # A solver without a stochastic form cannot step the SDE: shown, not choosable. The
+        # user's own choice stays selected (Panel cannot disable the value it shows), and the
+        # run's notice says that Euler–Maruyama ran in its place.
+        solver.disabled_options = [s for s in state.solvers_not_applying if s != state.solver]
+        widget_of(sampler, "rtol").visible = state.solver == "dopri5"
 
-    state.param.watch(follow_the_state, ["process", "kind", "eta", "schedule", "direction"])
+    state.param.watch(follow_the_state, ["process", "kind", "eta", "schedule", "direction",
+                                         "solver"])  # fmt: skip
     follow_the_state()
     return pn.Column(
         pn.pane.Markdown("### Process"), process,

@@ -66,6 +66,15 @@ def pack_particles(result: RunResult) -> dict[str, list]:
             "n": [len(labels)], "logp": [logp], "grid": [grid]}  # fmt: skip
 
 
+def pack_reference(result: RunResult) -> dict[str, list]:
+    """The run's reference trajectories as one-row columns 'xy' [(T+1)·2·N int16, laid out
+    (T+1, 2, N) like ``pack_particles``] and 'scale'; empty columns for a run without one."""
+    if result.reference is None:
+        return {"xy": [], "scale": []}
+    xy, scale = quantize_positions(result.reference.transpose(0, 2, 1))
+    return {"xy": [np.ascontiguousarray(xy).reshape(-1)], "scale": [scale]}
+
+
 def quantize(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(F, H, W) densities → uint8 (F, H, W), each frame scaled to its own peak, and peaks (F,)."""
     peaks = frames.reshape(len(frames), -1).max(1).astype(np.float32)

@@ -208,6 +208,19 @@ def _mirror_when_idle(state: FlowState, runner: Recomputer, mirror: Callable[[],
     runner.param.watch(lambda event: None if event.new else later(unless_busy, IDLE_MS), ["busy"])
 
 
+def solver_readout(state: FlowState) -> pn.pane.Str:
+    """The line under the views that says what the sampler did (``FlowState.solver_text``):
+    plain text, updated with every run and reference."""
+    style = {"font-size": "12px", "color": "#444", "white-space": "normal"}
+    pane = pn.pane.Str(state.solver_text(), name="solver_readout", margin=(0, 10), styles=style)
+
+    def update(*_events) -> None:
+        pane.object = state.solver_text()
+
+    state.param.watch(update, ["result", "reference"])
+    return pane
+
+
 def _notice_after_first_run(state: FlowState, text: str) -> None:
     """Show ``text`` with the first run's own notice (now, if that run is already shown)."""
     if state.result is not None:
@@ -288,7 +301,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
     # views; it shows at the top too, as the plot decides it, for the run on screen.
     path_notice = Notice(owner=schedule.note, name_of_text="object")
     main = pn.Column(
-        header, notice, path_notice, views, playback_controls(state),
+        header, notice, path_notice, views, solver_readout(state), playback_controls(state),
         pn.pane.Markdown("### Train a network"), train_panel,
         pn.pane.Markdown("### Export"), export_menu,
         pn.Row(pn.Column(pn.pane.Markdown("### The path"), schedule, width=320),

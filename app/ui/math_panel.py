@@ -6,6 +6,7 @@ import panel as pn
 import param
 
 from app.session.state import FlowState
+from app.ui.solver_rules import solver_rule
 
 
 def _fmt(x: float) -> str:
@@ -84,7 +85,9 @@ class MathPanel(pn.viewable.Viewer):
         self._update()
 
     def _update(self, *_events) -> None:
-        blocks = equations(self.state)
+        result = self.state.result  # the rule of the solver that ran, at its first step
+        config = result.config if result is not None else self.state.config()
+        blocks = equations(self.state) + solver_rule(config)
         kinds = [kind for kind, _ in blocks]
         if kinds == getattr(self, "_kinds", None):
             # Same structure (a slider moved): new text in the panes there are. Rebuilding

@@ -24,6 +24,8 @@ class SchedulePlot(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.curves = ColumnDataSource(self.state.schedule_curves())
+        # the run's time grid: one tick per step on the t axis, where the solver evaluates
+        self.steps = ColumnDataSource({"t": [], "y": []}, name="time_grid_points")
         # The current time, moved by render.js every frame. At the overlay level a move repaints
         # only the overlay layer, not the axes and curves; not syncable: the browser owns it.
         self.marks = [Span(location=0, dimension="height", level="overlay", syncable=False,
@@ -60,6 +62,8 @@ class SchedulePlot(pn.viewable.Viewer):
         fig.center = [r for r in fig.center if r is not legend]
         fig.add_layout(legend, "above")
         fig.add_layout(self.marks[0])
+        fig.scatter("t", "y", source=self.steps, marker="dash", angle=1.5708, size=7,
+                    color="#2ca02c", line_width=1.5)  # fmt: skip
         return fig
 
     def _beta(self):
@@ -71,6 +75,9 @@ class SchedulePlot(pn.viewable.Viewer):
     def _update(self, *_events) -> None:
         curves = self.state.schedule_curves()
         self.curves.data = curves
+        result = self.state.result
+        times = [] if result is None else [float(t) for t in result.times]
+        self.steps.data = {"t": times, "y": [0.015] * len(times)}
         process = self.state.process
         fm = process != "vp"  # both flow-matching paths: g² diverges at t = 1
         top = float(min(max(curves["g2"].max(), 1.0), 60.0 if fm else 1e3)) * 1.05

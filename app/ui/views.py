@@ -31,6 +31,7 @@ from app.ui.frames import (
     pack_contours,
     pack_grid,
     pack_particles,
+    pack_reference,
     positions_fine_enough,
 )
 
@@ -111,6 +112,9 @@ class FlowViews(pn.viewable.Viewer):
         self.contour = ColumnDataSource({"xs": [], "ys": []}, name="contour")
         self.picked, self.hovered = ColumnDataSource(empty, name="picked"), ColumnDataSource(empty)
         self.picked_index = ColumnDataSource({"index": [-1]})
+        # the reference run (models/run/reference.py), and the clicked particle's path in it
+        self.rstore = ColumnDataSource({"xy": [], "scale": []}, name="reference_store")
+        self.picked_ref = ColumnDataSource(empty, name="picked_reference")
         self.hovered_index = ColumnDataSource({"index": [-1]})
         self.label = ColumnDataSource({"x": [0], "y": [0], "text": [""]}, name="time_label")
         self.peak_label = ColumnDataSource({"x": [0], "y": [0], "text": [""]}, name="peak_label")
@@ -166,6 +170,8 @@ class FlowViews(pn.viewable.Viewer):
             "x", "y", source=self.hovered, line_color="#444444", line_width=1.5, line_alpha=0.7
         )
         fig.line("x", "y", source=self.picked, line_color="black", line_width=2.5)
+        fig.line("x", "y", source=self.picked_ref, line_color="#d62728", line_width=2,
+                 line_dash="dashed")  # fmt: skip
         self._add_arrows(fig)
         # labels on the overlay level, above the arrows (annotations), on a faint backing
         fig.text(x=-3.9, y=3.5, text="text", source=self.label, text_font_size="12px",
@@ -219,7 +225,8 @@ class FlowViews(pn.viewable.Viewer):
             astore=self.astore, cstore=self.cstore, particles=self.particles,
             trail_sources=self.trail_sources,
             heat=self.heat, arrows=self.arrows, contour=self.contour, picked=self.picked,
-            hovered=self.hovered, picked_index=self.picked_index,
+            hovered=self.hovered, picked_index=self.picked_index, rstore=self.rstore,
+            picked_ref=self.picked_ref,
             hovered_index=self.hovered_index, label=self.label, peak_label=self.peak_label,
             marks=self.marks, status=self.status,
         )  # fmt: skip
@@ -310,8 +317,13 @@ class FlowViews(pn.viewable.Viewer):
         if "result" in changed and (new is None or not new.same_particles(changed["result"].old)):
             self._push_result()
             return
-        if "result" in changed:  # the same particles, with their exact density added
-            self._push_exact()
+        if "result" in changed:  # the same particles, with their exact density or reference
+            old = changed["result"].old
+            if new.exact_density is not old.exact_density:
+                self._push_exact()
+            if new.reference is not old.reference:
+                self.rstore.data = pack_reference(new)
+                self._push_settings()  # redraws the current frame
         if "arrows" in changed:  # overlay fields arrived for the run on screen
             self.astore.data = self._arrow_data()
             self._push_settings()  # redraws the current frame
@@ -324,6 +336,7 @@ class FlowViews(pn.viewable.Viewer):
         n_frames = len(result.times)
         # The extent is fixed by RunConfig; the figures' ranges are set once, at build.
         self.pstore.data = pack_particles(result)
+        self.rstore.data = pack_reference(result)
         # only what is shown travels: at most one density stack, one arrow field
         self.astore.data = self._arrow_data()
         self.cstore.data = pack_contours(result) if s.contours else {"xs": [], "ys": []}

@@ -13,9 +13,10 @@ import torch
 
 from models.datasets import DATASETS
 from models.density import DEFAULT_BANDWIDTH, Grid
+from models.logdensity import CARRIERS
 from models.paths import PATHS
-from models.samplers import SAMPLERS
 from models.schedules import SCHEDULES
+from models.solvers import GRIDS, SOLVERS, default_t_min, solvers_for
 
 MAX_STEPS = 1000
 MAX_PARTICLES = 50_000
@@ -25,8 +26,11 @@ MAX_PARTICLES = 50_000
 MAX_GRID_CELLS = 1001 * 256 * 256
 KINDS = ("ode", "sde", "conditional")
 DIRECTIONS = ("forward", "reverse")
-# Solvers with a stochastic form: at η > 0 Euler is Euler–Maruyama; the others are for the ODE.
-STOCHASTIC_SOLVERS = ("euler",)
+# Grids that reach t = 0 itself on every path: a reverse run on them stops at t_min (0 by
+# default: the exact field is finite there); the grids spaced in log-SNR need λ finite, so they
+# stop at the process's t_min at the earliest (models/solvers/grids.py).
+GRIDS_TO_ZERO = ("uniform", "quadratic")
+RTOL_RANGE, ATOL_RANGE = (1e-10, 0.1), (1e-12, 0.1)
 
 
 # --- the rules every caller asks (the command line, the app's state and its controls) ------
@@ -40,8 +44,8 @@ def noise_level(kind: str, eta: float | None) -> float:
 
 def solver_applies(solver: str, eta: float) -> bool:
     """Whether ``solver`` can step a run of noise level η: every solver integrates the ODE
-    (η = 0); at η > 0 only those with a stochastic form."""
-    return eta == 0 or solver in STOCHASTIC_SOLVERS
+    (η = 0); at η > 0 only those with a stochastic form (``models.solvers.solvers_for``)."""
+    return solver in solvers_for(min(max(eta, 0.0), 1.0))
 
 
 @dataclass
@@ -68,11 +72,23 @@ class RunConfig:
     exact_density: bool = True
     pde: bool = False  # also solve the Fokker–Planck / continuity equation on the grid
     log_density: bool = False  # carry log p_t along the particles (ODE runs only)
+    time_grid: str = "uniform"  # models.solvers.GRIDS
+    t_min: float = 0.0  # where a reverse run stops; see data_end
+    rtol: float = 1e-5  # tolerances of the adaptive solver (dopri5)
+    atol: float = 1e-6
 
     @property
     def grid(self) -> Grid:
         """The grid of the run's density frames."""
         return Grid(tuple(self.extent), (self.resolution, self.resolution))
+
+    @property
+    def data_end(self) -> float:
+        """Where a reverse run stops: ``t_min``, and on the grids spaced in log-SNR no earlier
+        than the process's default t_min (λ must be finite there)."""
+        if self.time_grid in GRIDS_TO_ZERO:
+            return float(self.t_min)
+        return max(float(self.t_min), default_t_min(self.process))
 
     @property
     def noise_level(self) -> float:
@@ -81,7 +97,7 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message for any bad setting."""
-        for name in ("eta", "beta_min", "beta_max", "bandwidth"):
+        for name in ("eta", "beta_min", "beta_max", "bandwidth", "t_min", "rtol", "atol"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name.replace('_', '-')} must be a finite number, got {value}")
@@ -93,7 +109,17 @@ class RunConfig:
             ),
             (self.direction in DIRECTIONS, f"direction must be one of {DIRECTIONS}"),
             (self.kind in KINDS, f"kind must be one of {KINDS}"),
-            (self.solver in SAMPLERS, f"solver must be one of {tuple(SAMPLERS)}"),
+            (self.solver in SOLVERS, f"solver must be one of {tuple(SOLVERS)}"),
+            (self.time_grid in GRIDS, f"time-grid must be one of {GRIDS}"),
+            (0 <= self.t_min <= 0.5, f"t-min must be in [0, 0.5], got {self.t_min}"),
+            (
+                RTOL_RANGE[0] <= self.rtol <= RTOL_RANGE[1],
+                f"rtol must be in [{RTOL_RANGE[0]:g}, {RTOL_RANGE[1]:g}], got {self.rtol:g}",
+            ),
+            (
+                ATOL_RANGE[0] <= self.atol <= ATOL_RANGE[1],
+                f"atol must be in [{ATOL_RANGE[0]:g}, {ATOL_RANGE[1]:g}], got {self.atol:g}",
+            ),
             (self.schedule in SCHEDULES, f"schedule must be one of {tuple(SCHEDULES)}"),
             (1 <= self.steps <= MAX_STEPS, f"steps must be in 1..{MAX_STEPS}, got {self.steps}"),
             (
@@ -130,15 +156,21 @@ class RunConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
-        if self.solver_used == "euler-maruyama" and not solver_applies(self.solver, 1.0):
+        steps_noise = self.solver_used not in ("closed-form", "exact-transition")
+        if steps_noise and not solver_applies(self.solver, self.noise_level):
             raise ValueError(
                 f"the {self.solver} solver has no stochastic form (it integrates the ODE, "
-                "eta = 0); use --solver euler for the SDE"
+                f"eta = 0); for the SDE use --solver {' or '.join(solvers_for(1.0))}"
             )
         if self.log_density and (self.kind != "ode" or self.noise_level != 0):
             raise ValueError(
                 "log-density is carried along ODE runs only (kind ode, eta 0), "
                 f"not kind {self.kind} with eta {self.noise_level:g}"
+            )
+        if self.log_density and self.solver not in CARRIERS:
+            raise ValueError(
+                f"log-density is carried by the solvers {', '.join(CARRIERS)}, not "
+                f"{self.solver} (it steps on x̂ and ε̂, which log p has not)"
             )
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device cuda asked for, but no CUDA device is available")
@@ -148,22 +180,23 @@ class RunConfig:
         """The integrator this run uses (``models.run.simulate.trajectories`` runs it).
 
         Conditional paths are closed-form; the forward SDE at η = 1 uses the exact Gaussian
-        transition; any other η > 0 steps Euler–Maruyama (the stochastic form of Euler;
-        :meth:`validate` refuses a solver without one).
+        transition; at any other η > 0 Euler steps Euler–Maruyama and DDIM its η-family (a
+        solver without a stochastic form is refused by :meth:`validate`).
         """
         eta = self.noise_level
         if self.kind == "conditional":
             return "closed-form"
         if self.direction == "forward" and self.kind == "sde" and eta == 1.0:
             return "exact-transition"
-        if eta > 0:
+        if eta > 0 and self.solver == "euler":
             return "euler-maruyama"
         return self.solver
 
     def to_dict(self) -> dict:
-        """Every setting; ``eta`` is the one used, ``solver`` what ran, ``solver_requested``
-        what was asked."""
+        """Every setting; ``eta`` and ``t_min`` are the ones used, ``solver`` what ran, and
+        ``solver_requested``, ``t_min_requested`` what was asked."""
         d = asdict(self)
         d["eta"] = self.noise_level
         d["solver_requested"], d["solver"] = self.solver, self.solver_used
+        d["t_min_requested"], d["t_min"] = self.t_min, self.data_end
         return d

@@ -107,6 +107,12 @@ class RunResult:
         pde_mass: its mass inside the box, (T+1,); pde_outflow: mass gone through the edges.
         log_density: log p_t carried along each particle (ODE runs), (T+1, N) float32, or None.
         memorization: the readout of a generating run with M ≥ 2 training points, or None.
+        nfe: the field evaluations (model calls) that moved the particles, counted (0 for the
+            closed forms); solver_stats: the adaptive solver's accepted / rejected steps.
+        reference: the same start points carried by the ODE to a tight tolerance, (T+1, N, 2)
+            float32, or None (``models/run/reference.py``); reference_errors: the particles'
+            mean distance from it per frame, (T+1,); sw2_ratio: the end samples' sliced W2 to
+            fresh data over the noise floor (reverse runs).
         warnings: one-line remarks on a valid run the user should know of (user points far
             outside the view, whose density frames are then empty).
         density: the particles' histogram on the run's grid, (T+1, H, W) float32: made on first
@@ -128,6 +134,11 @@ class RunResult:
     log_density: np.ndarray | None = None
     memorization: Memorization | None = None
     warnings: tuple[str, ...] = ()
+    nfe: float = 0
+    solver_stats: dict | None = None
+    reference: np.ndarray | None = None
+    reference_errors: np.ndarray | None = None
+    sw2_ratio: float | None = None
     # a cache, not part of the value: made on first use (set through object.__setattr__, the
     # value being frozen), carried over by with_() while the particles stay
     _density: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
@@ -146,7 +157,13 @@ class RunResult:
     def meta(self) -> str:
         """Every setting, what moved the particles and the memorization readout, as JSON
         (the npz ``meta`` entry; ``solver`` is what ran, ``solver_requested`` what was asked)."""
-        d = self.config.to_dict() | self.source.to_dict()
+        d = self.config.to_dict() | self.source.to_dict() | {"nfe": self.nfe}
+        if self.solver_stats:
+            d["solver_steps"] = {k: v for k, v in self.solver_stats.items() if k != "nfe"}
+        if self.reference_errors is not None:
+            d["reference_endpoint_error"] = float(self.reference_errors[-1])
+        if self.sw2_ratio is not None:
+            d["sw2_ratio"] = round(float(self.sw2_ratio), 4)
         if self.memorization is not None:
             d |= self.memorization.to_dict()
         return json.dumps(d, sort_keys=True)

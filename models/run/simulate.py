@@ -24,14 +24,13 @@ from models.run.diagnostics import left_view, outside_view
 from models.run.nonfinite import NonFiniteRun, check_finite
 from models.run.result import FieldSource, RunResult
 from models.samplers import (
-    SAMPLERS,
     Cancelled,
     conditional_paths,
     forward_sde_exact,
-    sample_euler,
     time_grid,
 )
 from models.schedules import make_schedule
+from models.solvers import SOLVERS, CountingField, make_times, sampler_of
 
 
 def path_of(config: RunConfig) -> GaussianPath:
@@ -51,29 +50,41 @@ def build(
 
 
 def run_times(config: RunConfig, path: GaussianPath) -> torch.Tensor:
-    """The run's time grid (T+1,), float64, in the order its frames are shown: from 0 for
-    forward runs, from (about) 1 for reverse runs, SDE runs starting where the path allows."""
-    eta, steps = config.noise_level, config.steps
+    """The run's time grid (T+1,), float64, on ``config.time_grid``, in the order its frames
+    are shown: forward runs from 0, reverse runs from (about) 1 to ``config.data_end``; SDE
+    runs start where the path allows (``stochastic_start``)."""
+    eta, steps, grid = config.noise_level, config.steps, config.time_grid
     forward = config.direction == "forward"
-    if config.kind == "conditional" or (forward and config.kind == "sde" and eta == 1.0):
-        times = time_grid(0.0, 1.0, steps)  # no sampler: closed forms
-        return times if forward else times.flip(0)
+    if config.solver_used in ("closed-form", "exact-transition"):  # no sampler: closed forms
+        times = _grid(path, grid, steps, 0.0 if forward else config.data_end, 1.0)
+        return times if forward else times.flip(0)  # played from noise to data
     if forward:
-        return time_grid(0.0, path.stochastic_start(eta, steps), steps)
-    return time_grid(path.stochastic_start(eta, steps), 0.0, steps)
+        return _grid(path, grid, steps, 0.0, path.stochastic_start(eta, steps))
+    return _grid(path, grid, steps, path.stochastic_start(eta, steps), config.data_end)
+
+
+def _grid(path: GaussianPath, grid: str, steps: int, start: float, end: float) -> torch.Tensor:
+    """``make_times``; the uniform grid as ``time_grid`` (linspace) makes it, bit for bit."""
+    return time_grid(start, end, steps) if grid == "uniform" else make_times(
+        path, grid, steps, start, end)  # fmt: skip
 
 
 def trajectories(
-    config: RunConfig, path, data, field, generator, callback=None, workers: int = 1
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the sampler the configuration names (``RunConfig.solver_used``), in row blocks on
-    up to ``workers`` threads where that pays (the same numbers either way).
+    config: RunConfig, path, data, field, generator, callback=None, workers: int = 1,
+    sampler=None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Run the sampler the configuration names (``RunConfig.solver_used``; or ``sampler``,
+    made by :func:`sampler_for`), in row blocks on up to ``workers`` threads where that pays
+    (the same numbers either way; an adaptive solver runs in one block).
 
     Returns (trajectories (T+1, N, 2), times (T+1,), labels (N,)).
     """
     device, eta, n = config.device, config.noise_level, config.particles
     times = run_times(config, path)
     used = config.solver_used
+    sampler = sampler if sampler is not None else sampler_for(config)
+    if SOLVERS[config.solver].adaptive:
+        workers = 1  # one step size for all particles: a split would change the steps
     if config.direction == "forward" or config.kind == "conditional":
         x0, labels = data.sample(n, generator, device=device)
         if used == "closed-form":  # played from noise to data for reverse runs
@@ -83,18 +94,18 @@ def trajectories(
         elif used == "exact-transition":
             traj = forward_sde_exact(path, x0, times, generator)
         else:  # ODE, or the η-family forward for 0 < η < 1
-            sampler = _sampler(used)
             traj = sample_split(sampler, field, path, x0, times, eta, generator, callback, workers)
         return traj, times, labels.cpu()
     x1 = path.prior(n, float(times[0]), generator, device=device)
-    traj = sample_split(_sampler(used), field, path, x1, times, eta, generator, callback, workers)
+    traj = sample_split(sampler, field, path, x1, times, eta, generator, callback, workers)
     labels = field.nearest_label(traj[-1], 0.0).cpu()
     return traj, times, labels
 
 
-def _sampler(used: str):
-    """The sampler of ``RunConfig.solver_used`` (Euler–Maruyama is Euler's η > 0 form)."""
-    return sample_euler if used == "euler-maruyama" else SAMPLERS[used]
+def sampler_for(config: RunConfig):
+    """The sampler of ``config.solver`` (``models.solvers``), a fresh one for the adaptive
+    solver (it records the steps it took in ``stats``); Euler at η > 0 is Euler–Maruyama."""
+    return sampler_of(config.solver, rtol=config.rtol, atol=config.atol)
 
 
 def simulate(
@@ -127,15 +138,20 @@ def simulate(
     field = exact if source.make is None else source.make(path, exact)
     generator = torch.Generator(device=config.device).manual_seed(config.seed)
     callback = _step_check(config, should_stop)
+    sampler = sampler_for(config)
+    counted = CountingField(field, particles=config.particles)  # the particles' model calls
+    # an adaptive solver may take many steps between two frames: poll at every evaluation
+    moving = _Polled(counted, lambda: callback(None)) if SOLVERS[config.solver].adaptive \
+        else counted  # fmt: skip
 
     def particles(callback, workers: int = 1):
         if config.log_density:  # positions and log p_t, through the same samplers
             traj, times, labels, log_p = carried_trajectories(
-                config, path, data, _data_mixture(config, data, exact), field, generator,
-                run_times(config, path), callback)  # fmt: skip
+                config, path, data, _data_mixture(config, data, exact), moving, generator,
+                run_times(config, path), callback, sampler)  # fmt: skip
         else:
-            (traj, times, labels), log_p = trajectories(
-                config, path, data, field, generator, callback, workers), None  # fmt: skip
+            moved = trajectories(config, path, data, moving, generator, callback, workers, sampler)
+            (traj, times, labels), log_p = moved, None
         check_finite("positions", traj, times, config)  # samplers without a step callback too
         return traj, times, labels, log_p
 
@@ -164,7 +180,26 @@ def simulate(
         pde_outflow=None if solved is None else solved.outflow,
         log_density=None if log_density is None else log_density.float().cpu().numpy(),
         warnings=_warnings(dataset, positions, times, config),
+        nfe=counted.nfe if config.solver_used not in ("closed-form", "exact-transition") else 0,
+        solver_stats=dict(getattr(sampler, "stats", {})) or None,
     )
+
+
+class _Polled:
+    """``field`` that calls ``poll()`` before every evaluation (which may stop the run)."""
+
+    def __init__(self, field, poll):
+        self.field, self.poll = field, poll
+
+    def __call__(self, x, t, want=("velocity",)):
+        self.poll()
+        return self.field(x, t, want)
+
+    def __getattr__(self, name):  # nearest_label, work_per_point, ...: the field's own
+        field = self.__dict__.get("field")
+        if field is None:
+            raise AttributeError(name)
+        return getattr(field, name)
 
 
 def _step_check(config: RunConfig, should_stop):

@@ -11,6 +11,7 @@
 //            sent (the particles' own is then made here from pstore)
 //   astore   {x: [P], y: [P], velocity: [(T+1)·2·P], score, drift}   overlay arrows
 //   cstore   {xs, ys}                      contour lines of every frame
+//   rstore   {xy: [(T+1)·2·N int16], scale: [s]}   the reference run's positions, or empty
 const started = performance.now();
 const gs = gstore.data, ps = pstore.data, st = settings.data;
 const nframes = gs.t.length;
@@ -165,6 +166,18 @@ for (const [src, idx] of [[picked, picked_index.data.index[0]], [hovered, hovere
   }
   src.data.x = hx; src.data.y = hy; src.change.emit();
 }
+// The clicked particle's path in the reference run (rstore: same layout as pstore), dashed.
+const rs = rstore.data, pick = picked_index.data.index[0];
+const rx = [], ry = [];
+if (rs.xy !== undefined && rs.xy.length && pick !== undefined && pick >= 0 && pick < n) {
+  const rxy = rs.xy[0], rscale = rs.scale[0];
+  if (rxy.length === 2 * nframes * n) {
+    for (let k = 0; k < nframes; k++) {
+      rx.push(rxy[2 * k * n + pick] * rscale); ry.push(rxy[(2 * k + 1) * n + pick] * rscale);
+    }
+  }
+}
+picked_ref.data.x = rx; picked_ref.data.y = ry; picked_ref.change.emit();
 
 // Current time: the label on the particle view and the markers on the schedule plots.
 const t = gs.t[i];
