@@ -36,6 +36,7 @@ from app.ui.export_menu import ExportMenu
 from app.ui.math_panel import MathPanel
 from app.ui.notice import Notice
 from app.ui.schedule_plot import SchedulePlot
+from app.ui.solver_lab import SolverLab
 from app.ui.train_panel import TrainPanel
 from app.ui.views import FlowViews
 
@@ -260,6 +261,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
     views.link_marks(schedule.marks)
     export_menu = ExportMenu(state=state, schedule=_on_session_thread(pn.state.curdoc, gate))
     train_panel = TrainPanel(state=state, schedule=_on_session_thread(pn.state.curdoc, gate))
+    solver_lab = SolverLab(state, schedule=_on_session_thread(pn.state.curdoc, gate))
 
     # The spinner always spins; only its opacity toggles. Toggling `value` or `visible`
     # changes the element's classes, and Bokeh re-lays out the whole page for that (measured:
@@ -294,6 +296,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
             pn.state.on_session_destroyed(lambda _ctx: runner.shutdown())
             pn.state.on_session_destroyed(lambda _ctx: export_menu.cancel_and_clean())
             pn.state.on_session_destroyed(lambda _ctx: train_panel.job.stop())
+            pn.state.on_session_destroyed(lambda _ctx: solver_lab.stop())
             pn.state.on_session_destroyed(lambda _ctx: release_after_close(IOLoop.current()))
 
     header = pn.Row(pn.pane.Markdown(f"## {TITLE}", margin=(0, 10)), busy, align="center")
@@ -303,6 +306,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
     main = pn.Column(
         header, notice, path_notice, views, solver_readout(state), playback_controls(state),
         pn.pane.Markdown("### Train a network"), train_panel,
+        pn.pane.Markdown("### The solver lab: error versus model calls"), solver_lab,
         pn.pane.Markdown("### Export"), export_menu,
         pn.Row(pn.Column(pn.pane.Markdown("### The path"), schedule, width=320),
                pn.Column(pn.pane.Markdown("### The mathematics"), MathPanel(state=state),

@@ -137,7 +137,11 @@ CONTROL_CHANGES = {
     "dataset": lambda p: p.page.locator("select").first.select_option(label="2 moons"),
     "direction": lambda p: click(p, "forward: noising"),
     "kind": lambda p: click(p, "SDE"),
-    "solver+steps": lambda p: (click(p, "Heun (2nd order)"), p.page.keyboard.press("Tab")),
+    "solver+steps": lambda p: (
+        p.page.locator("select")
+        .filter(has_text="DPM-Solver++(2M)")
+        .select_option(label="Heun (2nd order)")
+    ),
 }
 
 
