@@ -28,14 +28,7 @@ MU, SD = torch.tensor([1.5, -0.5], dtype=torch.float64), 0.3
 FIXED = [name for name, s in SOLVERS.items() if not s.adaptive]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Torch on one thread: these tensors are small, and a thread team waiting at each
-    operation on a shared machine made a sweep 20x slower (12.6 s against 0.5 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def gaussian_field(path, sd=SD):

@@ -41,7 +41,7 @@ def solver_rule(config: RunConfig) -> list[tuple[str, str]]:
         return []
     k = first_step(config)
     step = (rf"t_0 = {_f(k['t'])},\ t_1 = {_f(k['s'])},\ h = t_1 - t_0 = {_f(k['h'])}"
-            rf"\ ({config.time_grid}\ \text{{grid}})")  # fmt: skip
+            rf"\quad \text{{({config.time_grid} grid)}}")  # fmt: skip
     v = r"v(x_i, t_i)"
     rules = {
         "euler": [rf"x_{{i+1}} = x_i + h\,{v}"],

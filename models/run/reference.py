@@ -23,6 +23,7 @@ from models.evaluation.solver_error import (
 )
 from models.run.result import RunResult
 from models.run.simulate import build
+from models.solvers.counting import PolledField
 
 # The SW2 readout compares at most this many of the run's samples with as many fresh ones, over
 # REFS fresh sets, against a noise floor of FLOOR_PAIRS pairs, kept per data set and size: a
@@ -53,7 +54,7 @@ def with_reference(result: RunResult, poll=None) -> RunResult:
             field = type(field)(path, exact.reference, dtype=torch.float64)
     else:
         field, rtol, atol = source.make(path, exact), LEARNED_RTOL, LEARNED_ATOL
-    moving = field if poll is None else _Polled(field, poll)
+    moving = field if poll is None else PolledField(field, poll)
     x = torch.from_numpy(result.trajectories[0]).to(torch.float64)
     times = torch.from_numpy(np.asarray(result.times, dtype=np.float64))
     options = {} if rtol is None else {"rtol": rtol, "atol": atol}
@@ -82,14 +83,3 @@ def _sw2_ratio(samples: torch.Tensor, data, result: RunResult, poll) -> float:
             poll()
         total += sliced_w2(samples, data.sample(n, gen)[0], generator=gen)
     return total / REFS / _FLOORS[key]
-
-
-class _Polled:
-    """``field`` that calls ``poll()`` before every evaluation (which may stop the work)."""
-
-    def __init__(self, field, poll):
-        self.field, self.poll = field, poll
-
-    def __call__(self, x, t, want=("velocity",)):
-        self.poll()
-        return self.field(x, t, want)

@@ -31,6 +31,7 @@ from models.samplers import (
 )
 from models.schedules import make_schedule
 from models.solvers import SOLVERS, CountingField, make_times, sampler_of
+from models.solvers.counting import PolledField
 
 
 def path_of(config: RunConfig) -> GaussianPath:
@@ -141,7 +142,7 @@ def simulate(
     sampler = sampler_for(config)
     counted = CountingField(field, particles=config.particles)  # the particles' model calls
     # an adaptive solver may take many steps between two frames: poll at every evaluation
-    moving = _Polled(counted, lambda: callback(None)) if SOLVERS[config.solver].adaptive \
+    moving = PolledField(counted, lambda: callback(None)) if SOLVERS[config.solver].adaptive \
         else counted  # fmt: skip
 
     def particles(callback, workers: int = 1):
@@ -183,23 +184,6 @@ def simulate(
         nfe=counted.nfe if config.solver_used not in ("closed-form", "exact-transition") else 0,
         solver_stats=dict(getattr(sampler, "stats", {})) or None,
     )
-
-
-class _Polled:
-    """``field`` that calls ``poll()`` before every evaluation (which may stop the run)."""
-
-    def __init__(self, field, poll):
-        self.field, self.poll = field, poll
-
-    def __call__(self, x, t, want=("velocity",)):
-        self.poll()
-        return self.field(x, t, want)
-
-    def __getattr__(self, name):  # nearest_label, work_per_point, ...: the field's own
-        field = self.__dict__.get("field")
-        if field is None:
-            raise AttributeError(name)
-        return getattr(field, name)
 
 
 def _step_check(config: RunConfig, should_stop):

@@ -59,3 +59,22 @@ class CountingField:
         if field is None:
             raise AttributeError(name)
         return getattr(field, name)
+
+
+class PolledField:
+    """``field`` with the same call signature that calls ``poll()`` before every evaluation:
+    work whose steps are not its own (the adaptive solver between two frames, a reference
+    solve) stops at once when ``poll`` raises, and gives the compute turn back meanwhile."""
+
+    def __init__(self, field, poll):
+        self.field, self.poll = field, poll
+
+    def __call__(self, x, t, want=("velocity",)):
+        self.poll()
+        return self.field(x, t, want)
+
+    def __getattr__(self, name):  # nearest_label, work_per_point, ...: the field's own
+        field = self.__dict__.get("field")
+        if field is None:
+            raise AttributeError(name)
+        return getattr(field, name)

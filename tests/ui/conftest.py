@@ -72,15 +72,20 @@ def server():
     port = _free_port()
     serve(port=port, address="localhost", threaded=True)
     url = f"http://localhost:{port}"
-    deadline = time.time() + 30
+    wait_live(url)
+    yield url
+    pn.state.kill_all_servers()
+
+
+def wait_live(url: str, seconds: float = 30) -> None:
+    """Until the server at ``url`` answers its liveness URL (no page to wait on yet)."""
+    deadline = time.time() + seconds
     while time.time() < deadline:
         try:
             with urllib.request.urlopen(f"{url}/liveness", timeout=2):
-                break
+                return
         except OSError:
-            time.sleep(0.2)  # polls the server's liveness URL (no page to wait on yet)
-    yield url
-    pn.state.kill_all_servers()
+            time.sleep(0.2)  # polls the server (the condition is its answer)
 
 
 class AppPage:

@@ -9,13 +9,10 @@ the server before the page loads, so no widget needs to be driven to make it sma
 
 from __future__ import annotations
 
-import time
-import urllib.request
-
 import panel as pn
 import pytest
 
-from tests.ui.conftest import _free_port
+from tests.ui.conftest import _free_port, wait_live
 
 SHOT = "/tmp/solver_lab.png"  # looked at by hand, not checked
 PROGRESS = ("[...Bokeh.documents[0].all_models].find((m) => m.css_classes && "
@@ -54,13 +51,7 @@ def lab_server():
                       show=False, liveness=True, verbose=False,
                       websocket_origin=[f"localhost:{port}"])  # fmt: skip
     url = f"http://localhost:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/liveness", timeout=2):
-                break
-        except OSError:
-            time.sleep(0.2)  # polls the server's liveness URL (no page to wait on yet)
+    wait_live(url)
     yield url
     server.stop()
 
