@@ -178,3 +178,14 @@ def test_the_command_line_writes_the_reference_and_the_model_calls(tmp_path):
         assert math.isclose(meta["reference_endpoint_error"], float(f["reference_errors"][-1]))
     assert meta["nfe"] == 40 and meta["solver"] == "rk4" and meta["time_grid"] == "quadratic"
     assert main([*args[:-2], "--kind", "sde", "--out", str(out)]) == 2
+
+
+def test_shading_with_an_exponential_solver_keeps_the_run_and_says_why():
+    """The app never asks for what cannot run: log p is carried by velocity solvers only."""
+    state = FlowState(solver="ddim", shade=True, steps=10, particles=100)
+    state.recompute()
+    assert state.result.log_density is None and np.isfinite(state.result.trajectories).all()
+    assert "steps on x̂ and ε̂" in state.notice
+    state.solver = "heun"
+    state.recompute()
+    assert state.result.log_density is not None and "x̂" not in state.notice

@@ -4,6 +4,8 @@ many generated samples landed on a training point."""
 from __future__ import annotations
 
 from app.session.fields import FIELDS
+from models.logdensity import CARRIERS
+from models.run.config import MAX_PARTICLES
 from models.run.reference import has_reference
 from models.run.result import RunResult
 
@@ -38,6 +40,34 @@ def solver_text(result: RunResult | None, reference_asked: bool = False) -> str:
     if result.sw2_ratio is not None:
         parts.append(f"SW2/floor {result.sw2_ratio:.2f}")
     return " · ".join(parts)
+
+
+def run_notice(state, result: RunResult) -> str:
+    """What the user should know about a run that ``state`` (a ``FlowState``) computed: a
+    capped N, the run's own warnings, and settings that could not apply as chosen."""
+    from app.session.state import DIFFERENCE_NEEDS_LEARNED, MAX_PARTICLE_FRAMES
+
+    config, notes = result.config, []
+    if config.particles < state.particles:
+        notes.append(
+            f"N = {state.particles:,} particles x {config.steps + 1:,} frames passes the "
+            f"{MAX_PARTICLE_FRAMES:,} positions one run may compute and send here; ran "
+            f"N = {config.particles:,} (fewer steps allow more particles; the command line "
+            f"runs up to {MAX_PARTICLES:,} at any number of steps).")  # fmt: skip
+    notes.extend(result.warnings)  # from the run: left the view, points outside, field
+    if state.overlay == "difference" and not result.source.learned:
+        notes.append(DIFFERENCE_NEEDS_LEARNED)
+    if config.solver != state.solver:
+        notes.append(f"{SOLVER_NAMES[state.solver]} has no stochastic form: this SDE run steps "
+                     "Euler–Maruyama (DDIM has one too).")  # fmt: skip
+    if state.shade and state.kind != "ode":
+        notes.append("Colouring by carried log-density needs the ODE (a stochastic path "
+                     "carries no density); particles keep their cluster colours.")  # fmt: skip
+    elif state.shade and not config.log_density:
+        notes.append(f"Colouring by carried log-density needs a solver that steps on the "
+                     f"velocity ({', '.join(CARRIERS)}); {SOLVER_NAMES[config.solver]} steps "
+                     "on x̂ and ε̂. Particles keep their cluster colours.")  # fmt: skip
+    return " ".join(notes)
 
 
 def memorization_text(result: RunResult | None) -> str:

@@ -122,7 +122,7 @@ class Recomputer(param.Parameterized):
         if result is None:
             return
         if (s.density_source == "pde" and result.pde_density is None) or \
-                (s.shade and s.kind == "ode" and result.log_density is None):  # fmt: skip
+                (s.config().log_density and result.log_density is None):  # fmt: skip
             self.request()
 
     def _exact_if_needed(self, *_events) -> None:

@@ -13,12 +13,13 @@ import param
 import torch
 
 from app.session.fields import FIELDS, TRAIN_SEED, TrainedModel, resolve
-from app.session.readouts import SOLVER_LABELS, SOLVER_NAMES, memorization_text, solver_text
+from app.session.readouts import SOLVER_LABELS, memorization_text, run_notice, solver_text
 from models.datasets import DATASETS, Points, make_dataset
 from models.evaluation.memorization import memorization_delta, memorized_share, training_points
+from models.logdensity import CARRIERS
 from models.overlay import run_overlay
 from models.paths import path_curves
-from models.run.config import MAX_PARTICLES, RunConfig, noise_level, solver_applies
+from models.run.config import RunConfig, noise_level, solver_applies
 from models.run.result import Memorization, RunResult
 from models.run.simulate import exact_frames, path_of, simulate
 from models.schedules import make_schedule
@@ -176,8 +177,8 @@ class FlowState(param.Parameterized):
         default="particles",
         objects={"particles": "particles", "PDE": "pde", "exact": "exact"},
         doc="Heatmap: histogram of the particles, the density solved on the grid by the "
-        "continuity / Fokker–Planck equation with the same field (MATH.md §6), or the exact p_t "
-        "of MATH.md §5",
+        "continuity / Fokker–Planck equation with the same field (docs/MATH.md §6), or the "
+        "exact p_t of docs/MATH.md §5",
     )
     overlay = param.Selector(
         default="none",
@@ -197,7 +198,7 @@ class FlowState(param.Parameterized):
     shade = param.Boolean(
         default=False,
         doc="Colour particles by the density each one carries along its ODE trajectory "
-        "(d/dt log p = −∇·v, MATH.md §6), in the heatmap's colours: a particle matches the "
+        "(d/dt log p = −∇·v, docs/MATH.md §8), in the heatmap's colours: a particle matches the "
         "heatmap under it where the two views agree, and does not where they disagree",
     )
     reference = param.Boolean(
@@ -275,29 +276,8 @@ class FlowState(param.Parameterized):
         return min(self.particles, MAX_PARTICLE_FRAMES // (self.steps + 1))
 
     def run_notice(self, result: RunResult) -> str:
-        """What the user should know about a finished run ("" when nothing): a capped N, or
-        most particles leaving the view (too few SDE steps, say)."""
-        config = result.config
-        notes = []
-        if config is not None and config.particles < self.particles:
-            notes.append(
-                f"N = {self.particles:,} particles x {config.steps + 1:,} frames passes the "
-                f"{MAX_PARTICLE_FRAMES:,} positions one run may compute and send here; ran "
-                f"N = {config.particles:,} (fewer steps allow more particles; the command line "
-                f"runs up to {MAX_PARTICLES:,} at any number of steps).")  # fmt: skip
-        notes.extend(result.warnings)  # from the run: left the view, points outside, field
-        if self.overlay == "difference" and not result.source.learned:
-            notes.append(DIFFERENCE_NEEDS_LEARNED)
-        if config.solver != self.solver:
-            label = SOLVER_NAMES[self.solver]
-            notes.append(f"{label} has no stochastic form: this SDE run steps Euler–Maruyama "
-                         "(DDIM has one too).")  # fmt: skip
-        if self.shade and self.kind != "ode":
-            notes.append(
-                "Colouring by carried log-density needs the ODE (a stochastic path "
-                "carries no density); particles keep their cluster colours."
-            )
-        return " ".join(notes)
+        """What the user should know about a finished run ("" when nothing)."""
+        return run_notice(self, result)
 
     @property
     def wants_exact(self) -> bool:
@@ -318,7 +298,8 @@ class FlowState(param.Parameterized):
             particles=self.particles_allowed, seed=self.seed, schedule=self.schedule,
             beta_min=self.beta_min, beta_max=self.beta_max, n_reference=APP_REFERENCE,
             resolution=APP_RESOLUTION, device=self.device, pde=self.density_source == "pde",
-            log_density=self.shade and self.kind == "ode", exact_density=self.wants_exact,
+            log_density=self.shade and self.kind == "ode" and solver in CARRIERS,
+            exact_density=self.wants_exact,
         )  # fmt: skip
 
     def compute(self, should_stop=None) -> tuple[RunResult, dict | None]:

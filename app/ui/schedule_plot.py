@@ -77,7 +77,8 @@ class SchedulePlot(pn.viewable.Viewer):
         self.curves.data = curves
         result = self.state.result
         times = [] if result is None else [float(t) for t in result.times]
-        self.steps.data = {"t": times, "y": [0.015] * len(times)}
+        if times != self.steps.data["t"]:  # most runs keep their grid: nothing to send then
+            self.steps.data = {"t": times, "y": [0.015] * len(times)}
         process = self.state.process
         fm = process != "vp"  # both flow-matching paths: g² diverges at t = 1
         top = float(min(max(curves["g2"].max(), 1.0), 60.0 if fm else 1e3)) * 1.05

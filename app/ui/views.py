@@ -336,7 +336,8 @@ class FlowViews(pn.viewable.Viewer):
         n_frames = len(result.times)
         # The extent is fixed by RunConfig; the figures' ranges are set once, at build.
         self.pstore.data = pack_particles(result)
-        self.rstore.data = pack_reference(result)
+        if result.reference is not None or len(self.rstore.data["xy"]):  # else nothing to send
+            self.rstore.data = pack_reference(result)
         # only what is shown travels: at most one density stack, one arrow field
         self.astore.data = self._arrow_data()
         self.cstore.data = pack_contours(result) if s.contours else {"xs": [], "ys": []}
