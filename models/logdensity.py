@@ -127,6 +127,8 @@ def integrate(field: Field, path: GaussianPath, x: Tensor, times, logp0: Tensor,
             raise ValueError(f"log p is carried by the solvers {', '.join(CARRIERS)}, "
                              f"not {solver!r}")  # fmt: skip
         solver = sampler_of(solver)
+    if hasattr(solver, "error_columns"):  # an adaptive solver steps as on the positions alone
+        solver.error_columns = x.shape[1]
     state = torch.cat([x, logp0.to(x.dtype)[:, None]], dim=1)
 
     def positions(info) -> None:

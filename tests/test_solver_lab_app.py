@@ -189,3 +189,34 @@ def test_shading_with_an_exponential_solver_keeps_the_run_and_says_why():
     state.solver = "heun"
     state.recompute()
     assert state.result.log_density is not None and "x̂" not in state.notice
+
+
+def test_carrying_log_p_leaves_the_adaptive_solvers_steps_alone():
+    """dopri5's error norm reads the positions only: the shading moves no particle."""
+    plain = simulate(RunConfig(solver="dopri5", **QUICK))
+    carried = simulate(RunConfig(solver="dopri5", **{**QUICK, "exact_density": False},
+                                 log_density=True))  # fmt: skip
+    assert carried.solver_stats == plain.solver_stats and carried.nfe == plain.nfe
+    np.testing.assert_array_equal(carried.trajectories, plain.trajectories)
+
+
+def test_the_notice_names_a_solver_swap_only_where_one_happened():
+    forward = FlowState(kind="sde", direction="forward", solver="rk4", steps=8, particles=100)
+    forward.recompute()  # η = 1 forward: the exact transition, no solver at all
+    assert "stochastic form" not in forward.notice
+    assert forward.solver_text().startswith("Exact transition: no solver steps")
+    reverse = FlowState(kind="sde", solver="rk4", steps=8, particles=100)
+    reverse.recompute()
+    assert "Runge–Kutta 4 has no stochastic form" in reverse.notice
+    assert reverse.solver_text().startswith("Euler–Maruyama on the uniform grid")
+
+
+def test_t_min_travels_as_typed_and_the_meta_says_where_runs_stop():
+    state = FlowState(t_min=0.0123456789)
+    good, _ = read_url_values(read_query(query_of(state)))
+    assert good["t_min"] == 0.0123456789
+    assert RunConfig(t_min=-0.0).to_dict()["t_min"] == 0.0 == math.copysign(0.0, 1.0)
+    assert math.copysign(1.0, RunConfig(t_min=-0.0).to_dict()["t_min"]) == 1.0
+    forward = RunConfig(direction="forward", time_grid="logsnr").to_dict()
+    assert forward["t_min"] == 0.0, "a forward run starts at t = 0"
+    assert RunConfig(time_grid="logsnr").to_dict()["t_min"] == 1e-3

@@ -14,7 +14,10 @@ SOLVER_LABELS = {
     "Runge–Kutta 4": "rk4", "DDIM": "ddim", "DPM-Solver++(2M)": "dpmpp2m",
     "Dormand–Prince 5(4), adaptive": "dopri5",
 }  # fmt: skip
-SOLVER_NAMES = {name: label for label, name in SOLVER_LABELS.items()}
+SOLVER_NAMES = {name: label for label, name in SOLVER_LABELS.items()} | {
+    "euler-maruyama": "Euler–Maruyama", "closed-form": "Closed form",
+    "exact-transition": "Exact transition",
+}  # fmt: skip
 
 
 def solver_text(result: RunResult | None, reference_asked: bool = False) -> str:
@@ -57,7 +60,7 @@ def run_notice(state, result: RunResult) -> str:
     notes.extend(result.warnings)  # from the run: left the view, points outside, field
     if state.overlay == "difference" and not result.source.learned:
         notes.append(DIFFERENCE_NEEDS_LEARNED)
-    if config.solver != state.solver:
+    if config.solver_used == "euler-maruyama" and state.solver != "euler":
         notes.append(f"{SOLVER_NAMES[state.solver]} has no stochastic form: this SDE run steps "
                      "Euler–Maruyama (DDIM has one too).")  # fmt: skip
     if state.shade and state.kind != "ode":

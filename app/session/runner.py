@@ -25,6 +25,8 @@ from app.session.state import COMPUTE_PARAMS, DATA_PARAMS, FlowState
 from models.run.reference import has_reference, with_reference
 from models.samplers import Cancelled
 
+REFERENCE_FIELDS = ("reference", "reference_errors", "sw2_ratio")
+
 log = logging.getLogger(__name__)
 
 # Threads that wait for their turn cost nothing; 32 lets 32 sessions queue at once (more wait
@@ -54,6 +56,7 @@ class Recomputer(param.Parameterized):
         self.state = state
         self._schedule = schedule or (lambda fn: fn())
         self._generation = 0
+        self._closed = False
         self._extra_for: dict = {}  # what → the run it is being computed for
         self._lock = threading.Lock()
         state.param.watch(self.request, list(COMPUTE_PARAMS + DATA_PARAMS))
@@ -132,12 +135,13 @@ class Recomputer(param.Parameterized):
         if not self.state.wants_exact or result is None or result.exact_density is not None:
             return
         self._for_shown_run("the exact density", self.state.with_exact,
-                            lambda _run, run: setattr(self.state, "result", run))  # fmt: skip
+                            lambda _run, run: self._add(run, ("exact_density",)))  # fmt: skip
 
     def _reference_if_needed(self, *_events) -> None:
         """Add the reference to the shown run when asked (a deterministic run only): a new run
         value with the same particles. The adaptive solver's many evaluations each pass the
-        turn, and stop once the run is no longer shown."""
+        turn, and stop once the run is no longer shown, the reference is no longer asked for,
+        or the session has closed."""
         result = self.state.result
         if not self.state.reference or result is None or result.reference is not None or \
                 not has_reference(result):  # fmt: skip
@@ -146,13 +150,21 @@ class Recomputer(param.Parameterized):
         def compute(run):
             def poll() -> None:
                 TURNS.pass_turn()
-                if not self._shown(run):
+                if self._closed or not self.state.reference or not self._shown(run):
                     raise Cancelled
 
             return with_reference(run, poll)
 
         self._for_shown_run("the reference", compute,
-                            lambda _run, run: setattr(self.state, "result", run))  # fmt: skip
+                            lambda _run, run: self._add(run, REFERENCE_FIELDS))  # fmt: skip
+
+    def _add(self, made, fields: tuple[str, ...]) -> None:
+        """Put ``fields`` of ``made`` (the shown run with an extra) onto the run shown now: it
+        may have gained another extra meanwhile (the exact density while the reference was
+        computing), which a plain replacement would drop."""
+        shown = self.state.result
+        if shown is not None and shown.same_particles(made):
+            self.state.result = shown.with_(**{name: getattr(made, name) for name in fields})
 
     def _arrows_if_needed(self, *_events) -> None:
         """Compute the overlay fields of the shown run, once, when an overlay asks for them."""
@@ -210,6 +222,8 @@ class Recomputer(param.Parameterized):
         self.busy = False
 
     def shutdown(self) -> None:
-        """Stop this session's run in flight at its next step (the shared thread lives on)."""
+        """Stop this session's run in flight at its next step, and its reference at its next
+        evaluation (the shared thread lives on)."""
+        self._closed = True
         with self._lock:
             self._generation += 1

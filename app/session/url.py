@@ -90,14 +90,15 @@ def read_url_values(query: dict[str, str]) -> tuple[dict, dict]:
 
 
 def canonical(parameter: param.Parameter, value) -> str:
-    """One text per value: 'true'/'false', integers plain, floats in at most 6 significant
-    digits without noise (18.500000000000004 → 18.5)."""
+    """One text per value: 'true'/'false', integers plain, floats in at most 12 significant
+    digits: without a slider's noise (18.500000000000004 → 18.5), and every number a person
+    types comes back as typed (t_min 0.0123456789)."""
     if isinstance(parameter, param.Boolean):
         return "true" if value else "false"
     if isinstance(parameter, param.Integer):
         return str(int(value))
     if isinstance(parameter, param.Number):
-        return format(float(value), ".6g")
+        return format(float(value) + 0.0, ".12g")  # + 0.0: no "-0"
     return str(value)
 
 

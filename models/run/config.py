@@ -87,7 +87,7 @@ class RunConfig:
         """Where a reverse run stops: ``t_min``, and on the grids spaced in log-SNR no earlier
         than the process's default t_min (λ must be finite there)."""
         if self.time_grid in GRIDS_TO_ZERO:
-            return float(self.t_min)
+            return float(self.t_min) + 0.0  # + 0.0: -0.0 is 0
         return max(float(self.t_min), default_t_min(self.process))
 
     @property
@@ -198,5 +198,7 @@ class RunConfig:
         d = asdict(self)
         d["eta"] = self.noise_level
         d["solver_requested"], d["solver"] = self.solver, self.solver_used
-        d["t_min_requested"], d["t_min"] = self.t_min, self.data_end
+        # a forward run starts at t = 0 whatever t_min says
+        end = self.data_end if self.direction == "reverse" else 0.0
+        d["t_min_requested"], d["t_min"] = self.t_min, end
         return d

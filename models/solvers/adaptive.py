@@ -70,6 +70,9 @@ class Dopri5:
         if not (rtol > 0 and atol > 0 and math.isfinite(rtol) and math.isfinite(atol)):
             raise ValueError(f"dopri5 needs rtol > 0 and atol > 0, got {rtol:g}, {atol:g}")
         self.rtol, self.atol, self.max_steps = float(rtol), float(atol), int(max_steps)
+        # the columns of the state the error norm reads (None: all). A state that carries more
+        # than positions (log p: models/logdensity.py) must take the positions' steps.
+        self.error_columns: int | None = None
         self.stats = {"accepted": 0, "rejected": 0, "nfe": 0}
         self._lock = threading.Lock()
 
@@ -77,6 +80,9 @@ class Dopri5:
         return f"Dopri5(rtol={self.rtol:g}, atol={self.atol:g})"
 
     def _norm(self, e, x, x_new) -> float:
+        if self.error_columns is not None:
+            cols = self.error_columns
+            e, x, x_new = e[..., :cols], x[..., :cols], x_new[..., :cols]
         scale = self.atol + self.rtol * torch.maximum(x.abs(), x_new.abs())
         return float(torch.sqrt(torch.mean((e / scale) ** 2)))
 
