@@ -220,3 +220,16 @@ def test_t_min_travels_as_typed_and_the_meta_says_where_runs_stop():
     forward = RunConfig(direction="forward", time_grid="logsnr").to_dict()
     assert forward["t_min"] == 0.0, "a forward run starts at t = 0"
     assert RunConfig(time_grid="logsnr").to_dict()["t_min"] == 1e-3
+
+
+def test_an_export_carries_the_reference(tmp_path):
+    from app.export.caption import settings_text
+
+    out = tmp_path / "run.npz"
+    assert main(["export", "--solver", "heun", "--steps", "6", "--particles", "100",
+                 "--reference", "--out", str(out)]) == 0  # fmt: skip
+    with np.load(out) as f:
+        assert f["reference"].shape == (7, 100, 2)
+    run = with_reference(simulate(RunConfig(solver="heun", **QUICK)))
+    assert f"error vs reference {run.reference_errors[-1]:.2g}" in settings_text(run)
+    assert main(["export", "--kind", "conditional", "--reference", "--out", str(out)]) == 2

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from app.cli.options import add_field_options, add_run_options, field_source, run_config
+from app.cli.options import (
+    add_field_options,
+    add_reference_option,
+    add_run_options,
+    check_reference,
+    field_source,
+    run_config,
+    with_reference_if_asked,
+)
 
 # the paletted frames a GIF holds in memory while Pillow writes it, at one byte a pixel: the
 # process takes about 3x that (a 2048 px GIF of 101 frames, 870 MB of frames, took 2.7 GB).
@@ -61,6 +69,7 @@ def add_export(sub) -> None:
         help="colour particles by the log-density each carries (ODE runs), in the "
         "heatmap's colours",
     )
+    add_reference_option(p)
     p.add_argument("--out", required=True, metavar="FILE")  # fmt: skip
 
 
@@ -85,7 +94,8 @@ def run_export(args) -> int:
     source = field_source(args)
     if args.overlay == "difference" and not source.learned:
         raise ValueError("--overlay difference (learned − exact velocity) needs --field learned")
-    result = simulate(config, dataset, source=source)
+    check_reference(args, config)
+    result = with_reference_if_asked(args, simulate(config, dataset, source=source))
     if fmt == "gif":  # a GIF holds every frame until it is written: bound that memory
         check_estimate(result, fmt, settings, GIF_FRAMES_BYTES)
     arrows = None

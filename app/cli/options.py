@@ -207,3 +207,28 @@ def field_source(args):
     return FieldSource("learned", weights=str(weights), trained_steps=manifest.get("steps_done"),
                        weights_hash=weights_digest(learned.net.parameters()), details=details,
                        make=make_field)  # fmt: skip
+
+
+def add_reference_option(p) -> None:
+    """``--reference`` on ``sample`` and ``export``."""
+    p.add_argument(
+        "--reference", action="store_true",
+        help="also integrate the same start points with dopri5 at rtol 1e-8 (ODE runs): "
+        "reference (T+1, N, 2), reference_errors (T+1,) and the error in meta (and, for a "
+        "reverse run, sw2_ratio); an export's caption gives the error",
+    )  # fmt: skip
+
+
+def check_reference(args, config) -> None:
+    """Refuse ``--reference`` before the run where no reference exists (a stochastic run)."""
+    if getattr(args, "reference", False) and (config.kind == "conditional" or config.noise_level):
+        raise ValueError("--reference needs a deterministic run (kind ode, or sde with eta 0)")
+
+
+def with_reference_if_asked(args, result):
+    """The run with its reference when ``--reference`` asks (models/run/reference.py)."""
+    if not getattr(args, "reference", False):
+        return result
+    from models.run.reference import with_reference
+
+    return with_reference(result)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from app.cli.options import add_field_options, add_run_options, field_source, run_config
+from app.cli.options import (
+    add_field_options,
+    add_reference_option,
+    add_run_options,
+    check_reference,
+    field_source,
+    run_config,
+    with_reference_if_asked,
+)
 
 
 def add_sample(sub) -> None:
@@ -24,11 +32,7 @@ def add_sample(sub) -> None:
         "--log-density", action="store_true",
         help="carry log p_t along each particle (ODE runs): log_density (T+1, N)",
     )  # fmt: skip
-    p.add_argument(
-        "--reference", action="store_true",
-        help="also integrate the same start points with dopri5 at rtol 1e-8 (ODE runs): "
-        "reference (T+1, N, 2), reference_errors (T+1,), and sw2_ratio in meta",
-    )  # fmt: skip
+    add_reference_option(p)
     add_field_options(p)
 
 
@@ -40,13 +44,8 @@ def run_sample(args) -> int:
     check_output(args.out)  # before computing: a bad path fails in a second, not after the run
     config, dataset = run_config(args)
     config.validate()
-    if args.reference and config.noise_level > 0:
-        raise ValueError("--reference needs a deterministic run (kind ode, or sde with eta 0)")
-    result = simulate(config, dataset, source=field_source(args))
-    if args.reference:
-        from models.run.reference import with_reference
-
-        result = with_reference(result)
+    check_reference(args, config)
+    result = with_reference_if_asked(args, simulate(config, dataset, source=field_source(args)))
     with atomic_output(args.out) as tmp:
         write_npz(result, tmp)
     written = args.out

@@ -25,6 +25,8 @@ def settings_text(result: RunResult) -> str:
         parts.append(f"{c.schedule} β {c.beta_min:g}..{c.beta_max:g}")
     if result.source.kind != "exact":  # a learned run looks like an exact one
         parts.append(f"{result.source.kind} field")
+    if result.reference_errors is not None:
+        parts.append(f"error vs reference {result.reference_errors[-1]:.2g}")
     return " · ".join(str(p) for p in parts)
 
 
