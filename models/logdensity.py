@@ -23,11 +23,10 @@ from models.density import Grid
 from models.fields import ExactField
 from models.paths import GaussianPath
 from models.samplers import Field
-from models.solvers import sampler_of
+from models.solvers import SOLVERS, sampler_of
 
-# The solvers that can carry log p: those that step on the velocity alone. The exponential
-# integrators (ddim, dpmpp2m) step on x̂ and ε̂, which the log-density column has not.
-CARRIERS = ("euler", "heun", "midpoint", "rk4", "dopri5")
+# The solvers that can carry log p: those that step on the velocity alone (the registry says).
+CARRIERS = tuple(name for name, solver in SOLVERS.items() if solver.on_velocity)
 
 DIVERGENCES = ("exact", "hutchinson")
 

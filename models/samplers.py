@@ -44,14 +44,15 @@ def eta_drift(
     return out["velocity"] + math.copysign(0.5 * eta**2 * g2, h) * out["score"]
 
 
-def _noise(x: Tensor, generator) -> Tensor:
+def noise(x: Tensor, generator) -> Tensor:
     """Standard normal noise shaped like x, from a generator or a noise source (see above)."""
     if hasattr(generator, "draw"):
         return generator.draw(x)
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
-def _stack(first: Tensor, steps: int) -> Tensor:
+def trajectory(first: Tensor, steps: int) -> Tensor:
+    """An empty (steps+1, N, 2) buffer like ``first``, with frame 0 = first."""
     out = torch.empty((steps + 1, *first.shape), dtype=first.dtype, device=first.device)
     out[0] = first
     return out
@@ -62,13 +63,13 @@ def sample_euler(field, path, x, times, eta=0.0, generator=None, callback=None) 
     the noise is additive)."""
     ts = [float(t) for t in times]
     path.remember(torch.tensor(ts, dtype=torch.float64))
-    traj = _stack(x, len(ts) - 1)
+    traj = trajectory(x, len(ts) - 1)
     for i, (t, t_next) in enumerate(itertools.pairwise(ts)):
         h = t_next - t
         x = x + h * eta_drift(field, path, x, t, h, eta)
         if eta > 0:
             g = math.sqrt(max(path.at(t)["g2"], 0.0))
-            x = x + eta * g * math.sqrt(abs(h)) * _noise(x, generator)
+            x = x + eta * g * math.sqrt(abs(h)) * noise(x, generator)
         traj[i + 1] = x
         if callback is not None:
             callback({"i": i, "t": t_next, "x": x})
@@ -85,7 +86,7 @@ def sample_heun(field, path, x, times, eta=0.0, generator=None, callback=None) -
         raise ValueError("Heun is a deterministic solver: use eta = 0 (or the euler solver)")
     ts = [float(t) for t in times]
     path.remember(torch.tensor(ts, dtype=torch.float64))
-    traj = _stack(x, len(ts) - 1)
+    traj = trajectory(x, len(ts) - 1)
     for i, (t, t_next) in enumerate(itertools.pairwise(ts)):
         h = t_next - t
         d = field(x, t, ("velocity",))["velocity"]
@@ -105,12 +106,12 @@ def forward_sde_exact(path: GaussianPath, x0: Tensor, times: Tensor, generator=N
     Returns (T+1, N, 2).
     """
     c = path.coefficients(times.to(torch.float64))
-    traj = _stack(x0, len(times) - 1)
+    traj = trajectory(x0, len(times) - 1)
     x = x0
     for i in range(len(times) - 1):
         r = float(c.a[i + 1] / c.a[i])
         var = float(c.b[i + 1] ** 2 - r**2 * c.b[i] ** 2)
-        x = r * x + math.sqrt(max(var, 0.0)) * _noise(x, generator)
+        x = r * x + math.sqrt(max(var, 0.0)) * noise(x, generator)
         traj[i + 1] = x
     return traj
 
@@ -120,14 +121,11 @@ def conditional_paths(path: GaussianPath, x0: Tensor, times: Tensor, generator=N
 
     Straight lines for linear flow matching; they cross each other, unlike marginal ODE paths.
     """
-    eps = _noise(x0, generator)
+    eps = noise(x0, generator)
     c = path.coefficients(times.to(torch.float64))
     a = c.a.to(x0.dtype).to(x0.device)[:, None, None]
     b = c.b.to(x0.dtype).to(x0.device)[:, None, None]
     return a * x0[None] + b * eps[None]
-
-
-SAMPLERS = {"euler": sample_euler, "heun": sample_heun}
 
 
 def time_grid(start: float, end: float, steps: int) -> Tensor:

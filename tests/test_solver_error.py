@@ -105,14 +105,26 @@ def test_error_vs_nfe_small_sweep():
 
 
 def test_error_vs_nfe_stops_when_asked():
+    reports = []
+
+    def should_stop():
+        return len(reports) > 2  # after the reference and two runs
+
+    table = error_vs_nfe(
+        EightGaussians(), VP, solvers=["euler", "rk4"], grids=["uniform"], nfes=[8, 16, 32],
+        particles=32, sw2=False, should_stop=should_stop, progress=reports.append,
+    )  # fmt: skip
+    assert table.stopped and len(table.rows) == 2
+
+
+def test_error_vs_nfe_polls_inside_the_reference():
+    """The reference's adaptive solve polls at every evaluation: a stop lands at once."""
     polls = []
 
     def should_stop():
         polls.append(1)
-        return len(polls) > 40  # a while into the runs
+        return len(polls) > 5
 
-    table = error_vs_nfe(
-        EightGaussians(), VP, solvers=["euler", "rk4"], grids=["uniform"], nfes=[8, 16, 32],
-        particles=32, sw2=False, should_stop=should_stop,
-    )  # fmt: skip
-    assert table.stopped and 0 < len(table.rows) < 6
+    table = error_vs_nfe(EightGaussians(), VP, solvers=["euler"], grids=["uniform"],
+                         nfes=[8], particles=32, sw2=False, should_stop=should_stop)  # fmt: skip
+    assert table.stopped and table.rows == [] and len(polls) == 6

@@ -233,3 +233,18 @@ def test_an_export_carries_the_reference(tmp_path):
     run = with_reference(simulate(RunConfig(solver="heun", **QUICK)))
     assert f"error vs reference {run.reference_errors[-1]:.2g}" in settings_text(run)
     assert main(["export", "--kind", "conditional", "--reference", "--out", str(out)]) == 2
+
+
+def test_switching_the_shading_on_with_an_exponential_solver_says_why_at_once():
+    state = FlowState(solver="dpmpp2m", steps=8, particles=100)
+    state.recompute()
+    runner = Recomputer(state)
+    state.shade = True  # no rerun can carry log p here: the notice says so now
+    assert "steps on x̂ and ε̂" in state.notice
+    runner.shutdown()
+
+
+def test_the_solvers_command_checks_the_schedule_before_any_work(tmp_path, capsys):
+    out = tmp_path / "t.csv"
+    assert main(["solvers", "--process", "vp", "--beta-max", "1e9", "--out", str(out)]) == 2
+    assert "beta-max" in capsys.readouterr().err and not out.exists()

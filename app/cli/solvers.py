@@ -128,7 +128,9 @@ def run_solvers(args) -> int:
     from models.datasets import make_dataset
     from models.evaluation.solver_error import COLUMNS, error_vs_nfe
     from models.paths import make_path
+    from models.run.config import RunConfig
     from models.schedules import make_schedule
+    from models.solvers import default_t_min, make_times
 
     check_output(args.out)  # before computing: a bad path fails in a second, not after the run
     if args.particles * sum(args.nfe) > MAX_WORK:
@@ -136,8 +138,14 @@ def run_solvers(args) -> int:
             f"--particles {args.particles} x the sum of --nfe ({sum(args.nfe)}) is more than "
             f"{MAX_WORK:,} evaluations of a point per solver and grid; ask for less"
         )
-    torch.set_num_threads(1)  # small batches: a thread team only waits (see tests)
+    # the schedule's bounds are a run's (RunConfig), checked before any work; and the time
+    # grids must be buildable on this path (a refused grid names itself before the reference)
+    RunConfig(process=args.process, dataset=args.dataset, schedule=args.schedule,
+              beta_min=args.beta_min, beta_max=args.beta_max).validate()  # fmt: skip
     path = make_path(args.process, make_schedule(args.schedule, args.beta_min, args.beta_max))
+    for grid in args.time_grid:
+        make_times(path, grid, max(args.nfe), 1.0, default_t_min(path))
+    torch.set_num_threads(1)  # small batches: a thread team only waits (see tests)
     data = make_dataset(args.dataset)
     table = error_vs_nfe(data, path, _field(args, path), solvers=args.solvers,
                          grids=args.time_grid, nfes=args.nfe, particles=args.particles,

@@ -127,6 +127,8 @@ class Recomputer(param.Parameterized):
         if (s.density_source == "pde" and result.pde_density is None) or \
                 (s.config().log_density and result.log_density is None):  # fmt: skip
             self.request()
+        else:  # nothing to compute: the notice still says why a shading cannot show
+            s.notice = s.run_notice(result)
 
     def _exact_if_needed(self, *_events) -> None:
         """Add the exact density to the shown run, once, when the page asks for it: a new run

@@ -6,8 +6,6 @@ import panel as pn
 
 from app.session.state import FlowState
 
-# The page's one listener that makes a checkbox's text click like its box.
-
 
 # Panel holds a widget's browser events for 50 ms (``Syncable._debounce``) to batch them. A
 # slider's release then waited for the timer its drag had started: 30-50 ms of every recompute

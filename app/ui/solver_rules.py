@@ -13,6 +13,9 @@ from models.run.simulate import path_of, run_times
 
 
 def _f(x: float) -> str:
+    """A number for LaTeX: 4 significant digits, infinities as ∞ (λ at a = 0 or b = 0)."""
+    if math.isinf(x):
+        return r"\infty" if x > 0 else r"-\infty"
     return f"{x:.4g}"
 
 
@@ -31,6 +34,13 @@ def first_step(config: RunConfig) -> dict[str, float]:
 
     return {"t": t, "s": s, "h": s - t, "a_t": a[0], "b_t": b[0], "a_s": a[1], "b_s": b[1],
             "lam_t": lam(a[0], b[0]), "lam_s": lam(a[1], b[1])}  # fmt: skip
+
+
+def _sci(x: float) -> str:
+    r"""A tolerance for LaTeX: 10^{-6}, 3 \cdot 10^{-7}."""
+    mantissa, exponent = f"{x:.0e}".split("e")
+    power = rf"10^{{{int(exponent)}}}"
+    return power if mantissa == "1" else rf"{mantissa} \cdot {power}"
 
 
 def solver_rule(config: RunConfig) -> list[tuple[str, str]]:
@@ -58,24 +68,30 @@ def solver_rule(config: RunConfig) -> list[tuple[str, str]]:
         "dpmpp2m": [r"x_{i+1} = \tfrac{b_{i+1}}{b_i}\,x_i + a_{i+1}\big(1 - e^{-h_\lambda}\big)"
                     r"\,D_i,\quad h_\lambda = \lambda_{i+1} - \lambda_i,\ \lambda = \log\tfrac ab",
                     r"D_i = \big(1 + \tfrac{1}{2r_i}\big)\hat x_i - \tfrac{1}{2r_i}\hat x_{i-1},"
-                    r"\ r_i = \tfrac{h_{\lambda,i-1}}{h_{\lambda,i}}\ "
-                    r"(\text{first and last step: } D_i = \hat x_i)",
+                    r"\ r_i = \tfrac{h_{\lambda,i-1}}{h_{\lambda,i}}",
+                    r"D_i = \hat x_i\ \text{on the first and last step, and after a step "
+                    r"from } a = 0\ (h_{\lambda,i-1} = \infty)",
                     rf"\lambda(t_0) = {_f(k['lam_t'])},\ \lambda(t_1) = {_f(k['lam_s'])}"],
-        "dopri5": [r"x_{i+1} = x_i + h\sum_{j=1}^{7} b_j k_j,\quad "
-                   r"\text{err} = h\sum_j (b_j - \hat b_j) k_j",
-                   rf"\|\text{{err}}\| \le 1:\ \text{{scale}} = {_f(config.atol)} + "
-                   rf"{_f(config.rtol)}\,|x|"],
+        "dopri5": [r"x' = x + h\sum_{j=1}^{7} b_j k_j,\quad "
+                   r"e = h\sum_j (\hat b_j - b_j) k_j\quad (h\ \text{its own step})",
+                   r"\text{accepted if}\ \sqrt{\operatorname{mean}\Big(\tfrac{e}"
+                   rf"{{{_sci(config.atol)} + {_sci(config.rtol)}\,\max(|x|, |x'|)}}\Big)^2}}"
+                   r" \le 1"],
     }  # fmt: skip
     if used == "ddim" and config.noise_level > 0:
         rho = math.exp(-abs(k["lam_s"] - k["lam_t"])) if math.isfinite(k["lam_t"]) else 0.0
+        one = r"\text{DDPM's ancestral step, the exact posterior}"
+        if config.direction == "forward":
+            one = r"\text{the exact forward transition}"
         rules["ddim"] = [
             r"x_{i+1} = a_{i+1}\hat x + b_{i+1}\Big[\sqrt{1 - \eta^2(1-\rho^2)}\,\hat\varepsilon"
             r" + \eta\sqrt{1-\rho^2}\,z\Big],\quad \rho = e^{-|\lambda_{i+1} - \lambda_i|}",
-            rf"\eta = {_f(config.noise_level)},\ \rho_0 = {_f(rho)}\ "
-            r"(\eta = 1:\ \text{DDPM's ancestral step, the exact posterior})",
+            rf"\eta = {_f(config.noise_level)},\ \rho_0 = {_f(rho)}\ (\eta = 1:\ {one})",
         ]
     name = SOLVER_NAMES.get(used, used.replace("-", " "))
     text = f"**Solver**: {name}, with the numbers of its first step"
     if used == "dopri5":
         text = f"**Solver**: {name}: it picks its own steps; the frames are its dense output"
+    if used == "dopri5":  # its steps are its own: the grid only says where frames are shown
+        step = rf"\text{{frames at the {config.time_grid} grid's times}}"
     return [("text", text), ("tex", step), *(("tex", r) for r in rules[used])]

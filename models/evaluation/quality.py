@@ -10,7 +10,7 @@ import torch
 from models.datasets import Dataset
 from models.evaluation.metrics import sliced_w2
 from models.paths import GaussianPath
-from models.samplers import SAMPLERS, time_grid
+from models.samplers import time_grid
 
 
 def generate(
@@ -20,7 +20,9 @@ def generate(
     gen = torch.Generator().manual_seed(seed)
     x1 = path.prior(n, 1.0, gen)
     with torch.no_grad():
-        return SAMPLERS[solver](field, path, x1, time_grid(1.0, 0.0, steps))[-1]
+        from models.solvers import sampler_of  # the one registry (it imports this package)
+
+        return sampler_of(solver)(field, path, x1, time_grid(1.0, 0.0, steps))[-1]
 
 
 def noise_floor(data: Dataset, n: int, pairs: int = 20, seed: int = 1000) -> float:

@@ -1,13 +1,15 @@
 """A run beside its reference: the same start points carried by the ODE to a tight tolerance
 (docs/MATH.md §4), so that a solver's error can be seen per particle and per frame.
 
-The reference integrates the field that moved the particles: the exact field in float64 at
-rtol 1e-8 (``models.evaluation.solver_error.reference``), a learned field or the exact field
-of M points in its own float32 at rtol 1e-6 (below that its output is rounding). The error
-shown is then the solver's alone, not the network's.
+The reference integrates the field that moved the particles, from the run's start points in
+float64 (``models.evaluation.solver_error.reference``): an exact field (the data set's, or that
+of M points) at rtol 1e-8, a network at rtol 1e-6, its float32 output being rough below that
+(``reference_tolerances``). The error shown is then the solver's alone, not the network's.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import torch
@@ -15,11 +17,10 @@ import torch
 from models.evaluation.metrics import sliced_w2
 from models.evaluation.quality import noise_floor
 from models.evaluation.solver_error import (
-    LEARNED_ATOL,
-    LEARNED_RTOL,
     exact_field64,
     frame_errors,
     reference,
+    reference_tolerances,
 )
 from models.run.result import RunResult
 from models.run.simulate import build
@@ -31,6 +32,7 @@ from models.solvers.counting import PolledField
 # evaluation (models/evaluation/quality.py) 8 s; this costs 1-2 s once and ~0.3 s after.
 SW2_POINTS, REFS, FLOOR_PAIRS = 1000, 3, 5
 _FLOORS: dict = {}
+_FLOORS_LOCK = threading.Lock()
 
 
 def has_reference(result: RunResult) -> bool:
@@ -49,16 +51,15 @@ def with_reference(result: RunResult, poll=None) -> RunResult:
     config, source = result.config, result.source
     path, data, exact = build(config, result.dataset)
     if source.make is None:
-        field, rtol, atol = exact_field64(path, data), None, None
+        field = exact_field64(path, data)
         if result.dataset is not None:  # the user's points: the run's own reference mixture
             field = type(field)(path, exact.reference, dtype=torch.float64)
     else:
-        field, rtol, atol = source.make(path, exact), LEARNED_RTOL, LEARNED_ATOL
+        field = source.make(path, exact)
     moving = field if poll is None else PolledField(field, poll)
     x = torch.from_numpy(result.trajectories[0]).to(torch.float64)
     times = torch.from_numpy(np.asarray(result.times, dtype=np.float64))
-    options = {} if rtol is None else {"rtol": rtol, "atol": atol}
-    ref, _ = reference(moving, path, x, times, **options)
+    ref, _ = reference(moving, path, x, times, *reference_tolerances(field))
     errors = frame_errors(torch.from_numpy(result.trajectories), ref).numpy()
     ratio = None
     if config.direction == "reverse":
@@ -74,12 +75,16 @@ def _sw2_ratio(samples: torch.Tensor, data, result: RunResult, poll) -> float:
     n = len(samples)
     points = getattr(result.dataset, "points", None)
     key = (result.config.dataset, None if points is None else hash(np.asarray(points).tobytes()), n)
-    if key not in _FLOORS:
-        _FLOORS.clear()  # one data set at a time: the floors are cheap to make again
-        _FLOORS[key] = noise_floor(data, n, pairs=FLOOR_PAIRS)
+    with _FLOORS_LOCK:  # the sessions share it, and poll() below hands the turn to others
+        floor = _FLOORS.get(key)
+    if floor is None:
+        floor = noise_floor(data, n, pairs=FLOOR_PAIRS)
+        with _FLOORS_LOCK:
+            _FLOORS.clear()  # one data set at a time: the floors are cheap to make again
+            _FLOORS[key] = floor
     gen, total = torch.Generator().manual_seed(2000), 0.0
     for _ in range(REFS):
         if poll is not None:
             poll()
         total += sliced_w2(samples, data.sample(n, gen)[0], generator=gen)
-    return total / REFS / _FLOORS[key]
+    return total / REFS / floor

@@ -59,9 +59,13 @@ def run_times(config: RunConfig, path: GaussianPath) -> torch.Tensor:
     if config.solver_used in ("closed-form", "exact-transition"):  # no sampler: closed forms
         times = _grid(path, grid, steps, 0.0 if forward else config.data_end, 1.0)
         return times if forward else times.flip(0)  # played from noise to data
+    # Euler–Maruyama must not start at a singular noise end (docs/MATH.md §4); DDIM's η-family
+    # is finite there (its step draws from the path's own Gaussians)
+    noise_end = path.stochastic_start(eta, steps) if config.solver_used == "euler-maruyama" \
+        else 1.0  # fmt: skip
     if forward:
-        return _grid(path, grid, steps, 0.0, path.stochastic_start(eta, steps))
-    return _grid(path, grid, steps, path.stochastic_start(eta, steps), config.data_end)
+        return _grid(path, grid, steps, 0.0, noise_end)
+    return _grid(path, grid, steps, noise_end, config.data_end)
 
 
 def _grid(path: GaussianPath, grid: str, steps: int, start: float, end: float) -> torch.Tensor:
@@ -182,7 +186,7 @@ def simulate(
         log_density=None if log_density is None else log_density.float().cpu().numpy(),
         warnings=_warnings(dataset, positions, times, config),
         nfe=counted.nfe if config.solver_used not in ("closed-form", "exact-transition") else 0,
-        solver_stats=dict(getattr(sampler, "stats", {})) or None,
+        solver_stats=dict(sampler.stats) if config.solver_used == "dopri5" else None,
     )
 
 

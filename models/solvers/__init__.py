@@ -33,6 +33,9 @@ class Solver:
         stochastic: whether η > 0 has a form (euler: Euler–Maruyama, ddim: the DDIM η-family).
         evals_per_step: field evaluations per step; None for the adaptive solver (it reports
             its own, ``Dopri5.stats``).
+        on_velocity: whether it steps on the velocity alone, so that it can carry a state with
+            more columns than positions (log p: ``models/logdensity.py``); the exponential
+            integrators step on x̂ and ε̂ instead.
     """
 
     name: str
@@ -41,6 +44,7 @@ class Solver:
     order: int
     stochastic: bool
     evals_per_step: int | None
+    on_velocity: bool = True
 
     @property
     def adaptive(self) -> bool:
@@ -64,8 +68,8 @@ SOLVERS: dict[str, Solver] = {
         Solver("heun", "Heun (explicit trapezoid)", _fixed(sample_heun), 2, False, 2),
         Solver("midpoint", "explicit midpoint", _fixed(sample_midpoint), 2, False, 2),
         Solver("rk4", "classical Runge–Kutta 4", _fixed(sample_rk4), 4, False, 4),
-        Solver("ddim", "DDIM (DDIM-η for η > 0)", _fixed(sample_ddim), 1, True, 1),
-        Solver("dpmpp2m", "DPM-Solver++(2M)", _fixed(sample_dpmpp_2m), 2, False, 1),
+        Solver("ddim", "DDIM (DDIM-η for η > 0)", _fixed(sample_ddim), 1, True, 1, False),
+        Solver("dpmpp2m", "DPM-Solver++(2M)", _fixed(sample_dpmpp_2m), 2, False, 1, False),
         Solver("dopri5", "Dormand–Prince 5(4), adaptive", dopri5, 5, False, None),
     )
 }

@@ -12,9 +12,9 @@ import itertools
 import math
 
 import torch
-from torch import Tensor
 
 from models.paths import GaussianPath
+from models.samplers import noise, trajectory  # noqa: F401  (shared with the solvers here)
 
 
 def grid_times(path: GaussianPath, times) -> list[float]:
@@ -28,21 +28,6 @@ def grid_times(path: GaussianPath, times) -> list[float]:
         raise ValueError("times must be strictly increasing or strictly decreasing")
     path.remember(torch.tensor(ts, dtype=torch.float64))
     return ts
-
-
-def trajectory(first: Tensor, steps: int) -> Tensor:
-    """An empty (steps+1, N, 2) buffer like ``first``, with frame 0 = first."""
-    out = torch.empty((steps + 1, *first.shape), dtype=first.dtype, device=first.device)
-    out[0] = first
-    return out
-
-
-def noise(x: Tensor, generator) -> Tensor:
-    """Standard normal noise shaped like x (N, 2), from a torch.Generator (or None) or from a
-    noise source with ``draw(x)`` (a row block's share: ``models/accel/parallel.py``)."""
-    if hasattr(generator, "draw"):
-        return generator.draw(x)
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
 def require_ode(name: str, eta: float) -> None:

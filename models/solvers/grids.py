@@ -5,9 +5,10 @@
 spaced in λ = log(a/b) and σ = b/a = e^{−λ}, and mapped back to t by bisection on λ(t)
 (strictly decreasing on every path). λ is infinite at the ends of some paths (λ(0) = +∞
 everywhere, λ(1) = −∞ on fm and trig), so σ is clamped into [SIGMA_MIN, SIGMA_MAX] before the
-spacing; the grid's own end points stay exactly ``start`` and ``end``, so a run from t = 1
-starts at 1 and its first step covers [t(SIGMA_MAX), 1] (the exact and exponential steps are
-finite there, see models/solvers/exponential.py).
+spacing; the grid's own end points stay exactly ``start`` and ``end`` (they replace the
+clamped first and last nodes), so a run from t = 1 starts at 1 and its first step reaches the
+grid's second node (the exact and exponential steps are finite there, see
+models/solvers/exponential.py).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ GRIDS = ("uniform", "logsnr", "karras", "quadratic")
 # so the particles are as sharp as the data.
 DEFAULT_T_MIN = {"vp": 1e-3, "fm": 1e-3, "trig": 1e-3}
 # σ = b/a clamp for the log-SNR and Karras grids. 1e3 is above every VP schedule's own σ(1) at
-# its default β (linear 151, cosine 87), so VP grids are not changed; on fm and trig it puts the
-# first grid point after t = 1 at t(σ = 1e3) = 0.999 and 0.99936. 1e-4 is below σ(t_min) of
-# every path, so it only acts on grids that run to t = 0 itself.
+# its default β (linear 151, cosine 87), so VP grids are not changed; on fm and trig the grid's
+# first node t(σ = 1e3) (0.999, 0.99936) is replaced by t = 1 itself. 1e-4 is below σ(t_min)
+# of every path, so it only acts on grids that run to t = 0 itself.
 SIGMA_MIN, SIGMA_MAX = 1e-4, 1e3
 KARRAS_RHO = 7.0
 BISECTIONS = 100  # halvings of [lo, hi]: float64 resolution for t down to 1e-17 of the span

@@ -14,7 +14,6 @@ import pytest
 
 from tests.ui.conftest import _free_port, wait_live
 
-SHOT = "/tmp/solver_lab.png"  # looked at by hand, not checked
 PROGRESS = ("[...Bokeh.documents[0].all_models].find((m) => m.css_classes && "
             "m.css_classes.includes('flowscope-sweep-progress'))")  # fmt: skip
 LEGEND = ("() => [...Bokeh.documents[0].all_models].filter((m) => m.type === 'LegendItem')"
@@ -56,7 +55,7 @@ def lab_server():
     server.stop()
 
 
-def test_measuring_draws_the_chart_with_slopes_and_the_table(page, lab_server):
+def test_measuring_draws_the_chart_with_slopes_and_the_table(page, lab_server, tmp_path):
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{lab_server}/lab")
@@ -78,7 +77,7 @@ def test_measuring_draws_the_chart_with_slopes_and_the_table(page, lab_server):
     assert page.locator("table", has_text="rk4").count() == 1  # the NFE-to-reach table
     assert page.locator("canvas").count() > 0
     page.wait_for_timeout(300)  # the figure paints on the next animation frame
-    page.screenshot(path=SHOT, full_page=True)
+    page.screenshot(path=tmp_path / "solver_lab.png", full_page=True)  # to look at by hand
     assert errors == []
 
 

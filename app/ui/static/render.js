@@ -177,7 +177,9 @@ if (rs.xy !== undefined && rs.xy.length && pick !== undefined && pick >= 0 && pi
     }
   }
 }
-picked_ref.data.x = rx; picked_ref.data.y = ry; picked_ref.change.emit();
+if (rx.length || picked_ref.data.x.length) {  // nothing to redraw while none is shown
+  picked_ref.data.x = rx; picked_ref.data.y = ry; picked_ref.change.emit();
+}
 
 // Current time: the label on the particle view and the markers on the schedule plots.
 const t = gs.t[i];
