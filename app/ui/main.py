@@ -306,11 +306,11 @@ def create_app(**settings) -> pn.viewable.Viewable:
     main = pn.Column(
         header, notice, path_notice, views, solver_readout(state), playback_controls(state),
         pn.pane.Markdown("### Train a network"), train_panel,
-        pn.pane.Markdown("### The solver lab: error versus model calls"), solver_lab,
         pn.pane.Markdown("### Export"), export_menu,
         pn.Row(pn.Column(pn.pane.Markdown("### The path"), schedule, width=320),
                pn.Column(pn.pane.Markdown("### The mathematics"), MathPanel(state=state),
                          sizing_mode="stretch_width")),
+        pn.pane.Markdown("### The solver lab: error versus model calls"), solver_lab,
     )  # fmt: skip
     data_panel = DataPanel(views.particle_fig, state=state)
     if pn.state.curdoc is not None:
