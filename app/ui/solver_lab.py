@@ -103,7 +103,8 @@ def error_chart(table: ErrorTable | None, subject: str = "", max_nfe: int = 200)
     top = max_nfe if empty else max(float(n.max()) for n, _e in series(table).values())
     limits = dict(xlim=(3, max_nfe * 1.3), ylim=(1e-6, 10)) if empty else {}
     return hv.Overlay([*layers, target]).opts(
-        hv.opts.Overlay(logx=True, logy=True, width=WIDTH, height=HEIGHT, title=title,
+        # as wide as the page allows, up to WIDTH: a projector's 1024 px must not scroll sideways
+        hv.opts.Overlay(logx=True, logy=True, responsive=True, height=HEIGHT, title=title,
                         legend_position="right", legend_cols=2 if len(layers) > 32 else 1,
                         # HoloViews drops the legend past 25 glyphs: a curve and markers each
                         legend_limit=200, show_grid=True, toolbar=None, padding=0.05,
@@ -172,14 +173,15 @@ class SolverLab(pn.viewable.Viewer):
         self.job = SolverSweep(state, schedule=schedule or _session_scheduler())
         self.measure = pn.widgets.Button(label="Measure error vs model calls",
                                          color="primary")  # fmt: skip
-        self.halt = pn.widgets.Button(label="■ stop", disabled=True)
+        self.halt = pn.widgets.Button(label="■ stop measuring", disabled=True)
         self.measure.on_click(lambda _e: self.job.start())
         self.halt.on_click(lambda _e: self.job.stop())
         self.progress = pn.indicators.Progress(
             value=0, max=100, width=300, css_classes=["flowscope-sweep-progress"]
         )
         self.chart = pn.pane.HoloViews(error_chart(None, max_nfe=self.job.max_nfe),
-                                       backend="bokeh", name="solver_lab_chart")  # fmt: skip
+                                       backend="bokeh", name="solver_lab_chart",
+                                       sizing_mode="stretch_width", max_width=WIDTH)  # fmt: skip
         self.reach = pn.pane.Markdown("", name="solver_lab_table", styles={"font-size": "13px"})
         self.job.param.watch(self._show_job, ["running", "progress"])
         self.job.param.watch(self._show_table, ["table"])
@@ -207,14 +209,15 @@ class SolverLab(pn.viewable.Viewer):
             pn.widgets.IntInput.from_param(job.param.max_nfe, name="max NFE", width=110),
         )  # fmt: skip
         # plain text: a failure's message is quoted, never rendered
-        status = pn.pane.Str(self.job.param.status, styles={"font-size": "12px"}, width=TEXT_WIDTH,
+        text = dict(sizing_mode="stretch_width", max_width=TEXT_WIDTH)
+        status = pn.pane.Str(self.job.param.status, styles={"font-size": "12px"}, **text,
                              stylesheets=["pre { white-space: pre-wrap; }"])  # fmt: skip
         return pn.Column(
-            pn.pane.Markdown(HELP, styles={"font-size": "13px"}, width=TEXT_WIDTH),
+            pn.pane.Markdown(HELP, styles={"font-size": "13px"}, **text),
             settings,
             pn.Row(self.measure, self.halt, self.progress, align="center"),
             status,
             self.chart,
-            pn.pane.Markdown(KEY, styles={"font-size": "12px", "color": "#555"}, width=TEXT_WIDTH),
-            self.reach,
-        )
+            pn.pane.Markdown(KEY, styles={"font-size": "12px", "color": "#555"}, **text),
+            self.reach, sizing_mode="stretch_width",
+        )  # fmt: skip
