@@ -228,7 +228,8 @@ def run_in_blocks(sampler, field, path, x: Tensor, times, eta: float, generator,
     # tail of torch's vectorized kernels and round differently (1e-7) from the same rows in
     # one block (measured: spirals at N = 1500 in two blocks, checkerboard at N = 5001).
     bounds = [min(n, -(-(n * k // blocks) // ALIGN) * ALIGN) for k in range(blocks + 1)]
-    noise = StepNoise(generator, x, blocks)
+    # a given noise source (models/compare/noise.py) shares out its own rows
+    noise = generator if hasattr(generator, "rows") else StepNoise(generator, x, blocks)
     stops = PartStops(cancelled)
     parts = []
     for lo, hi in itertools.pairwise(bounds):

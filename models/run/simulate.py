@@ -76,11 +76,13 @@ def _grid(path: GaussianPath, grid: str, steps: int, start: float, end: float) -
 
 def trajectories(
     config: RunConfig, path, data, field, generator, callback=None, workers: int = 1,
-    sampler=None,
+    sampler=None, step_noise=None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     """Run the sampler the configuration names (``RunConfig.solver_used``; or ``sampler``,
     made by :func:`sampler_for`), in row blocks on up to ``workers`` threads where that pays
-    (the same numbers either way; an adaptive solver runs in one block).
+    (the same numbers either way; an adaptive solver runs in one block). The start points come
+    from ``generator``; the steps' noise too, unless ``step_noise`` gives it (a noise source
+    of ``models/compare/noise.py``: the increments another run drew).
 
     Returns (trajectories (T+1, N, 2), times (T+1,), labels (N,)).
     """
@@ -88,6 +90,7 @@ def trajectories(
     times = run_times(config, path)
     used = config.solver_used
     sampler = sampler if sampler is not None else sampler_for(config)
+    noise_source = generator if step_noise is None else step_noise
     if SOLVERS[config.solver].adaptive:
         workers = 1  # one step size for all particles: a split would change the steps
     if config.direction == "forward" or config.kind == "conditional":
@@ -97,12 +100,14 @@ def trajectories(
             traj = conditional_paths(path, x0, forward, generator)
             traj = traj if config.direction == "forward" else traj.flip(0)
         elif used == "exact-transition":
-            traj = forward_sde_exact(path, x0, times, generator)
+            traj = forward_sde_exact(path, x0, times, noise_source)
         else:  # ODE, or the η-family forward for 0 < η < 1
-            traj = sample_split(sampler, field, path, x0, times, eta, generator, callback, workers)
+            traj = sample_split(
+                sampler, field, path, x0, times, eta, noise_source, callback, workers
+            )
         return traj, times, labels.cpu()
     x1 = path.prior(n, float(times[0]), generator, device=device)
-    traj = sample_split(sampler, field, path, x1, times, eta, generator, callback, workers)
+    traj = sample_split(sampler, field, path, x1, times, eta, noise_source, callback, workers)
     labels = field.nearest_label(traj[-1], 0.0).cpu()
     return traj, times, labels
 
@@ -120,6 +125,7 @@ def simulate(
     exact_cache=None,
     source: FieldSource | None = None,
     workers: int = 1,
+    step_noise=None,
 ) -> RunResult:
     """Validate, sample and grid one run.
 
@@ -136,6 +142,8 @@ def simulate(
         workers: threads the run may use at once (``models/accel/split.py``): its particles in
             row blocks where that pays, and the PDE beside the particles. For callers whose
             torch computes on one thread (the server); the numbers do not depend on it.
+        step_noise: the steps' noise, given (``models/compare/noise.py``: B of a comparison
+            takes A's increments); None draws it from the run's generator.
     """
     config.validate()
     source = source if source is not None else FieldSource()
@@ -155,7 +163,8 @@ def simulate(
                 config, path, data, _data_mixture(config, data, exact), moving, generator,
                 run_times(config, path), callback, sampler)  # fmt: skip
         else:
-            moved = trajectories(config, path, data, moving, generator, callback, workers, sampler)
+            moved = trajectories(config, path, data, moving, generator, callback, workers,
+                                 sampler, step_noise)  # fmt: skip
             (traj, times, labels), log_p = moved, None
         check_finite("positions", traj, times, config)  # samplers without a step callback too
         return traj, times, labels, log_p

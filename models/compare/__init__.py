@@ -1,0 +1,1 @@
+"""Two runs compared on the same noise (docs/MATH.md §11)."""

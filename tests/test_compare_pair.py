@@ -1,0 +1,174 @@
+"""Two runs compared (models/compare/pair.py): B equal to A is A bit for bit, the only
+difference is the one chosen, frames are matched by t, and the readouts are what they say
+(checked against direct computations)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from models.compare.pair import (
+    Side,
+    density_difference,
+    match_frames,
+    pair_sw2,
+    simulate_pair,
+    twin_distances,
+)
+from models.evaluation.metrics import sliced_w2
+from models.run.config import RunConfig
+
+BASE = RunConfig(particles=400, steps=20, exact_density=False)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(),
+        dict(kind="sde"),
+        dict(kind="sde", solver="ddim", eta=0.6, direction="forward"),
+        dict(kind="conditional"),
+    ],
+)
+def test_b_equal_to_a_is_a_bit_for_bit(changes):
+    config = replace(BASE, **changes)
+    pair = simulate_pair(Side(config), Side(config))
+    np.testing.assert_array_equal(pair.a.trajectories, pair.b.trajectories)
+    np.testing.assert_array_equal(pair.a.labels, pair.b.labels)
+    assert not pair.twin_distance.any() and not pair.sw2.any()
+    assert not density_difference(pair).any()  # a blank difference heatmap
+    assert pair.changes == []
+
+
+def test_a_is_the_run_it_is_alone():
+    """A comparison does not change A: its arrays are those of the same run alone."""
+    from models.run.simulate import simulate
+
+    a = replace(BASE, kind="sde")
+    pair = simulate_pair(Side(a), Side(replace(a, steps=7, solver="ddim")))
+    np.testing.assert_array_equal(pair.a.trajectories, simulate(a).trajectories)
+
+
+def test_twins_start_from_the_same_noise():
+    """Reverse: the same standard normals scaled by each run's b(t_start); forward: the same
+    data points."""
+    a = replace(BASE, process="vp")
+    pair = simulate_pair(Side(a), Side(replace(a, solver="heun", steps=5)))
+    np.testing.assert_array_equal(pair.a.trajectories[0], pair.b.trajectories[0])
+    fwd = replace(a, direction="forward", kind="sde")
+    pair = simulate_pair(Side(fwd), Side(replace(fwd, kind="ode")))
+    np.testing.assert_array_equal(pair.a.trajectories[0], pair.b.trajectories[0])
+
+
+def test_ode_against_sde_converges_as_eta_goes_to_zero():
+    """The SDE of noise η on A's noise (VP: it starts at t = 1 too) ends ever closer to the ODE
+    run: the twin distance shrinks about in proportion to η, and is 0 at η = 0."""
+    a = replace(BASE, process="vp", steps=100, particles=1000)
+    ends = []
+    for eta in (0.4, 0.1, 0.025):
+        pair = simulate_pair(Side(a), Side(replace(a, kind="sde", eta=eta)))
+        ends.append(pair.twin_distance[-1])
+    assert ends[0] > 2.5 * ends[1] > 2.5**2 * ends[2] > 0, ends
+    pair = simulate_pair(Side(a), Side(replace(a, kind="sde", eta=0.0)))
+    assert pair.twin_distance.max() == 0
+
+
+def test_sde_runs_on_the_same_grid_differ_only_by_their_solver():
+    """Euler–Maruyama and DDIM's η = 1 step on the same increments end closer to each other
+    than either does to the same solver on other increments (another seed)."""
+    a = replace(BASE, kind="sde", process="vp", steps=200, particles=1000)
+    b = replace(a, solver="ddim")
+    twin = simulate_pair(Side(a), Side(b)).twin_distance[-1]
+    apart = simulate_pair(Side(a), Side(replace(b, seed=1))).twin_distance[-1]
+    assert twin < 0.25 * apart, (twin, apart)
+
+
+def test_frames_are_matched_by_t():
+    """A 10-step B beside a 100-step A shows its frame k beside A's frame 10k, and the frame
+    it last reached between; the run with more frames leads."""
+    ta, tb = np.linspace(1, 0, 101), np.linspace(1, 0, 11)
+    m = match_frames(ta, tb)
+    np.testing.assert_array_equal(m.a, np.arange(101))
+    assert all(m.b[10 * k] == k for k in range(11))
+    assert m.b[15] == 1 and m.b[19] == 1
+    np.testing.assert_array_equal(m.times, ta)
+    m2 = match_frames(tb, ta)  # B leads
+    np.testing.assert_array_equal(m2.b, np.arange(101))
+    assert all(m2.a[10 * k] == k for k in range(11))
+    # grids made by different rules meet at the same t within a few ulps
+    assert match_frames(ta, tb + 1e-13).b[50] == 5
+    # opposite ways: the nearest t
+    m3 = match_frames(ta, tb[::-1])
+    assert m3.b[0] == 10 and m3.b[100] == 0
+
+
+def test_a_run_that_starts_later_holds_its_first_frame():
+    ta = np.linspace(1, 0, 101)
+    tb = np.linspace(0.9, 0, 10)
+    m = match_frames(ta, tb)
+    assert (m.b[:10] == 0).all() and m.b[10] == 0 and m.b[20] == 1
+
+
+def test_readouts_against_direct_computations():
+    gen = np.random.default_rng(0)
+    a = gen.standard_normal((6, 500, 2)).astype(np.float32)
+    b = gen.standard_normal((3, 500, 2)).astype(np.float32) + 1.0
+    m = match_frames(np.linspace(0, 1, 6), np.linspace(0, 1, 3))
+    d = twin_distances(a, b, m)
+    for f in range(6):
+        direct = np.mean([np.hypot(*(a[m.a[f], p] - b[m.b[f], p])) for p in range(500)])
+        assert d[f] == pytest.approx(direct, rel=1e-6)
+    sw = pair_sw2(a, b, m)
+    for f in (0, 5):
+        exact = sliced_w2(torch.from_numpy(a[m.a[f]]), torch.from_numpy(b[m.b[f]]), 4096,
+                          generator=torch.Generator().manual_seed(0))  # fmt: skip
+        assert sw[f] == pytest.approx(exact, rel=0.1)
+    assert twin_distances(a, b[:, :400], m) is None
+
+
+def test_changes_name_what_b_changes():
+    a = replace(BASE, solver="euler", steps=20)
+    pair = simulate_pair(Side(a), Side(replace(a, solver="heun", steps=10)))
+    changed = {k: (va, vb) for k, va, vb in pair.changes}
+    assert changed["solver"] == ("euler", "heun") and changed["steps"] == (20, 10)
+    assert set(changed) == {"solver", "solver_requested", "steps"}
+
+
+def test_running_at_once_gives_the_same_pair():
+    """Where a step is work enough, A and B run on two threads: the same arrays."""
+    a = replace(BASE, dataset="spirals", particles=3000, steps=10, kind="sde", process="vp")
+    b = replace(a, solver="ddim", steps=5)
+    one = simulate_pair(Side(a), Side(b), workers=1)
+    two = simulate_pair(Side(a), Side(b), workers=2)
+    np.testing.assert_array_equal(one.a.trajectories, two.a.trajectories)
+    np.testing.assert_array_equal(one.b.trajectories, two.b.trajectories)
+
+
+def test_a_superseded_pair_stops():
+    from models.samplers import Cancelled
+
+    a = replace(BASE, dataset="spirals", particles=3000, steps=50, process="vp")
+    calls = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    for workers in (1, 2):
+        calls.clear()
+        with pytest.raises(Cancelled):
+            simulate_pair(Side(a), Side(replace(a, steps=40)), should_stop=stop, workers=workers)
+        assert len(calls) < 10
+
+
+def test_difference_needs_the_density_it_draws():
+    pair = simulate_pair(Side(BASE), Side(replace(BASE, steps=10)))
+    assert density_difference(pair).shape == (21, 128, 128)
+    with pytest.raises(ValueError, match="exact"):
+        density_difference(pair, "exact")
+    pair2 = simulate_pair(Side(BASE), Side(replace(BASE, resolution=64)))
+    with pytest.raises(ValueError, match="grids"):
+        density_difference(pair2)
