@@ -3,9 +3,11 @@
 - first page painted, from the server's start;
 - slider release → new frame painted (median of repeated drags), with the bytes the server sent
   over the websocket for each recompute;
-- playback frame rate, and the bytes sent while playing (should be none).
+- playback frame rate, and the bytes sent while playing (should be none);
+- with ``--only compare``: the same slider in compare mode (A and B both rerun) beside the
+  single run, and playback of A and B together.
 
-    python benchmarks/bench_app.py [--repeats 10]
+    python benchmarks/bench_app.py [--repeats 10] [--only latency|playback|compare]
 
 Needs Debian's chromium (installed by `bash .ci/setup --with-browser`).
 """
@@ -173,7 +175,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch threads of the server (its default)")
-    parser.add_argument("--only", choices=("latency", "playback"), help="run one part only")
+    parser.add_argument("--only", choices=("latency", "playback", "compare"),
+                        help="run one part only")  # fmt: skip
     args = parser.parse_args()
     with sync_playwright() as p:
         # Chromium is up before the server starts, as a user's browser usually is: the first
@@ -192,7 +195,53 @@ def main() -> None:
             browser.close()
 
 
+# (label, query of the single run, what B changes, handle dragged: 0 is η, 4 is β_max)
+COMPARE_CASES = [
+    ("η, FM SDE vs ODE, 8 gaussians", "?kind=sde&eta=0.5", "&b_kind=ode", 0),
+    ("β_max, VP linear vs cosine, moons", "?process=vp&dataset=moons", "&b_schedule=cosine", 4),
+    ("β_max, VP Euler vs Heun 10 steps, spirals", "?process=vp&dataset=spirals&steps=10",
+     "&b_solver=heun", 4),
+]  # fmt: skip
+
+
+def compare_playback(browser, url: str, seconds: float = 5.0) -> tuple[float, int]:
+    """Steps of the timeline drawn per second in compare mode (A's and B's frames each)."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    meter = Meter(page)
+    page.goto(url)
+    page.wait_for_function("() => window.flowscope_compare_steps > 0", timeout=60_000)
+    time.sleep(1.5)
+    f0, b0 = page.evaluate("window.flowscope_compare_steps"), meter.bytes
+    time.sleep(seconds)
+    fps = (page.evaluate("window.flowscope_compare_steps") - f0) / seconds
+    sent = meter.bytes - b0
+    page.close()
+    return fps, sent
+
+
+def measure_compare(browser, base: str, args) -> None:
+    """Slider release → paint, single run and compare mode, paused (the pipeline's own
+    latency: compare mode's target is twice the single run's), then compare playback."""
+    print(f"\n{'slider release -> paint, paused (N=2000, T=100)':58} {'single':>8} "
+          f"{'compare':>8} {'ratio':>6}")  # fmt: skip
+    for label, query, b, handle in COMPARE_CASES:
+        single, _ = slider_latency(browser, base + query, handle, args.repeats, paused=True)
+        pair, _ = slider_latency(browser, base + query + "&compare=true" + b, handle,
+                                 args.repeats, paused=True)  # fmt: skip
+        one, two = statistics.median(single), statistics.median(pair)
+        print(f"{label:58} {one:>6.0f}ms {two:>6.0f}ms {two / one:>6.2f}")
+    print(f"\n{'compare playback (A and B, side by side)':40} {'steps/s':>8} {'bytes sent':>12}")
+    for label, query in [("2 x 2000 particles, trails 8", "?compare=true&b_solver=heun"),
+                         ("2 x 2000, overlaid", "?compare=true&b_solver=heun&layout=overlay"),
+                         ("2 x 2000, 60 fps asked", "?compare=true&b_solver=heun&fps=60")]:
+        fps, sent = compare_playback(browser, base + query)
+        print(f"{label:40} {fps:>8.1f} {sent:>12}")
+
+
 def measure(browser, base: str, started: float, args) -> None:
+    if args.only == "compare":
+        measure_compare(browser, base, args)
+        return
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     page.goto(base)
     page.wait_for_function("() => window.flowscope_frames > 0", timeout=60_000)

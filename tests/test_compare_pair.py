@@ -77,13 +77,18 @@ def test_ode_against_sde_converges_as_eta_goes_to_zero():
 
 
 def test_sde_runs_on_the_same_grid_differ_only_by_their_solver():
-    """Euler–Maruyama and DDIM's η = 1 step on the same increments end closer to each other
-    than either does to the same solver on other increments (another seed)."""
+    """Euler–Maruyama and DDIM's η = 1 step on the same increments end far closer to each
+    other than Euler–Maruyama from the same start on independent increments does to itself."""
+    from models.compare.noise import GivenNoise
+    from models.run.simulate import simulate
+
     a = replace(BASE, kind="sde", process="vp", steps=200, particles=1000)
-    b = replace(a, solver="ddim")
-    twin = simulate_pair(Side(a), Side(b)).twin_distance[-1]
-    apart = simulate_pair(Side(a), Side(replace(b, seed=1))).twin_distance[-1]
-    assert twin < 0.25 * apart, (twin, apart)
+    pair = simulate_pair(Side(a), Side(replace(a, solver="ddim")))
+    other = torch.randn((200, 1000, 2), generator=torch.Generator().manual_seed(9))
+    apart = simulate(a, step_noise=GivenNoise(other)).trajectories
+    assert (apart[0] == pair.a.trajectories[0]).all()  # the same start
+    apart_end = np.linalg.norm(apart[-1] - pair.a.trajectories[-1], axis=-1).mean()
+    assert pair.twin_distance[-1] < 0.25 * apart_end, (pair.twin_distance[-1], apart_end)
 
 
 def test_frames_are_matched_by_t():
@@ -172,3 +177,17 @@ def test_difference_needs_the_density_it_draws():
     pair2 = simulate_pair(Side(BASE), Side(replace(BASE, resolution=64)))
     with pytest.raises(ValueError, match="grids"):
         density_difference(pair2)
+
+
+def test_no_twins_without_the_same_start():
+    """Another seed, or a forward run from another data set, starts elsewhere: particle i of B
+    is no twin of A's, and no twin distance is given (SW2 still is)."""
+    a = replace(BASE, kind="sde")
+    for b in (replace(a, seed=3), replace(a, direction="forward", dataset="moons")):
+        a2 = replace(a, direction=b.direction)
+        pair = simulate_pair(Side(a2), Side(b))
+        assert pair.twin_distance is None and "independent" in pair.shared
+        assert pair.sw2.max() > 0
+    # a reverse run from another data set starts from the same noise: twins
+    pair = simulate_pair(Side(BASE), Side(replace(BASE, dataset="moons")))
+    assert pair.twin_distance is not None and pair.twin_distance[0] == 0

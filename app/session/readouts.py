@@ -91,3 +91,15 @@ def memorization_text(result: RunResult | None) -> str:
             f"generated samples lie within δ = {readout.delta:.3g} of one of "
             f"{points} (δ = ¼ of their median spacing; samples independent of them give "
             "a few %).")  # fmt: skip
+
+
+def pair_text(pair, changes: str, reference_asked: bool = False) -> str:
+    """Three lines on a comparison: what each run did (``solver_text``), and how far apart
+    the twins ended, with the noise the two runs shared."""
+    a = solver_text(pair.a, reference_asked)
+    b = solver_text(pair.b, reference_asked)
+    end = [f"SW2(A, B) {pair.sw2[-1]:.3g} at the end"]
+    if pair.twin_distance is not None:
+        end.insert(0, f"twins {pair.twin_distance[-1]:.3g} apart at the end "
+                      f"({pair.twin_distance.max():.3g} at most)")  # fmt: skip
+    return (f"A: {a}\n{changes} → {b}\n" + " · ".join(end) + f" · noise: {pair.shared}")

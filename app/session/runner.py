@@ -22,7 +22,7 @@ import param
 
 from app.session.fairshare import TURNS
 from app.session.state import COMPUTE_PARAMS, DATA_PARAMS, FlowState
-from models.run.reference import has_reference, with_reference
+from models.run.reference import has_reference, with_reference, with_sw2
 from models.samplers import Cancelled
 
 REFERENCE_FIELDS = ("reference", "reference_errors", "sw2_ratio")
@@ -50,10 +50,13 @@ class Recomputer(param.Parameterized):
     busy = param.Boolean(default=False, doc="A recompute is running")
     dropped = param.Integer(default=0, doc="Runs abandoned because a newer request came in")
 
-    def __init__(self, state: FlowState, schedule=None, **params):
-        """``schedule(fn)`` runs fn on the session thread (defaults to calling it directly)."""
+    def __init__(self, state: FlowState, schedule=None, comparison=None, **params):
+        """``schedule(fn)`` runs fn on the session thread (defaults to calling it directly);
+        ``comparison`` (``app/session/compare.py``): while it is on, A and B are computed and
+        published together."""
         super().__init__(**params)
         self.state = state
+        self.comparison = comparison
         self._schedule = schedule or (lambda fn: fn())
         self._generation = 0
         self._closed = False
@@ -65,6 +68,8 @@ class Recomputer(param.Parameterized):
         state.param.watch(self._exact_if_needed, ["density_source", "contours"])
         state.param.watch(self._reference_if_needed, ["reference"])
         state.param.watch(self._trained_changed, ["trained"])
+        if comparison is not None:
+            comparison.param.watch(self._comparison_changed, ["on", "changes"])
 
     def request(self, *_events) -> None:
         with self._lock:
@@ -88,7 +93,10 @@ class Recomputer(param.Parameterized):
             with TURNS.turn():
                 if not self._current(generation):
                     raise Cancelled
-                result, arrows = self.state.compute(should_stop=should_stop)
+                if self._comparing():
+                    computed = self.comparison.compute(should_stop=should_stop)
+                else:
+                    computed = self.state.compute(should_stop=should_stop)
         except Cancelled:
             self.dropped += 1
             return
@@ -100,15 +108,38 @@ class Recomputer(param.Parameterized):
             # bind now: Python unbinds `exc` when the except block ends
             self._schedule(lambda error=exc: self._fail(generation, error))
             return
-        self._schedule(lambda: self._publish(generation, result, arrows))
+        self._schedule(lambda: self._publish(generation, *computed))
 
-    def _publish(self, generation: int, result, arrows) -> None:
+    def _comparing(self) -> bool:
+        return self.comparison is not None and self.comparison.on
+
+    def _comparison_changed(self, event) -> None:
+        """Compare mode switched on, or B changed: compute the pair. Switched off: A's run
+        stays on screen, alone."""
+        if event.name == "on" and not event.new:
+            self.comparison.param.update(pair=None)
+            self.comparison.b.param.update(result=None, arrows=None)
+            return
+        if self.comparison.on:
+            self.request()
+
+    def _publish(self, generation: int, result, arrows, arrows_b=None) -> None:
         if not self._current(generation):
             self.dropped += 1
             return
+        notice = None
+        if hasattr(result, "frames"):  # a pair: its timeline first, then B, then A's views
+            pair, comparison = result, self.comparison
+            comparison.pair = pair
+            comparison.b.param.update(result=pair.b, arrows=arrows_b)
+            result, notice = pair.a, _pair_notice(self.state, comparison.b, pair)
+        elif self.comparison is not None and self.comparison.pair is not None:
+            self.comparison.pair = None  # a single run landed after compare mode was left
         self.state.param.update(result=result, arrows=arrows,
-                                notice=self.state.run_notice(result))  # fmt: skip
+                                notice=notice if notice is not None else
+                                self.state.run_notice(result))  # fmt: skip
         self.busy = False
+        self._pair_readouts_if_needed()
         self._arrows_if_needed()  # the overlay was switched on while this run computed
         self._exact_if_needed()  # so were the exact heatmap or the contours
         self._reference_if_needed()  # and the reference
@@ -125,7 +156,8 @@ class Recomputer(param.Parameterized):
         if result is None:
             return
         if (s.density_source == "pde" and result.pde_density is None) or \
-                (s.config().log_density and result.log_density is None):  # fmt: skip
+                (s.config().log_density and result.log_density is None) or \
+                (self._comparing() and self.comparison.needs_recompute()):  # fmt: skip
             self.request()
         else:  # nothing to compute: the notice still says why a shading cannot show
             s.notice = s.run_notice(result)
@@ -133,6 +165,9 @@ class Recomputer(param.Parameterized):
     def _exact_if_needed(self, *_events) -> None:
         """Add the exact density to the shown run, once, when the page asks for it: a new run
         value with the same particles (a display setting does not rerun the particles)."""
+        if self._comparing() and self.comparison.needs_recompute():
+            self.request()  # B lacks it too: the pair is computed with it
+            return
         result = self.state.result
         if not self.state.wants_exact or result is None or result.exact_density is not None:
             return
@@ -149,16 +184,57 @@ class Recomputer(param.Parameterized):
                 not has_reference(result):  # fmt: skip
             return
 
+        pair = self.comparison.pair if self._comparing() else None
+
         def compute(run):
             def poll() -> None:
                 TURNS.pass_turn()
                 if self._closed or not self.state.reference or not self._shown(run):
                     raise Cancelled
 
-            return with_reference(run, poll)
+            b = pair.b if pair is not None and pair.a.same_particles(run) else None
+            b = with_reference(b, poll) if b is not None and has_reference(b) else None
+            return with_reference(run, poll), b
 
-        self._for_shown_run("the reference", compute,
-                            lambda _run, run: self._add(run, REFERENCE_FIELDS))  # fmt: skip
+        def apply(_run, made) -> None:
+            run, b = made
+            self._add(run, REFERENCE_FIELDS)
+            if b is not None:
+                self._add_b(b, REFERENCE_FIELDS)
+
+        self._for_shown_run("the reference", compute, apply)
+
+    def _pair_readouts_if_needed(self) -> None:
+        """Each run's SW2 to fresh data over the noise floor (reverse runs), once the pair is
+        on screen: ~0.3 s each, after the paint."""
+        pair = self.comparison.pair if self._comparing() else None
+        if pair is None or "reverse" not in (pair.a.config.direction, pair.b.config.direction):
+            return
+
+        def compute(run):
+            def poll() -> None:
+                TURNS.pass_turn()
+                if self._closed or not self._shown(run):
+                    raise Cancelled
+
+            return with_sw2(run, poll), with_sw2(pair.b, poll)
+
+        def apply(_run, made) -> None:
+            a, b = made
+            self._add(a, ("sw2_ratio",))
+            self._add_b(b, ("sw2_ratio",))
+
+        self._for_shown_run("the SW2 of A and B", compute, apply)
+
+    def _add_b(self, made, fields: tuple[str, ...]) -> None:
+        """``_add`` for run B of the pair on screen."""
+        comparison = self.comparison
+        pair = comparison.pair
+        if pair is None or not pair.b.same_particles(made):
+            return
+        b = pair.b.with_(**{name: getattr(made, name) for name in fields})
+        comparison.pair = pair.with_(b=b)
+        comparison.b.result = b
 
     def _add(self, made, fields: tuple[str, ...]) -> None:
         """Put ``fields`` of ``made`` (the shown run with an extra) onto the run shown now: it
@@ -167,9 +243,15 @@ class Recomputer(param.Parameterized):
         shown = self.state.result
         if shown is not None and shown.same_particles(made):
             self.state.result = shown.with_(**{name: getattr(made, name) for name in fields})
+            pair = self.comparison.pair if self.comparison is not None else None
+            if pair is not None and pair.a.same_particles(made):
+                self.comparison.pair = pair.with_(a=self.state.result)
 
     def _arrows_if_needed(self, *_events) -> None:
         """Compute the overlay fields of the shown run, once, when an overlay asks for them."""
+        if self._comparing() and self.comparison.needs_recompute():
+            self.request()  # B's arrows too: the pair is computed with them
+            return
         if self.state.overlay == "none" or self.state.arrows is not None or \
                 self.state.result is None:  # fmt: skip
             return
@@ -229,3 +311,9 @@ class Recomputer(param.Parameterized):
         self._closed = True
         with self._lock:
             self._generation += 1
+
+
+def _pair_notice(a: FlowState, b: FlowState, pair) -> str:
+    """A's notice, and B's where it says something A's does not."""
+    own, other = a.run_notice(pair.a), b.run_notice(pair.b)
+    return " ".join(x for x in (own, f"Run B: {other}" if other and other != own else "") if x)

@@ -7,7 +7,7 @@ or Bokeh, so it is tested by setting parameters and reading arrays.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import param
 import torch
@@ -20,7 +20,7 @@ from models.logdensity import CARRIERS
 from models.overlay import run_overlay
 from models.paths import path_curves
 from models.run.config import RunConfig, noise_level, solver_applies
-from models.run.result import Memorization, RunResult
+from models.run.result import FieldSource, Memorization, RunResult
 from models.run.simulate import exact_frames, path_of, simulate
 from models.schedules import make_schedule
 from models.solvers import SOLVERS
@@ -58,6 +58,20 @@ MAX_TRAIN_SIZE = 4000  # M in the app: the exact field of M points costs N x M p
 DATA_PARAMS = ("points",)  # also recompute, but travel in the URL in their own form
 DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "shade", "reference", "fps",
                   "loop")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """The settings of one run, read at once: its config, the user's data set (or None), the
+    data set object, what moves the particles and its note, M and the training set's key."""
+
+    config: RunConfig
+    user_data: Points | None
+    dataset: object
+    source: FieldSource
+    note: str
+    m: int
+    train_key: tuple
 
 
 def run_workers() -> int:
@@ -302,23 +316,32 @@ class FlowState(param.Parameterized):
             exact_density=self.wants_exact,
         )  # fmt: skip
 
+    def run_inputs(self) -> RunInputs:
+        """What one run of the current settings needs, read once (the session thread may change
+        the settings while it computes)."""
+        data, config, m = self.user_dataset(), self.config(), self.train_size
+        train_key = (self.dataset, None if self.points is None else hash(self.points.tobytes()), m)
+        dataset = data if data is not None else make_dataset(self.dataset)
+        source, note = resolve(self, dataset, self._weights_cache)
+        return RunInputs(config, data, dataset, source, note, m, train_key)
+
+    def finish(self, result: RunResult, inputs: RunInputs) -> RunResult:
+        """The run with its memorization readout and the field's note among its warnings."""
+        readout = self._memorization(result, inputs.dataset, inputs.m, inputs.train_key)
+        warnings = (*result.warnings, inputs.note) if inputs.note else result.warnings
+        return result.with_(memorization=readout, warnings=warnings)
+
     def compute(self, should_stop=None) -> tuple[RunResult, dict | None]:
         """Run the models for the current settings; returns (result, arrows). Pure: sets nothing.
 
         The overlay fields are computed only while an overlay is shown (they cost a third of a
         default run); ``field_arrows`` supplies them later for a run that has none.
         """
-        # the settings, read once: the session thread may change them while this runs
-        data, config, m = self.user_dataset(), self.config(), self.train_size
-        train_key = (self.dataset, None if self.points is None else hash(self.points.tobytes()), m)
-        dataset = data if data is not None else make_dataset(self.dataset)
-        source, note = resolve(self, dataset, self._weights_cache)
-        result = simulate(config, dataset=data, should_stop=should_stop,
-                          exact_cache=self._exact_cache, source=source,
+        inputs = self.run_inputs()
+        result = simulate(inputs.config, dataset=inputs.user_data, should_stop=should_stop,
+                          exact_cache=self._exact_cache, source=inputs.source,
                           workers=run_workers())  # fmt: skip
-        readout = self._memorization(result, dataset, m, train_key)
-        warnings = (*result.warnings, note) if note else result.warnings
-        result = result.with_(memorization=readout, warnings=warnings)
+        result = self.finish(result, inputs)
         return result, (self.field_arrows(result) if self.overlay != "none" else None)
 
     @param.depends("overlay", watch=True)

@@ -144,3 +144,49 @@ def guard_panel_query_parsing() -> None:
 
     parse_query.flowscope_guarded = True
     location.parse_query = parse_query
+
+
+# --- compare mode: B's changes travel as b_<setting> (app/session/compare.py) --------------
+B_PREFIX = "b_"
+
+
+def compare_query(comparison) -> dict[str, str]:
+    """The query entries of compare mode: none while it is off; else compare, layout and B's
+    changes, each written as A's setting of that name would be."""
+    if not comparison.on:
+        return {}
+    b = comparison.b
+    out = {"compare": "true", "layout": comparison.layout}
+    for name in COMPUTE_PARAMS:
+        if name in comparison.changes:
+            out[B_PREFIX + name] = canonical(b.param[name], comparison.changes[name])
+    return out
+
+
+def read_compare_values(query: dict[str, str], comparison) -> tuple[dict, dict]:
+    """Compare mode's values in a query: ({on, layout, changes}, bad {name: raw}), each value
+    parsed and bounds-checked on its own like A's (``read_url_values``)."""
+    good: dict = {"changes": {}}
+    bad: dict = {}
+    if "compare" in query:
+        try:
+            good["on"] = parse_value(comparison.param["on"], query["compare"])
+        except ValueError:
+            bad["compare"] = query["compare"]
+    if "layout" in query:
+        try:
+            good["layout"] = parse_value(comparison.param["layout"], query["layout"])
+        except ValueError:
+            bad["layout"] = query["layout"]
+    scratch = FlowState()
+    for name in COMPUTE_PARAMS:
+        key = B_PREFIX + name
+        if key not in query:
+            continue
+        try:
+            setattr(scratch, name, parse_value(scratch.param[name], query[key]))
+        except Exception:
+            bad[key] = query[key]
+            continue
+        good["changes"][name] = getattr(scratch, name)
+    return good, bad

@@ -54,9 +54,30 @@ def _group(state: FlowState, title: str, parameters: list[str], widgets: dict | 
     )  # fmt: skip
 
 
-def sidebar(state: FlowState, data_panel=None) -> pn.Column:
-    """Grouped controls (``data_panel``: the 'Your data' section, if any). Widgets are made
-    per session (never class attributes)."""
+def sidebar(state: FlowState, data_panel=None, compute=None, top=None) -> pn.Column:
+    """Grouped controls (``data_panel``: the 'Your data' section, if any; ``compute``: the
+    controls of what is computed, by default ``compute_controls(state)``; ``top``: a section
+    above them, compare mode's). Widgets are made per session (never class attributes)."""
+    display = _group(state, "Display",
+                     ["trail", "density_source", "overlay", "contours", "shade", "reference"], {
+        "trail": {"type": IntSlider, "name": "trail length (frames)"},
+        "density_source": RadioButtonGroup,
+        "overlay": Select,
+        "shade": {"type": Checkbox, "name": "colour particles by carried log-density"},
+        "reference": {"type": Checkbox, "name": "compare with the reference solution (ODE)"},
+    })  # fmt: skip
+    return pn.Column(
+        *([top] if top is not None else []),
+        compute if compute is not None else compute_controls(state),
+        pn.pane.Markdown("### Display"), display,
+        *([pn.pane.Markdown("### Your data"), data_panel] if data_panel is not None else []),
+        width=330, scroll=True,
+    )  # fmt: skip
+
+
+def compute_controls(state: FlowState) -> pn.Column:
+    """The controls of what a run computes: process, sampler, seed and β(t), grouped, each
+    disabled while the state does not read it."""
     process = _group(state, "Process", ["process", "dataset", "field", "direction", "kind"], {
         "dataset": Select,
         "field": {"type": Select, "name": "field (what moves the particles)"},
@@ -89,15 +110,6 @@ def sidebar(state: FlowState, data_panel=None) -> pn.Column:
         "to shape the noise schedule.",
         styles={"font-size": "12px", "color": "#555"},
     )
-    display = _group(state, "Display",
-                     ["trail", "density_source", "overlay", "contours", "shade", "reference"], {
-        "trail": {"type": IntSlider, "name": "trail length (frames)"},
-        "density_source": RadioButtonGroup,
-        "overlay": Select,
-        "shade": {"type": Checkbox, "name": "colour particles by carried log-density"},
-        "reference": {"type": Checkbox, "name": "compare with the reference solution (ODE)"},
-    })  # fmt: skip
-
     def follow_the_state(*_events) -> None:
         # The state decides what a run reads; a control it does not read is disabled (moving
         # it reran an identical run) and shows the value in effect.
@@ -124,9 +136,7 @@ def sidebar(state: FlowState, data_panel=None) -> pn.Column:
         pn.pane.Markdown("### Process"), process,
         pn.pane.Markdown("### Sampler"), sampler, seed,
         pn.pane.Markdown("### β(t) schedule"), schedule, fm_note,
-        pn.pane.Markdown("### Display"), display,
-        *([pn.pane.Markdown("### Your data"), data_panel] if data_panel is not None else []),
-        width=330, scroll=True,
+        sizing_mode="stretch_width", margin=0,
     )  # fmt: skip
 
 

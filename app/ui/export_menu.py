@@ -28,6 +28,7 @@ import panel as pn
 import param
 
 from app.export import FORMATS, Cancelled, ExportSettings, TooLarge, export
+from app.export.pair import export_pair
 from app.session.state import FlowState
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,12 @@ class ExportMenu(pn.viewable.Viewer):
     state = param.ClassSelector(class_=FlowState)
     running = param.Boolean(default=False, doc="An export is rendering")
 
-    def __init__(self, schedule=None, max_bytes: int = MAX_EXPORT_BYTES, **params):
+    def __init__(self, schedule=None, max_bytes: int = MAX_EXPORT_BYTES, comparison=None,
+                 **params):  # fmt: skip
+        """``comparison`` (``app/session/compare.py``): in compare mode the pair on screen is
+        exported, A and B side by side with their difference (``app/export/pair.py``)."""
         super().__init__(**params)
+        self.comparison = comparison
         self._schedule = schedule or (lambda fn: fn())
         self.max_bytes = max_bytes
         self._cancel = threading.Event()
@@ -94,7 +99,13 @@ class ExportMenu(pn.viewable.Viewer):
 
     def file_name(self, fmt: str) -> str:
         config = self.state.result.config
-        return f"flowscope-{config.process}-{config.dataset}-{config.direction}.{fmt}"
+        kind = "compare-" if self._pair() is not None else ""
+        return f"flowscope-{kind}{config.process}-{config.dataset}-{config.direction}.{fmt}"
+
+    def _pair(self):
+        """The pair on screen in compare mode, else None."""
+        c = self.comparison
+        return c.pair if c is not None and c.on else None
 
     # --- on the session thread --------------------------------------------------------------
     def _start(self, *_event) -> None:
@@ -113,7 +124,10 @@ class ExportMenu(pn.viewable.Viewer):
         self.message.visible = self.download.visible = False
         self.start.disabled, self.stop.visible = True, True
         self.progress.value, self.progress.visible = 0, True
-        args = (self.state.result, fmt, out, self.settings(), self.state.arrows, self.max_bytes)
+        pair = self._pair()
+        shown, arrows = (self.state.result, self.state.arrows) if pair is None else \
+            (pair, (self.state.arrows, self.comparison.b.arrows))  # fmt: skip
+        args = (shown, fmt, out, self.settings(), arrows, self.max_bytes)
         self.thread = threading.Thread(target=self._work, args=args, daemon=True,
                                        name="flowscope-export")  # fmt: skip
         self.thread.start()
@@ -176,7 +190,8 @@ class ExportMenu(pn.viewable.Viewer):
                 self._tell(lambda: self._show_progress(percent))
 
         try:
-            export(result, fmt, out, settings, progress, arrows, max_bytes)
+            write = export_pair if hasattr(result, "frames") else export  # a pair, or one run
+            write(result, fmt, out, settings, progress, arrows, max_bytes)
         except Cancelled:
             self._tell(lambda: self._finish(None, "Export cancelled."))
             return

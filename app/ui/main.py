@@ -10,6 +10,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import panel as pn
 import param
@@ -17,20 +18,26 @@ from panel.io.document import unlocked
 from panel.io.state import set_curdoc
 from tornado.ioloop import IOLoop
 
+from app.session.compare import Comparison
 from app.session.memory import release_after_close
+from app.session.readouts import pair_text
 from app.session.runner import Recomputer, compute_now
 from app.session.state import DATA_PARAMS, DATASET_LABELS, FlowState
 from app.session.url import (
     URL_PARAMS,
+    compare_query,
     describe_refused,
     guard_panel_query_parsing,
     query_of,
+    read_compare_values,
     read_query,
     read_url_values,
 )
 from app.session.userdata import LINK_MAX_POINTS, decode_points, encode_points
 from app.ui import client
-from app.ui.controls import playback_controls, sidebar
+from app.ui.compare.panel import compare_section
+from app.ui.compare.views import CompareViews
+from app.ui.controls import compute_controls, playback_controls, sidebar
 from app.ui.data_panel import DataPanel
 from app.ui.export_menu import ExportMenu
 from app.ui.math_panel import MathPanel
@@ -124,15 +131,18 @@ def _on_session_thread(doc, gate: _LoadGate | None = None):
     return schedule
 
 
-def _restore_from_url(state: FlowState) -> tuple[str, Callable[[], None]]:
-    """Apply the good values of the page's query string; returns the notice for the bad ones
-    ("" if none) and ``mirror()``, which sets the URL from the state alone (so refused values
-    leave it): once the page has loaded, then whenever :func:`_mirror_when_idle` says."""
+def _restore_from_url(state: FlowState, comparison: Comparison) -> tuple[str, Callable[[], None]]:
+    """Apply the good values of the page's query string (run A's, and compare mode's with
+    B's changes); returns the notice for the bad ones ("" if none) and ``mirror()``, which
+    sets the URL from the state alone (so refused values leave it): once the page has loaded,
+    then whenever :func:`_mirror_when_idle` says."""
     location = pn.state.location
     if not location:
         return "", lambda: None
     query = read_query(location.search or "")
     good, bad = read_url_values(query)
+    compare, bad_compare = read_compare_values(query, comparison)
+    bad |= bad_compare
     notes = []
     if "pts" in query:
         try:
@@ -146,10 +156,14 @@ def _restore_from_url(state: FlowState) -> tuple[str, Callable[[], None]]:
                          f"most {LINK_MAX_POINTS:,}).")  # fmt: skip
         notes.append(f"Showing {DATASET_LABELS[state.dataset]} instead.")
     state.param.update(**good)
+    notes.append(_restore_comparison(comparison, compare))
     notes.insert(0, describe_refused(bad) if bad else "")
 
     def mirror(*_events) -> None:
         search = query_of(state)
+        extra = compare_query(comparison)
+        if extra:
+            search += "&" + urlencode(extra)
         if state.dataset == "points" and state.points is not None:
             with contextlib.suppress(ValueError):  # too many for a link: the panel says so
                 search += "&pts=" + encode_points(state.points)
@@ -162,6 +176,19 @@ def _restore_from_url(state: FlowState) -> tuple[str, Callable[[], None]]:
     else:
         mirror()
     return " ".join(n for n in notes if n), mirror
+
+
+def _restore_comparison(comparison: Comparison, values: dict) -> str:
+    """Compare mode as a link gives it; B's changes dropped (with the notice returned) if
+    together they make no run."""
+    comparison.set_changes(values["changes"])
+    if "layout" in values:
+        comparison.layout = values["layout"]
+    reason = _valid(comparison.b) if values["changes"] else ""
+    if reason:
+        comparison.set_changes({})
+    comparison.on = values.get("on", False)
+    return (f"Could not compute run B of this link ({reason}); B = A." if reason else "")
 
 
 def _valid(state: FlowState) -> str:
@@ -193,7 +220,7 @@ def _drop_conflicting_values(state: FlowState) -> str:
 
 
 def _mirror_when_idle(state: FlowState, runner: Recomputer, mirror: Callable[[], None],
-                      later) -> None:  # fmt: skip
+                      later, comparison: Comparison) -> None:  # fmt: skip
     """Mirror the settings into the URL when they change, but not while a run computes, nor
     as its frames are drawn: ``IDLE_MS`` after it has landed (or failed). The URL's update
     wakes the page (the browser's history, a style recalculation): where one machine serves
@@ -206,19 +233,24 @@ def _mirror_when_idle(state: FlowState, runner: Recomputer, mirror: Callable[[],
 
     # after the runner's own watcher, which sets busy for a setting that starts a run
     state.param.watch(unless_busy, list(URL_PARAMS + DATA_PARAMS))
+    comparison.param.watch(unless_busy, ["on", "layout", "changes"])
     runner.param.watch(lambda event: None if event.new else later(unless_busy, IDLE_MS), ["busy"])
 
 
-def solver_readout(state: FlowState) -> pn.pane.Str:
-    """The line under the views that says what the sampler did (``FlowState.solver_text``):
+def solver_readout(state: FlowState, comparison: Comparison) -> pn.pane.Str:
+    """The line under the views that says what the sampler did (``FlowState.solver_text``),
+    and in compare mode what each run did and how far apart they ended (``pair_text``):
     plain text, updated with every run and reference."""
-    style = {"font-size": "12px", "color": "#444", "white-space": "normal"}
+    style = {"font-size": "12px", "color": "#444", "white-space": "pre-wrap"}
     pane = pn.pane.Str(state.solver_text(), name="solver_readout", margin=(0, 10), styles=style)
 
     def update(*_events) -> None:
-        pane.object = state.solver_text()
+        pair = comparison.pair if comparison.on else None
+        pane.object = state.solver_text() if pair is None else \
+            pair_text(pair, comparison.changes_text(), state.reference)  # fmt: skip
 
     state.param.watch(update, ["result", "reference"])
+    comparison.param.watch(update, ["pair", "on"])
     return pane
 
 
@@ -238,7 +270,9 @@ def _notice_after_first_run(state: FlowState, text: str) -> None:
 def create_app(**settings) -> pn.viewable.Viewable:
     """Build one session of the app; ``settings`` override the defaults (for tests)."""
     state = FlowState(**settings)
-    url_notice, mirror = _restore_from_url(state)
+    # before the runner: B follows a change of A before the runner reads the two
+    comparison = Comparison(state)
+    url_notice, mirror = _restore_from_url(state, comparison)
     conflict = _drop_conflicting_values(state)
     if conflict:
         url_notice = f"{url_notice} {conflict}".strip()
@@ -253,13 +287,16 @@ def create_app(**settings) -> pn.viewable.Viewable:
         pn.state.onload(gate.open)
     else:
         gate.open()
-    runner = Recomputer(state, schedule=_on_session_thread(pn.state.curdoc, gate))
+    runner = Recomputer(state, schedule=_on_session_thread(pn.state.curdoc, gate),
+                        comparison=comparison)  # fmt: skip
     later = _after(pn.state.curdoc)
-    _mirror_when_idle(state, runner, mirror, later)
+    _mirror_when_idle(state, runner, mirror, later, comparison)
     views = FlowViews(state=state)
     schedule = SchedulePlot(state=state)
     views.link_marks(schedule.marks)
-    export_menu = ExportMenu(state=state, schedule=_on_session_thread(pn.state.curdoc, gate))
+    compared = CompareViews(views, comparison=comparison)
+    export_menu = ExportMenu(state=state, schedule=_on_session_thread(pn.state.curdoc, gate),
+                             comparison=comparison)  # fmt: skip
     train_panel = TrainPanel(state=state, schedule=_on_session_thread(pn.state.curdoc, gate))
     solver_lab = SolverLab(state, schedule=_on_session_thread(pn.state.curdoc, gate))
 
@@ -275,7 +312,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
     began = [0]  # busy periods so far: a period's timer shows the spinner only for its own
 
     def show_busy(event) -> None:
-        views.hold_while_busy(event.new)
+        compared.hold_while_busy(event.new)
         if event.new:
             began[0] += 1
             period = began[0]
@@ -304,7 +341,8 @@ def create_app(**settings) -> pn.viewable.Viewable:
     # views; it shows at the top too, as the plot decides it, for the run on screen.
     path_notice = Notice(owner=schedule.note, name_of_text="object")
     main = pn.Column(
-        header, notice, path_notice, views, solver_readout(state), playback_controls(state),
+        header, notice, path_notice, compared, solver_readout(state, comparison),
+        playback_controls(state),
         pn.pane.Markdown("### Train a network"), train_panel,
         pn.pane.Markdown("### Export"), export_menu,
         pn.Row(pn.Column(pn.pane.Markdown("### The path"), schedule, width=320),
@@ -315,7 +353,9 @@ def create_app(**settings) -> pn.viewable.Viewable:
     data_panel = DataPanel(views.particle_fig, state=state)
     if pn.state.curdoc is not None:
         data_panel.on_page_ready(pn.state.curdoc)
-    app = pn.Row(sidebar(state, data_panel), main, sizing_mode="stretch_width")
+    section, compute = compare_section(comparison, compute_controls(state))
+    app = pn.Row(sidebar(state, data_panel, compute=compute, top=section), main,
+                 sizing_mode="stretch_width")  # fmt: skip
     if served:  # the page paints at once; its first run computes like any other, in turn
         runner.request()
     return app

@@ -47,6 +47,8 @@ ARROW_BODY, ARROW_OUTLINE = "#ffffff", "#111111"  # the overlay's arrows (see _a
 TRAIL_CAP = 500  # newer and older half of a trail
 
 
+NO_TIMELINE = {"a": [[]], "b": [[]], "at": [0]}  # outside compare mode
+
 # density_source → the image stack sent for it. None for the particles' own density: the
 # browser histograms the positions it already holds (render.js), which halves a recompute's
 # payload (1.76 → 0.83 MB at N = 2000, T = 100); the server's copy stays for exports and rows.
@@ -84,10 +86,18 @@ class FlowViews(pn.viewable.Viewer):
     """Particles (Lagrangian) and density (Eulerian) of the same frame, side by side."""
 
     state = param.ClassSelector(class_=FlowState)
+    which = param.Selector(default="a", objects=["a", "b"],
+                           doc="Which run of a comparison these views show")  # fmt: skip
 
-    def __init__(self, **params):
+    def __init__(self, timeline: ColumnDataSource | None = None, **params):
+        """``timeline``: a comparison's shared timeline (run B's views take run A's)."""
         super().__init__(**params)
         empty = {"x": [], "y": []}
+        # A comparison's timeline (app/ui/compare_views.py): each run's frame at every step of
+        # the player, {a: [(F,)], b: [(F,)]} (one row), empty outside compare mode; `at` the
+        # player's step
+        self.timeline = timeline if timeline is not None else ColumnDataSource(
+            NO_TIMELINE, name="timeline")  # fmt: skip
         self.pstore = ColumnDataSource({"xy": [], "scale": [], "label": [], "n": [], "logp": [],
                                         "grid": []}, name="particle_store")  # fmt: skip
         # busy = 1 while a newer run computes: the player holds the frame (see hold_while_busy)
@@ -228,7 +238,7 @@ class FlowViews(pn.viewable.Viewer):
             hovered=self.hovered, picked_index=self.picked_index, rstore=self.rstore,
             picked_ref=self.picked_ref,
             hovered_index=self.hovered_index, label=self.label, peak_label=self.peak_label,
-            marks=self.marks, status=self.status,
+            marks=self.marks, status=self.status, timeline=self.timeline,
         )  # fmt: skip
 
     def fit_to_window(self) -> CustomJS:
@@ -243,14 +253,34 @@ class FlowViews(pn.viewable.Viewer):
         """
         self.marks.extend(marks)
         args = self.js_args()
-        self.player.jscallback(value=client.draw_code("cb_obj.value", before=("hold_while_busy",)),
-                               args=args)  # fmt: skip
+        # the player's step is the timeline's; "timeline moved" redraws run B's views
+        moved = "timeline.data.at[0] = cb_obj.value;\ntimeline.change.emit();\n"
+        self.player.jscallback(value=moved + client.draw_code(
+            self.frame_at("cb_obj.value"), before=("hold_while_busy",)), args=args)  # fmt: skip
         self.player.jscallback(end=client.script("keep_frame_in_run"))
-        redraw = client.draw(args, "cursor.data.frame[0]")
+        self._redraw_on_new_data(args, then="timeline.change.emit();\n")
+
+    def follow(self) -> None:
+        """Run B's views: drawn whenever the timeline moves (run A's player or redraw), at
+        B's own frame of the timeline's step."""
+        args = self.js_args()
+        self.timeline.js_on_change("change", CustomJS(args=args, code=client.draw_code(
+            self.frame_at("timeline.data.at[0]"), before=("hold_while_busy",))))  # fmt: skip
+        self._redraw_on_new_data(args)
+
+    def _redraw_on_new_data(self, args: dict, then: str = "") -> None:
+        redraw = CustomJS(args=args, code=then + client.draw_code(
+            self.frame_at("timeline.data.at[0]")))  # fmt: skip
         # Only the stores pushed last trigger a redraw: the grid rows end every recompute
         # (_push_result), the settings end every display change (_push_shown, _push_contours).
         for src in (self.gstore, self.settings):
             src.js_on_change("data", redraw)
+
+    def frame_at(self, step: str) -> str:
+        """The JavaScript expression of this run's frame at step ``step`` (an expression) of
+        the player: its frame of the comparison's timeline, or the step itself outside one."""
+        return (f"((s, p) => s.length ? s[Math.max(0, Math.min(Math.round(p), s.length - 1))] "
+                f": p)(timeline.data.{self.which}[0], {step})")  # fmt: skip
 
     # --- pushing data -----------------------------------------------------------------------
     def _settings_data(self) -> dict:
@@ -344,9 +374,17 @@ class FlowViews(pn.viewable.Viewer):
         rows, images = pack_grid(result, stacks=stacks_sent(s.density_source, result))
         self.istore.data = images
         self.gstore.data = rows  # last: its length tells render.js the frame count
-        # Only the bound: the browser owns the frame (render.js clamps it to the new run).
-        if self.player.end != n_frames - 1:
-            self.player.end = n_frames - 1
+        self.fit_player(n_frames)
+
+    def fit_player(self, n_frames: int | None = None) -> None:
+        """The player's last step: the run's last frame, or in compare mode the timeline's.
+        Only the bound: the browser owns the frame (render.js clamps it to the new run)."""
+        steps = len(self.timeline.data["a"][0])
+        if not steps:
+            result = self.state.result
+            steps = n_frames or (len(result.times) if result is not None else 2)
+        if self.player.end != steps - 1:
+            self.player.end = steps - 1
 
     def __panel__(self):
         return pn.Column(pn.Row(self.particle_fig, self.density_fig), self.player)

@@ -38,7 +38,7 @@ def start_draws(config: RunConfig, data, generator) -> None:
     """Draw from ``generator`` what a run draws before its first step (its start points), so
     that the next draws are its steps' noise (``models.run.simulate.trajectories``)."""
     n, device = config.particles, config.device
-    if config.direction == "forward" or config.kind == "conditional":
+    if _draws_data(config):
         data.sample(n, generator, device=device)
     else:  # path.prior: b(t) times these
         torch.randn(n, 2, generator=generator, dtype=torch.float32, device=device)
@@ -157,14 +157,30 @@ def _brownian_at(z_a: Tensor, ua: list[float], ub: list[float], fresh) -> list[T
     return w_b  # type: ignore[return-value]
 
 
+def _draws_data(config: RunConfig) -> bool:
+    """Whether the run starts from data points (forward, or the conditional paths)."""
+    return config.direction == "forward" or config.kind == "conditional"
+
+
+def shares_start(config_a: RunConfig, config_b: RunConfig, same_data: bool) -> bool:
+    """Whether the two runs start from the same draws (:func:`start_draws`): the same seed, N,
+    direction and device, and, where they start from data, the same data set (``same_data``).
+    Their particles are then twins: particle i of B starts where particle i of A does."""
+    keys = ("seed", "particles", "direction", "device")
+    if any(getattr(config_a, k) != getattr(config_b, k) for k in keys):
+        return False
+    if _draws_data(config_a) != _draws_data(config_b):
+        return False
+    return same_data or not _draws_data(config_a)
+
+
 def shared_noise(config_a: RunConfig, times_a: Tensor, config_b: RunConfig, times_b: Tensor,
-                 data_a) -> tuple[GivenNoise | None, str]:  # fmt: skip
+                 data_a, same_data: bool = True) -> tuple[GivenNoise | None, str]:  # fmt: skip
     """B's step noise taken from A's (a :class:`GivenNoise`), or None where B draws its own,
-    and one line on what the two runs share."""
-    same_start = (config_a.seed == config_b.seed and config_a.particles == config_b.particles
-                  and config_a.direction == config_b.direction)  # fmt: skip
-    if not same_start:
-        return None, "independent noise (B changes the seed, N or the direction)"
+    and one line on what the two runs share (``same_data``: the two start from the same data
+    set, see :func:`shares_start`)."""
+    if not shares_start(config_a, config_b, same_data):
+        return None, "independent noise (B changes the seed, N, the direction or the data)"
     start = "the same data points" if config_a.direction == "forward" else "the same noise"
     if not draws_step_noise(config_b):
         return None, f"{start} at the start"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.accel.parallel import PartStops, in_parallel, worth_a_thread
-from models.compare.noise import SAME_TIME, shared_noise
+from models.compare.noise import SAME_TIME, shared_noise, shares_start
 from models.datasets import make_dataset
 from models.run.config import RunConfig
 from models.run.result import FieldSource, RunResult
@@ -81,7 +81,8 @@ class RunPair:
         frames: their common timeline (:class:`FrameMatch`).
         shared: one line on the noise they share.
         twin_distance: mean distance between each particle of A and its twin in B (the same
-            start) at each step of the timeline, (F,) float64; None when N differs.
+            start) at each step of the timeline, (F,) float64; None when the two runs do not
+            start from the same draws (``models.compare.noise.shares_start``).
         sw2: sliced W2 between A's and B's particles at each step of the timeline, (F,).
     """
 
@@ -161,12 +162,23 @@ def density_difference(pair: RunPair, source: str = "particles") -> np.ndarray:
     return stacks[0][pair.frames.a] - stacks[1][pair.frames.b]
 
 
-def pair_of(a: RunResult, b: RunResult, shared: str) -> RunPair:
-    """The pair of two finished runs, with its timeline and readouts."""
+def pair_of(a: RunResult, b: RunResult, shared: str, twins: bool = True) -> RunPair:
+    """The pair of two finished runs, with its timeline and readouts (``twins``: whether
+    particle i of B started where particle i of A did)."""
     frames = match_frames(a.times, b.times)
-    return RunPair(a=a, b=b, frames=frames, shared=shared,
-                   twin_distance=twin_distances(a.trajectories, b.trajectories, frames),
+    distance = twin_distances(a.trajectories, b.trajectories, frames) if twins else None
+    return RunPair(a=a, b=b, frames=frames, shared=shared, twin_distance=distance,
                    sw2=pair_sw2(a.trajectories, b.trajectories, frames))  # fmt: skip
+
+
+def _same_data(a: Side, b: Side) -> bool:
+    """Whether the two runs draw from the same data set (by name, and the same user points)."""
+    if a.config.dataset != b.config.dataset:
+        return False
+    pa, pb = getattr(a.dataset, "points", None), getattr(b.dataset, "points", None)
+    if pa is None or pb is None:
+        return pa is None and pb is None
+    return pa.shape == pb.shape and bool(np.array_equal(np.asarray(pa), np.asarray(pb)))
 
 
 def simulate_pair(a: Side, b: Side, should_stop=None, exact_cache=None,
@@ -180,7 +192,9 @@ def simulate_pair(a: Side, b: Side, should_stop=None, exact_cache=None,
     data_a = a.dataset if a.dataset is not None else make_dataset(a.config.dataset)
     times_a = run_times(a.config, path_of(a.config))
     times_b = run_times(b.config, path_of(b.config))
-    noise_b, shared = shared_noise(a.config, times_a, b.config, times_b, data_a)
+    same_data = _same_data(a, b)
+    noise_b, shared = shared_noise(a.config, times_a, b.config, times_b, data_a, same_data)
+    twins = shares_start(a.config, b.config, same_data)
 
     def run_a(stop, threads):
         return simulate(a.config, a.dataset, stop, exact_cache, a.source, threads)
@@ -188,9 +202,9 @@ def simulate_pair(a: Side, b: Side, should_stop=None, exact_cache=None,
     def run_b(stop, threads):  # B's own cache: the two may differ in their exact density
         return simulate(b.config, b.dataset, stop, None, b.source, threads, step_noise=noise_b)
 
-    _, _, exact = build(a.config, a.dataset)
-    if workers < 2 or not worth_a_thread(exact, a.config.particles + b.config.particles):
-        return pair_of(run_a(should_stop, workers), run_b(should_stop, workers), shared)
+    if workers < 2 or not worth_a_thread(build(a.config, a.dataset)[2],
+                                         a.config.particles + b.config.particles):  # fmt: skip
+        return pair_of(run_a(should_stop, workers), run_b(should_stop, workers), shared, twins)
     stops = PartStops(cancelled=(Cancelled,))
 
     def part(run):
@@ -204,7 +218,7 @@ def simulate_pair(a: Side, b: Side, should_stop=None, exact_cache=None,
         return (lambda: run(poll, 1)), check
 
     result_a, result_b = in_parallel([part(run_a), part(run_b)], stops)
-    return pair_of(result_a, result_b, shared)
+    return pair_of(result_a, result_b, shared, twins)
 
 
 def _stop_if(should_stop) -> None:

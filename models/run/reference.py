@@ -68,6 +68,16 @@ def with_reference(result: RunResult, poll=None) -> RunResult:
                         sw2_ratio=ratio)  # fmt: skip
 
 
+def with_sw2(result: RunResult, poll=None) -> RunResult:
+    """A reverse run with ``sw2_ratio`` (its samples' SW2 to fresh data over the noise floor),
+    whatever its kind; the run itself if it is forward or has one already."""
+    if result.config.direction != "reverse" or result.sw2_ratio is not None:
+        return result
+    _, data, _ = build(result.config, result.dataset)
+    ratio = _sw2_ratio(torch.from_numpy(result.trajectories[-1]), data, result, poll)
+    return result.with_(sw2_ratio=ratio)
+
+
 def _sw2_ratio(samples: torch.Tensor, data, result: RunResult, poll) -> float:
     """SW2 of the first ``SW2_POINTS`` samples (n, 2) to fresh data, over the noise floor of n
     (the particles are i.i.d.: the first n are a fair sample)."""

@@ -1,0 +1,162 @@
+"""Compare mode's views: run B beside run A (particles and density each), or both overlaid in
+one particle view beside the difference of their densities; one player drives both, each run
+showing its own frame of the timeline (``models.compare.pair.match_frames``).
+
+Run B's views, the difference view and their stores are made the first time compare mode is
+switched on (a page that never compares pays nothing for them). They follow run A's player
+through the shared timeline source: A's player and redraws emit its change, and B's views and
+the difference script draw the timeline's step (``app/ui/static/difference.js``).
+"""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource, CustomJS, LinearColorMapper
+from bokeh.plotting import figure
+
+from app.session.compare import Comparison
+from app.ui import client
+from app.ui.compare.frames import DIVERGING, pack_pair
+from app.ui.views import BACKEND, FRAME, NO_TIMELINE, TRAIL_CAP, FlowViews
+
+A_COLOUR, B_COLOUR, LINK_COLOUR = "#1f77b4", "#ff7f0e", "#999999"
+TITLES = {"particle_fig": "Particles (Lagrangian view)", "density_fig": "Density (Eulerian view)"}
+
+
+class CompareViews(pn.viewable.Viewer):
+    """Run A's views alone, or A and B in the layout compare mode asks for."""
+
+    comparison = param.ClassSelector(class_=Comparison)
+
+    def __init__(self, views: FlowViews, **params):
+        super().__init__(**params)
+        self.views = views
+        self.views_b: FlowViews | None = None
+        self.diff_fig = None
+        self.note = pn.pane.Str("", name="compare_note", visible=False, margin=(0, 10),
+                                styles={"font-size": "12px", "color": "#8a4b00"})  # fmt: skip
+        self.dstore = ColumnDataSource({"diff": [], "t": [], "twin": [], "sw2": [], "scale": []},
+                                       name="difference_store")  # fmt: skip
+        self.diff = ColumnDataSource({"image": []}, name="difference")
+        self.readout = ColumnDataSource({"x": [-3.9], "y": [-3.9], "text": [""]},
+                                        name="pair_readout")  # fmt: skip
+        self.layout_src = ColumnDataSource({"mode": ["side"], "cap": [TRAIL_CAP]},
+                                           name="compare_layout")  # fmt: skip
+        self.twin_dots = ColumnDataSource({"x": [], "y": []}, name="twin_dots")
+        self.twin_links = ColumnDataSource({"x": [], "y": []}, name="twin_links")
+        self._overlay_renderers(views.particle_fig)
+        self.panel = pn.Column(pn.Row(views.particle_fig, views.density_fig), views.player,
+                               self.note, sizing_mode="stretch_width")  # fmt: skip
+        c = self.comparison
+        c.param.watch(self._relayout, ["on", "layout"])
+        c.param.watch(self._push_pair, ["pair"])
+        views.state.param.watch(self._push_pair, ["density_source"])
+        if c.on:
+            self._relayout()
+
+    # --- figures -------------------------------------------------------------------------
+    def _overlay_renderers(self, fig) -> None:
+        """On A's particle view, for the overlaid layout: A's particles in one colour, B's in
+        another, and a segment from each particle to its twin (hidden otherwise)."""
+        self.links = fig.line("x", "y", source=self.twin_links, line_color=LINK_COLOUR,
+                              line_width=0.8, line_alpha=0.6, visible=False)  # fmt: skip
+        self.a_dots = fig.scatter("x", "y", source=self.views.particles, size=4, marker="square",
+                                  line_color=None, fill_color=A_COLOUR, fill_alpha=0.8,
+                                  visible=False)  # fmt: skip
+        self.b_dots = fig.scatter("x", "y", source=self.twin_dots, size=4, marker="square",
+                                  line_color=None, fill_color=B_COLOUR, fill_alpha=0.8,
+                                  visible=False)  # fmt: skip
+
+    def _build(self) -> None:
+        """Run B's views and the difference view, once, and their callbacks."""
+        a = self.views
+        self.views_b = FlowViews(state=self.comparison.b, timeline=a.timeline, which="b")
+        self.views_b.follow()
+        for fig in (self.views_b.particle_fig, self.views_b.density_fig):
+            fig.frame_width = fig.frame_height = FRAME
+        self.views_b.particle_fig.text(
+            x="x", y="y", text="text", source=self.readout, text_font_size="12px",
+            text_color="#333333", level="overlay", background_fill_color="#ffffff",
+            background_fill_alpha=0.75)  # fmt: skip
+        self.diff_fig = self._difference_figure()
+        args = dict(timeline=a.timeline, dstore=self.dstore, diff=self.diff,
+                    readout=self.readout, a_store=a.pstore, b_store=self.views_b.pstore,
+                    twin_dots=self.twin_dots, twin_links=self.twin_links,
+                    layout=self.layout_src, a_fig=a.particle_fig,
+                    figs=[self.views_b.particle_fig, self.views_b.density_fig,
+                          self.diff_fig])  # fmt: skip
+        code = client.script("match_sizes") + "const step = timeline.data.at[0];\n" + \
+            client.script("difference")  # fmt: skip
+        draw = CustomJS(args=args, code=code)
+        a.timeline.js_on_change("change", draw)
+        for src in (self.dstore, self.layout_src):
+            src.js_on_change("data", draw)
+
+    def _difference_figure(self):
+        fig = figure(title="Density A − B (red: A has more, blue: B has more)",
+                     frame_width=FRAME, frame_height=FRAME, x_range=self.views.particle_fig.x_range,
+                     y_range=self.views.particle_fig.y_range, name="difference_fig",
+                     tools="pan,wheel_zoom,box_zoom,reset,save", output_backend=BACKEND,
+                     toolbar_location="above")  # fmt: skip
+        x0, x1, y0, y1 = self.comparison.a.config().extent
+        mapper = LinearColorMapper(palette=list(DIVERGING), low=0, high=255)
+        img = fig.image(image="image", x=x0, y=y0, dw=x1 - x0, dh=y1 - y0, source=self.diff,
+                        color_mapper=mapper)  # fmt: skip
+        img.nonselection_glyph = None
+        fig.text(x="x", y="y", text="text", source=self.readout, text_font_size="12px",
+                 text_color="#333333", level="overlay", background_fill_color="#ffffff",
+                 background_fill_alpha=0.75)  # fmt: skip
+        fig.grid.grid_line_alpha = 0.25
+        return fig
+
+    # --- layout and data -----------------------------------------------------------------
+    def _relayout(self, *_events) -> None:
+        c, a = self.comparison, self.views
+        if c.on and self.views_b is None:
+            self._build()
+        overlay = c.on and c.layout == "overlay"
+        for renderer in (self.links, self.a_dots, self.b_dots):
+            renderer.visible = overlay
+        for name, fig in (("particle_fig", a.particle_fig), ("density_fig", a.density_fig)):
+            fig.title.text = f"A: {TITLES[name]}" if c.on else TITLES[name]
+        if self.views_b is not None:
+            for name in TITLES:
+                getattr(self.views_b, name).title.text = f"B: {TITLES[name]}"
+        if not c.on:
+            rows = [pn.Row(a.particle_fig, a.density_fig)]
+            a.timeline.data = dict(NO_TIMELINE)
+            a.fit_player()
+        elif overlay:
+            rows = [pn.Row(a.particle_fig, self.diff_fig)]
+        else:
+            b = self.views_b
+            rows = [pn.Row(a.particle_fig, a.density_fig), pn.Row(b.particle_fig, b.density_fig)]
+        self.layout_src.data = {"mode": [c.layout if c.on else "off"], "cap": [TRAIL_CAP]}
+        self.panel.objects = [*rows, a.player, self.note]
+
+    def _push_pair(self, *_events) -> None:
+        """A new pair (or one with more readouts, or another density shown): its timeline,
+        difference and readouts. Published before the runs themselves (runner.py), so that
+        each view meets its run with the timeline it is shown on."""
+        pair, a = self.comparison.pair, self.views
+        if pair is None or self.views_b is None:
+            self.note.visible = False
+            return
+        timeline, dstore, note = pack_pair(pair, a.state.density_source)
+        if list(a.timeline.data["a"][0]) != list(timeline["a"][0]) or \
+                list(a.timeline.data["b"][0]) != list(timeline["b"][0]):  # fmt: skip
+            timeline["at"] = a.timeline.data["at"]
+            a.timeline.data = timeline
+        self.dstore.data = dstore
+        self.note.object, self.note.visible = note, bool(note)
+        a.fit_player()
+
+    def hold_while_busy(self, busy: bool) -> None:
+        """Tell both runs' views that a newer pair is computing."""
+        self.views.hold_while_busy(busy)
+        if self.views_b is not None:
+            self.views_b.hold_while_busy(busy)
+
+    def __panel__(self):
+        return self.panel
