@@ -14,7 +14,7 @@ from app.session.readouts import pair_text
 from app.session.runner import Recomputer
 from app.session.state import FlowState
 from app.session.url import compare_query, read_compare_values
-from app.ui.compare.frames import CENTRE, DIVERGING, diverging_codes, pack_pair
+from app.ui.compare.frames import CENTRE, DIVERGING, diverging_codes, pack_pair, pack_rows
 
 
 def _comparison(**settings) -> Comparison:
@@ -68,15 +68,19 @@ def test_the_pair_is_computed_and_published_together():
     _wait(lambda: c.pair is not None and not runner.busy)
     assert c.a.result is c.pair.a and c.b.result is c.pair.b
     np.testing.assert_array_equal(c.pair.a.trajectories, c.pair.b.trajectories)  # B = A
-    timeline, dstore, note = pack_pair(c.pair, "particles")
+    timeline, dstore, rows, note = pack_pair(c.pair, "particles")
     assert note == "" and (dstore["diff"][0] == CENTRE).all()  # a blank difference
+    assert not rows["twin"][0].any() and list(timeline["a"][0]) == list(range(21))
     c.b.steps = 5
     _wait(lambda: c.pair is not None and len(c.pair.b.times) == 6 and not runner.busy)
     assert list(c.pair.frames.b[::4]) == [0, 1, 2, 3, 4, 5]
     _wait(lambda: c.pair.a.sw2_ratio is not None and c.pair.b.sw2_ratio is not None)
+    _wait(lambda: c.pair.sw2_known)  # SW2 between A and B: after the paint
+    assert np.isfinite(pack_rows(c.pair, np.zeros(21))["sw2"][0]).all()
     assert c.a.result.sw2_ratio == c.pair.a.sw2_ratio  # A's own readout has it too
-    text = pair_text(c.pair, c.changes_text())
-    assert "B: steps 5" in text and "twins" in text and "SW2/floor" in text
+    text = pair_text(c.pair)
+    assert "B (steps 5)" in text and "twins" in text and "SW2/floor" in text
+    assert "SW2(A, B)" in text
     c.on = False
     _wait(lambda: c.pair is None)
     assert c.b.result is None and c.a.result is not None
@@ -117,3 +121,62 @@ def test_difference_codes_are_symmetric_and_centred():
     codes, scale = diverging_codes(diff)
     assert codes[0].tolist() == [[128, 255], [0, 192]]
     assert (codes[1] == CENTRE).all() and scale.tolist() == [1.0, 0.0]
+
+
+class _Deferred:
+    """A session thread that runs its callbacks only when told (races made to happen)."""
+
+    def __init__(self):
+        self.waiting = []
+
+    def __call__(self, fn) -> None:
+        self.waiting.append(fn)
+
+    def run(self) -> None:
+        while self.waiting:
+            self.waiting.pop(0)()
+
+
+def test_a_pair_landing_after_compare_mode_left_shows_a_alone():
+    c = _comparison()
+    session = _Deferred()
+    runner = Recomputer(c.a, schedule=session, comparison=c)
+    c.on = True
+    _wait(lambda: session.waiting)  # the pair is computed, not yet published
+    c.on = False
+    session.run()
+    assert c.pair is None and c.b.result is None and c.a.result is not None
+    assert not runner.busy
+
+
+def test_b_is_set_before_the_runner_hears_of_a_change():
+    """A preset or B's changes, with compare mode on: the runner is told after B is set, so
+    no pair of the old B is published for the new settings."""
+    c = _comparison()
+    seen = []
+    c.param.watch(lambda e: seen.append((dict(e.new), c.b.steps, c.b.solver)), ["changes"])
+    c.on = True
+    c.set_changes({"steps": 10})
+    assert seen[-1] == ({"steps": 10}, 10, c.a.solver)
+    c.apply_preset("Euler vs Heun, 10 steps")
+    assert seen[-1] == ({"solver": "heun"}, 10, "heun")
+    runner = Recomputer(c.a, comparison=c)
+    runner.request()
+    _wait(lambda: c.pair is not None and not runner.busy)
+    assert c.pair.b.config.solver == "heun" and c.pair.a.config.steps == 10
+
+
+def test_the_cap_on_n_keeps_the_twins():
+    """B raising the steps past A's cap on N x (T+1) runs both at the smaller N: twins."""
+    c = Comparison(FlowState(particles=8000, steps=400))
+    c.b.steps = 999
+    pair = c.compute()[0]
+    assert pair.a.config.particles == pair.b.config.particles == 4000
+    assert pair.twin_distance is not None
+
+
+def test_a_refused_b_says_it_is_b():
+    c = _comparison()
+    c.b.dataset = "points"  # and no points
+    with pytest.raises(ValueError, match=r"^run B: no points yet"):
+        c.compute()

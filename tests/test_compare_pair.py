@@ -191,3 +191,20 @@ def test_no_twins_without_the_same_start():
     # a reverse run from another data set starts from the same noise: twins
     pair = simulate_pair(Side(BASE), Side(replace(BASE, dataset="moons")))
     assert pair.twin_distance is not None and pair.twin_distance[0] == 0
+
+
+def test_every_last_frame_is_shown_and_the_end_is_the_end():
+    """Runs that end at different times (10 steps to t = 0.1 beside 20 log-SNR steps to
+    0.001, and the other way round): the timeline reaches both ends, its last step shows
+    both last frames, and the twin distance there is that of the two final frames."""
+    for ta, tb in ((np.linspace(1, 0.1, 11), np.geomspace(1, 0.001, 21)),
+                   (np.linspace(1, 0.3, 11), np.linspace(1, 0, 6))):  # fmt: skip
+        for x, y in ((ta, tb), (tb, ta)):
+            m = match_frames(x, y)
+            assert m.a[-1] == len(x) - 1 and m.b[-1] == len(y) - 1
+            assert set(m.a) == set(range(len(x))) or len(x) <= len(y)
+            assert np.all(np.diff(m.a) >= 0) and np.all(np.diff(m.b) >= 0)
+    a = replace(BASE, process="vp", steps=10, t_min=0.1)
+    pair = simulate_pair(Side(a), Side(replace(a, steps=20, t_min=0.0, time_grid="logsnr")))
+    final = np.linalg.norm(pair.a.trajectories[-1] - pair.b.trajectories[-1], axis=-1).mean()
+    assert pair.twin_distance[-1] == pytest.approx(final, rel=1e-6)

@@ -3,6 +3,7 @@ disabled and shows the value in effect. The overlay's arrows read on every backg
 
 from __future__ import annotations
 
+import panel as pn
 import pytest
 from bokeh.models import Arrow
 from bokeh.palettes import Inferno256
@@ -15,8 +16,8 @@ from app.ui.controls import sidebar
 def widgets_of(column) -> dict:
     """The sidebar's widgets by the parameter they control (pn.Param names them so)."""
     found = {}
-    for group in column.objects:
-        found.update(getattr(group, "_widgets", {}))
+    for group in column.select(pn.Param):  # the groups, however deep the sidebar nests them
+        found.update(group._widgets)
     return found
 
 

@@ -131,14 +131,14 @@ class SideParser(Parser):
         add_run_only_options(self)
 
     def error(self, message: str):
-        raise ValueError(f"--{self.side}: {message}")
+        raise ValueError(f"--{self.side}: {_cut(message)}")
 
     def side_args(self, text: str, shared: argparse.Namespace) -> argparse.Namespace:
         """The shared options overridden by those of ``text``."""
         try:
             tokens = shlex.split(text)
         except ValueError as exc:  # unbalanced quotes, a dangling backslash
-            raise ValueError(f"--{self.side}: cannot split {text!r} ({exc})") from None
+            raise ValueError(f"--{self.side}: cannot split {_cut(repr(text))} ({exc})") from None
         for token in tokens:
             name = token.split("=", 1)[0]
             if name in COMPARE_ONLY:
@@ -147,10 +147,10 @@ class SideParser(Parser):
         args, rest = self.parse_known_args(tokens, namespace=argparse.Namespace(**vars(shared)))
         if rest:
             if rest[0].startswith("-"):
-                raise ValueError(f"--{self.side}: {rest[0]} is not a run option (run options "
-                                 "are sample's, e.g. --solver heun --steps 10)")  # fmt: skip
-            raise ValueError(f"--{self.side}: unexpected {rest[0]!r}: give run options, e.g. "
-                             "--solver heun --steps 10")  # fmt: skip
+                raise ValueError(f"--{self.side}: {_cut(rest[0])} is not a run option (run "
+                                 "options: sample's, e.g. --solver heun --steps 10)")  # fmt: skip
+            raise ValueError(f"--{self.side}: unexpected {_cut(repr(rest[0]))}: give run "
+                             "options, e.g. --solver heun --steps 10")  # fmt: skip
         return args
 
 
@@ -159,11 +159,15 @@ def side_run(side: str, args):
     from dataclasses import replace
 
     from models.compare.pair import Side
+    from models.logdensity import CARRIERS
 
     ns = SideParser(side).side_args(getattr(args, side), args)
     try:
         config, dataset = run_config(ns)
-        config = replace(config, log_density=ns.log_density or args.shade)
+        # --shade colours each run that carries log p; a run that cannot (an SDE, a solver
+        # stepping on x̂ and ε̂) keeps its cluster colours, said in a warning (run_compare)
+        carries = config.kind == "ode" and config.noise_level == 0 and config.solver in CARRIERS
+        config = replace(config, log_density=ns.log_density or (args.shade and carries))
         config.validate()
         check_reference(ns, config)
         source = field_source(ns)
@@ -209,6 +213,10 @@ def run_compare(args) -> int:
     for name, run in (("A", pair.a), ("B", pair.b)):
         for warning in run.warnings:
             print(f"flowscope: warning: run {name}: {warning}", file=sys.stderr)
+        if args.shade and run.log_density is None:
+            print(f"flowscope: warning: run {name}: --shade colours ODE runs of a solver that "
+                  "steps on the velocity; this run keeps its cluster colours",
+                  file=sys.stderr)  # fmt: skip
     print(
         f"wrote {path}: {fmt}, A {describe(pair.a)}; B {describe(pair.b)}; "
         f"{len(pair.frames.times)} steps on the timeline; {pair.shared}"
@@ -223,3 +231,11 @@ def describe(run) -> str:
         f"{n} particles x {t_steps} steps ({run.config.solver_used}), "
         f"t {run.times[0]:.3f} -> {run.times[-1]:.3f}"
     )
+
+
+SHOWN_CHARS = 80  # a user's text quoted in an error, at most
+
+
+def _cut(text: str) -> str:
+    """``text`` cut to ``SHOWN_CHARS`` characters, saying how long it was."""
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text):,} characters)"

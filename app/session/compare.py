@@ -9,6 +9,8 @@ together (``models.compare.pair.simulate_pair``) and published as one :class:`Ru
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import param
 
 from app.session.state import (
@@ -69,20 +71,22 @@ class Comparison(param.Parameterized):
     def __init__(self, a: FlowState, **params):
         super().__init__(**params)
         self.a = a
-        self.b = FlowState(**self._followed())
+        self.b = FlowState(**self._followed({}))
         self._syncing = False
         a.param.watch(self._a_changed, list(COMPUTE_PARAMS + DISPLAY_PARAMS + FOLLOWED))
         self.b.param.watch(self._b_changed, list(COMPUTE_PARAMS))
 
     # --- B follows A --------------------------------------------------------------------
-    def _followed(self) -> dict:
-        """A's values of everything B takes from A."""
-        names = [n for n in COMPUTE_PARAMS if n not in self.changes] + list(DISPLAY_PARAMS)
+    def _followed(self, changes: dict) -> dict:
+        """A's values of everything B takes from A, B having ``changes``."""
+        names = [n for n in COMPUTE_PARAMS if n not in changes] + list(DISPLAY_PARAMS)
         return {n: getattr(self.a, n) for n in names + list(FOLLOWED)}
 
-    def _sync(self) -> None:
-        """Set B to A plus its changes, without recording them as B's own edits."""
-        values = self._followed() | self.changes
+    def _sync(self, changes: dict | None = None) -> None:
+        """Set B to A plus ``changes`` (its own by default), without recording them as B's
+        own edits."""
+        changes = self.changes if changes is None else changes
+        values = self._followed(changes) | changes
         values = {k: v for k, v in values.items() if not _same(getattr(self.b, k), v)}
         if not values:
             return
@@ -108,16 +112,24 @@ class Comparison(param.Parameterized):
         self.changes = changes
 
     def set_changes(self, changes: dict) -> None:
-        """Make B = A plus ``changes`` (values equal to A's are dropped)."""
-        self.changes = {k: v for k, v in changes.items() if not _same(v, getattr(self.a, k))}
-        self._sync()
+        """Make B = A plus ``changes`` (values equal to A's are dropped). B is set before the
+        change is announced: the runner, told, reads B as it will stay."""
+        new = {k: v for k, v in changes.items() if not _same(v, getattr(self.a, k))}
+        self._sync(new)
+        self.changes = new
 
     def apply_preset(self, label: str) -> None:
-        """Set A's settings and B's changes of a preset (``PRESETS``); KeyError if unknown."""
+        """Set A's settings and B's changes of a preset (``PRESETS``); KeyError if unknown.
+        B's changes are in place (unannounced) before A's settings move B along, so that no
+        run is computed for B with the old changes and A with the new settings."""
         a_settings, b_changes = PRESETS[label]
-        self.changes = {}  # A's update moves B along first
-        self.a.param.update(**a_settings)
-        self.set_changes(b_changes)
+        target = {n: getattr(self.a, n) for n in COMPUTE_PARAMS} | a_settings
+        new = {k: v for k, v in b_changes.items() if not _same(v, target[k])}
+        with param.parameterized.discard_events(self):
+            self.changes = new
+        self.a.param.update(**a_settings)  # B follows (A + new): one run asked for
+        self._sync()
+        self.param.trigger("changes")  # the link, the readout; the runner asks again
         self.on = True
 
     def reset_b(self) -> None:
@@ -138,9 +150,20 @@ class Comparison(param.Parameterized):
     def compute(self, should_stop=None) -> tuple[RunPair, dict | None, dict | None]:
         """Runs A and B on the same noise; returns (pair, A's overlay arrows, B's) (arrows
         only while an overlay is shown). Pure: sets nothing."""
-        a_in, b_in = self.a.run_inputs(), self.b.run_inputs()
-        pair = simulate_pair(Side(a_in.config, a_in.user_data, a_in.source),
-                             Side(b_in.config, b_in.user_data, b_in.source),
+        a_in = self.a.run_inputs()
+        try:
+            b_in = self.b.run_inputs()
+            b_in.config.validate()
+        except ValueError as exc:
+            raise ValueError(f"run B: {exc}") from exc
+        a_config, b_config = a_in.config, b_in.config
+        if "particles" not in self.changes and a_config.particles != b_config.particles:
+            # each run's cap on N x (T+1) (state.py) would make twins of no one: both run
+            # the smaller N (the notice says it was capped)
+            n = min(a_config.particles, b_config.particles)
+            a_config, b_config = replace(a_config, particles=n), replace(b_config, particles=n)
+        pair = simulate_pair(Side(a_config, a_in.user_data, a_in.source),
+                             Side(b_config, b_in.user_data, b_in.source),
                              should_stop=should_stop, exact_cache=self.a._exact_cache,
                              workers=run_workers())  # fmt: skip
         pair = pair.with_(a=self.a.finish(pair.a, a_in), b=self.b.finish(pair.b, b_in))

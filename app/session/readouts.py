@@ -93,13 +93,24 @@ def memorization_text(result: RunResult | None) -> str:
             "a few %).")  # fmt: skip
 
 
-def pair_text(pair, changes: str, reference_asked: bool = False) -> str:
-    """Three lines on a comparison: what each run did (``solver_text``), and how far apart
-    the twins ended, with the noise the two runs shared."""
+def pair_text(pair, reference_asked: bool = False) -> str:
+    """Three lines on a comparison: what each run did (``solver_text``), what B changes (as
+    the runs used it, from the pair itself), and how far apart the two ended, with the
+    noise they shared. The SW2 between them once it is known (it comes after the paint)."""
     a = solver_text(pair.a, reference_asked)
     b = solver_text(pair.b, reference_asked)
-    end = [f"SW2(A, B) {pair.sw2[-1]:.3g} at the end"]
+    hidden = ("solver_requested", "t_min_requested")
+    changes = ", ".join(f"{name} {_value(vb)}" for name, _va, vb in pair.changes
+                        if name not in hidden) or "nothing: B = A"  # fmt: skip
+    end = []
     if pair.twin_distance is not None:
-        end.insert(0, f"twins {pair.twin_distance[-1]:.3g} apart at the end "
-                      f"({pair.twin_distance.max():.3g} at most)")  # fmt: skip
-    return (f"A: {a}\n{changes} → {b}\n" + " · ".join(end) + f" · noise: {pair.shared}")
+        end.append(f"twins {pair.twin_distance[-1]:.3g} apart at the end "
+                   f"({pair.twin_distance.max():.3g} at most)")  # fmt: skip
+    if pair.sw2_known:
+        end.append(f"SW2(A, B) {pair.sw2[-1]:.3g} at the end")
+    end.append(f"noise: {pair.shared}")
+    return f"A: {a}\nB ({changes}): {b}\n" + " · ".join(end)
+
+
+def _value(v) -> str:
+    return format(v, ".4g") if isinstance(v, float) else str(v)

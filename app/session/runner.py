@@ -22,6 +22,7 @@ import param
 
 from app.session.fairshare import TURNS
 from app.session.state import COMPUTE_PARAMS, DATA_PARAMS, FlowState
+from models.compare.pair import RunPair
 from models.run.reference import has_reference, with_reference, with_sw2
 from models.samplers import Cancelled
 
@@ -128,7 +129,9 @@ class Recomputer(param.Parameterized):
             self.dropped += 1
             return
         notice = None
-        if hasattr(result, "frames"):  # a pair: its timeline first, then B, then A's views
+        if isinstance(result, RunPair) and not self._comparing():
+            result = result.a  # compare mode left while the pair computed: A alone
+        elif isinstance(result, RunPair):  # its timeline first, then B, then A's views
             pair, comparison = result, self.comparison
             comparison.pair = pair
             comparison.b.param.update(result=pair.b, arrows=arrows_b)
@@ -145,8 +148,10 @@ class Recomputer(param.Parameterized):
         self._reference_if_needed()  # and the reference
 
     def _trained_changed(self, *_events) -> None:
-        """New weights from the Train panel: rerun if the views show the field trained here."""
-        if self.state.field == "trained":
+        """New weights from the Train panel: rerun if the views show the field trained here
+        (run A's, or in compare mode run B's)."""
+        if self.state.field == "trained" or (self._comparing() and
+                                             self.comparison.b.field == "trained"):  # fmt: skip
             self.request()
 
     def _pde_if_needed(self, *_events) -> None:
@@ -205,10 +210,10 @@ class Recomputer(param.Parameterized):
         self._for_shown_run("the reference", compute, apply)
 
     def _pair_readouts_if_needed(self) -> None:
-        """Each run's SW2 to fresh data over the noise floor (reverse runs), once the pair is
-        on screen: ~0.3 s each, after the paint."""
+        """The SW2 between A and B at every step (~0.1 s) and each reverse run's SW2 to fresh
+        data over the noise floor (~0.3 s each), once the pair is on screen: after the paint."""
         pair = self.comparison.pair if self._comparing() else None
-        if pair is None or "reverse" not in (pair.a.config.direction, pair.b.config.direction):
+        if pair is None:
             return
 
         def compute(run):
@@ -217,10 +222,15 @@ class Recomputer(param.Parameterized):
                 if self._closed or not self._shown(run):
                     raise Cancelled
 
+            pair.sw2  # noqa: B018 (made on first use, here off the session thread)
+            poll()
             return with_sw2(run, poll), with_sw2(pair.b, poll)
 
         def apply(_run, made) -> None:
             a, b = made
+            shown = self.comparison.pair
+            if shown is not None and shown.b.same_particles(pair.b):
+                self.comparison.pair = shown.with_(sw2=pair.sw2)
             self._add(a, ("sw2_ratio",))
             self._add_b(b, ("sw2_ratio",))
 

@@ -110,6 +110,7 @@ def compute_controls(state: FlowState) -> pn.Column:
         "to shape the noise schedule.",
         styles={"font-size": "12px", "color": "#555"},
     )
+
     def follow_the_state(*_events) -> None:
         # The state decides what a run reads; a control it does not read is disabled (moving
         # it reran an identical run) and shows the value in effect.

@@ -188,7 +188,7 @@ def _restore_comparison(comparison: Comparison, values: dict) -> str:
     if reason:
         comparison.set_changes({})
     comparison.on = values.get("on", False)
-    return (f"Could not compute run B of this link ({reason}); B = A." if reason else "")
+    return f"Could not compute run B of this link ({reason}); B = A." if reason else ""
 
 
 def _valid(state: FlowState) -> str:
@@ -247,7 +247,7 @@ def solver_readout(state: FlowState, comparison: Comparison) -> pn.pane.Str:
     def update(*_events) -> None:
         pair = comparison.pair if comparison.on else None
         pane.object = state.solver_text() if pair is None else \
-            pair_text(pair, comparison.changes_text(), state.reference)  # fmt: skip
+            pair_text(pair, state.reference)  # fmt: skip
 
     state.param.watch(update, ["result", "reference"])
     comparison.param.watch(update, ["pair", "on"])

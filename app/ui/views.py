@@ -93,7 +93,7 @@ class FlowViews(pn.viewable.Viewer):
         """``timeline``: a comparison's shared timeline (run B's views take run A's)."""
         super().__init__(**params)
         empty = {"x": [], "y": []}
-        # A comparison's timeline (app/ui/compare_views.py): each run's frame at every step of
+        # A comparison's timeline (app/ui/compare/views.py): each run's frame at every step of
         # the player, {a: [(F,)], b: [(F,)]} (one row), empty outside compare mode; `at` the
         # player's step
         self.timeline = timeline if timeline is not None else ColumnDataSource(

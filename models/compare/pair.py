@@ -9,7 +9,7 @@ the settings it changes. The result is one immutable :class:`RunPair`.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class FrameMatch:
     """One timeline for two runs: at step f of the player, A shows its frame ``a[f]`` and B
     its frame ``b[f]``, matched by t (not by index).
 
-    times: t of each step of the timeline, (F,): the times of the run with more frames.
+    times: t of each step of the timeline, (F,) (see :func:`match_frames`).
     a, b: the frame each run shows, (F,) int.
     """
 
@@ -49,22 +49,31 @@ class FrameMatch:
 
 
 def match_frames(times_a: np.ndarray, times_b: np.ndarray) -> FrameMatch:
-    """The timeline of the run with more frames (A on a tie); the other shows, at each of its
-    times, its latest frame already reached (within 1e-9 in t), or its first. Runs that go
-    opposite ways show the frame nearest in t."""
+    """One timeline for two runs: the times of the run with more frames (A on a tie), with
+    the other run's times before its start and after its end added, in the order the runs
+    go. At each step each run shows the latest of its frames already reached (within 1e-9
+    in t), or its first before it starts: so the last step shows both runs' last frames.
+    Not every time of both: two offset grids of 100 steps would make 200 steps, on which
+    each run moved every other step (a stutter). Runs that go opposite ways play on the
+    times of the one with more frames, the other showing its frame nearest in t."""
     times_a, times_b = np.asarray(times_a, np.float64), np.asarray(times_b, np.float64)
     lead_is_a = len(times_a) >= len(times_b)
     lead, other = (times_a, times_b) if lead_is_a else (times_b, times_a)
-    own = np.arange(len(lead))
-    if _way(lead) == _way(other) or len(other) == 1:
-        sign = _way(lead) or 1.0
-        u_lead, u_other = sign * lead, sign * other  # increasing along the runs
-        shown = np.searchsorted(u_other, u_lead + SAME_TIME, side="right") - 1
-        shown = np.clip(shown, 0, len(other) - 1)
-    else:
+    way_lead, way_other = _way(lead), _way(other)
+    if way_lead and way_other and way_lead != way_other:
         shown = np.abs(other[None, :] - lead[:, None]).argmin(axis=1)
-    a, b = (own, shown) if lead_is_a else (shown, own)
-    return FrameMatch(times=lead.copy(), a=a.astype(np.int64), b=b.astype(np.int64))
+        own = np.arange(len(lead))
+        a, b = (own, shown) if lead_is_a else (shown, own)
+        return FrameMatch(times=lead.copy(), a=a.astype(np.int64), b=b.astype(np.int64))
+    sign = way_lead or way_other or 1.0
+    u_lead, u_other = sign * lead, sign * other  # increasing along the runs
+    before = u_other[u_other < u_lead[0] - SAME_TIME]
+    after = u_other[u_other > u_lead[-1] + SAME_TIME]
+    steps = np.concatenate([before, u_lead, after])
+    u_a, u_b = (u_lead, u_other) if lead_is_a else (u_other, u_lead)
+    a = np.clip(np.searchsorted(u_a, steps + SAME_TIME, side="right") - 1, 0, len(u_a) - 1)
+    b = np.clip(np.searchsorted(u_b, steps + SAME_TIME, side="right") - 1, 0, len(u_b) - 1)
+    return FrameMatch(times=sign * steps, a=a.astype(np.int64), b=b.astype(np.int64))
 
 
 def _way(times: np.ndarray) -> float:
@@ -83,7 +92,9 @@ class RunPair:
         twin_distance: mean distance between each particle of A and its twin in B (the same
             start) at each step of the timeline, (F,) float64; None when the two runs do not
             start from the same draws (``models.compare.noise.shares_start``).
-        sw2: sliced W2 between A's and B's particles at each step of the timeline, (F,).
+        sw2: sliced W2 between A's and B's particles at each step of the timeline, (F,): made
+            on first use (~0.1 s for 101 steps of 2000 particles; the page asks for it after
+            the pair is painted); ``sw2_known`` says whether it has been.
     """
 
     a: RunResult
@@ -91,14 +102,28 @@ class RunPair:
     frames: FrameMatch
     shared: str
     twin_distance: np.ndarray | None
-    sw2: np.ndarray = field(repr=False)
+    # a cache, not part of the value: set through object.__setattr__ (the value is frozen)
+    _sw2: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
-    def with_(self, a: RunResult | None = None, b: RunResult | None = None) -> RunPair:
+    @property
+    def sw2(self) -> np.ndarray:
+        if self._sw2 is None:
+            made = pair_sw2(self.a.trajectories, self.b.trajectories, self.frames)
+            object.__setattr__(self, "_sw2", made)
+        return self._sw2
+
+    @property
+    def sw2_known(self) -> bool:
+        return self._sw2 is not None
+
+    def with_(self, a: RunResult | None = None, b: RunResult | None = None,
+              sw2: np.ndarray | None = None) -> RunPair:  # fmt: skip
         """The same pair with a run replaced by itself plus extras (its reference, its SW2 to
-        data): the particles and every readout stay."""
-        from dataclasses import replace
-
-        return replace(self, a=a if a is not None else self.a, b=b if b is not None else self.b)
+        data), or with its SW2 between A and B made elsewhere: the particles and every
+        readout stay."""
+        new = replace(self, a=a if a is not None else self.a, b=b if b is not None else self.b)
+        object.__setattr__(new, "_sw2", sw2 if sw2 is not None else self._sw2)
+        return new
 
     @property
     def changes(self) -> list[tuple[str, object, object]]:
@@ -167,8 +192,7 @@ def pair_of(a: RunResult, b: RunResult, shared: str, twins: bool = True) -> RunP
     particle i of B started where particle i of A did)."""
     frames = match_frames(a.times, b.times)
     distance = twin_distances(a.trajectories, b.trajectories, frames) if twins else None
-    return RunPair(a=a, b=b, frames=frames, shared=shared, twin_distance=distance,
-                   sw2=pair_sw2(a.trajectories, b.trajectories, frames))  # fmt: skip
+    return RunPair(a=a, b=b, frames=frames, shared=shared, twin_distance=distance)
 
 
 def _same_data(a: Side, b: Side) -> bool:

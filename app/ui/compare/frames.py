@@ -35,19 +35,28 @@ def diverging_codes(diff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(codes, 0, 255).astype(np.uint8), scale
 
 
-def pack_pair(pair: RunPair, source: str) -> tuple[dict, dict, str]:
-    """(timeline {a, b, at}, difference {diff: [uint8 (F, H, W)]} with rows {t, scale, twin,
-    sw2} (F,), note): the difference of the density ``source`` shows (particles, exact or
-    PDE). The note says why no difference is drawn ("" when one is)."""
+def pack_pair(pair: RunPair, source: str) -> tuple[dict, dict, dict, str]:
+    """(timeline {a, b, at}, difference {diff: [uint8 (F, H, W)]}, rows, note): the difference
+    of the density ``source`` shows (particles, exact or PDE), with the readouts of every step
+    (:func:`pack_rows`, its ``scale`` column the difference's). The note says why no
+    difference is drawn ("" when one is)."""
     frames = pair.frames
     timeline = {"a": [frames.a.astype(np.int32)], "b": [frames.b.astype(np.int32)], "at": [0]}
-    n = len(frames.times)
-    twin = pair.twin_distance if pair.twin_distance is not None else np.full(n, np.nan)
-    rows = {"t": frames.times.astype(np.float64), "twin": twin.astype(np.float64),
-            "sw2": pair.sw2.astype(np.float64), "scale": np.zeros(n)}  # fmt: skip
+    scale = np.zeros(len(frames.times))
     try:
-        codes, rows["scale"] = diverging_codes(density_difference(pair, source))
+        codes, scale = diverging_codes(density_difference(pair, source))
         note = ""
     except ValueError as exc:
         codes, note = np.zeros((0, 1, 1), np.uint8), f"No difference drawn: {exc}."
-    return timeline, {"diff": [codes], **{k: [v] for k, v in rows.items()}}, note
+    return timeline, {"diff": [codes]}, pack_rows(pair, scale), note
+
+
+def pack_rows(pair: RunPair, scale: np.ndarray) -> dict:
+    """One-row columns t, twin, sw2, scale (F,) of every step of the timeline: NaN where not
+    known (no twins; SW2 between A and B before it is computed, after the paint)."""
+    n = len(pair.frames.times)
+    nan = np.full(n, np.nan)
+    twin = pair.twin_distance if pair.twin_distance is not None else nan
+    sw2 = pair.sw2 if pair.sw2_known else nan
+    rows = {"t": pair.frames.times, "twin": twin, "sw2": sw2, "scale": scale}
+    return {k: [np.asarray(v, np.float64)] for k, v in rows.items()}

@@ -21,7 +21,7 @@ def compare_section(comparison: Comparison, compute_a: pn.Column) -> tuple[pn.Co
                                          sizing_mode="stretch_width")  # fmt: skip
     preset = Select(name="presets", options=[CHOOSE, *PRESETS], value=CHOOSE,
                     sizing_mode="stretch_width")  # fmt: skip
-    reset = pn.widgets.Button(name="B = A", button_type="light", width=80)
+    reset = pn.widgets.Button(name="B = A", button_type="default", width=80, align="end")
     changes = pn.pane.Str(comparison.changes_text(), name="compare_changes",
                           styles={"font-size": "12px", "white-space": "normal"},
                           margin=(0, 10))  # fmt: skip

@@ -17,7 +17,7 @@ from bokeh.plotting import figure
 
 from app.session.compare import Comparison
 from app.ui import client
-from app.ui.compare.frames import DIVERGING, pack_pair
+from app.ui.compare.frames import DIVERGING, pack_pair, pack_rows
 from app.ui.views import BACKEND, FRAME, NO_TIMELINE, TRAIL_CAP, FlowViews
 
 A_COLOUR, B_COLOUR, LINK_COLOUR = "#1f77b4", "#ff7f0e", "#999999"
@@ -34,10 +34,12 @@ class CompareViews(pn.viewable.Viewer):
         self.views = views
         self.views_b: FlowViews | None = None
         self.diff_fig = None
+        self._shown = None  # the pair whose difference the page has
         self.note = pn.pane.Str("", name="compare_note", visible=False, margin=(0, 10),
                                 styles={"font-size": "12px", "color": "#8a4b00"})  # fmt: skip
-        self.dstore = ColumnDataSource({"diff": [], "t": [], "twin": [], "sw2": [], "scale": []},
-                                       name="difference_store")  # fmt: skip
+        self.dstore = ColumnDataSource({"diff": []}, name="difference_store")
+        self.rows = ColumnDataSource({"t": [], "twin": [], "sw2": [], "scale": []},
+                                     name="pair_rows")  # fmt: skip
         self.diff = ColumnDataSource({"image": []}, name="difference")
         self.readout = ColumnDataSource({"x": [-3.9], "y": [-3.9], "text": [""]},
                                         name="pair_readout")  # fmt: skip
@@ -80,7 +82,7 @@ class CompareViews(pn.viewable.Viewer):
             text_color="#333333", level="overlay", background_fill_color="#ffffff",
             background_fill_alpha=0.75)  # fmt: skip
         self.diff_fig = self._difference_figure()
-        args = dict(timeline=a.timeline, dstore=self.dstore, diff=self.diff,
+        args = dict(timeline=a.timeline, dstore=self.dstore, rows=self.rows, diff=self.diff,
                     readout=self.readout, a_store=a.pstore, b_store=self.views_b.pstore,
                     twin_dots=self.twin_dots, twin_links=self.twin_links,
                     layout=self.layout_src, a_fig=a.particle_fig,
@@ -90,7 +92,7 @@ class CompareViews(pn.viewable.Viewer):
             client.script("difference")  # fmt: skip
         draw = CustomJS(args=args, code=code)
         a.timeline.js_on_change("change", draw)
-        for src in (self.dstore, self.layout_src):
+        for src in (self.rows, self.layout_src):  # rows: pushed after the stack (_push_pair)
             src.js_on_change("data", draw)
 
     def _difference_figure(self):
@@ -132,23 +134,42 @@ class CompareViews(pn.viewable.Viewer):
         else:
             b = self.views_b
             rows = [pn.Row(a.particle_fig, a.density_fig), pn.Row(b.particle_fig, b.density_fig)]
-        self.layout_src.data = {"mode": [c.layout if c.on else "off"], "cap": [TRAIL_CAP]}
+        self.layout_src.data = {"mode": [c.layout if c.on else "off"],
+                                "cap": self.layout_src.data["cap"]}  # fmt: skip
         self.panel.objects = [*rows, a.player, self.note]
 
-    def _push_pair(self, *_events) -> None:
-        """A new pair (or one with more readouts, or another density shown): its timeline,
-        difference and readouts. Published before the runs themselves (runner.py), so that
-        each view meets its run with the timeline it is shown on."""
+    def _push_pair(self, *events) -> None:
+        """A new pair, or another density shown: its timeline, difference and readouts. The
+        pair is published before the runs themselves (runner.py), so that each view meets its
+        run with the timeline it is shown on. The same pair with more readouts (SW2, after
+        the paint) sends its rows alone."""
         pair, a = self.comparison.pair, self.views
         if pair is None or self.views_b is None:
             self.note.visible = False
+            self._shown = None
             return
-        timeline, dstore, note = pack_pair(pair, a.state.density_source)
+        old = self._shown
+        self._shown = pair
+        same = (
+            old is not None
+            and old.a.same_particles(pair.a)
+            and old.b.same_particles(pair.b)
+            and not any(e.name == "density_source" for e in events)
+        )
+        if same:  # fmt: skip
+            self.rows.data = pack_rows(pair, self.rows.data["scale"][0])
+            return
+        timeline, dstore, rows, note = pack_pair(pair, a.state.density_source)
         if list(a.timeline.data["a"][0]) != list(timeline["a"][0]) or \
                 list(a.timeline.data["b"][0]) != list(timeline["b"][0]):  # fmt: skip
             timeline["at"] = a.timeline.data["at"]
             a.timeline.data = timeline
         self.dstore.data = dstore
+        # segments join twins only: none where the two runs did not start alike
+        cap = TRAIL_CAP if pair.twin_distance is not None else 0
+        if self.layout_src.data["cap"][0] != cap:
+            self.layout_src.data = {"mode": self.layout_src.data["mode"], "cap": [cap]}
+        self.rows.data = rows  # last: it redraws the step
         self.note.object, self.note.visible = note, bool(note)
         a.fit_player()
 

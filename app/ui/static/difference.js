@@ -4,30 +4,31 @@
 // twin in B. Inputs (CustomJS args):
 //   timeline {a: [(F,)], b: [(F,)], at}   each run's frame at every step (one row; empty
 //                                outside compare mode)
-//   dstore   {diff: [(F, H, W)], t, twin, sw2, scale: [(F,)]}   one row of columns
+//   dstore   {diff: [(F, H, W)]}   the difference stack (one row)
+//   rows     {t, twin, sw2, scale: [(F,)]}   the readouts of every step (one row; NaN: unknown)
 //   diff     {image}             the difference view's image
 //   readout  {x, y, text}        the readout line (on B's particle view and the difference)
 //   a_store, b_store             the two runs' particle stores (render.js's pstore)
 //   twin_dots {x, y}, twin_links {x, y}   B's particles and the segments (overlaid layout)
 //   layout   {mode: ["side" | "overlay"], cap: [segments at most]}
-const ds = dstore.data, ta = timeline.data.a[0], tb = timeline.data.b[0];
+const ds = dstore.data, rs = rows.data, ta = timeline.data.a[0], tb = timeline.data.b[0];
 const steps = ta.length;
-if (!steps || ds.t === undefined || !ds.t.length || ds.t[0].length !== steps) { return; }
+if (!steps || rs.t === undefined || !rs.t.length || rs.t[0].length !== steps) { return; }
 const f = Math.max(0, Math.min(Math.round(step), steps - 1));
 if (typeof window !== "undefined") {  // read by the benchmark: steps drawn in compare mode
   window.flowscope_compare_steps = (window.flowscope_compare_steps || 0) + 1;
 }
-const stack = ds.diff[0];
+const stack = ds.diff.length ? ds.diff[0] : undefined;
 if (stack !== undefined && stack.shape !== undefined && stack.shape[0] === steps) {
   const h = stack.shape[1], w = stack.shape[2];
   const codes = new Uint8Array(stack.buffer, stack.byteOffset + f * h * w, h * w);
   diff.data.image = [new stack.constructor(codes, [h, w])];
   diff.change.emit();
 }
-const t = ds.t[0][f], twin = ds.twin[0][f], sw2 = ds.sw2[0][f], scale = ds.scale[0][f];
-let text = "t = " + t.toFixed(3) + "   A − B: ±" + scale.toPrecision(3);
-text += "\ntwins " + (Number.isFinite(twin) ? twin.toPrecision(3) : "–") + " apart   SW2(A, B) "
-  + sw2.toPrecision(3);
+const t = rs.t[0][f], twin = rs.twin[0][f], sw2 = rs.sw2[0][f], scale = rs.scale[0][f];
+const shown = (v) => (Number.isFinite(v) ? v.toPrecision(3) : "–");
+let text = "t = " + t.toFixed(3) + "   A − B: ±" + shown(scale);
+text += "\ntwins " + shown(twin) + " apart   SW2(A, B) " + shown(sw2);
 readout.data.text = [text];
 readout.change.emit();
 
