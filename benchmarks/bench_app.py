@@ -231,9 +231,11 @@ def measure_compare(browser, base: str, args) -> None:
         one, two = statistics.median(single), statistics.median(pair)
         print(f"{label:58} {one:>6.0f}ms {two:>6.0f}ms {two / one:>6.2f}")
     print(f"\n{'compare playback (A and B, side by side)':40} {'steps/s':>8} {'bytes sent':>12}")
-    for label, query in [("2 x 2000 particles, trails 8", "?compare=true&b_solver=heun"),
-                         ("2 x 2000, overlaid", "?compare=true&b_solver=heun&layout=overlay"),
-                         ("2 x 2000, 60 fps asked", "?compare=true&b_solver=heun&fps=60")]:
+    for label, query in [
+        ("2 x 2000 particles, trails 8", "?compare=true&b_solver=heun"),
+        ("2 x 2000, overlaid", "?compare=true&b_solver=heun&layout=overlay"),
+        ("2 x 2000, 60 fps asked", "?compare=true&b_solver=heun&fps=60"),
+    ]:
         fps, sent = compare_playback(browser, base + query)
         print(f"{label:40} {fps:>8.1f} {sent:>12}")
 
