@@ -14,10 +14,12 @@ import sys
 
 from app.cli.options import (
     Parser,
+    add_display_options,
     add_field_options,
     add_reference_option,
     add_run_options,
     check_reference,
+    export_settings,
     field_source,
     run_config,
     with_reference_if_asked,
@@ -47,9 +49,8 @@ def add_run_only_options(p) -> None:
 
 
 def add_compare(sub) -> None:
-    from app.export import DENSITY_SOURCES, FORMATS, OVERLAYS, ExportSettings
+    from app.export import FORMATS
 
-    d = ExportSettings()
     p = sub.add_parser(
         "compare",
         help="run A and B on the same noise and write both (npz, csv) or draw them side by "
@@ -64,40 +65,7 @@ def add_compare(sub) -> None:
             help=f"run options for run {side.upper()} only, over the shared ones, in one quoted "
             'string (e.g. "--solver heun --steps 10"); default none',
         )  # fmt: skip
-    p.add_argument(
-        "--size",
-        type=int,
-        default=d.size,
-        metavar="PX",
-        help="height in pixels of each view (64..2048); a frame has 5 views",
-    )
-    p.add_argument("--fps", type=int, default=d.fps, help="frames per second (1..60)")
-    p.add_argument(
-        "--trail",
-        type=int,
-        default=d.trail,
-        metavar="K",
-        help="length of the fading trails, in frames (0..30)",
-    )
-    p.add_argument(
-        "--density-source",
-        choices=DENSITY_SOURCES,
-        default=d.density_source,
-        help="heatmaps and A − B: the particles' histogram, the PDE's or the exact",
-    )
-    p.add_argument(
-        "--contours",
-        action="store_true",
-        help="contour lines of the exact density on the density views",
-    )
-    p.add_argument("--overlay", choices=OVERLAYS, default=d.overlay,
-                   help="field drawn as arrows on each run's views (difference: learned − "
-                   "exact, needs a learned field)")  # fmt: skip
-    p.add_argument(
-        "--shade",
-        action="store_true",
-        help="colour particles by the log-density each carries (ODE runs)",
-    )
+    add_display_options(p, pair=True)
     p.add_argument(
         "--out",
         required=True,
@@ -185,17 +153,14 @@ def side_run(side: str, args):
 def run_compare(args) -> int:
     """Check the destination, the settings and both runs, then run, then write (atomically)."""
     from app.cli.export import GIF_FRAMES_BYTES
-    from app.export import ExportSettings, format_of
+    from app.export import format_of
     from app.export.pair import check_pair_estimate, export_pair
     from app.output import check_output
     from models.compare.pair import simulate_pair
 
     check_output(args.out)  # before computing: a bad path fails in a second, not after the runs
     fmt = format_of(args.out, args.format)
-    settings = ExportSettings(size=args.size, fps=args.fps, trail=args.trail,
-                              density_source=args.density_source, contours=args.contours,
-                              overlay=args.overlay, shade=args.shade)  # fmt: skip
-    settings.validate()
+    settings = export_settings(args)
     (side_a, ns_a), (side_b, ns_b) = side_run("a", args), side_run("b", args)
     pair = simulate_pair(side_a, side_b)
     pair = pair.with_(a=with_reference_if_asked(ns_a, pair.a),

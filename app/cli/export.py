@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from app.cli.options import (
+    add_display_options,
     add_field_options,
     add_reference_option,
     add_run_options,
     check_reference,
+    export_settings,
     field_source,
     run_config,
     with_reference_if_asked,
@@ -19,9 +21,8 @@ GIF_FRAMES_BYTES = 300_000_000
 
 
 def add_export(sub) -> None:
-    from app.export import DENSITY_SOURCES, FORMATS, OVERLAYS, ExportSettings
+    from app.export import FORMATS
 
-    d = ExportSettings()
     p = sub.add_parser(
         "export", help="run a process and write it as mp4, gif, a standalone html page, npz or csv"
     )
@@ -29,46 +30,7 @@ def add_export(sub) -> None:
                    help="default: the suffix of --out, which it must match")  # fmt: skip
     add_run_options(p)
     add_field_options(p)
-    p.add_argument(
-        "--size",
-        type=int,
-        default=d.size,
-        metavar="PX",
-        help="height in pixels of each view (64..2048)",
-    )
-    p.add_argument("--fps", type=int, default=d.fps, help="frames per second (1..60)")
-    p.add_argument(
-        "--trail",
-        type=int,
-        default=d.trail,
-        metavar="K",
-        help="length of the fading trails, in frames (0..30)",
-    )
-    p.add_argument(
-        "--density-source",
-        choices=DENSITY_SOURCES,
-        default=d.density_source,
-        help="heatmap: histogram of the particles, or the exact density",
-    )
-    # the display settings of the page, named as in its URL
-    p.add_argument(
-        "--contours",
-        action="store_true",
-        help="contour lines of the exact density on the density view",
-    )
-    p.add_argument(
-        "--overlay",
-        choices=OVERLAYS,
-        default=d.overlay,
-        help="field drawn as arrows on both views; difference is learned − exact "
-        "velocity (needs --field learned)",
-    )
-    p.add_argument(
-        "--shade",
-        action="store_true",
-        help="colour particles by the log-density each carries (ODE runs), in the "
-        "heatmap's colours",
-    )
+    add_display_options(p)
     add_reference_option(p)
     p.add_argument("--out", required=True, metavar="FILE")  # fmt: skip
 
@@ -77,17 +39,14 @@ def run_export(args) -> int:
     """Check the destination and settings, then run, then write (atomically)."""
     from dataclasses import replace
 
-    from app.export import ExportSettings, export, format_of
+    from app.export import export, format_of
     from app.export.bound import check_estimate
     from app.output import check_output
     from models.run.simulate import simulate
 
     check_output(args.out)  # before computing: a bad path fails in a second, not after the run
     fmt = format_of(args.out, args.format)
-    settings = ExportSettings(size=args.size, fps=args.fps, trail=args.trail,
-                              density_source=args.density_source, contours=args.contours,
-                              overlay=args.overlay, shade=args.shade)  # fmt: skip
-    settings.validate()
+    settings = export_settings(args)
     config, dataset = run_config(args)
     config = replace(config, log_density=args.shade)  # the shading is the carried density
     config.validate()

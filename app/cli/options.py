@@ -232,3 +232,39 @@ def with_reference_if_asked(args, result):
     from models.run.reference import with_reference
 
     return with_reference(result)
+
+
+def add_display_options(p, pair: bool = False) -> None:
+    """The page's display settings, named as in its URL (``export``; ``compare`` with
+    ``pair``, whose frames hold five views and a difference)."""
+    from app.export import DENSITY_SOURCES, OVERLAYS, ExportSettings
+
+    d = ExportSettings()
+    p.add_argument("--size", type=int, default=d.size, metavar="PX",
+                   help="height in pixels of each view (64..2048)"
+                   + ("; a frame has 5 views" if pair else ""))  # fmt: skip
+    p.add_argument("--fps", type=int, default=d.fps, help="frames per second (1..60)")
+    p.add_argument("--trail", type=int, default=d.trail, metavar="K",
+                   help="length of the fading trails, in frames (0..30)")  # fmt: skip
+    p.add_argument("--density-source", choices=DENSITY_SOURCES, default=d.density_source,
+                   help="heatmap" + (" and A − B" if pair else "") + ": the particles' "
+                   "histogram, the PDE's or the exact density")  # fmt: skip
+    p.add_argument("--contours", action="store_true",
+                   help="contour lines of the exact density on the density view")  # fmt: skip
+    p.add_argument("--overlay", choices=OVERLAYS, default=d.overlay,
+                   help="field drawn as arrows on the views; difference is learned − exact "
+                   "velocity (needs a learned field)")  # fmt: skip
+    p.add_argument("--shade", action="store_true",
+                   help="colour particles by the log-density each carries (ODE runs), in "
+                   "the heatmap's colours")  # fmt: skip
+
+
+def export_settings(args):
+    """The ``ExportSettings`` of the display options (:func:`add_display_options`), checked."""
+    from app.export import ExportSettings
+
+    settings = ExportSettings(size=args.size, fps=args.fps, trail=args.trail,
+                              density_source=args.density_source, contours=args.contours,
+                              overlay=args.overlay, shade=args.shade)  # fmt: skip
+    settings.validate()
+    return settings
