@@ -116,10 +116,14 @@ def test_the_link_holds_both_runs():
 
 def test_difference_codes_are_symmetric_and_centred():
     assert DIVERGING[CENTRE] == "#ffffff"
+    from app.export.pair_frames import difference_codes
+
+    for frame in np.random.default_rng(0).standard_normal((3, 5, 4)):  # the export's codes
+        assert (diverging_codes(frame[None])[0][0] == difference_codes(frame)[0]).all()
     assert DIVERGING[255] != DIVERGING[0] and len(DIVERGING) == 256
     diff = np.array([[[0.0, 1.0], [-1.0, 0.5]], [[0.0, 0.0], [0.0, 0.0]]])
     codes, scale = diverging_codes(diff)
-    assert codes[0].tolist() == [[128, 255], [0, 192]]
+    assert codes[0].tolist() == [[128, 255], [1, 192]]
     assert (codes[1] == CENTRE).all() and scale.tolist() == [1.0, 0.0]
 
 

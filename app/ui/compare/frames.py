@@ -5,34 +5,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.export.pair_frames import ZERO, diverging_palette
 from models.compare.pair import RunPair, density_difference
 
-CENTRE = 128  # the code of a zero difference: white in DIVERGING
-
-
-def _diverging() -> tuple[str, ...]:
-    """256 colours: blue (B has more) → white at code 128 → red (A has more)."""
-    out = []
-    for code in range(256):
-        v = (code - CENTRE) / (127 if code >= CENTRE else 128)  # −1 … 1
-        blue, red = np.array([33, 102, 172]), np.array([178, 24, 43])
-        end = red if v > 0 else blue
-        rgb = np.rint(255 + abs(v) * (end - 255)).astype(int)
-        out.append("#{:02x}{:02x}{:02x}".format(*rgb))
-    return tuple(out)
-
-
-DIVERGING = _diverging()
+# the export's palette and codes (app/export/pair_frames.py): the page and the files agree
+CENTRE = ZERO  # the code of a zero difference: white
+DIVERGING = tuple("#{:02x}{:02x}{:02x}".format(*rgb) for rgb in diverging_palette())
 
 
 def diverging_codes(diff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(F, H, W) signed differences → uint8 codes (128 = 0; 255 = +s, 0 = −s), each frame on
-    its own symmetric scale s = max |difference| (0 for a frame of zeros), and s (F,)."""
-    scale = np.abs(diff).reshape(len(diff), -1).max(1).astype(np.float64)
-    safe = np.where(scale > 0, scale, 1.0)[:, None, None]
-    unit = diff / safe
-    codes = np.where(unit >= 0, CENTRE + np.rint(127 * unit), CENTRE + np.rint(128 * unit))
-    return np.clip(codes, 0, 255).astype(np.uint8), scale
+    """(F, H, W) signed differences → uint8 codes, each frame on its own symmetric scale
+    s = max |difference| (``difference_codes``: 0 → 128, ±s → 255 / 1; a frame of zeros all
+    128), and s (F,)."""
+    scale = np.abs(diff).reshape(len(diff), -1).max(1).astype(np.float64) if diff.size \
+        else np.zeros(len(diff))  # fmt: skip
+    unit = 127.0 / np.where(scale > 0, scale, np.inf)[:, None, None]
+    codes = np.clip(CENTRE + np.rint(diff.astype(np.float64) * unit), 1, 255)
+    return codes.astype(np.uint8), scale
 
 
 def pack_pair(pair: RunPair, source: str) -> tuple[dict, dict, dict, str]:
