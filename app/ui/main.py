@@ -242,7 +242,10 @@ def solver_readout(state: FlowState, comparison: Comparison) -> pn.pane.Str:
     and in compare mode what each run did and how far apart they ended (``pair_text``):
     plain text, updated with every run and reference."""
     style = {"font-size": "12px", "color": "#444", "white-space": "pre-wrap"}
-    pane = pn.pane.Str(state.solver_text(), name="solver_readout", margin=(0, 10), styles=style)
+    # the <pre> inside wraps too: a long line of the comparison widened the page past 1024 px
+    wrap = "pre { white-space: pre-wrap; overflow-wrap: anywhere; }"
+    pane = pn.pane.Str(state.solver_text(), name="solver_readout", margin=(0, 10), styles=style,
+                       stylesheets=[wrap], sizing_mode="stretch_width")  # fmt: skip
 
     def update(*_events) -> None:
         pair = comparison.pair if comparison.on else None

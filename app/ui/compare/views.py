@@ -96,7 +96,7 @@ class CompareViews(pn.viewable.Viewer):
             src.js_on_change("data", draw)
 
     def _difference_figure(self):
-        fig = figure(title="Density A − B (red: A has more, blue: B has more)",
+        fig = figure(title="Density A − B (red: A more, blue: B)",
                      frame_width=FRAME, frame_height=FRAME, x_range=self.views.particle_fig.x_range,
                      y_range=self.views.particle_fig.y_range, name="difference_fig",
                      tools="pan,wheel_zoom,box_zoom,reset,save", output_backend=BACKEND,

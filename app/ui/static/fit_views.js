@@ -14,16 +14,26 @@ const view_of = (fig) => {
   return undefined;
 };
 let waits = 0;
+// The density view may not be laid out (compare mode's overlaid layout shows the particles
+// beside the difference): the particle view alone then measures what the two need.
+const COLOUR_BAR = 70;  // what the density view needs beside its frame more than the particles'
+const laid_out = (v) => v !== undefined && v.frame.bbox.width > 0;
 const fit = () => {
   const views = figs.map(view_of);
-  if (views.some((v) => v === undefined || !(v.frame.bbox.width > 0))) {
+  if (!laid_out(views[0])) {
     if (waits++ < 300) { requestAnimationFrame(fit); }  // not laid out yet: next frame
     return;
   }
   const left = views[0].el.getBoundingClientRect().left + window.scrollX;
-  const right = views[1].el.getBoundingClientRect().right + window.scrollX;
   // what the views need beside their frames: axes, the colour bar, the gap between them
-  const beside = right - left - views[0].frame.bbox.width - views[1].frame.bbox.width;
+  let beside;
+  if (laid_out(views[1])) {
+    const right = views[1].el.getBoundingClientRect().right + window.scrollX;
+    beside = right - left - views[0].frame.bbox.width - views[1].frame.bbox.width;
+  } else {
+    const own = views[0].el.getBoundingClientRect().width - views[0].frame.bbox.width;
+    beside = 2 * own + COLOUR_BAR;
+  }
   const room = document.documentElement.clientWidth - left - MARGIN;
   const side = Math.max(smallest, Math.min(largest, Math.floor((room - beside) / 2)));
   for (const fig of figs) {
