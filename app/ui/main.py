@@ -297,7 +297,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
     views = FlowViews(state=state)
     schedule = SchedulePlot(state=state)
     views.link_marks(schedule.marks)
-    compared = CompareViews(views, comparison=comparison)
+    compared = CompareViews(views, later=later, comparison=comparison)
     export_menu = ExportMenu(state=state, schedule=_on_session_thread(pn.state.curdoc, gate),
                              comparison=comparison)  # fmt: skip
     train_panel = TrainPanel(state=state, schedule=_on_session_thread(pn.state.curdoc, gate))

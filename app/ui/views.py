@@ -92,42 +92,41 @@ class FlowViews(pn.viewable.Viewer):
     def __init__(self, timeline: ColumnDataSource | None = None, **params):
         """``timeline``: a comparison's shared timeline (run B's views take run A's)."""
         super().__init__(**params)
+        # run B's models are named b_particle_fig, b_grid_store, …: names are unique in a page
+        self.prefix = "" if self.which == "a" else "b_"
         empty = {"x": [], "y": []}
         # A comparison's timeline (app/ui/compare/views.py): each run's frame at every step of
         # the player, {a: [(F,)], b: [(F,)]} (one row), empty outside compare mode; `at` the
         # player's step
         self.timeline = timeline if timeline is not None else ColumnDataSource(
             NO_TIMELINE, name="timeline")  # fmt: skip
-        self.pstore = ColumnDataSource({"xy": [], "scale": [], "label": [], "n": [], "logp": [],
-                                        "grid": []}, name="particle_store")  # fmt: skip
+        src = self._source
+        self.pstore = src({"xy": [], "scale": [], "label": [], "n": [], "logp": [], "grid": []},
+                          "particle_store")  # fmt: skip
         # busy = 1 while a newer run computes: the player holds the frame (see hold_while_busy)
-        self.status = ColumnDataSource({"busy": [0]}, name="status")
-        self.gstore = ColumnDataSource(
-            {"t": [], "peak": [], "exact_peak": [], "pde_peak": [], "pde_mass": [], "pde_tv": []},
-            name="grid_store",
-        )
-        self.istore = ColumnDataSource({"density": [], "exact": [], "pde": []},
-                                       name="image_store")  # fmt: skip
-        self.astore = ColumnDataSource({"x": [], "y": []}, name="arrow_store")
-        self.cstore = ColumnDataSource({"xs": [], "ys": []}, name="contour_store")
-        self.cursor = ColumnDataSource({"frame": [0]}, name="cursor")
-        self.settings = ColumnDataSource(self._settings_data(), name="display_settings")
-        self.particles = ColumnDataSource({"x": [], "y": [], "label": [], "shade": []},
-                                          name="particles")  # fmt: skip
+        self.status = src({"busy": [0]}, "status")
+        self.gstore = src({"t": [], "peak": [], "exact_peak": [], "pde_peak": [], "pde_mass": [],
+                           "pde_tv": []}, "grid_store")  # fmt: skip
+        self.istore = src({"density": [], "exact": [], "pde": []}, "image_store")
+        self.astore = src({"x": [], "y": []}, "arrow_store")
+        self.cstore = src({"xs": [], "ys": []}, "contour_store")
+        self.cursor = src({"frame": [0]}, "cursor")
+        self.settings = src(self._settings_data(), "display_settings")
+        self.particles = src({"x": [], "y": [], "label": [], "shade": []}, "particles")
         # trail_sources[label][layer]: NaN-separated polylines (see render.js)
-        self.trail_sources = [[ColumnDataSource({"x": [], "y": []}) for _ in range(2)]
+        self.trail_sources = [[src({"x": [], "y": []}) for _ in range(2)]
                               for _ in LABEL_PALETTE]  # fmt: skip
-        self.heat = ColumnDataSource({"image": []}, name="heat")
-        self.arrows = ColumnDataSource({"x_start": [], "y_start": [], "x_end": [], "y_end": []})
-        self.contour = ColumnDataSource({"xs": [], "ys": []}, name="contour")
-        self.picked, self.hovered = ColumnDataSource(empty, name="picked"), ColumnDataSource(empty)
-        self.picked_index = ColumnDataSource({"index": [-1]})
+        self.heat = src({"image": []}, "heat")
+        self.arrows = src({"x_start": [], "y_start": [], "x_end": [], "y_end": []})
+        self.contour = src({"xs": [], "ys": []}, "contour")
+        self.picked, self.hovered = src(empty, "picked"), src(empty)
+        self.picked_index = src({"index": [-1]})
         # the reference run (models/run/reference.py), and the clicked particle's path in it
-        self.rstore = ColumnDataSource({"xy": [], "scale": []}, name="reference_store")
-        self.picked_ref = ColumnDataSource(empty, name="picked_reference")
-        self.hovered_index = ColumnDataSource({"index": [-1]})
-        self.label = ColumnDataSource({"x": [0], "y": [0], "text": [""]}, name="time_label")
-        self.peak_label = ColumnDataSource({"x": [0], "y": [0], "text": [""]}, name="peak_label")
+        self.rstore = src({"xy": [], "scale": []}, "reference_store")
+        self.picked_ref = src(empty, "picked_reference")
+        self.hovered_index = src({"index": [-1]})
+        self.label = src({"x": [0], "y": [0], "text": [""]}, "time_label")
+        self.peak_label = src({"x": [0], "y": [0], "text": [""]}, "peak_label")
         self.marks: list[Span] = []
         self.particle_fig = self._particle_figure()
         self.density_fig = self._density_figure()
@@ -148,6 +147,10 @@ class FlowViews(pn.viewable.Viewer):
         if self.state.result is not None:
             self._push_result()
 
+    def _source(self, data: dict, name: str | None = None) -> ColumnDataSource:
+        """A source named ``name`` in the page (run B's with the prefix ``b_``)."""
+        return ColumnDataSource(data, name=None if name is None else self.prefix + name)
+
     # --- figures ----------------------------------------------------------------------------
     def _frame(self, title: str, name: str):
         fig = figure(
@@ -161,7 +164,7 @@ class FlowViews(pn.viewable.Viewer):
         return fig
 
     def _particle_figure(self):
-        fig = self._frame("Particles (Lagrangian view)", "particle_fig")
+        fig = self._frame("Particles (Lagrangian view)", self.prefix + "particle_fig")
         mapper = _label_mapper()
         for color, layers in zip(LABEL_PALETTE, self.trail_sources, strict=True):
             for alpha, src in zip(TRAIL_ALPHA, layers, strict=True):
@@ -206,7 +209,7 @@ class FlowViews(pn.viewable.Viewer):
                                              line_alpha=0.9, fill_alpha=0.9)))  # fmt: skip
 
     def _density_figure(self):
-        fig = self._frame("Density (Eulerian view)", "density_fig")
+        fig = self._frame("Density (Eulerian view)", self.prefix + "density_fig")
         fig.x_range, fig.y_range = self.particle_fig.x_range, self.particle_fig.y_range
         mapper = LinearColorMapper(palette=Inferno256, low=0, high=255)
         img = fig.image(

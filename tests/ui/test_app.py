@@ -134,7 +134,7 @@ def click(page, label: str) -> None:
 
 CONTROL_CHANGES = {
     "process": lambda p: click(p, "diffusion (VP)"),
-    "dataset": lambda p: p.page.locator("select").first.select_option(label="2 moons"),
+    "dataset": lambda p: p.page.locator("select").filter(has_text="2 moons").select_option(label="2 moons"),
     "direction": lambda p: click(p, "forward: noising"),
     "kind": lambda p: click(p, "SDE"),
     "solver+steps": lambda p: (
@@ -185,7 +185,7 @@ def test_display_controls_redraw_without_recompute(app, label):
     before = page.pixels(fig)
     page.store_marker()
     if label == "Contours":
-        page.page.get_by_role("checkbox").first.click()  # Contours, above "fit into the view"
+        page.page.get_by_role("checkbox", name="Contours").click()
     elif label == "overlay":
         page.page.locator("select").filter(has_text="velocity v").select_option(label="velocity v")
     else:

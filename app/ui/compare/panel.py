@@ -6,9 +6,7 @@ from __future__ import annotations
 import panel as pn
 
 from app.session.compare import PRESETS, Comparison
-from app.ui.controls import Checkbox, RadioButtonGroup, Select, compute_controls
-
-CHOOSE = "choose a comparison…"
+from app.ui.controls import Checkbox, RadioButtonGroup, compute_controls
 
 
 def compare_section(comparison: Comparison, compute_a: pn.Column) -> tuple[pn.Column, pn.Column]:
@@ -19,8 +17,9 @@ def compare_section(comparison: Comparison, compute_a: pn.Column) -> tuple[pn.Co
                                           sizing_mode="stretch_width")  # fmt: skip
     layout = RadioButtonGroup.from_param(comparison.param.layout, name="views",
                                          sizing_mode="stretch_width")  # fmt: skip
-    preset = Select(name="presets", options=[CHOOSE, *PRESETS], value=CHOOSE,
-                    sizing_mode="stretch_width")  # fmt: skip
+    # a menu of actions, not a choice kept: each item sets A and B once
+    preset = pn.widgets.MenuButton(name="presets ▾", items=list(PRESETS),
+                                   sizing_mode="stretch_width")  # fmt: skip
     reset = pn.widgets.Button(name="B = A", button_type="default", width=80, align="end")
     changes = pn.pane.Str(comparison.changes_text(), name="compare_changes",
                           styles={"font-size": "12px", "white-space": "normal"},
@@ -48,12 +47,11 @@ def compare_section(comparison: Comparison, compute_a: pn.Column) -> tuple[pn.Co
     def choose(event) -> None:
         if event.new in PRESETS:
             comparison.apply_preset(event.new)
-            preset.value = CHOOSE  # a menu of actions: ready for the next
 
     comparison.param.watch(show_changes, ["changes"])
     comparison.param.watch(swap, ["editing"])
     comparison.param.watch(follow_on, ["on"])
-    preset.param.watch(choose, "value")
+    preset.on_click(choose)
     reset.on_click(lambda _event: comparison.reset_b())
     follow_on()
     section = pn.Column(

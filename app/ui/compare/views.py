@@ -29,9 +29,11 @@ class CompareViews(pn.viewable.Viewer):
 
     comparison = param.ClassSelector(class_=Comparison)
 
-    def __init__(self, views: FlowViews, **params):
+    def __init__(self, views: FlowViews, later=None, **params):
+        """``later(fn, ms)`` runs fn on the session thread ms from now (at once by default)."""
         super().__init__(**params)
         self.views = views
+        self._later = later or (lambda fn, _ms: fn())
         self.views_b: FlowViews | None = None
         self.diff_fig = None
         self._shown = None  # the pair whose difference the page has
@@ -114,9 +116,18 @@ class CompareViews(pn.viewable.Viewer):
 
     # --- layout and data -----------------------------------------------------------------
     def _relayout(self, *_events) -> None:
-        c, a = self.comparison, self.views
-        if c.on and self.views_b is None:
+        if self.comparison.on and self.views_b is None:
             self._build()
+            # B's figures and sources reach the page with the callbacks just added, a
+            # document change sent when this callback ends; the layout's change is sent at
+            # once (Panel's own). Sent now, it named B's figures before the page knew them
+            # ("reference … isn't known", and no B). So the layout follows on the next tick.
+            self._later(self._lay_out, 0)
+            return
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        c, a = self.comparison, self.views
         overlay = c.on and c.layout == "overlay"
         for renderer in (self.links, self.a_dots, self.b_dots):
             renderer.visible = overlay
