@@ -134,7 +134,9 @@ def click(page, label: str) -> None:
 
 CONTROL_CHANGES = {
     "process": lambda p: click(p, "diffusion (VP)"),
-    "dataset": lambda p: p.page.locator("select").filter(has_text="2 moons").select_option(label="2 moons"),
+    "dataset": lambda p: (
+        p.page.locator("select").filter(has_text="2 moons").select_option(label="2 moons")
+    ),
     "direction": lambda p: click(p, "forward: noising"),
     "kind": lambda p: click(p, "SDE"),
     "solver+steps": lambda p: (
