@@ -187,7 +187,7 @@ def test_display_controls_redraw_without_recompute(app, label):
     before = page.pixels(fig)
     page.store_marker()
     if label == "Contours":
-        page.page.get_by_role("checkbox", name="Contours").click()
+        page.page.get_by_text("Contours", exact=True).click()
     elif label == "overlay":
         page.page.locator("select").filter(has_text="velocity v").select_option(label="velocity v")
     else:
