@@ -129,15 +129,18 @@ def slider_latency(browser, url, handle, repeats, paused=False) -> tuple[list[fl
     return latencies, sizes
 
 
-def playback(browser, url: str, seconds: float = 5.0) -> tuple[float, int]:
+def playback(browser, url: str, seconds: float = 5.0,
+             counter: str = "flowscope_frames") -> tuple[float, int]:  # fmt: skip
+    """Frames drawn per second (``window[counter]``: render.js's frames, or in compare mode
+    difference.js's steps of the timeline), and the bytes the server sent meanwhile."""
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     meter = Meter(page)
     page.goto(url)
-    page.wait_for_function("() => window.flowscope_frames > 0", timeout=60_000)
+    page.wait_for_function(f"() => window.{counter} > 0", timeout=60_000)
     time.sleep(1.5)
-    f0, b0 = page.evaluate("window.flowscope_frames"), meter.bytes
+    f0, b0 = page.evaluate(f"window.{counter}"), meter.bytes
     time.sleep(seconds)
-    fps = (page.evaluate("window.flowscope_frames") - f0) / seconds
+    fps = (page.evaluate(f"window.{counter}") - f0) / seconds
     sent = meter.bytes - b0
     page.close()
     return fps, sent
@@ -204,21 +207,6 @@ COMPARE_CASES = [
 ]  # fmt: skip
 
 
-def compare_playback(browser, url: str, seconds: float = 5.0) -> tuple[float, int]:
-    """Steps of the timeline drawn per second in compare mode (A's and B's frames each)."""
-    page = browser.new_page(viewport={"width": 1500, "height": 1100})
-    meter = Meter(page)
-    page.goto(url)
-    page.wait_for_function("() => window.flowscope_compare_steps > 0", timeout=60_000)
-    time.sleep(1.5)
-    f0, b0 = page.evaluate("window.flowscope_compare_steps"), meter.bytes
-    time.sleep(seconds)
-    fps = (page.evaluate("window.flowscope_compare_steps") - f0) / seconds
-    sent = meter.bytes - b0
-    page.close()
-    return fps, sent
-
-
 def measure_compare(browser, base: str, args) -> None:
     """Slider release → paint, single run and compare mode, paused (the pipeline's own
     latency: compare mode's target is twice the single run's), then compare playback."""
@@ -236,7 +224,7 @@ def measure_compare(browser, base: str, args) -> None:
         ("2 x 2000, overlaid", "?compare=true&b_solver=heun&layout=overlay"),
         ("2 x 2000, 60 fps asked", "?compare=true&b_solver=heun&fps=60"),
     ]:
-        fps, sent = compare_playback(browser, base + query)
+        fps, sent = playback(browser, base + query, counter="flowscope_compare_steps")
         print(f"{label:40} {fps:>8.1f} {sent:>12}")
 
 
