@@ -58,3 +58,38 @@ def test_cancel_and_failure_give_one_line_and_no_download():
     assert not menu.download.visible and "\n" not in menu.message.object
     assert menu.message.object.startswith("Export failed: this run has no exact density")
     menu.cancel_and_clean()
+
+
+def test_compare_mode_exports_the_pair_on_screen():
+    """In compare mode the menu writes both runs: the arrays of the pair on screen (npz), and
+    A, B and their difference side by side (gif), named as a comparison."""
+    from app.session.compare import Comparison
+
+    state = FlowState(steps=8, particles=200, dataset="moons", trail=3)
+    comparison = Comparison(state)
+    comparison.b.steps = 4
+    comparison.on = True
+    pair = comparison.compute()[0]
+    comparison.pair = pair
+    menu = ExportMenu(state=state, comparison=comparison)
+    state.result = pair.a
+    menu.format.value = "npz"
+    menu._start()
+    menu.thread.join(60)
+    assert menu.download.filename.startswith("flowscope-compare-")
+    with np.load(downloaded(menu)) as data:
+        np.testing.assert_array_equal(data["a_trajectories"], pair.a.trajectories)
+        np.testing.assert_array_equal(data["b_trajectories"], pair.b.trajectories)
+        assert list(data["frames_b"][::2]) == [0, 1, 2, 3, 4]
+    menu.format.value, menu.size.value = "gif", 128
+    menu._start()
+    menu.thread.join(60)
+    image = Image.open(downloaded(menu))
+    assert image.n_frames == 9 and image.size[0] > 4 * 128  # five views
+    comparison.on = False  # back to one run: the menu exports A alone
+    menu.format.value = "npz"
+    menu._start()
+    menu.thread.join(60)
+    with np.load(downloaded(menu)) as data:
+        assert "trajectories" in data and "a_trajectories" not in data
+    menu.cancel_and_clean()
