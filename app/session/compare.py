@@ -58,7 +58,7 @@ class Comparison(param.Parameterized):
     on = param.Boolean(default=False, doc="Compare two runs: B is A with the settings you "
                        "change, on the same noise")  # fmt: skip
     editing = param.Selector(default="a", objects={"run A": "a", "run B": "b"},
-                             doc="Which run the controls above set")  # fmt: skip
+                             doc="Which run the controls below set")  # fmt: skip
     layout = param.Selector(
         default="side", objects={"side by side": "side", "overlaid": "overlay"},
         doc="A and B side by side (particles and density each), or overlaid in one particle "
