@@ -94,7 +94,9 @@ class Meter:
 
 
 def drag(page, handle_index: int, dx: float) -> None:
-    box = page.locator(".noUi-handle").nth(handle_index).bounding_box()
+    handle = page.locator(".noUi-handle").nth(handle_index)
+    handle.scroll_into_view_if_needed()  # compare mode's sidebar pushes β_max below the fold
+    box = handle.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
     page.mouse.down()

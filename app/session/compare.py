@@ -164,8 +164,9 @@ class Comparison(param.Parameterized):
             a_config, b_config = replace(a_config, particles=n), replace(b_config, particles=n)
         pair = simulate_pair(Side(a_config, a_in.user_data, a_in.source),
                              Side(b_config, b_in.user_data, b_in.source),
-                             should_stop=should_stop, exact_cache=self.a._exact_cache,
-                             workers=run_workers())  # fmt: skip
+                             should_stop=should_stop, exact_cache=self.a.exact_cache,
+                             workers=run_workers(),
+                             exact_cache_b=self.b.exact_cache)  # fmt: skip
         pair = pair.with_(a=self.a.finish(pair.a, a_in), b=self.b.finish(pair.b, b_in))
         if self.a.overlay == "none":
             return pair, None, None

@@ -247,6 +247,11 @@ class FlowState(param.Parameterized):
         self._weights_cache: dict = {}  # pretrained weights read by this session
         self._train_sets: dict = {}  # (data set, points id, M) → (training points, δ)
 
+    @property
+    def exact_cache(self) -> dict:
+        """This session's memo of the last exact density (``simulate``'s ``exact_cache``)."""
+        return self._exact_cache
+
     def user_dataset(self) -> Points | None:
         """The data set object of the current settings when it is the user's points."""
         if self.dataset != "points":

@@ -205,12 +205,12 @@ def _same_data(a: Side, b: Side) -> bool:
     return pa.shape == pb.shape and bool(np.array_equal(np.asarray(pa), np.asarray(pb)))
 
 
-def simulate_pair(a: Side, b: Side, should_stop=None, exact_cache=None,
-                  workers: int = 1) -> RunPair:  # fmt: skip
+def simulate_pair(a: Side, b: Side, should_stop=None, exact_cache=None, workers: int = 1,
+                  exact_cache_b=None) -> RunPair:  # fmt: skip
     """Run A, and B on A's noise (see the module's docstring); both at once on two threads
     where ``workers`` ≥ 2 and a step is work enough to share (``worth_a_thread``), else one
-    after the other. ``should_stop`` and ``exact_cache`` as for
-    :func:`models.run.simulate.simulate`."""
+    after the other. ``should_stop`` and ``exact_cache`` (A's; ``exact_cache_b`` B's: the two
+    run at once) as for :func:`models.run.simulate.simulate`."""
     a.config.validate()
     b.config.validate()
     data_a = a.dataset if a.dataset is not None else make_dataset(a.config.dataset)
@@ -223,8 +223,9 @@ def simulate_pair(a: Side, b: Side, should_stop=None, exact_cache=None,
     def run_a(stop, threads):
         return simulate(a.config, a.dataset, stop, exact_cache, a.source, threads)
 
-    def run_b(stop, threads):  # B's own cache: the two may differ in their exact density
-        return simulate(b.config, b.dataset, stop, None, b.source, threads, step_noise=noise_b)
+    def run_b(stop, threads):
+        return simulate(b.config, b.dataset, stop, exact_cache_b, b.source, threads,
+                        step_noise=noise_b)  # fmt: skip
 
     if workers < 2 or not worth_a_thread(build(a.config, a.dataset)[2],
                                          a.config.particles + b.config.particles):  # fmt: skip

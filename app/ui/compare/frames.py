@@ -24,19 +24,21 @@ def diverging_codes(diff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.uint8), scale
 
 
-def pack_pair(pair: RunPair, source: str) -> tuple[dict, dict, dict, str]:
+def pack_pair(pair: RunPair, source: str, difference: bool = True) -> tuple[dict, dict, dict, str]:
     """(timeline {a, b, at}, difference {diff: [uint8 (F, H, W)]}, rows, note): the difference
-    of the density ``source`` shows (particles, exact or PDE), with the readouts of every step
-    (:func:`pack_rows`, its ``scale`` column the difference's). The note says why no
-    difference is drawn ("" when one is)."""
+    of the density ``source`` shows (particles, exact or PDE), made only where it is shown
+    (``difference``; it costs the server both runs' histograms and the page ~1 MB), with the
+    readouts of every step (:func:`pack_rows`, its ``scale`` column the difference's, NaN
+    when none is made). The note says why no difference is drawn ("" when one is)."""
     frames = pair.frames
     timeline = {"a": [frames.a.astype(np.int32)], "b": [frames.b.astype(np.int32)], "at": [0]}
-    scale = np.zeros(len(frames.times))
-    try:
-        codes, scale = diverging_codes(density_difference(pair, source))
-        note = ""
-    except ValueError as exc:
-        codes, note = np.zeros((0, 1, 1), np.uint8), f"No difference drawn: {exc}."
+    scale = np.full(len(frames.times), np.nan)
+    codes, note = np.zeros((0, 1, 1), np.uint8), ""
+    if difference:
+        try:
+            codes, scale = diverging_codes(density_difference(pair, source))
+        except ValueError as exc:
+            note = f"No difference drawn: {exc}."
     return timeline, {"diff": [codes]}, pack_rows(pair, scale), note
 
 

@@ -55,6 +55,7 @@ class CompareViews(pn.viewable.Viewer):
         c = self.comparison
         c.param.watch(self._relayout, ["on", "layout"])
         c.param.watch(self._push_pair, ["pair"])
+        c.param.watch(self._difference_if_shown, ["layout"])
         views.state.param.watch(self._push_pair, ["density_source"])
         if c.on:
             self._relayout()
@@ -161,16 +162,17 @@ class CompareViews(pn.viewable.Viewer):
             return
         old = self._shown
         self._shown = pair
+        difference = self.comparison.layout == "overlay"  # the only layout that shows it
         same = (
             old is not None
             and old.a.same_particles(pair.a)
             and old.b.same_particles(pair.b)
-            and not any(e.name == "density_source" for e in events)
+            and not any(e.name in ("density_source", "layout") for e in events)
         )
         if same:  # fmt: skip
             self.rows.data = pack_rows(pair, self.rows.data["scale"][0])
             return
-        timeline, dstore, rows, note = pack_pair(pair, a.state.density_source)
+        timeline, dstore, rows, note = pack_pair(pair, a.state.density_source, difference)
         if list(a.timeline.data["a"][0]) != list(timeline["a"][0]) or \
                 list(a.timeline.data["b"][0]) != list(timeline["b"][0]):  # fmt: skip
             timeline["at"] = a.timeline.data["at"]
@@ -183,6 +185,11 @@ class CompareViews(pn.viewable.Viewer):
         self.rows.data = rows  # last: it redraws the step
         self.note.object, self.note.visible = note, bool(note)
         a.fit_player()
+
+    def _difference_if_shown(self, event) -> None:
+        """The overlaid layout shows the difference: make it for the pair on screen."""
+        if event.new == "overlay" and self.comparison.pair is not None:
+            self._push_pair(event)
 
     def hold_while_busy(self, busy: bool) -> None:
         """Tell both runs' views that a newer pair is computing."""
