@@ -147,7 +147,8 @@ class GaussianPath:
 
         The a(t)·x_data part is dropped: a(t) of the data scale where a sampler starts. That is
         at most 1.2 % for the VP schedules (a(1) ≤ 0.012), and ε for flow matching started at
-        1 − ε: up to 10 % for a stochastic run with few steps (docs/MATH.md §4).
+        1 − ε: up to 10 % for a stochastic run with few steps (docs/MATH.md §4). On ve and edm
+        (a = 1) it is the data itself, small next to b(1) = σ_max (models/processes.py).
         """
         b = float(self.coefficients(torch.tensor(t, dtype=torch.float64)).b)
         return b * torch.randn(n, 2, generator=generator, dtype=dtype, device=device)
@@ -254,22 +255,31 @@ class TrigPath(GaussianPath):
 
 
 def path_curves(path: GaussianPath, n: int = 201) -> dict[str, np.ndarray]:
-    """a(t), b(t), g²(t) (β(t) for VP; clipped at 1e3 where it diverges) and the log-SNR
-    log(a²/b²) on n uniform times from 0 to 1, as float64 arrays (n,) keyed t, a, b, g2,
-    log_snr."""
+    """a(t), b(t), g²(t) (β(t) for VP) and the log-SNR log(a²/b²) on n uniform times from 0
+    to 1, as float64 arrays (n,) keyed t, a, b, g2, log_snr. g² is clipped at 1e3 only on
+    paths where it diverges (``singular_at_noise``: fm, trig); elsewhere it is finite and kept
+    (VE's reaches 2 σ_max² log(σ_max/σ_min), 1,400 at its defaults)."""
     t = torch.linspace(0, 1, n, dtype=torch.float64)
     c = path.coefficients(t)
-    g2 = torch.nan_to_num(c.diffusion2.clamp(max=1e3), posinf=1e3)
+    g2 = c.diffusion2.clamp(max=1e3) if path.singular_at_noise else c.diffusion2
+    g2 = torch.nan_to_num(g2, posinf=1e3)
     snr = (c.a**2).clamp_min(1e-12) / (c.b**2).clamp_min(1e-12)
     return {"t": t.numpy(), "a": c.a.numpy(), "b": c.b.numpy(), "g2": g2.numpy(),
             "log_snr": torch.log(snr).numpy()}  # fmt: skip
 
 
-PATHS = ("vp", "fm", "trig")
+PATHS = ("vp", "subvp", "ve", "edm", "fm", "trig")
 
 
-def make_path(name: str, schedule: Schedule | None = None) -> GaussianPath:
-    """Build a path by name; ``vp`` needs a schedule."""
+def make_path(
+    name: str,
+    schedule: Schedule | None = None,
+    sigma_min: float | None = None,
+    sigma_max: float | None = None,
+) -> GaussianPath:
+    """Build a path by name; ``vp`` and ``subvp`` need a schedule, ``ve`` and ``edm`` take
+    σ_min, σ_max (None: the process's defaults, models/processes.py); other paths ignore
+    what they do not use."""
     if name == "vp":
         if schedule is None:
             raise ValueError("the vp path needs a schedule")
@@ -278,4 +288,8 @@ def make_path(name: str, schedule: Schedule | None = None) -> GaussianPath:
         return LinearFMPath()
     if name == "trig":
         return TrigPath()
+    if name in ("subvp", "ve", "edm"):
+        from models.processes import make_process  # it imports this module
+
+        return make_process(name, schedule, sigma_min, sigma_max)
     raise ValueError(f"unknown process {name!r}; choose from {', '.join(PATHS)}")

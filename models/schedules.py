@@ -2,36 +2,71 @@
 
 A schedule gives β(t) and its integral B(t) = ∫₀ᵗ β(s) ds; everything else follows from
 α(t) = exp(−½ B(t)) and σ(t) = √(1 − α²). All functions are vectorised over t (any shape) and
-keep the dtype and device of t.
+keep the dtype and device of t. Every schedule also has its log-SNR λ(t) = log(a²/b²)
+(``log_snr``); the schedules defined by λ (sigmoid, shifted cosine, EDM, a drawn one) live in
+``models/logsnr.py`` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from models.logsnr import (
+    BETA_LIMIT,
+    DEFAULT_POINTS,
+    LAMBDA_LIMIT,
+    MAX_POINTS,
+    MIN_POINTS,
+    RATE_LIMIT,
+    RATE_STEP,
+    SIGNAL_BAND,
+    DrawnSchedule,
+    EDMSchedule,
+    LogSNRSchedule,
+    Points,
+    Schedule,
+    ShiftedCosineSchedule,
+    SigmoidSchedule,
+    check_points,
+    format_points,
+    parse_points,
+    sample_log_snr,
+)
+
+__all__ = [
+    "BETA_LIMIT",
+    "DEFAULT_POINTS",
+    "LAMBDA_LIMIT",
+    "MAX_POINTS",
+    "MIN_POINTS",
+    "RATE_LIMIT",
+    "RATE_STEP",
+    "SCHEDULES",
+    "SIGNAL_BAND",
+    "ConstantSchedule",
+    "CosineSchedule",
+    "DrawnSchedule",
+    "EDMSchedule",
+    "LinearSchedule",
+    "LogSNRSchedule",
+    "Points",
+    "Schedule",
+    "ShiftedCosineSchedule",
+    "SigmoidSchedule",
+    "check_points",
+    "format_points",
+    "make_schedule",
+    "parse_points",
+    "sample_log_snr",
+]
+
 COSINE_OFFSET = 0.008
 COSINE_BETA_MAX = 100.0  # β of the cosine schedule is clipped here; it would be infinite at t = 1
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Base class: subclasses define ``beta`` and ``integral`` (B(t))."""
-
-    def beta(self, t: Tensor) -> Tensor:
-        """β(t), shape of t."""
-        raise NotImplementedError
-
-    def integral(self, t: Tensor) -> Tensor:
-        """B(t) = ∫₀ᵗ β(s) ds, shape of t."""
-        raise NotImplementedError
-
-    def alpha(self, t: Tensor) -> Tensor:
-        """α(t) = exp(−½ B(t)), the signal scale, shape of t."""
-        return torch.exp(-0.5 * self.integral(t))
 
 
 @dataclass(frozen=True)
@@ -49,7 +84,8 @@ class LinearSchedule(Schedule):
             )
 
     def beta(self, t: Tensor) -> Tensor:
-        return self.beta_min + t * (self.beta_max - self.beta_min)
+        # ≥ 0 also one ulp left of t = 0 when β_min = 0
+        return (self.beta_min + t * (self.beta_max - self.beta_min)).clamp_min(0.0)
 
     def integral(self, t: Tensor) -> Tensor:
         return (self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2).clamp_min(0.0)
@@ -112,19 +148,40 @@ class CosineSchedule(Schedule):
         return inside + self.beta_clip * torch.clamp(t - t_c, min=0.0)
 
 
-SCHEDULES = {"linear": LinearSchedule, "cosine": CosineSchedule, "constant": ConstantSchedule}
+SCHEDULES = {
+    "linear": LinearSchedule,
+    "cosine": CosineSchedule,
+    "constant": ConstantSchedule,
+    "sigmoid": SigmoidSchedule,
+    "shifted-cosine": ShiftedCosineSchedule,
+    "edm": EDMSchedule,
+    "points": DrawnSchedule,
+}
 
 
 def make_schedule(
-    name: str, beta_min: float = 0.1, beta_max: float = 20.0, beta0: float | None = None
+    name: str,
+    beta_min: float = 0.1,
+    beta_max: float = 20.0,
+    beta0: float | None = None,
+    *,
+    shift: float | None = None,
+    points: str | Sequence[Sequence[float]] | None = None,
 ) -> Schedule:
     """Build a schedule by name.
 
     Args:
-        name: one of ``linear``, ``cosine``, ``constant``.
-        beta_min, beta_max: bounds of the linear schedule.
+        name: one of SCHEDULES.
+        beta_min, beta_max: bounds of the linear schedule (and the constant one's default
+            level); the other schedules ignore them.
         beta0: level of the constant schedule; defaults to the mean of the linear one,
             ½ (β_min + β_max), so that switching schedules keeps a(1) comparable.
+        shift: the shifted cosine's shift (default 2); ignored by the others.
+        points: the drawn schedule's control points, (t, λ) pairs or the text 't:λ,t:λ,…'
+            (``parse_points``); DEFAULT_POINTS (the linear schedule, 8 points) when None.
+            Ignored by the others.
+    Raises:
+        ValueError (one line) for an unknown name or invalid parameters or points.
     """
     if name == "linear":
         return LinearSchedule(beta_min, beta_max)
@@ -132,4 +189,14 @@ def make_schedule(
         return CosineSchedule()
     if name == "constant":
         return ConstantSchedule(beta0 if beta0 is not None else 0.5 * (beta_min + beta_max))
+    if name == "sigmoid":
+        return SigmoidSchedule()
+    if name == "shifted-cosine":
+        return ShiftedCosineSchedule() if shift is None else ShiftedCosineSchedule(float(shift))
+    if name == "edm":
+        return EDMSchedule()
+    if name == "points":
+        if points is None:
+            return DrawnSchedule()
+        return DrawnSchedule(parse_points(points) if isinstance(points, str) else points)
     raise ValueError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from models.paths import FIELD_KINDS, LinearFMPath, TrigPath, VPPath
+from models.processes import EDMPath, SubVPPath, VEPath
 from models.schedules import make_schedule
 
 PATHS = [
@@ -11,8 +12,12 @@ PATHS = [
     VPPath(make_schedule("cosine")),
     LinearFMPath(),
     TrigPath(),
+    SubVPPath(make_schedule("linear")),
+    SubVPPath(make_schedule("cosine")),
+    VEPath(),
+    EDMPath(),
 ]
-IDS = ["vp-linear", "vp-cosine", "fm", "trig"]
+IDS = ["vp-linear", "vp-cosine", "fm", "trig", "subvp-linear", "subvp-cosine", "ve", "edm"]
 
 
 @pytest.mark.parametrize("path", PATHS, ids=IDS)

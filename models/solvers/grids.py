@@ -63,12 +63,16 @@ def t_of_lambda(path: GaussianPath, lam: Tensor, lo: float, hi: float) -> Tensor
 
 
 def _sigma_range(path: GaussianPath, t_noise: float, t_data: float) -> tuple[float, float]:
-    """(σ at the noise end, σ at the data end), clamped into [SIGMA_MIN, SIGMA_MAX]."""
-    lam = lambda_of(path, torch.tensor([t_noise, t_data], dtype=torch.float64))
-    sigma = torch.exp(-lam).clamp(SIGMA_MIN, SIGMA_MAX).tolist()
+    """(σ at the noise end, σ at the data end), clamped into [floor, SIGMA_MAX]: the floor is
+    SIGMA_MIN, or σ(0) where that is positive and lower (ve and edm start at σ_min > 0 and
+    their λ is finite at t = 0, so their grids keep their own σ_min, EDM's discretization)."""
+    lam = lambda_of(path, torch.tensor([t_noise, t_data, 0.0], dtype=torch.float64))
+    sigma = torch.exp(-lam).tolist()
+    floor = min(SIGMA_MIN, sigma[2]) if sigma[2] > 0 else SIGMA_MIN
+    sigma = [min(max(s, floor), SIGMA_MAX) for s in sigma[:2]]
     if not sigma[0] > sigma[1]:
         raise ValueError(
-            f"t {t_data:g}..{t_noise:g} lies outside the σ range {SIGMA_MIN:g}..{SIGMA_MAX:g} "
+            f"t {t_data:g}..{t_noise:g} lies outside the σ range {floor:g}..{SIGMA_MAX:g} "
             "that the log-SNR and Karras grids cover; use the uniform grid"
         )
     return sigma[0], sigma[1]
