@@ -115,7 +115,7 @@ def test_user_points_from_a_file(tmp_path):
         (["--particles", "0"], "particles"),
         (["--particles", "10000000"], "particles"),
         (["--dataset", "nosuch"], "dataset"),
-        (["--process", "ve"], "process"),
+        (["--process", "nope"], "process"),
         (["--beta-min", "5", "--beta-max", "1"], "beta-min"),
         (["--beta-max", "inf"], "finite"),
         (["--eta", "nan"], "finite"),

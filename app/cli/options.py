@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 
 
 class Parser(argparse.ArgumentParser):
@@ -85,8 +86,9 @@ def add_run_options(p) -> None:
         "--process",
         choices=PATHS,
         default="fm",
-        help="vp (diffusion), fm (linear flow matching) or trig (the trigonometric path "
-        "a = cos(πt/2), b = sin(πt/2))",
+        help="fm (linear flow matching), vp (VP diffusion), subvp (sub-VP), ve (variance "
+        "exploding: a = 1, b = sigma_min (sigma_max/sigma_min)^t), edm (Karras et al.'s sigma "
+        "levels as time) or trig (a = cos(πt/2), b = sin(πt/2))",
     )
     p.add_argument("--dataset", choices=tuple(DATASETS), default=None,
                    help=f"a built-in data set (default {DEFAULT_DATASET})")  # fmt: skip
@@ -123,11 +125,39 @@ def add_run_options(p) -> None:
         "--particles", type=int, default=2000, help=f"number of particles (at most {MAX_PARTICLES})"
     )
     p.add_argument("--seed", type=seed_number, default=0)
-    p.add_argument("--schedule", choices=tuple(SCHEDULES), default="linear")
-    p.add_argument("--beta-min", type=finite, default=0.1)
-    p.add_argument("--beta-max", type=finite, default=20.0)
+    add_path_options(p, SCHEDULES)
     p.add_argument("--resolution", type=int, default=128, help="density grid is R x R")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+
+
+def add_path_options(p, schedules) -> None:
+    """The schedule of vp and subvp, the sigmas of ve and edm, and flow matching's source."""
+    from models.datasets import DATASETS
+
+    p.add_argument("--schedule", choices=tuple(schedules), default="linear",
+                   help="vp and subvp: linear, cosine, constant, sigmoid, shifted-cosine, edm, "
+                   "or points (a drawn log-SNR, see --schedule-points)")  # fmt: skip
+    p.add_argument("--beta-min", type=finite, default=0.1)
+    p.add_argument("--beta-max", type=finite, default=20.0)
+    p.add_argument("--shift", type=finite, default=2.0, metavar="S",
+                   help="shifted-cosine: lambda lowered by 2 log S")  # fmt: skip
+    p.add_argument("--schedule-points", default="", metavar="'t:λ,…'",
+                   help="--schedule points: control points of log-SNR lambda(t), t rising and "
+                   "lambda falling, e.g. '0.005:7,0.5:0,1:-10'")  # fmt: skip
+    p.add_argument("--sigma-min", type=finite, default=None, metavar="F",
+                   help="ve and edm: sigma at t = 0 (their defaults: 0.01, 0.002)")  # fmt: skip
+    p.add_argument("--sigma-max", type=finite, default=None, metavar="F",
+                   help="ve and edm: sigma at t = 1, noise end N(0, sigma_max^2 I)")  # fmt: skip
+    p.add_argument("--source", choices=("gaussian", *DATASETS), default="gaussian",
+                   help="fm: what flows to the data at t = 1, N(0, I) or a data set")  # fmt: skip
+
+
+def path_settings(args) -> dict:
+    """The path options as RunConfig fields."""
+    return {"schedule": args.schedule, "beta_min": args.beta_min, "beta_max": args.beta_max,
+            "shift": args.shift, "schedule_points": args.schedule_points,
+            "sigma_min": args.sigma_min, "sigma_max": args.sigma_max,
+            "source": args.source}  # fmt: skip
 
 
 def run_config(args):
@@ -154,16 +184,16 @@ def run_config(args):
         steps=args.steps,
         particles=args.particles,
         seed=args.seed,
-        schedule=args.schedule,
-        beta_min=args.beta_min,
-        beta_max=args.beta_max,
+        **path_settings(args),
         resolution=args.resolution,
         device=device,
         # sample's --pde, or export's heatmap from the PDE
         pde=getattr(args, "pde", False) or getattr(args, "density_source", "") == "pde",
         log_density=getattr(args, "log_density", False),
     )
-    return config, dataset
+    from models.run.simulate import view_extent
+
+    return replace(config, extent=view_extent(config)), dataset
 
 
 def add_field_options(p) -> None:

@@ -7,9 +7,28 @@ from PIL import Image, ImageDraw, ImageFont
 
 from models.run.result import RunResult
 
-PROCESS = {"fm": "flow matching", "vp": "diffusion (VP)", "trig": "trigonometric path"}
+PROCESS = {"fm": "flow matching", "vp": "diffusion (VP)", "subvp": "sub-VP diffusion",
+           "ve": "VE diffusion", "edm": "EDM", "trig": "trigonometric path"}  # fmt: skip
 SOURCE = {"particles": "from particles", "exact": "exact p_t", "pde": "PDE on the grid"}
 INK = (51, 51, 51)
+
+
+def path_parts(c) -> list[str]:
+    """The settings of the run's path beyond its process name, as caption parts."""
+    if c.process in ("vp", "subvp"):
+        if c.schedule == "linear":
+            return [f"linear β {c.beta_min:g}..{c.beta_max:g}"]
+        if c.schedule == "shifted-cosine":
+            return [f"shifted cosine, shift {c.shift:g}"]
+        return [f"{c.schedule} schedule" if c.schedule != "points" else "drawn schedule"]
+    if c.process in ("ve", "edm"):
+        from models.run.simulate import path_of  # the process's own defaults where None
+
+        path = path_of(c)
+        return [f"σ {path.sigma_min:g}..{path.sigma_max:g}"]
+    if c.process == "fm" and c.source != "gaussian":
+        return [f"from {c.source}"]
+    return []
 
 
 def settings_text(result: RunResult) -> str:
@@ -21,8 +40,7 @@ def settings_text(result: RunResult) -> str:
         c.solver_used if c.time_grid == "uniform" else f"{c.solver_used} ({c.time_grid} grid)",
         f"T={c.steps}", f"NFE {result.nfe:g}", f"N={c.particles}", f"seed {c.seed}",
     ]  # fmt: skip
-    if c.process == "vp":
-        parts.append(f"{c.schedule} β {c.beta_min:g}..{c.beta_max:g}")
+    parts.extend(path_parts(c))
     if result.source.kind != "exact":  # a learned run looks like an exact one
         parts.append(f"{result.source.kind} field")
     if result.reference_errors is not None:

@@ -27,8 +27,9 @@ FOLLOWED = ("points", "trained")  # always A's, like the display settings
 NAMES = {"process": "process", "dataset": "data", "direction": "direction", "kind": "kind",
          "eta": "η", "solver": "solver", "time_grid": "grid", "t_min": "t_min", "rtol": "rtol",
          "steps": "steps", "particles": "N", "seed": "seed", "device": "device",
-         "schedule": "schedule", "beta_min": "β_min", "beta_max": "β_max", "field": "field",
-         "train_size": "M"}  # fmt: skip
+         "schedule": "schedule", "beta_min": "β_min", "beta_max": "β_max", "shift": "shift",
+         "schedule_points": "drawn λ(t)", "sigma_min": "σ_min", "sigma_max": "σ_max",
+         "source": "source", "field": "field", "train_size": "M"}  # fmt: skip
 assert set(NAMES) == set(COMPUTE_PARAMS), "every compute setting needs a short name"
 
 # The comparisons people make: (label, A's settings, B's changes). Applying one sets A's
@@ -44,6 +45,8 @@ PRESETS = {
     "linear vs cosine β(t)": ({"process": "vp", "schedule": "linear", "beta_min": 0.1,
                                "beta_max": 20.0}, {"schedule": "cosine"}),
     "flow matching vs VP diffusion": ({"process": "fm"}, {"process": "vp"}),
+    "VP vs VE diffusion": ({"process": "vp", "schedule": "linear", "kind": "ode"},
+                           {"process": "ve"}),
     "exact vs learned field": ({"field": "exact"}, {"field": "pretrained"}),
     "exact field vs its M = 64 training points": ({"field": "exact", "train_size": 64},
                                                   {"field": "exact_m"}),
@@ -162,6 +165,9 @@ class Comparison(param.Parameterized):
             # the smaller N (the notice says it was capped)
             n = min(a_config.particles, b_config.particles)
             a_config, b_config = replace(a_config, particles=n), replace(b_config, particles=n)
+        if a_config.extent != b_config.extent:  # VP vs VE: one box, so the difference exists
+            box = union_extent(a_config.extent, b_config.extent)
+            a_config, b_config = replace(a_config, extent=box), replace(b_config, extent=box)
         pair = simulate_pair(Side(a_config, a_in.user_data, a_in.source),
                              Side(b_config, b_in.user_data, b_in.source),
                              should_stop=should_stop, exact_cache=self.a.exact_cache,
@@ -183,6 +189,11 @@ class Comparison(param.Parameterized):
         return (wants.exact_density and b.exact_density is None) or \
             (wants.pde and b.pde_density is None) or \
             (self.a.overlay != "none" and self.b.arrows is None)  # fmt: skip
+
+
+def union_extent(a, b) -> tuple[float, float, float, float]:
+    """The smallest box (x0, x1, y0, y1) holding the boxes a and b."""
+    return (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
 
 
 def _same(x, y) -> bool:

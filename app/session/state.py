@@ -13,6 +13,7 @@ import param
 import torch
 
 from app.session.fields import FIELDS, TRAIN_SEED, TrainedModel, resolve
+from app.session.path_settings import DATASET_LABELS, PathSettings
 from app.session.readouts import SOLVER_LABELS, memorization_text, run_notice, solver_text
 from models.datasets import DATASETS, Points, make_dataset
 from models.evaluation.memorization import memorization_delta, memorized_share, training_points
@@ -21,18 +22,9 @@ from models.overlay import run_overlay
 from models.paths import path_curves
 from models.run.config import RunConfig, noise_level, solver_applies
 from models.run.result import FieldSource, Memorization, RunResult
-from models.run.simulate import exact_frames, path_of, simulate
-from models.schedules import make_schedule
+from models.run.simulate import exact_frames, path_of, simulate, view_extent
 from models.solvers import SOLVERS
 
-DATASET_LABELS = {
-    "8gaussians": "8 gaussians",
-    "moons": "2 moons",
-    "circles": "concentric circles",
-    "swissroll": "swiss roll",
-    "checkerboard": "checkerboard",
-    "spirals": "two spirals",
-}
 USER_LABEL = "your points (drawn or uploaded)"
 # Built-in data sets always use their own mixture (it defines them, so the field is exact);
 # this caps only user points, an empirical set whose field is a sum over its points.
@@ -51,8 +43,8 @@ ARROWS = 17  # the field overlay is a 17 x 17 grid of arrows
 # Settings that change what is computed (a recompute) versus only what is drawn (client-side).
 COMPUTE_PARAMS = (
     "process", "dataset", "direction", "kind", "eta", "solver", "time_grid", "t_min", "rtol",
-    "steps", "particles", "seed", "device", "schedule", "beta_min", "beta_max", "field",
-    "train_size",
+    "steps", "particles", "seed", "device", "schedule", "beta_min", "beta_max", "shift",
+    "schedule_points", "sigma_min", "sigma_max", "source", "field", "train_size",
 )  # fmt: skip
 MAX_TRAIN_SIZE = 4000  # M in the app: the exact field of M points costs N x M per step
 DATA_PARAMS = ("points",)  # also recompute, but travel in the URL in their own form
@@ -85,17 +77,10 @@ def _devices() -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
-class FlowState(param.Parameterized):
+class FlowState(PathSettings):
     """Every control of the app, and the arrays of the last finished run."""
 
     # --- what is computed -------------------------------------------------------------------
-    process = param.Selector(
-        default="fm",
-        objects={"flow matching": "fm", "diffusion (VP)": "vp", "trigonometric": "trig"},
-        doc="Gaussian path: linear flow matching (a = 1 − t, b = t), VP diffusion from β(t), "
-        "or the trigonometric path (a = cos(πt/2), b = sin(πt/2): variance preserving, a "
-        "flow-matching path on a quarter circle)",
-    )
     dataset = param.Selector(
         default="8gaussians",
         objects={**{label: name for name, label in DATASET_LABELS.items()}, USER_LABEL: "points"},
@@ -149,18 +134,6 @@ class FlowState(param.Parameterized):
     particles = param.Integer(default=2000, bounds=(100, 20_000), doc="Number of particles N")
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1), doc="Random seed")
     device = param.Selector(default="cpu", objects=_devices(), doc="Where torch computes")
-    schedule = param.Selector(
-        default="linear",
-        objects=["linear", "cosine", "constant"],
-        doc="β(t) schedule of VP diffusion (cosine ignores β_min/β_max; constant uses their mean)",
-    )
-    beta_min = param.Number(
-        default=0.1, bounds=(0.0, 2.0), step=0.05, doc="β(0) of the linear schedule"
-    )
-    beta_max = param.Number(
-        default=20.0, bounds=(2.0, 40.0), step=0.5, doc="β(1) of the linear schedule"
-    )
-
     field = param.Selector(
         default="exact",
         objects=FIELDS,
@@ -271,13 +244,6 @@ class FlowState(param.Parameterized):
         return noise_level(self.kind, 0.0) != noise_level(self.kind, 1.0)
 
     @property
-    def uses_betas(self) -> bool:
-        """Whether β_min, β_max shape the run: ``make_schedule`` decides, asked with two pairs."""
-        return self.process == "vp" and (  # the flow-matching paths have no β(t)
-            make_schedule(self.schedule, 0.0, 2.0) != make_schedule(self.schedule, 1.0, 3.0)
-        )
-
-    @property
     def uses_solver(self) -> bool:
         """Whether the solver choice shapes the run: ``RunConfig.solver_used`` decides."""
         runs = {replace(self.config(), solver=s).solver_used for s in ("euler", "heun")}
@@ -310,16 +276,18 @@ class FlowState(param.Parameterized):
         at η > 0: ``solver_applies``) gives way to Euler–Maruyama; its control is disabled."""
         eta = self.noise_level
         solver = self.solver if solver_applies(self.solver, eta) else "euler"
-        return RunConfig(
+        config = RunConfig(
             process=self.process, dataset=self.dataset, direction=self.direction, kind=self.kind,
             eta=eta if self.uses_eta else None, solver=solver, time_grid=self.time_grid,
             t_min=self.t_min, rtol=self.rtol, atol=self.rtol / 10, steps=self.steps,
             particles=self.particles_allowed, seed=self.seed, schedule=self.schedule,
-            beta_min=self.beta_min, beta_max=self.beta_max, n_reference=APP_REFERENCE,
+            beta_min=self.beta_min, beta_max=self.beta_max, **self.path_config(),
+            n_reference=APP_REFERENCE,
             resolution=APP_RESOLUTION, device=self.device, pde=self.density_source == "pde",
             log_density=self.shade and self.kind == "ode" and solver in CARRIERS,
             exact_density=self.wants_exact,
         )  # fmt: skip
+        return replace(config, extent=view_extent(config))
 
     def run_inputs(self) -> RunInputs:
         """What one run of the current settings needs, read once (the session thread may change

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import param
 
+from app.session.path_settings import MAX_POINTS_TEXT, check_points
 from app.session.state import COMPUTE_PARAMS, DISPLAY_PARAMS, FlowState
 
 URL_PARAMS = COMPUTE_PARAMS + DISPLAY_PARAMS
@@ -60,6 +61,11 @@ def parse_value(parameter: param.Parameter, raw: str):
         if numbers and _number(raw) in numbers:
             return _number(raw)
         raise ValueError("not one of the choices")
+    if isinstance(parameter, param.String) and parameter.name == "schedule_points":
+        if len(raw) > MAX_POINTS_TEXT:
+            raise ValueError("too long")
+        check_points(raw)  # a drawn schedule that is not one is refused with its reason
+        return raw
     raise ValueError(f"cannot read a {type(parameter).__name__} from a URL")
 
 
@@ -104,7 +110,9 @@ def canonical(parameter: param.Parameter, value) -> str:
 
 def query_of(state: FlowState) -> str:
     """The query string ('?...') that restores ``state``'s settings."""
-    return "?" + urlencode({n: canonical(state.param[n], getattr(state, n)) for n in URL_PARAMS})
+    values = {n: canonical(state.param[n], getattr(state, n)) for n in URL_PARAMS}
+    # no drawn schedule: nothing to write (links stay as short as before drawing existed)
+    return "?" + urlencode({n: v for n, v in values.items() if v or n != "schedule_points"})
 
 
 def describe_refused(bad: dict) -> str:

@@ -78,10 +78,12 @@ def sidebar(state: FlowState, data_panel=None, compute=None, top=None) -> pn.Col
 def compute_controls(state: FlowState) -> pn.Column:
     """The controls of what a run computes: process, sampler, seed and β(t), grouped, each
     disabled while the state does not read it."""
-    process = _group(state, "Process", ["process", "dataset", "field", "direction", "kind"], {
+    process = _group(state, "Process", ["process", "dataset", "source", "field", "direction",
+                                        "kind"], {
+        "source": {"type": Select, "name": "source (what flows to the data)"},
         "dataset": Select,
         "field": {"type": Select, "name": "field (what moves the particles)"},
-        "process": RadioButtonGroup,
+        "process": Select,
         "direction": RadioButtonGroup,
         "kind": RadioButtonGroup,
     })  # fmt: skip
@@ -98,26 +100,36 @@ def compute_controls(state: FlowState) -> pn.Column:
                       "name": "particles N"},
         "device": RadioButtonGroup,
     })  # fmt: skip
-    schedule = _group(state, "β(t) schedule", ["schedule", "beta_min", "beta_max"], {
-        "schedule": RadioButtonGroup,
+    schedule = _group(state, "Schedule", ["schedule", "beta_min", "beta_max", "shift",
+                                          "sigma_min", "sigma_max"], {
+        "schedule": {"type": Select, "name": "schedule (log-SNR λ(t))"},
         "beta_min": {**SLIDER, "name": "β_min"},
         "beta_max": {**SLIDER, "name": "β_max"},
+        "shift": {**SLIDER, "name": "shift s"},
+        "sigma_min": {"type": FloatInput, "name": "σ_min (at t = 0)"},
+        "sigma_max": {**SLIDER, "name": "σ_max (at t = 1)"},
     })  # fmt: skip
     seed = seed_input(state)
     fm_note = pn.pane.Markdown(
         "This path has no β(t): flow matching is a = 1 − t, b = t and the trigonometric path "
-        "a = cos(πt/2), b = sin(πt/2), the same for every schedule. Switch to diffusion (VP) "
-        "to shape the noise schedule.",
+        "a = cos(πt/2), b = sin(πt/2), the same for every schedule. Switch to diffusion (VP "
+        "or sub-VP) to shape the noise schedule.",
         styles={"font-size": "12px", "color": "#555"},
     )
 
     def follow_the_state(*_events) -> None:
         # The state decides what a run reads; a control it does not read is disabled (moving
         # it reran an identical run) and shows the value in effect.
-        vp = state.process == "vp"
-        schedule.visible, fm_note.visible = vp, not vp
+        scheduled, sigmas = state.scheduled, state.uses_sigmas
+        schedule.visible, fm_note.visible = scheduled or sigmas, not (scheduled or sigmas)
+        widget_of(schedule, "schedule").visible = scheduled
         for name in ("beta_min", "beta_max"):
+            widget_of(schedule, name).visible = scheduled
             widget_of(schedule, name).disabled = not state.uses_betas
+        widget_of(schedule, "shift").visible = scheduled and state.schedule == "shifted-cosine"
+        for name in ("sigma_min", "sigma_max"):
+            widget_of(schedule, name).visible = sigmas
+        widget_of(process, "source").visible = state.uses_source
         eta = widget_of(sampler, "eta")
         # η = 0 for the ODE; the state keeps the user's η for the SDE (setting the slider's
         # value does not reach the state: pn.Param links its release, value_throttled)
@@ -136,7 +148,7 @@ def compute_controls(state: FlowState) -> pn.Column:
     return pn.Column(
         pn.pane.Markdown("### Process"), process,
         pn.pane.Markdown("### Sampler"), sampler, seed,
-        pn.pane.Markdown("### β(t) schedule"), schedule, fm_note,
+        pn.pane.Markdown("### Schedule"), schedule, fm_note,
         sizing_mode="stretch_width", margin=0,
     )  # fmt: skip
 

@@ -13,6 +13,29 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+# β(t) of each VP-type schedule, written by its log-SNR λ where it has no simpler form
+LOG_SNR_BETA = r"-\lambda'(t)\,\operatorname{sigmoid}(-\lambda(t))"
+SCHEDULE_BETA = {
+    "cosine": r"\tfrac{\pi}{1+s}\tan\!\big(\tfrac{\pi}{2}\tfrac{t+s}{1+s}\big),\ s = 0.008",
+    "sigmoid": LOG_SNR_BETA + r",\ a^2 = \text{sigmoid schedule}",
+    "edm": LOG_SNR_BETA + r",\ \lambda = -2\log\sigma_{\rm EDM}(t)",
+    "points": LOG_SNR_BETA + r",\ \lambda = \text{PCHIP through your points}",
+}
+
+
+def _beta(state: FlowState) -> str:
+    if state.schedule == "linear":
+        return rf"{_fmt(state.beta_min)} + {_fmt(state.beta_max - state.beta_min)}\,t"
+    if state.schedule == "constant":
+        return _fmt(0.5 * (state.beta_min + state.beta_max))
+    if state.schedule == "shifted-cosine":
+        return LOG_SNR_BETA + (
+            rf",\ \lambda = -2\log\tan\tfrac{{\pi t}}{{2}}"
+            rf" - 2\log {_fmt(state.shift)}"
+        )
+    return SCHEDULE_BETA[state.schedule]
+
+
 def path_terms(state: FlowState) -> dict[str, str]:
     """LaTeX for a(t), b(t), f(t) and g²(t) of the current path."""
     if state.process == "fm":
@@ -21,12 +44,18 @@ def path_terms(state: FlowState) -> dict[str, str]:
         half = r"\tfrac{\pi t}{2}"
         return {"a": rf"\cos{half}", "b": rf"\sin{half}", "f": rf"-\tfrac{{\pi}}{{2}}\tan{half}",
                 "g2": rf"\pi\tan{half}"}  # fmt: skip
-    if state.schedule == "linear":
-        beta = rf"{_fmt(state.beta_min)} + {_fmt(state.beta_max - state.beta_min)}\,t"
-    elif state.schedule == "constant":
-        beta = _fmt(0.5 * (state.beta_min + state.beta_max))
-    else:
-        beta = r"\tfrac{\pi}{1+s}\tan\!\big(\tfrac{\pi}{2}\tfrac{t+s}{1+s}\big),\ s = 0.008"
+    lo, hi = _fmt(state.sigma_min), _fmt(state.sigma_max)
+    if state.process == "ve":  # σ = σ_min (σ_max/σ_min)^t, g² = dσ²/dt = 2 log(σ_max/σ_min) σ²
+        return {"a": "1", "b": rf"\sigma(t) = {lo}\,({hi}/{lo})^t", "f": "0",
+                "g2": rf"\tfrac{{d\sigma^2}}{{dt}} = 2\log({hi}/{lo})\,\sigma(t)^2"}  # fmt: skip
+    if state.process == "edm":  # Karras et al.'s ρ = 7 levels as the time variable
+        return {"a": "1", "b": rf"\sigma(t) = \big({lo}^{{1/7}} + t\,({hi}^{{1/7}} - "
+                               rf"{lo}^{{1/7}})\big)^7",
+                "f": "0", "g2": r"\tfrac{d\sigma^2}{dt} = 2\sigma\dot\sigma"}  # fmt: skip
+    beta = _beta(state)
+    if state.process == "subvp":
+        return {"a": r"e^{-\frac12\int_0^t\beta}", "b": r"1-a^2", "f": r"-\tfrac12\beta(t)",
+                "g2": rf"\beta(t)\,(1-a^4),\ \beta(t) = {beta}"}  # fmt: skip
     return {"a": r"e^{-\frac12\int_0^t\beta}", "b": r"\sqrt{1-a^2}", "f": r"-\tfrac12\beta(t)",
             "g2": rf"\beta(t) = {beta}"}  # fmt: skip
 
@@ -34,9 +63,14 @@ def path_terms(state: FlowState) -> dict[str, str]:
 def equations(state: FlowState) -> list[tuple[str, str]]:
     """("text", markdown) and ("tex", latex) blocks for the kind, direction and η of the state."""
     p = path_terms(state)
+    noise = r"\varepsilon"
+    if state.uses_source and state.source != "gaussian":
+        noise = rf"x_1,\ x_1 \sim \text{{{state.source}}}"
     blocks = [("text", "**Path** (t = 0 data, t = 1 noise)"),
-              ("tex", rf"x_t = a(t)\,x_0 + b(t)\,\varepsilon,\quad a = {p['a']},\ b = {p['b']}"),
-              ("tex", rf"f(t) = {p['f']},\quad g^2(t) = {p['g2']}")]  # fmt: skip
+              ("tex", rf"x_t = a(t)\,x_0 + b(t)\,{noise},\quad a = {p['a']},\ b = {p['b']}"),
+              ("tex", rf"f(t) = {p['f']},\quad g^2(t) = {p['g2']}"),
+              ("text", "**Forward SDE** with these marginals"),
+              ("tex", r"dx = f(t)\,x\,dt + g(t)\,dw")]  # fmt: skip
     reverse = state.direction == "reverse"
     when = " (integrated from t = 1 to t = 0)" if reverse else " (from t = 0 to t = 1)"
     if state.kind == "conditional":

@@ -8,12 +8,38 @@ from bokeh.models import ColumnDataSource, LinearAxis, Range1d, Span
 from bokeh.plotting import figure
 
 from app.session.state import FlowState
+from app.ui.schedule_editor import ScheduleEditor
 
 # the lower plot's title where the path has no β(t) (VP's g² is β)
 G2_TITLES = {
     "fm": "g²(t) = 2t/(1−t) (no β(t) for flow matching)",
     "trig": "g²(t) = π tan(πt/2) (no β(t) for the trigonometric path)",
+    "subvp": "g²(t) = β(t)(1 − e^(−2B(t)))",
+    "ve": "g²(t) = d σ²/dt (no drift: f = 0)",
+    "edm": "g²(t) = d σ²/dt (no drift: f = 0)",
 }
+COEFFICIENT_TITLES = {
+    "ve": "a(t) = 1, σ(t) = b(t) (noise), log SNR",
+    "edm": "a(t) = 1, σ(t) = b(t) on EDM's ρ = 7 levels, log SNR",
+}
+COEFFICIENT_TITLE = "a(t) (signal), b(t) (noise), log SNR"
+
+
+def noise_end_warning(state: FlowState) -> str:
+    """One line where the run's start is far from the path's noise end, else "". VP-type
+    paths should reach a(1) ≈ 0; VE and EDM keep a = 1, and their N(0, σ_max² I) stands for
+    the data blurred by σ_max only while σ_max is large beside the data's spread (~2)."""
+    a1 = state.a_at_noise()
+    if state.uses_sigmas:
+        if state.sigma_max >= 4:
+            return ""
+        return (f"⚠ σ_max = {state.sigma_max:g} is small beside the data's spread: N(0, σ_max² I) "
+                "is far from the data blurred by σ_max, so generation starts from the wrong "
+                "distribution.")  # fmt: skip
+    if a1 <= 0.05:
+        return ""
+    return (f"⚠ a(1) = {a1:.2f}: this schedule does not reach pure noise, so generation from "
+            "N(0, I) starts from the wrong distribution.")  # fmt: skip
 
 
 class SchedulePlot(pn.viewable.Viewer):
@@ -33,6 +59,7 @@ class SchedulePlot(pn.viewable.Viewer):
         self.coef_fig = self._coefficients()
         self.beta_fig = self._beta()
         self.note = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 5))
+        self.editor = ScheduleEditor(state=self.state)
         # It describes the run on screen, so it changes when that run lands, with the views:
         # redrawn at the slider's release, it took the browser's and the server's time from
         # the run being computed (measured: ~20 ms of a 250 ms slider-to-paint).
@@ -47,7 +74,7 @@ class SchedulePlot(pn.viewable.Viewer):
         return fig
 
     def _coefficients(self):
-        fig = self._small("a(t) (signal), b(t) (noise), log SNR", (0, 1.02), height=185)
+        fig = self._small(COEFFICIENT_TITLE, (0, 1.02), height=185)
         fig.name = "schedule_coefficients"
         fig.line("t", "a", source=self.curves, color="#1f77b4", line_width=2, legend_label="a")
         fig.line("t", "b", source=self.curves, color="#d62728", line_width=2, legend_label="b")
@@ -80,14 +107,13 @@ class SchedulePlot(pn.viewable.Viewer):
         if times != self.steps.data["t"]:  # most runs keep their grid: nothing to send then
             self.steps.data = {"t": times, "y": [0.015] * len(times)}
         process = self.state.process
-        fm = process != "vp"  # both flow-matching paths: g² diverges at t = 1
+        fm = process in ("fm", "trig")  # both flow-matching paths: g² diverges at t = 1
         top = float(min(max(curves["g2"].max(), 1.0), 60.0 if fm else 1e3)) * 1.05
+        self.coef_fig.y_range.update(start=0, end=max(1.02, 1.02 * float(curves["b"].max())))
+        self.coef_fig.title.text = COEFFICIENT_TITLES.get(process, COEFFICIENT_TITLE)
         self.beta_fig.y_range.update(start=0, end=top)
         self.beta_fig.title.text = G2_TITLES.get(process, "β(t) = g²(t)")
-        a1 = self.state.a_at_noise()
-        warn = (f"⚠ a(1) = {a1:.2f}: this schedule does not reach pure noise, so generation from "
-                "N(0, I) starts from the wrong distribution." if a1 > 0.05 else "")  # fmt: skip
-        self.note.object = warn
+        self.note.object = noise_end_warning(self.state)
 
     def __panel__(self):
-        return pn.Column(self.coef_fig, self.beta_fig, self.note)
+        return pn.Column(self.coef_fig, self.beta_fig, self.editor, self.note)

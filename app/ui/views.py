@@ -187,9 +187,10 @@ class FlowViews(pn.viewable.Viewer):
                  line_dash="dashed")  # fmt: skip
         self._add_arrows(fig)
         # labels on the overlay level, above the arrows (annotations), on a faint backing
-        fig.text(x=-3.9, y=3.5, text="text", source=self.label, text_font_size="12px",
-                 text_color="#333333", level="overlay", background_fill_color="#ffffff",
-                 background_fill_alpha=0.75)  # fmt: skip
+        self.label_glyph = fig.text(
+            x=-3.9, y=3.5, text="text", source=self.label, text_font_size="12px",
+            text_color="#333333", level="overlay", background_fill_color="#ffffff",
+            background_fill_alpha=0.75)  # fmt: skip
         args, now = self.js_args(), "cursor.data.frame[0]"
         fig.add_tools(HoverTool(renderers=[dots], tooltips=None,
                                 callback=client.draw(args, now, before=("hovered",))))  # fmt: skip
@@ -212,7 +213,7 @@ class FlowViews(pn.viewable.Viewer):
         fig = self._frame("Density (Eulerian view)", self.prefix + "density_fig")
         fig.x_range, fig.y_range = self.particle_fig.x_range, self.particle_fig.y_range
         mapper = LinearColorMapper(palette=Inferno256, low=0, high=255)
-        img = fig.image(
+        img = self.image = fig.image(
             image="image", x=-4, y=-4, dw=8, dh=8, source=self.heat, color_mapper=mapper
         )
         img.nonselection_glyph = None  # measured: it would keep showing frame 0
@@ -223,7 +224,8 @@ class FlowViews(pn.viewable.Viewer):
         fig.add_layout(bar, "right")
         fig.multi_line("xs", "ys", source=self.contour, line_color="#7fd3ff", line_width=1.2)
         self._add_arrows(fig)
-        fig.text(x=-3.9, y=3.9, text="text", source=self.peak_label, text_font_size="12px",
+        self.peak_glyph = fig.text(
+                 x=-3.9, y=3.9, text="text", source=self.peak_label, text_font_size="12px",
                  text_baseline="top", text_line_height=1.3,
                  text_color="#ffffff", level="overlay", background_fill_color="#000004",
                  background_fill_alpha=0.6)  # fmt: skip
@@ -367,7 +369,7 @@ class FlowViews(pn.viewable.Viewer):
             return
         result = s.result
         n_frames = len(result.times)
-        # The extent is fixed by RunConfig; the figures' ranges are set once, at build.
+        self.fit_extent(result.extent)
         self.pstore.data = pack_particles(result)
         if result.reference is not None or len(self.rstore.data["xy"]):  # else nothing to send
             self.rstore.data = pack_reference(result)
@@ -378,6 +380,21 @@ class FlowViews(pn.viewable.Viewer):
         self.istore.data = images
         self.gstore.data = rows  # last: its length tells render.js the frame count
         self.fit_player(n_frames)
+
+    def fit_extent(self, extent) -> None:
+        """Both views show the run's box (RunConfig.extent): (−4, 4)² for most runs, wider where
+        the noise end is (VE, EDM). Only when the box changes: a user's zoom survives reruns."""
+        x0, x1, y0, y1 = (float(v) for v in extent)
+        if getattr(self, "_extent", (-4.0, 4.0, -4.0, 4.0)) == (x0, x1, y0, y1):
+            return
+        self._extent = (x0, x1, y0, y1)
+        fig = self.particle_fig  # the density view shares its ranges
+        fig.x_range.update(start=x0, end=x1, reset_start=x0, reset_end=x1)
+        fig.y_range.update(start=y0, end=y1, reset_start=y0, reset_end=y1)
+        self.image.glyph.update(x=x0, y=y0, dw=x1 - x0, dh=y1 - y0)
+        left, height = x0 + 0.0125 * (x1 - x0), y1 - y0
+        self.label_glyph.glyph.update(x=left, y=y1 - 0.0625 * height)
+        self.peak_glyph.glyph.update(x=left, y=y1 - 0.0125 * height)
 
     def fit_player(self, n_frames: int | None = None) -> None:
         """The player's last step: the run's last frame, or in compare mode the timeline's.

@@ -15,7 +15,7 @@ from models.datasets import DATASETS
 from models.density import DEFAULT_BANDWIDTH, Grid
 from models.logdensity import CARRIERS
 from models.paths import PATHS
-from models.schedules import SCHEDULES
+from models.schedules import SCHEDULES, make_schedule
 from models.solvers import GRIDS, SOLVERS, default_t_min, solvers_for
 
 MAX_STEPS = 1000
@@ -64,6 +64,11 @@ class RunConfig:
     schedule: str = "linear"
     beta_min: float = 0.1
     beta_max: float = 20.0
+    sigma_min: float | None = None  # σ_min of ve and edm (None: the process's default)
+    sigma_max: float | None = None  # σ_max of ve and edm (None: the process's default)
+    shift: float = 2.0  # the shifted cosine schedule's shift s (models/schedules.py)
+    schedule_points: str = ""  # the drawn schedule's control points "t:λ,…" (schedule points)
+    source: str = "gaussian"  # what linear flow matching transports: N(0, I) or a data set
     n_reference: int = 1000
     resolution: int = 128
     bandwidth: float = DEFAULT_BANDWIDTH
@@ -156,6 +161,8 @@ class RunConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        self._validate_sigmas()
+        self._validate_path()
         steps_noise = self.solver_used not in ("closed-form", "exact-transition")
         if steps_noise and not solver_applies(self.solver, self.noise_level):
             raise ValueError(
@@ -174,6 +181,52 @@ class RunConfig:
             )
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device cuda asked for, but no CUDA device is available")
+
+    def _validate_path(self) -> None:
+        """The schedule's own settings (a drawn schedule's points, the shift) and the source of
+        flow matching, each refused in one line."""
+        if self.schedule == "points" and not self.schedule_points:
+            raise ValueError("schedule points needs its control points (--schedule-points)")
+        if self.schedule_points and self.schedule != "points":
+            raise ValueError("--schedule-points draws a schedule: give it with --schedule points")
+        if not (math.isfinite(self.shift) and 0.01 <= self.shift <= 100):
+            raise ValueError(f"shift must be in [0.01, 100], got {self.shift}")
+        if self.schedule == "points":
+            make_schedule("points", points=self.schedule_points)  # its one-line refusal
+        if self.source != "gaussian":
+            if self.source not in DATASETS:
+                raise ValueError(f"unknown source {self.source!r}; choose gaussian or one of "
+                                 f"{', '.join(DATASETS)}")  # fmt: skip
+            if self.process != "fm":
+                raise ValueError(f"a data set as the source is for flow matching (fm), "
+                                 f"not {self.process}: diffusion starts from noise")  # fmt: skip
+            if self.kind == "sde":
+                raise ValueError("the SDE needs Gaussian noise at t = 1; from a data set as the "
+                                 "source, run the ODE or the conditional paths")  # fmt: skip
+            if self.solver in ("ddim", "dpmpp2m") and self.kind == "ode":
+                raise ValueError(f"{self.solver} steps on the noise prediction ε̂, which a data "
+                                 "set as the source does not have; use euler, heun, midpoint, "
+                                 "rk4 or dopri5")  # fmt: skip
+
+    def _validate_sigmas(self) -> None:
+        """σ_min and σ_max of ve and edm (None: the process's default): finite, and
+        0 < σ_min < σ_max <= 1000 with the process's default standing in for a None."""
+        from models.processes import SIGMA_LIMIT, check_sigmas, default_sigmas
+
+        low, high = self.sigma_min, self.sigma_max
+        for name, value in (("sigma-min", low), ("sigma-max", high)):
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
+        if low is not None and not low > 0:
+            raise ValueError(f"sigma-min must be > 0, got {low:g}")
+        if high is not None and not 0 < high <= SIGMA_LIMIT:
+            raise ValueError(f"sigma-max must be in (0, {SIGMA_LIMIT:g}], got {high:g}")
+        if self.process in ("ve", "edm"):
+            default_low, default_high = default_sigmas(self.process)
+            low = default_low if low is None else low
+            high = default_high if high is None else high
+        if low is not None and high is not None:
+            check_sigmas(low, high)
 
     @property
     def solver_used(self) -> str:

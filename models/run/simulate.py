@@ -35,10 +35,10 @@ from models.solvers.counting import PolledField
 
 
 def path_of(config: RunConfig) -> GaussianPath:
-    """The Gaussian path a configuration names (its schedule included)."""
-    return make_path(
-        config.process, make_schedule(config.schedule, config.beta_min, config.beta_max)
-    )
+    """The Gaussian path a configuration names (its schedule, and σ_min, σ_max, included)."""
+    schedule = make_schedule(config.schedule, config.beta_min, config.beta_max,
+                             shift=config.shift, points=config.schedule_points or None)  # fmt: skip
+    return make_path(config.process, schedule, config.sigma_min, config.sigma_max)
 
 
 def build(
@@ -258,8 +258,9 @@ def exact_frames(config: RunConfig, times, dataset: Dataset | None = None, cache
 def _exact_density(config, cacheable, field, path, times, cache) -> np.ndarray:
     """Exact p_t on the grid, (T+1, H, W), memoised in ``cache`` (one entry) when given."""
     key = (
-        config.process, config.schedule, config.beta_min, config.beta_max, config.dataset,
-        config.n_reference, tuple(times.tolist()), config.grid,
+        config.process, config.schedule, config.beta_min, config.beta_max, config.shift,
+        config.schedule_points, config.sigma_min, config.sigma_max, config.source,
+        config.dataset, config.n_reference, tuple(times.tolist()), config.grid,
     )  # fmt: skip
     if cache is not None and cacheable and key in cache:
         return cache[key]
@@ -268,3 +269,22 @@ def _exact_density(config, cacheable, field, path, times, cache) -> np.ndarray:
         cache.clear()
         cache[key] = exact
     return exact
+
+
+NOISE_WIDE = 1.5  # b(1) above this: the noise end outgrows the default box (VE, EDM)
+DATA_BOX = 4.0  # the default box's half width: it holds every built-in data set
+
+
+def view_extent(config: RunConfig) -> tuple[float, float, float, float]:
+    """The box (x0, x1, y0, y1) that holds the run: ``config.extent``, widened to
+    ±(4 + 3.5 b(1)) where the noise end N(0, b(1)² I) outgrows it (VE and EDM, whose b(1) is
+    σ_max: a 2D normal leaves 3.5 σ once in 450 draws), rounded up to a whole number."""
+    try:
+        b1 = float(path_of(config).coefficients(torch.tensor(1.0, dtype=torch.float64)).b)
+    except ValueError:  # a bad setting: RunConfig.validate says what is wrong
+        return tuple(config.extent)
+    if not b1 > NOISE_WIDE:  # NaN too
+        return tuple(config.extent)
+    half = float(math.ceil(DATA_BOX + 3.5 * b1))
+    x0, x1, y0, y1 = config.extent
+    return (min(x0, -half), max(x1, half), min(y0, -half), max(y1, half))

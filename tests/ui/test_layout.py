@@ -116,7 +116,7 @@ def test_controls_show_what_is_in_effect_and_the_notice_warns(app, page):
     assert eta == 0 and shown.js(SLIDER + ".disabled", "η")  # the ODE runs with η = 0
     assert not shown.js(SLIDER + ".disabled", "β_max")
     shown.store_marker()
-    page.get_by_role("button", name="cosine", exact=True).click()
+    page.locator("select").filter(has_text="shifted cosine").select_option(label="cosine")
     shown.wait_store_changed()
     for beta in ("β_min", "β_max"):  # the cosine schedule is made without them
         assert shown.js(SLIDER + ".disabled", beta), beta

@@ -106,7 +106,8 @@ class CompareViews(pn.viewable.Viewer):
                      toolbar_location="above")  # fmt: skip
         x0, x1, y0, y1 = self.comparison.a.config().extent
         mapper = LinearColorMapper(palette=list(DIVERGING), low=0, high=255)
-        img = fig.image(image="image", x=x0, y=y0, dw=x1 - x0, dh=y1 - y0, source=self.diff,
+        img = self.diff_image = fig.image(image="image", x=x0, y=y0, dw=x1 - x0, dh=y1 - y0,
+                                          source=self.diff,
                         color_mapper=mapper)  # fmt: skip
         img.nonselection_glyph = None
         fig.text(x="x", y="y", text="text", source=self.readout, text_font_size="12px",
@@ -162,6 +163,7 @@ class CompareViews(pn.viewable.Viewer):
             return
         old = self._shown
         self._shown = pair
+        self._fit_extent(pair.a.extent)
         difference = self.comparison.layout == "overlay"  # the only layout that shows it
         same = (
             old is not None
@@ -185,6 +187,14 @@ class CompareViews(pn.viewable.Viewer):
         self.rows.data = rows  # last: it redraws the step
         self.note.object, self.note.visible = note, bool(note)
         a.fit_player()
+
+    def _fit_extent(self, extent) -> None:
+        """The difference view and the readouts in the pair's box (A's and B's share one)."""
+        x0, x1, y0, y1 = (float(v) for v in extent)
+        self.diff_image.glyph.update(x=x0, y=y0, dw=x1 - x0, dh=y1 - y0)
+        corner = [x0 + 0.0125 * (x1 - x0)], [y0 + 0.0125 * (y1 - y0)]
+        if (self.readout.data["x"], self.readout.data["y"]) != corner:
+            self.readout.data = {**self.readout.data, "x": corner[0], "y": corner[1]}
 
     def _difference_if_shown(self, event) -> None:
         """The overlaid layout shows the difference: make it for the pair on screen."""
