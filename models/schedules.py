@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from models.logsnr import (
+from models.drawn_schedule import (
     BETA_LIMIT,
     DEFAULT_POINTS,
     LAMBDA_LIMIT,
@@ -26,16 +26,18 @@ from models.logsnr import (
     RATE_STEP,
     SIGNAL_BAND,
     DrawnSchedule,
-    EDMSchedule,
-    LogSNRSchedule,
     Points,
-    Schedule,
-    ShiftedCosineSchedule,
-    SigmoidSchedule,
     check_points,
     format_points,
     parse_points,
     sample_log_snr,
+)
+from models.logsnr import (
+    EDMSchedule,
+    LogSNRSchedule,
+    Schedule,
+    ShiftedCosineSchedule,
+    SigmoidSchedule,
 )
 
 __all__ = [

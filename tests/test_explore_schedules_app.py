@@ -1,4 +1,4 @@
-"""The app's side of the processes, schedules and sources (docs/MATH.md §2, §2.1, §5.2): the
+"""The app's side of the processes, schedules and sources (docs/MATH.md §2, §2.1, §5.1): the
 sidebar shows what a process reads, the views hold VE's wide noise end, a drawn schedule
 travels in the link and a bad one is refused with the old one kept."""
 
@@ -149,3 +149,11 @@ def test_the_caption_names_the_path():
     state = FlowState(process="fm", source="8gaussians", dataset="moons", **SMALL)
     state.recompute()
     assert "from 8gaussians" in settings_text(state.result)
+
+
+@pytest.mark.parametrize("process", ["subvp", "ve", "edm"])
+def test_a_learned_field_asked_of_a_new_process_says_the_exact_one_is_shown(process):
+    state = FlowState(process=process, field="pretrained", **SMALL)
+    state.recompute()
+    assert state.result.source.kind == "exact"
+    assert "showing the exact field" in state.notice and "\n" not in state.notice

@@ -38,6 +38,9 @@ def add_train(sub) -> None:
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--lr", type=finite, default=d.lr, help="peak learning rate (cosine decay)")
     p.add_argument("--ot", action="store_true", help="minibatch optimal-transport pairing")
+    p.add_argument("--source", choices=tuple(DATASETS), default=None, metavar="NAME",
+                   help="fm: train the flow from this data set at t = 1 instead of N(0, I) "
+                   "(independent pairs, or --ot)")  # fmt: skip
     p.add_argument("--seed", type=seed_number, default=d.seed)
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=d.device)
     p.add_argument(
@@ -85,6 +88,7 @@ def run_train(args) -> int:
     config = TrainConfig(
         process=args.process, dataset=name, steps=args.steps, batch=args.batch, lr=args.lr,
         train_size=args.train_size, ot=args.ot, seed=args.seed, device=args.device,
+        source=args.source,
         schedule=args.schedule, beta_min=args.beta_min, beta_max=args.beta_max,
     )  # fmt: skip
     trainer = Trainer(config, data)

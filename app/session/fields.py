@@ -52,6 +52,7 @@ class TrainedModel:
         train_size: M, or None for fresh samples every step.
         steps: optimiser steps done.
         ot: trained with minibatch optimal-transport pairing.
+        source: the data set its flow starts from at t = 1, or None for N(0, I).
     """
 
     net: FieldMLP
@@ -61,6 +62,7 @@ class TrainedModel:
     train_size: int | None
     steps: int
     ot: bool = False
+    source: str | None = None
 
 
 def _learned(net, arch: Architecture):
@@ -70,10 +72,16 @@ def _learned(net, arch: Architecture):
     return make_field
 
 
+PRETRAINED_PROCESSES = ("fm", "vp")  # assets/weights/<data set>-<process>.safetensors
+
+
 def _pretrained(state, cache: dict):
     if state.dataset == "points":
         raise CheckpointError("no pretrained model for your own points (train one here)")
     name = pretrained_path(state.dataset, state.process)
+    if state.process not in PRETRAINED_PROCESSES:  # said plainly, not as a missing file path
+        raise CheckpointError(f"no pretrained weights ship for the {state.process} process "
+                              "(only for fm, and vp with the linear schedule)")  # fmt: skip
     if name not in cache:
         field, arch, manifest = load(name)  # refused with one line if missing or bad
         cache[name] = (arch, manifest, field.net, weights_digest(field.net.parameters()))
@@ -91,6 +99,10 @@ def _trained(state):
         raise ValueError("no weights trained in this session yet: start one in the Train panel")
     check_matches(model.arch, state.process, state.schedule, state.beta_min, state.beta_max,
                   "the weights trained here")  # fmt: skip
+    source = state.source if state.uses_source and state.source != "gaussian" else None
+    if model.source != source:
+        raise ValueError(f"the weights trained here flow from {model.source or 'N(0, I)'}, not "
+                         f"from {source or 'N(0, I)'}: train again")  # fmt: skip
     same_points = state.dataset != "points" or (
         model.points is not None and state.points is not None
         and np.array_equal(model.points, state.points))  # fmt: skip
@@ -119,6 +131,11 @@ def _exact_m(state, data: Dataset, device: str):
 def resolve(state, data: Dataset, cache: dict) -> tuple[FieldSource, str]:
     """(what moves the particles, note or "") for ``state.field``."""
     choice = state.field
+    source = state.source if state.uses_source and state.source != "gaussian" else None
+    if choice in ("pretrained", "exact_m") and source is not None:
+        return FieldSource("exact", asked=choice), (
+            "the pretrained weights and the field of M points flow from N(0, I), not from a "
+            "data set; showing the exact field from the source.")  # fmt: skip
     try:
         if choice == "pretrained":
             return _pretrained(state, cache), ""

@@ -2,7 +2,7 @@
 
 A ``param.Parameterized`` mixin of :class:`app.session.state.FlowState`, kept apart so that
 the path's settings, and the rules of which of them a run reads, sit in one place
-(docs/MATH.md §2, §2.1, §2.2 and §5.2).
+(docs/MATH.md §2, §2.1, §2.2 and §5.1).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class PathSettings(param.Parameterized):
         objects={"N(0, I)": "gaussian", **{label: name for name, label in DATASET_LABELS.items()}},
         doc="What flow matching transports to the data: standard normal noise, or another data "
         "set (8 gaussians → moons is the classic). The exact field is a mixture over pairs of "
-        "components (docs/MATH.md §5.2); the SDE needs Gaussian noise",
+        "components (docs/MATH.md §5.1); the SDE needs Gaussian noise",
     )
 
     @property
@@ -145,8 +145,15 @@ class PathSettings(param.Parameterized):
         named = make_schedule(name, self.beta_min, self.beta_max, shift=self.shift)
         return format_points(sample_log_snr(named, DRAWN_START))
 
-    @param.depends("schedule", watch=True, on_init=True)
-    def _start_drawing(self) -> None:
-        """A drawn schedule with no points yet starts from the linear one's λ(t)."""
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.param.watch(self._start_drawing, "schedule")
         if self.schedule == "points" and not self.schedule_points:
             self.schedule_points = self.drawn_from("linear")
+
+    def _start_drawing(self, event) -> None:
+        """A drawn schedule with no points yet starts from the schedule chosen before it, so
+        that drawing begins from the curve on screen."""
+        if event.new == "points" and not self.schedule_points:
+            before = event.old if event.old != "points" else "linear"
+            self.schedule_points = self.drawn_from(before)

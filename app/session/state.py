@@ -284,7 +284,8 @@ class FlowState(PathSettings):
             beta_min=self.beta_min, beta_max=self.beta_max, **self.path_config(),
             n_reference=APP_REFERENCE,
             resolution=APP_RESOLUTION, device=self.device, pde=self.density_source == "pde",
-            log_density=self.shade and self.kind == "ode" and solver in CARRIERS,
+            log_density=self.shade and self.kind == "ode" and solver in CARRIERS
+            and not (self.uses_source and self.source != "gaussian"),
             exact_density=self.wants_exact,
         )  # fmt: skip
         return replace(config, extent=view_extent(config))

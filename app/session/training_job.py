@@ -70,6 +70,7 @@ class TrainingJob(param.Parameterized):
             process=s.process, dataset=s.dataset, steps=self.steps, batch=self.batch, lr=self.lr,
             train_size=s.train_size or None, ot=self.ot, seed=TRAIN_SEED, device=s.device,
             schedule=s.schedule, beta_min=s.beta_min, beta_max=s.beta_max,
+            source=s.source if s.uses_source and s.source != "gaussian" else None,
         )  # fmt: skip
 
     def start(self) -> bool:
@@ -156,7 +157,7 @@ class TrainingJob(param.Parameterized):
             dataset, points = meta
             c = trainer.config
             model = TrainedModel(trainer.snapshot(), trainer.arch, dataset, points,
-                                 c.train_size, trainer.step, c.ot)  # fmt: skip
+                                 c.train_size, trainer.step, c.ot, c.source)  # fmt: skip
         try:
             self._schedule(lambda: self._deliver(model, trainer, final, reason))
         except Exception:  # the session closed (its page went away) while this run ended

@@ -69,8 +69,19 @@ def equations(state: FlowState) -> list[tuple[str, str]]:
     blocks = [("text", "**Path** (t = 0 data, t = 1 noise)"),
               ("tex", rf"x_t = a(t)\,x_0 + b(t)\,{noise},\quad a = {p['a']},\ b = {p['b']}"),
               ("tex", rf"f(t) = {p['f']},\quad g^2(t) = {p['g2']}"),
-              ("text", "**Forward SDE** with these marginals"),
-              ("tex", r"dx = f(t)\,x\,dt + g(t)\,dw")]  # fmt: skip
+              ("text", "**Forward SDE** with these marginals, its **reverse SDE** (Anderson) and "
+                       "the **probability-flow ODE**, which share them"),
+              ("tex", r"dx = f(t)\,x\,dt + g(t)\,dw,\qquad dx = \big[f(t)\,x - g^2(t)\,"
+                      r"\nabla\log p_t(x)\big]\,dt + g(t)\,d\bar w"),
+              ("tex", r"\frac{dx}{dt} = f(t)\,x - \tfrac12 g^2(t)\,\nabla\log p_t(x)"),
+              ("text", "**This run**")]  # fmt: skip
+    from_data = state.uses_source and state.source != "gaussian"
+    if from_data:  # no diffusion: x₁ is not Gaussian given x₀, so no f, g², SDE or score form
+        blocks[2:7] = [("text", "**Flow matching between two data sets**: no forward SDE (x₁ is "
+                                "not Gaussian given x₀); the marginal velocity, a mixture over "
+                                "pairs of components (docs/MATH.md §5.1)"),
+                       ("tex", r"v(x,t) = \mathbb{E}[\,x_1 - x_0 \mid x_t = x\,]"),
+                       ("text", "**This run**")]  # fmt: skip
     reverse = state.direction == "reverse"
     when = " (integrated from t = 1 to t = 0)" if reverse else " (from t = 0 to t = 1)"
     if state.kind == "conditional":
@@ -80,8 +91,8 @@ def equations(state: FlowState) -> list[tuple[str, str]]:
                             "velocity v that the ODE follows.")]  # fmt: skip
     elif state.kind == "ode" or state.noise_level == 0:
         blocks += [("text", "**Probability-flow ODE**" + when),
-                   ("tex", r"\frac{dx}{dt} = v(x,t) = f(t)\,x"
-                           r" - \tfrac12 g^2(t)\,\nabla\log p_t(x)"),
+                   ("tex", r"\frac{dx}{dt} = v(x,t)" + ("" if from_data else
+                           r" = f(t)\,x - \tfrac12 g^2(t)\,\nabla\log p_t(x)")),
                    ("text", "**Continuity equation** for the density ρ"),
                    ("tex", r"\partial_t \rho + \nabla\cdot(v\,\rho) = 0")]  # fmt: skip
     else:

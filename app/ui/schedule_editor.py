@@ -20,7 +20,7 @@ from app.session.path_settings import SCHEDULE_LABELS
 from app.session.state import FlowState
 from models.schedules import format_points, make_schedule, parse_points
 
-LAMBDA_RANGE = (-16.0, 16.0)  # the plot's λ axis: the named schedules' λ(t) fit in it
+LAMBDA_RANGE = (-17.0, 15.0)  # the plot's λ axis: the named schedules' λ(t) fit in it
 CURVE_TIMES = np.linspace(0.0, 1.0, 201)
 NAMED = {label: name for label, name in SCHEDULE_LABELS.items() if name != "points"}
 
@@ -44,15 +44,17 @@ class ScheduleEditor(pn.viewable.Viewer):
             "Backspace to remove it. λ must fall from left to right.",
             styles={"font-size": "11px", "color": "#555"}, margin=(0, 5),
         )  # fmt: skip
-        self.column = pn.Column(self.fig, pn.Row(self.reset_to, self.reset), self.help,
-                                margin=0)  # fmt: skip
+        # In the page only while a drawn schedule is in use: a hidden figure is never painted,
+        # and its pending repaint kept the page from ever being still (tests wait for that)
+        self._parts = [self.fig, pn.Row(self.reset_to, self.reset), self.help]
+        self.column = pn.Column(margin=0)
         self._syncing = False
         self.points.on_change("data", self._edited)
         self.state.param.watch(self._follow, ["process", "schedule", "schedule_points"])
         self._follow()
 
     def _figure(self):
-        fig = figure(title="λ(t) = log(a²/b²): drag the points", width=300, height=200,
+        fig = figure(title="λ(t) = log(a²/b²): drag the points", width=300, height=260,
                      x_range=(0, 1), y_range=LAMBDA_RANGE, toolbar_location=None, tools="",
                      name="schedule_editor")  # fmt: skip
         fig.title.text_font_size = "11px"
@@ -69,7 +71,8 @@ class ScheduleEditor(pn.viewable.Viewer):
     def _follow(self, *_events) -> None:
         s = self.state
         drawn = s.scheduled and s.schedule == "points"
-        self.column.visible = drawn
+        if bool(self.column.objects) != drawn:
+            self.column.objects = self._parts if drawn else []
         if not drawn or not s.schedule_points:
             return
         points = parse_points(s.schedule_points)

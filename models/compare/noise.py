@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from models.run.config import RunConfig
+from models.source_flow import sample_source
 
 BRIDGE_SEED = 0x5EED  # B's bridge draws: seeded from the run's seed plus this
 # Grid points closer than this (in t) are the same point: grids made by different rules
@@ -40,6 +41,10 @@ def start_draws(config: RunConfig, data, generator) -> None:
     n, device = config.particles, config.device
     if _draws_data(config):
         data.sample(n, generator, device=device)
+        if config.kind == "conditional" and config.source != "gaussian":
+            sample_source(config.source, n, generator, device=device)
+    elif config.source != "gaussian":  # models.run.simulate.start_points
+        sample_source(config.source, n, generator, device=device)
     else:  # path.prior: b(t) times these
         torch.randn(n, 2, generator=generator, dtype=torch.float32, device=device)
 

@@ -11,6 +11,9 @@ its cost grows as B³ (one batch of 4096 took 36 s on a 2-core machine, and a se
 users waited for it), while blocks of 256 take ~9 ms each. Minibatch OT is an approximation at
 any batch size; the blocks are random (the batch is drawn i.i.d.), so a batch of 4096 pairs as
 16 minibatches of 256 would.
+With ``source`` the t = 1 end x1 is a sample of another data set instead of ε ~ N(0, I) (flow
+matching between two data sets, independent or OT-coupled; :mod:`models.source_flow` has its
+exact field); the target is still u = ȧ x0 + ḃ x1.
 
 Adam with a cosine-decayed learning rate, gradient clipping, and an exponential moving average
 (EMA) of the weights, which is what samples. Seeded: on the CPU the same config gives the same
@@ -49,7 +52,10 @@ class TrainConfig:
         dataset: a built-in data set name (or ``points`` with a data set passed in).
         steps, batch, lr: optimisation length, batch size and peak learning rate.
         train_size: M, the size of a fixed training set; None draws fresh samples every step.
-        ot: pair data and noise in each batch by exact minibatch optimal transport.
+        ot: pair data and noise in each batch by exact minibatch optimal transport (the
+            ``coupling`` "ot"; False: "independent").
+        source: a built-in data set drawn as x1 instead of N(0, I) (flow matching from a
+            source, ``fm`` with a velocity, x0 or ε = x1 target); None: N(0, I).
         seed: seeds the weights, data, noise and times.
         device: ``cpu``, ``cuda`` or ``auto`` (CUDA when available).
         ema: EMA decay of the sampling weights.
@@ -75,6 +81,12 @@ class TrainConfig:
     schedule: str = "linear"
     beta_min: float = 0.1
     beta_max: float = 20.0
+    source: str | None = None
+
+    @property
+    def coupling(self) -> str:
+        """How x0 and x1 are paired in a batch: ``independent`` or ``ot``."""
+        return "ot" if self.ot else "independent"
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message for any bad setting."""
@@ -93,6 +105,14 @@ class TrainConfig:
             ),
             (0 <= self.ema < 1, f"ema must be in [0, 1), got {self.ema}"),
             (self.device in ("cpu", "cuda", "auto"), "device must be cpu, cuda or auto"),
+            (
+                self.source is None or self.source in DATASETS,
+                f"unknown source {self.source!r}; choose from {', '.join(DATASETS)}",
+            ),
+            (
+                self.source is None or (self.process == "fm" and self.predicts != "score"),
+                "a data source trains fm on the velocity, x0 or x1 (no score: x1 is no Gaussian)",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -144,6 +164,17 @@ def ot_pairing(x0: Tensor, eps: Tensor, block: int | None = None) -> Tensor:
     return eps[torch.cat(order).to(eps.device)]
 
 
+COUPLINGS = ("independent", "ot")
+
+
+def couple(x0: Tensor, x1: Tensor, coupling: str = "independent") -> Tensor:
+    """x1 (B, 2) paired to x0 (B, 2): as drawn (``independent``), or re-ordered by
+    :func:`ot_pairing` (``ot``: minibatch optimal transport on squared distances)."""
+    if coupling not in COUPLINGS:
+        raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
+    return ot_pairing(x0, x1) if coupling == "ot" else x1
+
+
 class Trainer:
     """Step-by-step training of one config; ``ema_net`` holds the sampling weights.
 
@@ -158,6 +189,7 @@ class Trainer:
         self.device = torch.device(config.resolved_device())
         self.path = self.arch.path()
         self.data = data if data is not None else make_dataset(config.dataset)
+        self.source = None if config.source is None else make_dataset(config.source)
         self.net = build_network(self.arch, config.seed).to(self.device)
         self.ema_net = copy.deepcopy(self.net).requires_grad_(False)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr)
@@ -189,9 +221,11 @@ class Trainer:
     def loss_batch(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """One training batch (x_t, t, target, x0), each (B, 2) but t (B,), on the device."""
         x0 = self._batch()
-        eps = torch.randn(x0.shape, generator=self.gen)
-        if self.config.ot:
-            eps = ot_pairing(x0, eps)
+        if self.source is None:
+            eps = torch.randn(x0.shape, generator=self.gen)
+        else:  # x1 from the source data set (``eps`` names the t = 1 end either way)
+            eps = self.source.sample(len(x0), self.gen)[0]
+        eps = couple(x0, eps, self.config.coupling)
         t_lo = self.arch.t_min if self.arch.process == "vp" else 0.0
         t = t_lo + (1 - t_lo) * torch.rand(len(x0), generator=self.gen)
         x0, eps, t = (v.to(self.device) for v in (x0, eps, t))

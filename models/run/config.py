@@ -200,13 +200,16 @@ class RunConfig:
             if self.process != "fm":
                 raise ValueError(f"a data set as the source is for flow matching (fm), "
                                  f"not {self.process}: diffusion starts from noise")  # fmt: skip
-            if self.kind == "sde":
-                raise ValueError("the SDE needs Gaussian noise at t = 1; from a data set as the "
-                                 "source, run the ODE or the conditional paths")  # fmt: skip
-            if self.solver in ("ddim", "dpmpp2m") and self.kind == "ode":
-                raise ValueError(f"{self.solver} steps on the noise prediction ε̂, which a data "
-                                 "set as the source does not have; use euler, heun, midpoint, "
-                                 "rk4 or dopri5")  # fmt: skip
+            # DDIM's η-family and the exact transition draw x_t | x0 as a Gaussian, which it
+            # is not here; Euler–Maruyama on the exact score is right but stiff: the score
+            # grows like 1/σ_s² near t = 1, where g² diverges (docs/MATH.md §5.1)
+            if self.kind == "sde" and self.noise_level > 0:
+                raise ValueError("from a data set as the source, run the ODE or the "
+                                 "conditional paths: the SDE's noise is Gaussian, and its "
+                                 "Euler-Maruyama steps blow up near the source")  # fmt: skip
+            if self.log_density:
+                raise ValueError("log-density is carried from a Gaussian noise end; a data set "
+                                 "as the source has none")  # fmt: skip
 
     def _validate_sigmas(self) -> None:
         """σ_min and σ_max of ve and edm (None: the process's default): finite, and
@@ -254,4 +257,10 @@ class RunConfig:
         # a forward run starts at t = 0 whatever t_min says
         end = self.data_end if self.direction == "reverse" else 0.0
         d["t_min_requested"], d["t_min"] = self.t_min, end
+        if self.process in ("ve", "edm"):  # the σ range used (None asked: the defaults)
+            from models.processes import default_sigmas
+
+            low, high = default_sigmas(self.process)
+            d["sigma_min"] = low if self.sigma_min is None else self.sigma_min
+            d["sigma_max"] = high if self.sigma_max is None else self.sigma_max
         return d

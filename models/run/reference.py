@@ -25,6 +25,7 @@ from models.evaluation.solver_error import (
 from models.run.result import RunResult
 from models.run.simulate import build
 from models.solvers.counting import PolledField
+from models.source_flow import source_field
 
 # The SW2 readout compares at most this many of the run's samples with as many fresh ones, over
 # REFS fresh sets, against a noise floor of FLOOR_PAIRS pairs, kept per data set and size: a
@@ -50,7 +51,9 @@ def with_reference(result: RunResult, poll=None) -> RunResult:
         raise ValueError("a stochastic run has no reference: its particles follow no ODE")
     config, source = result.config, result.source
     path, data, exact = build(config, result.dataset)
-    if source.make is None:
+    if source.make is None and config.source != "gaussian":
+        field = source_field(path, data, config.source, dtype=torch.float64)
+    elif source.make is None:
         field = exact_field64(path, data)
         if result.dataset is not None:  # the user's points: the run's own reference mixture
             field = type(field)(path, exact.reference, dtype=torch.float64)

@@ -32,6 +32,14 @@ from models.samplers import (
 from models.schedules import make_schedule
 from models.solvers import SOLVERS, CountingField, make_times, sampler_of
 from models.solvers.counting import PolledField
+from models.source_flow import (
+    SourcePairField,
+    conditional_from_source,
+    pair_mixture_density,
+    sample_source,
+    solve_continuity,
+    source_field,
+)
 
 
 def path_of(config: RunConfig) -> GaussianPath:
@@ -44,10 +52,23 @@ def path_of(config: RunConfig) -> GaussianPath:
 def build(
     config: RunConfig, dataset: Dataset | None = None
 ) -> tuple[GaussianPath, Dataset, ExactField]:
-    """The path, data set and exact field a configuration names."""
+    """The path, data set and exact field a configuration names: the data's mixture on the
+    path, or from a data set as the source, the mixture over pairs (docs/MATH.md §5.1)."""
     path = path_of(config)
     data = dataset if dataset is not None else make_dataset(config.dataset)
+    if config.source != "gaussian":
+        return path, data, source_field(path, data, config.source, device=config.device)
     return path, data, ExactField(path, data.reference(config.n_reference), device=config.device)
+
+
+def start_points(config: RunConfig, path: GaussianPath, t0: float, generator) -> torch.Tensor:
+    """Where a reverse run starts, (N, 2): the noise end N(0, b(t0)² I) (``GaussianPath.prior``)
+    or b(t0) times samples of the source data set."""
+    n, device = config.particles, config.device
+    if config.source == "gaussian":
+        return path.prior(n, t0, generator, device=device)
+    b = float(path.coefficients(torch.tensor(t0, dtype=torch.float64)).b)
+    return b * sample_source(config.source, n, generator, device=device)[0]
 
 
 def run_times(config: RunConfig, path: GaussianPath) -> torch.Tensor:
@@ -97,7 +118,11 @@ def trajectories(
         x0, labels = data.sample(n, generator, device=device)
         if used == "closed-form":  # played from noise to data for reverse runs
             forward = times if config.direction == "forward" else times.flip(0)
-            traj = conditional_paths(path, x0, forward, generator)
+            if config.source == "gaussian":
+                traj = conditional_paths(path, x0, forward, generator)
+            else:  # x_t = a x0 + b x1, x1 a sample of the source (independent of x0)
+                x1 = sample_source(config.source, len(x0), generator, device=device)[0]
+                traj = conditional_from_source(path, x0, x1, forward)
             traj = traj if config.direction == "forward" else traj.flip(0)
         elif used == "exact-transition":
             traj = forward_sde_exact(path, x0, times, noise_source)
@@ -106,7 +131,7 @@ def trajectories(
                 sampler, field, path, x0, times, eta, noise_source, callback, workers
             )
         return traj, times, labels.cpu()
-    x1 = path.prior(n, float(times[0]), generator, device=device)
+    x1 = start_points(config, path, float(times[0]), generator)
     traj = sample_split(sampler, field, path, x1, times, eta, noise_source, callback, workers)
     labels = field.nearest_label(traj[-1], 0.0).cpu()
     return traj, times, labels
@@ -234,6 +259,9 @@ def _pde_solver(config: RunConfig, path, data, exact, field):
     eta = 0.0 if config.kind == "conditional" else config.noise_level  # the ODE's marginals
     mixture = _data_mixture(config, data, exact)
     times, grid = run_times(config, path), config.grid
+    if isinstance(exact, SourcePairField):  # from the source's mixture (RunConfig: η = 0)
+        return lambda callback: solve_continuity(exact, times, grid, callback=callback,
+                                                 poll=callback)  # fmt: skip
     # the callback after each frame also polls within a frame: a superseded run stops sooner
     return lambda callback: pde.solve_run(field, path, mixture, times, eta, grid,
                                           callback=callback, poll=callback)  # fmt: skip
@@ -264,7 +292,11 @@ def _exact_density(config, cacheable, field, path, times, cache) -> np.ndarray:
     )  # fmt: skip
     if cache is not None and cacheable and key in cache:
         return cache[key]
-    exact = mixture_density(field.reference, path, times, config.grid).cpu().numpy()
+    if isinstance(field, SourcePairField):
+        made = pair_mixture_density(field.reference, field.source, path, times, config.grid)
+    else:
+        made = mixture_density(field.reference, path, times, config.grid)
+    exact = made.cpu().numpy()
     if cache is not None and cacheable:
         cache.clear()
         cache[key] = exact
