@@ -30,6 +30,7 @@ MIN_POINTS, MAX_POINTS = 2, 64
 RATE_STEP, RATE_LIMIT = 1e-3, 1.0
 SIGNAL_BAND = (-4.0, 8.0)
 BETA_LIMIT = 1e4
+MIN_GAP = 1e-6  # the least t between two points, and the least t of a first point above 0
 SAMPLE_T_FIRST = 0.005  # first control point of a sampled schedule whose λ(0) = +∞
 
 
@@ -70,11 +71,19 @@ def check_points(points: Sequence[Sequence[float]]) -> Points:
                 f"schedule points must go left to right in t: point {k + 1} (t = {t1:g}) "
                 f"is not after point {k} (t = {t0:g})"
             )
+        if t1 - t0 < MIN_GAP:
+            raise ValueError(
+                f"schedule points {k} and {k + 1} are closer than {MIN_GAP:g} in t "
+                f"(t = {t0:g}, {t1:g}): spread them out"
+            )
         if not l1 < l0:
             raise ValueError(
                 f"the log-SNR must fall from left to right: point {k + 1} (log-SNR {l1:g}) "
                 f"is not below point {k} (log-SNR {l0:g})"
             )
+    if 0.0 < pts[0][0] < MIN_GAP:  # the −log t extension below it divides by t_first
+        raise ValueError(f"the first schedule point is at t = {pts[0][0]:g}: put it at 0 or "
+                         f"at t >= {MIN_GAP:g}")  # fmt: skip
     return tuple(pts)
 
 

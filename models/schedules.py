@@ -9,6 +9,7 @@ keep the dtype and device of t. Every schedule also has its log-SNR λ(t) = log(
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -161,6 +162,14 @@ SCHEDULES = {
 }
 
 
+@functools.lru_cache(maxsize=64)
+def _drawn(points: Points) -> DrawnSchedule:
+    """One drawn schedule per set of points: its steepness check costs ~60 ms, and a session
+    asks for the schedule of its settings several times a run. (Frozen values: safe to share,
+    and a refused drawing raises again, as errors are not cached.)"""
+    return DrawnSchedule(points)
+
+
 def make_schedule(
     name: str,
     beta_min: float = 0.1,
@@ -200,5 +209,5 @@ def make_schedule(
     if name == "points":
         if points is None:
             return DrawnSchedule()
-        return DrawnSchedule(parse_points(points) if isinstance(points, str) else points)
+        return _drawn(check_points(parse_points(points) if isinstance(points, str) else points))
     raise ValueError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")

@@ -45,6 +45,9 @@ FRAME_CHUNK = 4  # density frames per batch: (4, P, 128) float32 factors
 MAX_USER = 1152  # user points kept for a source field: as many as the largest built-in set
 
 
+LOGIT_FLOOR = 60.0  # see _softmax_floored
+
+
 def check_path(path: GaussianPath) -> None:
     """Refuse a path that does not join the two ends: a(0) = 1, b(0) = 0, a(1) = 0, b(1) = 1,
     with finite ḃ (VP has a(1) ≈ 0.006, so its t = 1 is no source, and ḃ(0) = ∞)."""
@@ -136,10 +139,11 @@ class SourcePairField:
         """[M_d, M_s] (N, 4): the responsibility means of the data and source components."""
         _, aug = self._augmented(x, a, b, c2)
         tab = self.table(x)
+        if not len(x):
+            return x.new_zeros(0, 4)
         with denormals_flushed():
-            return torch.cat([torch.softmax(self._logits(chunk, aug, c2), 1) @ tab
-                              for chunk in x.split(self._rows())]) if len(x) else \
-                x.new_zeros(0, 4)  # fmt: skip
+            return torch.cat([_softmax_floored(self._logits(chunk, aug, c2)) @ tab
+                              for chunk in x.split(self._rows())])  # fmt: skip
 
     def __call__(self, x: Tensor, t, want=("velocity",)) -> dict[str, Tensor]:
         """Each kind of ``want`` (``x0``, ``eps`` = ŷ = E[x1 | x_t], ``score``, ``velocity``) at
@@ -206,6 +210,18 @@ class SourcePairField:
         parts = [torch.logsumexp(((c[:, None, :] - mu[None]) ** 2).sum(-1) / (-2 * k["c2"]), 1)
                  for c in x.split(rows)]  # fmt: skip
         return (torch.cat(parts) if parts else x.new_zeros(0)) - const
+
+
+def _softmax_floored(logits: Tensor) -> Tensor:
+    """softmax along the pairs (n, P), each weight at least e^(−LOGIT_FLOOR) of the largest.
+
+    Far from most pairs nearly every exp underflows to a denormal float, and torch's CPU
+    arithmetic on denormals is ~50x slower (measured: 2.5 s instead of 45 ms for 2,000 points x
+    7,168 pairs on two threads, where ``denormals_flushed`` cannot flush them). The floor
+    changes the means by under P · e^(−60) ≈ 1e-22 relative.
+    """
+    w = (logits - logits.amax(1, keepdim=True)).clamp(min=-LOGIT_FLOOR).exp()
+    return w / w.sum(1, keepdim=True)  # out of place: autograd takes the divergence through it
 
 
 def source_field(path: GaussianPath, data: Dataset | Reference, source: Dataset | Reference | str,

@@ -157,3 +157,32 @@ def test_a_learned_field_asked_of_a_new_process_says_the_exact_one_is_shown(proc
     state.recompute()
     assert state.result.source.kind == "exact"
     assert "showing the exact field" in state.notice and "\n" not in state.notice
+
+
+def test_beta_and_schedule_settings_change_no_run_of_a_process_that_ignores_them():
+    base = FlowState(process="ve").config()
+    assert FlowState(process="ve", beta_max=30.0, schedule="cosine").config() == base
+    assert FlowState(process="vp", schedule="cosine", beta_max=30.0).config() == \
+        FlowState(process="vp", schedule="cosine").config()  # fmt: skip
+
+
+def test_edm_starts_at_its_own_sigma_min_and_a_users_sigma_min_carries_over():
+    state = FlowState(process="edm")
+    assert state.config().sigma_min == 0.002
+    state.process = "ve"
+    assert state.sigma_min == 0.01
+    state.sigma_min = 0.05
+    state.process = "edm"
+    assert state.sigma_min == 0.05
+
+
+def test_a_link_writes_a_drawing_in_one_spelling():
+    good, bad = read_url_values({"schedule_points": "０:８,1.000:-8"})
+    assert bad == {} and good["schedule_points"] == "0:8,1:-8"
+
+
+def test_a_path_that_misses_its_noise_end_says_so():
+    state = FlowState(process="vp", schedule="points", schedule_points="0:8,1:7.9", **SMALL)
+    state.recompute()
+    assert any("does not reach noise" in w for w in state.result.warnings)
+    assert "does not reach noise" in state.notice

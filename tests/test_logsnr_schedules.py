@@ -2,16 +2,18 @@
 the drawn schedule (PCHIP through control points) against the schedule it was drawn from, its
 validation and its text form (docs/MATH.md §2)."""
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.interpolate import PchipInterpolator
 
 from models.datasets import make_dataset
+from models.drawn_schedule import MIN_GAP
 from models.fields import ExactField
 from models.paths import VPPath
 from models.samplers import sample_euler, time_grid
@@ -333,7 +335,11 @@ def point_sets(draw):
     n = draw(st.integers(2, 64))
     ts = draw(st.lists(st.floats(0.0, 1.0), min_size=n, max_size=n, unique=True))
     lams = draw(st.lists(st.floats(-30.0, 30.0), min_size=n, max_size=n, unique=True))
-    return tuple(zip(sorted(ts), sorted(lams, reverse=True), strict=True))
+    ts = sorted(ts)
+    # valid drawings only: points at least MIN_GAP apart in t, the first at 0 or past MIN_GAP
+    assume(all(b - a >= MIN_GAP for a, b in itertools.pairwise(ts)))
+    assume(ts[0] == 0.0 or ts[0] >= MIN_GAP)
+    return tuple(zip(ts, sorted(lams, reverse=True), strict=True))
 
 
 @settings(max_examples=300, deadline=None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import param
 
+from models.processes import default_sigmas
 from models.schedules import format_points, make_schedule, sample_log_snr
 
 DATASET_LABELS = {
@@ -38,7 +39,7 @@ SCHEDULE_LABELS = {
 }
 SCHEDULED = ("vp", "subvp")  # processes whose (a, b) come from a β(t) schedule
 SIGMA_PROCESSES = ("ve", "edm")  # processes set by σ_min, σ_max
-MAX_POINTS_TEXT = 2000  # a drawn schedule's text in a link: 64 points of "t:λ," fit easily
+MAX_POINTS_TEXT = 4096  # a drawn schedule's text in a link: 64 points at full precision fit
 DRAWN_START = 8  # control points a drawn schedule starts with, from the schedule before it
 
 
@@ -86,7 +87,8 @@ class PathSettings(param.Parameterized):
     )
     sigma_min = param.Number(
         default=0.01, bounds=(0.001, 1.0), step=0.001,
-        doc="σ at t = 0 of the VE and EDM processes (the data, blurred this little)",
+        doc="σ at t = 0 of the VE and EDM processes (the data, blurred this little): 0.01 for "
+        "VE, 0.002 for EDM by default",
     )  # fmt: skip
     sigma_max = param.Number(
         default=10.0, bounds=(1.0, 40.0), step=0.5,
@@ -127,7 +129,11 @@ class PathSettings(param.Parameterized):
     def path_config(self) -> dict:
         """The path's settings a ``RunConfig`` takes beyond process and β(t): those the run
         reads, the others at their defaults (so that moving them changes no run)."""
+        betas = self.uses_betas
         return {
+            "schedule": self.schedule if self.scheduled else "linear",
+            "beta_min": self.beta_min if betas else 0.1,
+            "beta_max": self.beta_max if betas else 20.0,
             "shift": self.shift if self.scheduled and self.schedule == "shifted-cosine" else 2.0,
             "schedule_points": self.schedule_points if self.scheduled and
             self.schedule == "points" else "",
@@ -148,8 +154,20 @@ class PathSettings(param.Parameterized):
     def __init__(self, **params):
         super().__init__(**params)
         self.param.watch(self._start_drawing, "schedule")
+        self.param.watch(self._sigma_default, "process")
+        if "sigma_min" not in params and self.uses_sigmas:
+            self.sigma_min = default_sigmas(self.process)[0]
         if self.schedule == "points" and not self.schedule_points:
             self.schedule_points = self.drawn_from("linear")
+
+    def _sigma_default(self, event) -> None:
+        """VE and EDM have their own σ_min (0.01, 0.002): switching between them carries the
+        user's σ_min over only where it is not the other process's default."""
+        if event.new not in SIGMA_PROCESSES:
+            return
+        defaults = [default_sigmas(p)[0] for p in SIGMA_PROCESSES]
+        if self.sigma_min in defaults:
+            self.sigma_min = default_sigmas(event.new)[0]
 
     def _start_drawing(self, event) -> None:
         """A drawn schedule with no points yet starts from the schedule chosen before it, so

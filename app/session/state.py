@@ -280,8 +280,7 @@ class FlowState(PathSettings):
             process=self.process, dataset=self.dataset, direction=self.direction, kind=self.kind,
             eta=eta if self.uses_eta else None, solver=solver, time_grid=self.time_grid,
             t_min=self.t_min, rtol=self.rtol, atol=self.rtol / 10, steps=self.steps,
-            particles=self.particles_allowed, seed=self.seed, schedule=self.schedule,
-            beta_min=self.beta_min, beta_max=self.beta_max, **self.path_config(),
+            particles=self.particles_allowed, seed=self.seed, **self.path_config(),
             n_reference=APP_REFERENCE,
             resolution=APP_RESOLUTION, device=self.device, pde=self.density_source == "pde",
             log_density=self.shade and self.kind == "ode" and solver in CARRIERS

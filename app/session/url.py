@@ -17,6 +17,7 @@ import param
 
 from app.session.path_settings import MAX_POINTS_TEXT, check_points
 from app.session.state import COMPUTE_PARAMS, DISPLAY_PARAMS, FlowState
+from models.schedules import format_points, parse_points
 
 URL_PARAMS = COMPUTE_PARAMS + DISPLAY_PARAMS
 SHOWN_CHARS = 40  # a refused value is quoted up to this many characters in the notice
@@ -65,7 +66,7 @@ def parse_value(parameter: param.Parameter, raw: str):
         if len(raw) > MAX_POINTS_TEXT:
             raise ValueError("too long")
         check_points(raw)  # a drawn schedule that is not one is refused with its reason
-        return raw
+        return format_points(parse_points(raw)) if raw else raw  # one spelling per drawing
     raise ValueError(f"cannot read a {type(parameter).__name__} from a URL")
 
 

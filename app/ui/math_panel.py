@@ -55,7 +55,7 @@ def path_terms(state: FlowState) -> dict[str, str]:
     beta = _beta(state)
     if state.process == "subvp":
         return {"a": r"e^{-\frac12\int_0^t\beta}", "b": r"1-a^2", "f": r"-\tfrac12\beta(t)",
-                "g2": rf"\beta(t)\,(1-a^4),\ \beta(t) = {beta}"}  # fmt: skip
+                "g2": rf"\beta(t)\,(1-a^4),\quad \beta(t) = {beta}"}  # fmt: skip
     return {"a": r"e^{-\frac12\int_0^t\beta}", "b": r"\sqrt{1-a^2}", "f": r"-\tfrac12\beta(t)",
             "g2": rf"\beta(t) = {beta}"}  # fmt: skip
 
@@ -68,16 +68,17 @@ def equations(state: FlowState) -> list[tuple[str, str]]:
         noise = rf"x_1,\ x_1 \sim \text{{{state.source}}}"
     blocks = [("text", "**Path** (t = 0 data, t = 1 noise)"),
               ("tex", rf"x_t = a(t)\,x_0 + b(t)\,{noise},\quad a = {p['a']},\ b = {p['b']}"),
-              ("tex", rf"f(t) = {p['f']},\quad g^2(t) = {p['g2']}"),
+              ("tex", rf"f(t) = {p['f']}"), ("tex", rf"g^2(t) = {p['g2']}"),
               ("text", "**Forward SDE** with these marginals, its **reverse SDE** (Anderson) and "
                        "the **probability-flow ODE**, which share them"),
-              ("tex", r"dx = f(t)\,x\,dt + g(t)\,dw,\qquad dx = \big[f(t)\,x - g^2(t)\,"
-                      r"\nabla\log p_t(x)\big]\,dt + g(t)\,d\bar w"),
+              ("tex", r"dx = f(t)\,x\,dt + g(t)\,dw"),
+              ("tex", r"dx = \big[f(t)\,x - g^2(t)\,\nabla\log p_t(x)\big]\,dt"
+                      r" + g(t)\,d\bar w"),
               ("tex", r"\frac{dx}{dt} = f(t)\,x - \tfrac12 g^2(t)\,\nabla\log p_t(x)"),
               ("text", "**This run**")]  # fmt: skip
     from_data = state.uses_source and state.source != "gaussian"
     if from_data:  # no diffusion: x₁ is not Gaussian given x₀, so no f, g², SDE or score form
-        blocks[2:7] = [("text", "**Flow matching between two data sets**: no forward SDE (x₁ is "
+        blocks[2:9] = [("text", "**Flow matching between two data sets**: no forward SDE (x₁ is "
                                 "not Gaussian given x₀); the marginal velocity, a mixture over "
                                 "pairs of components (docs/MATH.md §5.1)"),
                        ("tex", r"v(x,t) = \mathbb{E}[\,x_1 - x_0 \mid x_t = x\,]"),
@@ -112,7 +113,12 @@ def equations(state: FlowState) -> list[tuple[str, str]]:
 def _pane(kind: str, text: str):
     if kind == "tex":
         return pn.pane.LaTeX(
-            f"$${text}$$", renderer="katex", styles={"font-size": "13px"}, margin=(0, 5)
+            f"$${text}$$",
+            renderer="katex",
+            margin=(0, 5),
+            sizing_mode="stretch_width",
+            # a long formula scrolls in its own box, never the page sideways (1024 px)
+            styles={"font-size": "13px", "max-width": "100%", "overflow-x": "auto"},
         )
     return pn.pane.Markdown(text, margin=(0, 5))
 

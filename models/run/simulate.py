@@ -244,8 +244,32 @@ def _warnings(dataset: Dataset | None, positions: np.ndarray, times, config) -> 
     particles that left it."""
     found = (outside_view(getattr(dataset, "points", None), tuple(config.extent)),
              left_view(positions, times.cpu().numpy(), tuple(config.extent), config.kind,
-                       config.noise_level))  # fmt: skip
+                       config.noise_level), path_ends(config))  # fmt: skip
     return tuple(w for w in found if w)
+
+
+NOISE_GAP, DATA_BLUR = 0.25, 0.1  # a(1)/b(1) and b(0)/a(0) above these: say so
+
+
+def path_ends(config: RunConfig) -> str | None:
+    """A one-line warning where the path misses one of its ends: signal left at t = 1
+    (a(1)/b(1) > 0.25: a weak schedule, VE or EDM with a small σ_max, a drawing that stays
+    high), so generation starts from the wrong distribution; or data blurred at t = 0
+    (b(0)/a(0) > 0.1: a large σ_min, a drawing that starts low). None for a path that reaches
+    both (every default does). Reverse ODE and SDE runs only: they start from the noise end's
+    Gaussian and end at t = 0 (forward runs and conditional paths draw both ends exactly)."""
+    if config.direction != "reverse" or config.kind == "conditional":
+        return None
+    c = path_of(config).coefficients(torch.tensor([0.0, 1.0], dtype=torch.float64))
+    (a0, a1), (b0, b1) = c.a.tolist(), c.b.tolist()
+    if b1 <= 0 or a1 / b1 > NOISE_GAP:
+        return (f"this path does not reach noise: at t = 1 the signal is {a1:.3g} against "
+                f"noise {b1:.3g}, so generation from N(0, b(1)² I) starts from the wrong "
+                "distribution (raise β_max or σ_max, or lower the drawn λ(1))")  # fmt: skip
+    if a0 <= 0 or b0 / a0 > DATA_BLUR:
+        return (f"this path does not reach the data: at t = 0 it is still blurred by noise "
+                f"{b0 / a0:.3g} (lower σ_min, or raise the drawn λ(0))")  # fmt: skip
+    return None
 
 
 def _pde_solver(config: RunConfig, path, data, exact, field):

@@ -139,7 +139,7 @@ CONTROL_CHANGES = {
         .select_option(label="diffusion (VP)")
     ),
     "dataset": lambda p: (
-        p.page.locator("select").filter(has_text="2 moons").select_option(label="2 moons")
+        p.page.locator("select").filter(has_text="your points").select_option(label="2 moons")
     ),
     "direction": lambda p: click(p, "forward: noising"),
     "kind": lambda p: click(p, "SDE"),
