@@ -64,9 +64,8 @@ class Comparison(param.Parameterized):
                              doc="Which run the controls below set")  # fmt: skip
     layout = param.Selector(
         default="side", objects={"side by side": "side", "overlaid": "overlay"},
-        doc="A and B side by side (particles and density each), or overlaid in one particle "
-        "view (A blue, B orange, a segment joining each particle to its twin) beside the "
-        "difference of their densities (A − B, red where A has more)",
+        # short: a tooltip is one line, and a 1024-pixel window must hold it
+        doc="A and B side by side, or overlaid (A blue, B orange) beside the density A − B",
     )  # fmt: skip
     changes = param.Dict(default={}, doc="B's settings that differ from A's, {name: value}")
     pair = param.ClassSelector(class_=RunPair, default=None, doc="The last pair of runs")

@@ -97,6 +97,10 @@ class CompareViews(pn.viewable.Viewer):
         a.timeline.js_on_change("change", draw)
         for src in (self.rows, self.layout_src):  # rows: pushed after the stack (_push_pair)
             src.js_on_change("data", draw)
+        # and whenever fit_views.js resizes A's views (a window resized while paused)
+        match = CustomJS(args={"a_fig": a.particle_fig, "figs": args["figs"]},
+                         code=client.script("match_sizes"))  # fmt: skip
+        a.particle_fig.js_on_change("frame_width", match)
 
     def _difference_figure(self):
         fig = figure(title="Density A − B (red: A more, blue: B)",
