@@ -202,6 +202,18 @@ class GaussianPath:
         return self.from_x0(self.to_x0(value, x, t, src), x, t, dst)
 
 
+def schedule_terms(schedule: Schedule, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """B(t), β(t) and a = exp(−½ B) of a schedule at times t (VP and sub-VP share them).
+
+    Clamps, not hopes: t into [0, 1], B ≥ 0 and β ≥ 0, so a ∈ (0, 1] and b ∈ [0, 1] on every
+    platform's rounding (a B of −1e−20 at t = 0 made b NaN on one libm).
+    """
+    t = t.clamp(0.0, 1.0)
+    integral = schedule.integral(t).clamp_min(0.0)
+    beta = schedule.beta(t).clamp_min(0.0)
+    return integral, beta, torch.exp(-0.5 * integral)
+
+
 class VPPath(GaussianPath):
     """Variance-preserving diffusion: a = α(t) = exp(−½ B(t)), b = √(1 − α²)."""
 
@@ -211,12 +223,7 @@ class VPPath(GaussianPath):
         self.schedule = schedule
 
     def coefficients(self, t: Tensor) -> PathCoefficients:
-        # Clamps, not hopes: t into [0, 1], B ≥ 0 and β ≥ 0, so a ∈ (0, 1] and b ∈ [0, 1] on
-        # every platform's rounding (a B of −1e−20 at t = 0 made b NaN on one libm).
-        t = t.clamp(0.0, 1.0)
-        integral = self.schedule.integral(t).clamp_min(0.0)
-        beta = self.schedule.beta(t).clamp_min(0.0)
-        a = torch.exp(-0.5 * integral)
+        integral, beta, a = schedule_terms(self.schedule, t)
         b = torch.sqrt((-torch.expm1(-integral)).clamp(0.0, 1.0))  # √(1 − α²), no cancellation
         b_db = 0.5 * beta * a**2
         return PathCoefficients(

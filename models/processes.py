@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor
 
-from models.paths import GaussianPath, PathCoefficients
+from models.paths import GaussianPath, PathCoefficients, schedule_terms
 from models.schedules import Schedule
 
 # Song & Ermon (2020, "Improved techniques", technique 1) take σ_max as large as the largest
@@ -90,10 +90,7 @@ class SubVPPath(GaussianPath):
         self.schedule = schedule
 
     def coefficients(self, t: Tensor) -> PathCoefficients:
-        t = t.clamp(0.0, 1.0)
-        integral = self.schedule.integral(t).clamp_min(0.0)
-        beta = self.schedule.beta(t).clamp_min(0.0)
-        a = torch.exp(-0.5 * integral)
+        integral, beta, a = schedule_terms(self.schedule, t)
         decay = torch.exp(-integral)  # e^{−B} = a²
         b = (-torch.expm1(-integral)).clamp(0.0, 1.0)  # 1 − e^{−B}, no cancellation near 0
         db = beta * decay
