@@ -75,10 +75,13 @@ def equations(state: FlowState) -> list[tuple[str, str]]:
               ("tex", r"dx = \big[f(t)\,x - g^2(t)\,\nabla\log p_t(x)\big]\,dt"
                       r" + g(t)\,d\bar w"),
               ("tex", r"\frac{dx}{dt} = f(t)\,x - \tfrac12 g^2(t)\,\nabla\log p_t(x)"),
+              ("text", "and the **Fokker–Planck equation** of the forward SDE"),
+              ("tex", r"\partial_t p = -\nabla\cdot\big(f(t)\,x\,p\big) + \tfrac12\,g^2(t)\,"
+                      r"\Delta p"),
               ("text", "**This run**")]  # fmt: skip
     from_data = state.uses_source and state.source != "gaussian"
     if from_data:  # no diffusion: x₁ is not Gaussian given x₀, so no f, g², SDE or score form
-        blocks[2:9] = [("text", "**Flow matching between two data sets**: no forward SDE (x₁ is "
+        blocks[2:11] = [("text", "**Flow matching between two data sets**: no forward SDE (x₁ is "
                                 "not Gaussian given x₀); the marginal velocity, a mixture over "
                                 "pairs of components (docs/MATH.md §5.1)"),
                        ("tex", r"v(x,t) = \mathbb{E}[\,x_1 - x_0 \mid x_t = x\,]"),
