@@ -33,8 +33,14 @@ def test_training_in_the_page_while_the_player_keeps_playing(app):
     button = page.page.get_by_role("button", name="▶ start training")
     stop = page.page.get_by_role("button", name="■ stop", exact=True)
     frames = page.js("window.flowscope_frames")
+    # enough steps that training is still going when stop is pressed, however fast the machine
+    # (at the default 2,000 a fresh CI machine finished before the press)
+    page.js("() => { const box = [...Bokeh.documents[0].all_models].find((m) =>"
+            " m.title === 'Steps' && 'value' in m); box.value = 50000; }")  # fmt: skip
+    page.page.wait_for_timeout(300)
     button.click()
     page.page.wait_for_function(f"() => {PROGRESS}.value > 0", timeout=30_000)
+    page.page.get_by_text("/ 50,000").first.wait_for(timeout=20_000)  # the steps asked
     curve0 = page.js(f"() => {CURVE}.data.step.length")
     progress0 = page.js(f"() => {PROGRESS}.value")
     time.sleep(2.5)  # kept: what is tested is the frames painted in this time while training
