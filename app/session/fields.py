@@ -99,7 +99,7 @@ def _trained(state):
         raise ValueError("no weights trained in this session yet: start one in the Train panel")
     check_matches(model.arch, state.process, state.schedule, state.beta_min, state.beta_max,
                   "the weights trained here")  # fmt: skip
-    source = state.source if state.uses_source and state.source != "gaussian" else None
+    source = state.data_source
     if model.source != source:
         raise ValueError(f"the weights trained here flow from {model.source or 'N(0, I)'}, not "
                          f"from {source or 'N(0, I)'}: train again")  # fmt: skip
@@ -131,7 +131,7 @@ def _exact_m(state, data: Dataset, device: str):
 def resolve(state, data: Dataset, cache: dict) -> tuple[FieldSource, str]:
     """(what moves the particles, note or "") for ``state.field``."""
     choice = state.field
-    source = state.source if state.uses_source and state.source != "gaussian" else None
+    source = state.data_source
     if choice in ("pretrained", "exact_m") and source is not None:
         return FieldSource("exact", asked=choice), (
             "the pretrained weights and the field of M points flow from N(0, I), not from a "

@@ -139,8 +139,14 @@ class PathSettings(param.Parameterized):
             self.schedule == "points" else "",
             "sigma_min": self.sigma_min if self.uses_sigmas else None,
             "sigma_max": self.sigma_max if self.uses_sigmas else None,
-            "source": self.source if self.uses_source else "gaussian",
+            "source": self.data_source or "gaussian",
         }  # fmt: skip
+
+    @property
+    def data_source(self) -> str | None:
+        """The data set flow matching starts from at t = 1, or None for N(0, I) (and for the
+        processes that have no source)."""
+        return self.source if self.uses_source and self.source != "gaussian" else None
 
     def _points_or_none(self) -> str | None:
         return self.schedule_points if self.schedule == "points" else None

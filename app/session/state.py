@@ -284,7 +284,7 @@ class FlowState(PathSettings):
             n_reference=APP_REFERENCE,
             resolution=APP_RESOLUTION, device=self.device, pde=self.density_source == "pde",
             log_density=self.shade and self.kind == "ode" and solver in CARRIERS
-            and not (self.uses_source and self.source != "gaussian"),
+            and self.data_source is None,
             exact_density=self.wants_exact,
         )  # fmt: skip
         return replace(config, extent=view_extent(config))

@@ -70,7 +70,7 @@ class TrainingJob(param.Parameterized):
             process=s.process, dataset=s.dataset, steps=self.steps, batch=self.batch, lr=self.lr,
             train_size=s.train_size or None, ot=self.ot, seed=TRAIN_SEED, device=s.device,
             schedule=s.schedule, beta_min=s.beta_min, beta_max=s.beta_max,
-            source=s.source if s.uses_source and s.source != "gaussian" else None,
+            source=s.data_source,
         )  # fmt: skip
 
     def start(self) -> bool:

@@ -64,7 +64,7 @@ def equations(state: FlowState) -> list[tuple[str, str]]:
     """("text", markdown) and ("tex", latex) blocks for the kind, direction and η of the state."""
     p = path_terms(state)
     noise = r"\varepsilon"
-    if state.uses_source and state.source != "gaussian":
+    if state.data_source:
         noise = rf"x_1,\ x_1 \sim \text{{{state.source}}}"
     blocks = [("text", "**Path** (t = 0 data, t = 1 noise)"),
               ("tex", rf"x_t = a(t)\,x_0 + b(t)\,{noise},\quad a = {p['a']},\ b = {p['b']}"),
@@ -79,7 +79,7 @@ def equations(state: FlowState) -> list[tuple[str, str]]:
               ("tex", r"\partial_t p = -\nabla\cdot\big(f(t)\,x\,p\big) + \tfrac12\,g^2(t)\,"
                       r"\Delta p"),
               ("text", "**This run**")]  # fmt: skip
-    from_data = state.uses_source and state.source != "gaussian"
+    from_data = state.data_source is not None
     if from_data:  # no diffusion: x₁ is not Gaussian given x₀, so no f, g², SDE or score form
         blocks[2:11] = [("text", "**Flow matching between two data sets**: no forward SDE (x₁ is "
                                 "not Gaussian given x₀); the marginal velocity, a mixture over "
