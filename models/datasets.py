@@ -110,10 +110,12 @@ def _midpoints(k: int) -> Tensor:
 
 
 class Dataset:
-    """A mixture data set: subclasses define :meth:`_components`; ``n_labels`` colours."""
+    """A mixture data set: subclasses define :meth:`_components`; ``n_labels`` classes (their
+    components' labels, the colours of the particles), named by ``class_names``."""
 
     name = "dataset"
     n_labels = 1
+    class_names: tuple[str, ...] = ()
     sigma = DEFAULT_BANDWIDTH
 
     def _components(self) -> tuple[Tensor, Tensor]:
@@ -153,6 +155,8 @@ class EightGaussians(Dataset):
 
     name = "8gaussians"
     n_labels = 8
+    class_names = ("east", "north-east", "north", "north-west", "west", "south-west", "south",
+                   "south-east")  # fmt: skip
     radius, sigma = 2.0, 0.15
 
     def means(self) -> Tensor:
@@ -168,6 +172,7 @@ class Moons(Dataset):
 
     name = "moons"
     n_labels = 2
+    class_names = ("upper moon", "lower moon")
     sigma, per_moon = 0.08, 64
 
     def _components(self):
@@ -183,6 +188,7 @@ class Circles(Dataset):
 
     name = "circles"
     n_labels = 2
+    class_names = ("inner circle", "outer circle")
     sigma, per_circle = 0.05, 168
 
     def _components(self):
@@ -196,6 +202,7 @@ class SwissRoll(Dataset):
 
     name = "swissroll"
     n_labels = 4
+    class_names = ("inner quarter", "second quarter", "third quarter", "outer quarter")
     sigma, count = 0.04, 384
 
     def _components(self):
@@ -214,6 +221,9 @@ class Checkerboard(Dataset):
 
     name = "checkerboard"
     n_labels = 8
+    # the squares in _grid's order, each named by its centre
+    class_names = tuple(f"square at ({c - 1.5:+g}, {r + c % 2 - 1.5:+g})"
+                        for c in range(4) for r in (0, 2))  # fmt: skip
     sigma, per_side = 0.08, 12
 
     def _grid(self) -> GridBlocks:
@@ -235,6 +245,7 @@ class Spirals(Dataset):
 
     name = "spirals"
     n_labels = 2
+    class_names = ("first arm", "second arm")
     sigma, per_arm = 0.05, 256
 
     def _components(self):

@@ -95,11 +95,20 @@ class ExactField:
             self._points[key] = self._points64.to(device=like.device, dtype=like.dtype)
         return self._points[key]
 
-    def _scalars(self, t: float | Tensor) -> dict[str, float]:
+    def scalars(self, t: float | Tensor) -> dict[str, float]:
+        """a, b, ȧ, c² = a² σ_d² + b², c ċ and b ḃ (``b_db``) at one time, as floats."""
         c = self.path.at(float(t))
         a, b, da = c["a"], c["b"], c["da"]
         c2 = a * a * self.sigma**2 + b * b
-        return {"a": a, "b": b, "da": da, "c2": c2, "cdc": a * da * self.sigma**2 + c["b_db"]}
+        return {"a": a, "b": b, "da": da, "c2": c2, "cdc": a * da * self.sigma**2 + c["b_db"],
+                "b_db": c["b_db"]}  # fmt: skip
+
+    _scalars = scalars
+
+    def responsibility_mean(self, x: Tensor, t: float | Tensor) -> Tensor:
+        """m(x, t) = Σ_i r_i(x, t) x_i, (N, 2): the posterior mean of the component's centre."""
+        k = self.scalars(t)
+        return self._responsibility_mean(x, k["a"], k["c2"])
 
     def _logits(self, chunk: Tensor, ref_aug: Tensor, a: float, c2: float) -> tuple[Tensor, int]:
         """−|x − a x_i|² / (2c²) up to a per-point constant, and the axis of the components:

@@ -81,6 +81,15 @@ class RunConfig:
     t_min: float = 0.0  # where a reverse run stops; see data_end
     rtol: float = 1e-5  # tolerances of the adaptive solver (dopri5)
     atol: float = 1e-6
+    guidance_class: int | None = None  # the class a guided run aims at (None: unguided)
+    guidance_kind: str = "cfg"  # models.guidance.GUIDANCE_KINDS
+    guidance: float = 1.0  # w of cfg and classifier guidance; λ of divergence guidance
+    hutchinson: bool = False  # divergence guidance: Hutchinson's one-probe estimate
+
+    @property
+    def guided(self) -> bool:
+        """Whether guidance changes the field: a class to aim at, or divergence guidance."""
+        return self.guidance_class is not None or self.guidance_kind == "divergence"
 
     @property
     def grid(self) -> Grid:
@@ -163,6 +172,7 @@ class RunConfig:
                 raise ValueError(message)
         self._validate_sigmas()
         self._validate_path()
+        self._validate_guidance()
         steps_noise = self.solver_used not in ("closed-form", "exact-transition")
         if steps_noise and not solver_applies(self.solver, self.noise_level):
             raise ValueError(
@@ -210,6 +220,41 @@ class RunConfig:
             if self.log_density:
                 raise ValueError("log-density is carried from a Gaussian noise end; a data set "
                                  "as the source has none")  # fmt: skip
+
+    def _validate_guidance(self) -> None:
+        """Guidance steers generation: reverse ODE or SDE runs from Gaussian noise, a class of
+        the data set (checked against its labels where the run is built), w in 0..10 or λ in
+        the divergence guidance's range."""
+        from models.guidance import GUIDANCE_KINDS, LAMBDA_RANGE, WEIGHT_RANGE
+
+        kind, value, label = self.guidance_kind, self.guidance, self.guidance_class
+        if kind not in GUIDANCE_KINDS:
+            raise ValueError(f"guidance-kind must be one of {GUIDANCE_KINDS}, got {kind!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"guidance must be a finite number, got {value}")
+        low, high = LAMBDA_RANGE if kind == "divergence" else WEIGHT_RANGE
+        name = "λ of divergence guidance" if kind == "divergence" else "the guidance weight w"
+        if not low <= value <= high:
+            raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value:g}")
+        if label is not None and not (isinstance(label, int) and 0 <= label <= 63):
+            raise ValueError(f"class must be a label 0..63 of the data set, got {label!r}")
+        if kind == "classifier" and label is None:
+            raise ValueError("classifier guidance steers toward a class: give one (--class)")
+        if self.hutchinson and kind != "divergence":
+            raise ValueError("hutchinson estimates the divergence: use it with "
+                             "--guidance-kind divergence")  # fmt: skip
+        if not self.guided:
+            return
+        if self.direction != "reverse" or self.kind == "conditional":
+            raise ValueError("guidance steers generation: use it on reverse ode or sde runs "
+                             f"(not {self.direction} {self.kind})")  # fmt: skip
+        if self.source != "gaussian":
+            raise ValueError("guidance starts from Gaussian noise, not from a data set as the "
+                             "source")  # fmt: skip
+        if self.log_density:
+            raise ValueError("log-density is carried along unguided runs only")
+        if kind == "divergence" and self.noise_level > 0:
+            raise ValueError("divergence guidance adds to an ODE step (kind ode, eta 0)")
 
     def _validate_sigmas(self) -> None:
         """σ_min and σ_max of ve and edm (None: the process's default): finite, and

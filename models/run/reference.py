@@ -22,6 +22,7 @@ from models.evaluation.solver_error import (
     reference,
     reference_tolerances,
 )
+from models.run.guided import guided_field
 from models.run.result import RunResult
 from models.run.simulate import build
 from models.solvers.counting import PolledField
@@ -39,7 +40,8 @@ _FLOORS_LOCK = threading.Lock()
 def has_reference(result: RunResult) -> bool:
     """Whether the run is a deterministic ODE run, whose particles a reference can follow."""
     config = result.config
-    return config.kind != "conditional" and config.noise_level == 0
+    # Hutchinson's probes are random: its guided particles follow no ODE either
+    return config.kind != "conditional" and config.noise_level == 0 and not config.hutchinson
 
 
 def with_reference(result: RunResult, poll=None) -> RunResult:
@@ -59,13 +61,16 @@ def with_reference(result: RunResult, poll=None) -> RunResult:
             field = type(field)(path, exact.reference, dtype=torch.float64)
     else:
         field = source.make(path, exact)
+    if config.guided:  # the guided field, its classifier and class mixtures in float64 too
+        exact64 = field if source.make is None else exact
+        field = guided_field(config, field, exact64)
     moving = field if poll is None else PolledField(field, poll)
     x = torch.from_numpy(result.trajectories[0]).to(torch.float64)
     times = torch.from_numpy(np.asarray(result.times, dtype=np.float64))
     ref, _ = reference(moving, path, x, times, *reference_tolerances(field))
     errors = frame_errors(torch.from_numpy(result.trajectories), ref).numpy()
     ratio = None
-    if config.direction == "reverse":
+    if config.direction == "reverse" and config.guidance_class is None:
         ratio = _sw2_ratio(torch.from_numpy(result.trajectories[-1]), data, result, poll)
     return result.with_(reference=ref.float().numpy(), reference_errors=errors,
                         sw2_ratio=ratio)  # fmt: skip
@@ -74,7 +79,9 @@ def with_reference(result: RunResult, poll=None) -> RunResult:
 def with_sw2(result: RunResult, poll=None) -> RunResult:
     """A reverse run with ``sw2_ratio`` (its samples' SW2 to fresh data over the noise floor),
     whatever its kind; the run itself if it is forward or has one already."""
-    if result.config.direction != "reverse" or result.sw2_ratio is not None:
+    # a run guided toward a class is measured against its target (models/run/guided.py)
+    if result.config.direction != "reverse" or result.sw2_ratio is not None or \
+            result.config.guidance_class is not None:  # fmt: skip
         return result
     _, data, _ = build(result.config, result.dataset)
     ratio = _sw2_ratio(torch.from_numpy(result.trajectories[-1]), data, result, poll)

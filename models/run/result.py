@@ -113,6 +113,9 @@ class RunResult:
             float32, or None (``models/run/reference.py``); reference_errors: the particles'
             mean distance from it per frame, (T+1,); sw2_ratio: the end samples' sliced W2 to
             fresh data over the noise floor (reverse runs).
+        guidance_share: a guided run's samples in its class (the exact classifier at t = 0);
+            guidance_gap: their SW2 to the tilted target over its noise floor
+            (``models/run/guided.py``).
         warnings: one-line remarks on a valid run the user should know of (user points far
             outside the view, whose density frames are then empty).
         density: the particles' histogram on the run's grid, (T+1, H, W) float32: made on first
@@ -139,6 +142,8 @@ class RunResult:
     reference: np.ndarray | None = None
     reference_errors: np.ndarray | None = None
     sw2_ratio: float | None = None
+    guidance_share: float | None = None
+    guidance_gap: float | None = None
     # a cache, not part of the value: made on first use (set through object.__setattr__, the
     # value being frozen), carried over by with_() while the particles stay
     _density: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
@@ -166,6 +171,9 @@ class RunResult:
             d["sw2_ratio"] = round(float(self.sw2_ratio), 4)
         if self.memorization is not None:
             d |= self.memorization.to_dict()
+        if self.guidance_share is not None:
+            d["guidance_share"] = round(float(self.guidance_share), 4)
+            d["guidance_gap"] = round(float(self.guidance_gap), 4)
         return json.dumps(d, sort_keys=True)
 
     def with_(self, **changes) -> RunResult:

@@ -21,6 +21,7 @@ from models.logdensity import carried_trajectories
 from models.paths import GaussianPath, make_path
 from models.run.config import RunConfig
 from models.run.diagnostics import left_view, outside_view
+from models.run.guided import check_class, guided_field, target_frames, target_weight
 from models.run.nonfinite import NonFiniteRun, check_finite
 from models.run.result import FieldSource, RunResult
 from models.samplers import (
@@ -173,8 +174,13 @@ def simulate(
     config.validate()
     source = source if source is not None else FieldSource()
     path, data, exact = build(config, dataset)
+    check_class(config, int(getattr(data, "n_labels", 1)))
     field = exact if source.make is None else source.make(path, exact)
     generator = torch.Generator(device=config.device).manual_seed(config.seed)
+    # the Hutchinson probes draw from their own generator: the start points stay those of
+    # the unguided run with the same seed
+    probes = torch.Generator(device=config.device).manual_seed(config.seed + 1)
+    field = guided_field(config, field, exact, probes)
     callback = _step_check(config, should_stop)
     sampler = sampler_for(config)
     counted = CountingField(field, particles=config.particles)  # the particles' model calls
@@ -313,11 +319,14 @@ def _exact_density(config, cacheable, field, path, times, cache) -> np.ndarray:
         config.process, config.schedule, config.beta_min, config.beta_max, config.shift,
         config.schedule_points, config.sigma_min, config.sigma_max, config.source,
         config.dataset, config.n_reference, tuple(times.tolist()), config.grid,
+        config.guidance_class, target_weight(config),
     )  # fmt: skip
     if cache is not None and cacheable and key in cache:
         return cache[key]
     if isinstance(field, SourcePairField):
         made = pair_mixture_density(field.reference, field.source, path, times, config.grid)
+    elif target_weight(config) is not None:  # a guided run: the tilted target it aims at
+        made = target_frames(config, field.reference, path, times)
     else:
         made = mixture_density(field.reference, path, times, config.grid)
     exact = made.cpu().numpy()
