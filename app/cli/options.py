@@ -128,6 +128,39 @@ def add_run_options(p) -> None:
     add_path_options(p, SCHEDULES)
     p.add_argument("--resolution", type=int, default=128, help="density grid is R x R")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    add_guidance_options(p)
+
+
+def add_guidance_options(p) -> None:
+    """Guidance of a reverse run toward a class (models/guidance.py)."""
+    from models.guidance import GUIDANCE_KINDS
+
+    p.add_argument("--class", dest="guidance_class", type=int, default=None, metavar="K",
+                   help="guide generation toward class K of the data set (0-based: the 8 "
+                   "gaussians' modes, the moons, circles, spiral arms, swiss-roll quarters, "
+                   "checkerboard squares, or your points' labels)")  # fmt: skip
+    p.add_argument("--guidance-kind", choices=GUIDANCE_KINDS, default="cfg",
+                   help="cfg (classifier-free: v + w (v_c - v)), classifier (score + w grad "
+                   "log p(c|x_t), the exact classifier) or divergence (an ODE step plus "
+                   "lambda grad(div v), toward where the flow concentrates)")  # fmt: skip
+    p.add_argument("--guidance", type=finite, default=None, metavar="W",
+                   help="w of cfg and classifier guidance (0..10; default 1: the conditional), "
+                   "or lambda of divergence guidance (0..0.2; default 0.03)")  # fmt: skip
+    p.add_argument("--hutchinson", action="store_true",
+                   help="divergence guidance: Hutchinson's one-probe estimate of the "
+                   "divergence instead of the exact one")  # fmt: skip
+
+
+def guidance_settings(args) -> dict:
+    """The guidance options as RunConfig fields (``--guidance`` by default 1, or λ = 0.03 for
+    divergence guidance)."""
+    from models.divergence import DEFAULT_LAMBDA
+
+    value = args.guidance
+    if value is None:
+        value = DEFAULT_LAMBDA if args.guidance_kind == "divergence" else 1.0
+    return {"guidance_class": args.guidance_class, "guidance_kind": args.guidance_kind,
+            "guidance": value, "hutchinson": args.hutchinson}  # fmt: skip
 
 
 def add_path_options(p, schedules) -> None:
@@ -190,6 +223,7 @@ def run_config(args):
         # sample's --pde, or export's heatmap from the PDE
         pde=getattr(args, "pde", False) or getattr(args, "density_source", "") == "pde",
         log_density=getattr(args, "log_density", False),
+        **guidance_settings(args),
     )
     from models.run.simulate import view_extent
 
@@ -225,7 +259,9 @@ def field_source(args):
     if weights is None:
         if args.points:
             raise CheckpointError("no pretrained model for --points; pass --weights FILE")
-        weights = pretrained_path(args.dataset or DEFAULT_DATASET, args.process)
+        # classifier-free guidance needs the network's class branch: the conditional weights
+        conditional = args.guidance_class is not None and args.guidance_kind == "cfg"
+        weights = pretrained_path(args.dataset or DEFAULT_DATASET, args.process, conditional)
     learned, arch, manifest = load(weights)
     check_matches(arch, args.process, args.schedule, args.beta_min, args.beta_max, weights)
 

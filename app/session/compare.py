@@ -29,7 +29,9 @@ NAMES = {"process": "process", "dataset": "data", "direction": "direction", "kin
          "steps": "steps", "particles": "N", "seed": "seed", "device": "device",
          "schedule": "schedule", "beta_min": "β_min", "beta_max": "β_max", "shift": "shift",
          "schedule_points": "drawn λ(t)", "sigma_min": "σ_min", "sigma_max": "σ_max",
-         "source": "source", "field": "field", "train_size": "M"}  # fmt: skip
+         "source": "source", "field": "field", "train_size": "M", "guidance_class": "class",
+         "guidance_kind": "guidance", "guidance_weight": "w", "divergence_lambda": "λ",
+         "hutchinson": "Hutchinson"}  # fmt: skip
 assert set(NAMES) == set(COMPUTE_PARAMS), "every compute setting needs a short name"
 
 # The comparisons people make: (label, A's settings, B's changes). Applying one sets A's
@@ -52,6 +54,9 @@ PRESETS = {
                                                   {"field": "exact_m"}),
     "uniform vs log-SNR time grid, 10 steps": ({"time_grid": "uniform", "steps": 10},
                                                {"time_grid": "logsnr"}),
+    "guidance w = 1 vs w = 4 (class 0)": ({"guidance_class": 0, "guidance_kind": "cfg",
+                                           "guidance_weight": 1.0, "direction": "reverse"},
+                                          {"guidance_weight": 4.0}),
 }  # fmt: skip
 
 

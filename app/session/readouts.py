@@ -42,6 +42,9 @@ def solver_text(result: RunResult | None, reference_asked: bool = False) -> str:
         parts.append("no reference for a stochastic run")
     if result.sw2_ratio is not None:
         parts.append(f"SW2/floor {result.sw2_ratio:.2f}")
+    if result.guidance_share is not None:
+        parts.append(f"{result.guidance_share:.1%} in class {config.guidance_class} · SW2 to "
+                     f"the tilted target p_w {result.guidance_gap:.2f}x its floor")  # fmt: skip
     return " · ".join(parts)
 
 

@@ -23,10 +23,12 @@ import param
 from app.session.fairshare import TURNS
 from app.session.state import COMPUTE_PARAMS, DATA_PARAMS, FlowState
 from models.compare.pair import RunPair
+from models.run.guided import with_guidance
 from models.run.reference import has_reference, with_reference, with_sw2
 from models.samplers import Cancelled
 
 REFERENCE_FIELDS = ("reference", "reference_errors", "sw2_ratio")
+GUIDANCE_FIELDS = ("guidance_share", "guidance_gap")
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,7 @@ class Recomputer(param.Parameterized):
         self._arrows_if_needed()  # the overlay was switched on while this run computed
         self._exact_if_needed()  # so were the exact heatmap or the contours
         self._reference_if_needed()  # and the reference
+        self._guidance_if_needed()
 
     def _trained_changed(self, *_events) -> None:
         """New weights from the Train panel: rerun if the views show the field trained here
@@ -208,6 +211,25 @@ class Recomputer(param.Parameterized):
                 self._add_b(b, REFERENCE_FIELDS)
 
         self._for_shown_run("the reference", compute, apply)
+
+    def _guidance_if_needed(self) -> None:
+        """A guided run's readouts (its share in the class, its SW2 to the tilted target over
+        the floor: ~0.5 s), after the paint."""
+        result = self.state.result
+        if result is None or result.config.guidance_class is None or \
+                result.guidance_share is not None:  # fmt: skip
+            return
+
+        def compute(run):
+            def poll() -> None:
+                TURNS.pass_turn()
+                if self._closed or not self._shown(run):
+                    raise Cancelled
+
+            return with_guidance(run, poll)
+
+        self._for_shown_run("the guidance readout", compute,
+                            lambda _run, run: self._add(run, GUIDANCE_FIELDS))  # fmt: skip
 
     def _pair_readouts_if_needed(self) -> None:
         """The SW2 between A and B at every step (~0.1 s) and each reverse run's SW2 to fresh

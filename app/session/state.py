@@ -13,6 +13,7 @@ import param
 import torch
 
 from app.session.fields import FIELDS, TRAIN_SEED, TrainedModel, resolve
+from app.session.guidance_settings import GuidanceSettings
 from app.session.path_settings import DATASET_LABELS, PathSettings
 from app.session.readouts import SOLVER_LABELS, memorization_text, run_notice, solver_text
 from models.datasets import DATASETS, Points, make_dataset
@@ -45,11 +46,12 @@ COMPUTE_PARAMS = (
     "process", "dataset", "direction", "kind", "eta", "solver", "time_grid", "t_min", "rtol",
     "steps", "particles", "seed", "device", "schedule", "beta_min", "beta_max", "shift",
     "schedule_points", "sigma_min", "sigma_max", "source", "field", "train_size",
+    "guidance_class", "guidance_kind", "guidance_weight", "divergence_lambda", "hutchinson",
 )  # fmt: skip
 MAX_TRAIN_SIZE = 4000  # M in the app: the exact field of M points costs N x M per step
 DATA_PARAMS = ("points",)  # also recompute, but travel in the URL in their own form
 DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "shade", "reference", "fps",
-                  "loop")  # fmt: skip
+                  "loop", "posterior")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def _devices() -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
-class FlowState(PathSettings):
+class FlowState(PathSettings, GuidanceSettings):
     """Every control of the app, and the arrays of the last finished run."""
 
     # --- what is computed -------------------------------------------------------------------
@@ -284,8 +286,8 @@ class FlowState(PathSettings):
             n_reference=APP_REFERENCE,
             resolution=APP_RESOLUTION, device=self.device, pde=self.density_source == "pde",
             log_density=self.shade and self.kind == "ode" and solver in CARRIERS
-            and self.data_source is None,
-            exact_density=self.wants_exact,
+            and self.data_source is None and not self.guided,
+            exact_density=self.wants_exact, **self.guidance_config(),
         )  # fmt: skip
         return replace(config, extent=view_extent(config))
 

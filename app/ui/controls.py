@@ -59,12 +59,14 @@ def sidebar(state: FlowState, data_panel=None, compute=None, top=None) -> pn.Col
     controls of what is computed, by default ``compute_controls(state)``; ``top``: a section
     above them, compare mode's). Widgets are made per session (never class attributes)."""
     display = _group(state, "Display",
-                     ["trail", "density_source", "overlay", "contours", "shade", "reference"], {
+                     ["trail", "density_source", "overlay", "contours", "shade", "reference",
+                      "posterior"], {
         "trail": {"type": IntSlider, "name": "trail length (frames)"},
         "density_source": RadioButtonGroup,
         "overlay": Select,
         "shade": {"type": Checkbox, "name": "colour particles by carried log-density"},
         "reference": {"type": Checkbox, "name": "compare with the reference solution (ODE)"},
+        "posterior": {"type": Checkbox, "name": "hover: p(class | x_t), where a point comes from"},
     })  # fmt: skip
     return pn.Column(
         *([top] if top is not None else []),
@@ -145,10 +147,14 @@ def compute_controls(state: FlowState) -> pn.Column:
     state.param.watch(follow_the_state, ["process", "kind", "eta", "schedule", "direction",
                                          "solver"])  # fmt: skip
     follow_the_state()
+    from app.ui.guidance_panel import guidance_controls  # it imports this module's widgets
+
     return pn.Column(
         pn.pane.Markdown("### Process"), process,
         pn.pane.Markdown("### Sampler"), sampler, seed,
         pn.pane.Markdown("### Schedule"), schedule, fm_note,
+        # last: the sliders above keep their order (η, T, N, β_min, β_max), which tests press
+        pn.pane.Markdown("### Guidance"), guidance_controls(state),
         sizing_mode="stretch_width", margin=0,
     )  # fmt: skip
 

@@ -110,7 +110,47 @@ def equations(state: FlowState) -> list[tuple[str, str]]:
                    ("text", "**Fokker–Planck equation**, μ the drift in brackets"),
                    ("tex", rf"\partial_t \rho = -\nabla\cdot(\mu\,\rho) + \tfrac12\,({eta})^2 "
                            r"g^2(t)\,\Delta\rho")]  # fmt: skip
-    return blocks
+    return blocks + guidance_blocks(state)
+
+
+def guidance_blocks(state: FlowState) -> list[tuple[str, str]]:
+    """The guided field written out (docs/MATH.md §12), if the run is guided."""
+    if not state.guided:
+        return []
+    if state.guidance_kind == "divergence":
+        lam = _fmt(state.divergence_lambda)
+        how = (
+            r"\nabla\cdot v \approx u^\top (\partial_x v)\,u,\ u \sim \pm 1"
+            if state.hutchinson
+            else r"\nabla\cdot v = \operatorname{tr}\,\partial_x v"
+        )
+        return [("text", "**Divergence guidance**: v of the class, when one is chosen; each "
+                         "reverse step (dt < 0) also moves toward where the flow concentrates"),
+                ("tex", rf"\frac{{dx}}{{dt}} = v(x,t) - {lam}\,\nabla\big(\nabla\cdot "
+                        r"v(x,t)\big)"),
+                ("tex", how)]  # fmt: skip
+    c, w = state.guidance_class, _fmt(state.guidance_weight)
+    if state.guidance_kind == "classifier":
+        return [
+            (
+                "text",
+                f"**Classifier guidance** toward class {c}: the score plus w times the "
+                "exact classifier's gradient (the velocity and ε̂ follow from it)",
+            ),
+            (
+                "tex",
+                rf"\nabla\log p_t(x) + {w}\,\nabla\log p_t(c \mid x),\quad "
+                r"p_t(c\mid x) = \frac{\pi_c\,p_t(x\mid c)}{p_t(x)}",
+            ),
+            ("tex", rf"= \nabla\log\big[p_t(x\mid c)^{{{w}}}\,p_t(x)^{{1-{w}}}\big]"),
+        ]
+    return [("text", f"**Classifier-free guidance** toward class {c}: the unconditional and the "
+                     "class's fields mixed (the score and ε̂ alike)"),
+            ("tex", rf"v_w = v(x,t) + {w}\,\big(v(x,t\mid c) - v(x,t)\big)"),
+            ("tex", rf"\nabla\log p_w = \nabla\log\big[p_t(x\mid c)^{{{w}}}\,"
+                    rf"p_t(x)^{{1-{w}}}\big]"),
+            ("text", "a score at every t, but not of one diffusion's marginals: for w ≠ 0, 1 the "
+                     "samples do not follow p(x | c)^w p(x)^(1−w) at t = 0.")]  # fmt: skip
 
 
 def _pane(kind: str, text: str):

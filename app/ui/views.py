@@ -34,6 +34,7 @@ from app.ui.frames import (
     pack_reference,
     positions_fine_enough,
 )
+from app.ui.posterior_hover import PosteriorHover
 
 # Inner plotting area of each view, in pixels: FRAME where the window has room, down to
 # SMALLEST in a narrow one (a projector's 1024 pixels), always square (static/fit_views.js).
@@ -137,6 +138,7 @@ class FlowViews(pn.viewable.Viewer):
             show_loop_controls=False, sizing_mode="stretch_width", max_width=2 * FRAME + 120,
             height=70, value_align="start",
         )  # fmt: skip
+        PosteriorHover(self)  # hovering shows p(c | x_t)
         self.state.param.watch(self._push_run, ["result", "arrows"])
         self.state.param.watch(self._push_settings, ["trail"])
         self.state.param.watch(self._push_shade, ["shade", "result"])
