@@ -7,6 +7,10 @@ any other bytes for a pickle and advises ``allow_pickle=True``, which is exactly
 done with a stranger's file. CSV files may start with a UTF-8 byte-order mark and a header row
 (``x,y``): both are common in files saved by spreadsheets, and both are accepted.
 
+A third column (``x,y,label``; an (M, 3) array; or a ``labels`` array beside ``points`` in a
+.npz) gives each point its class, an integer 0..``MAX_LABEL`` (:func:`read_labelled_points`):
+the classes guidance steers toward (docs/MATH.md §12).
+
 Sizes are measured before data is read: only a regular file is opened (a device such as
 ``/dev/zero`` or a FIFO never ends), at most ``MAX_FILE_BYTES`` of it are read, a .npy header's
 shape and type are checked before its data, and a .npz member is inflated only up to what
@@ -31,7 +35,8 @@ MAX_POINTS = 100_000  # a user's data set: more than any toy set needs; its fiel
 MAX_FILE_BYTES = 16 * 2**20  # 100,000 rows of CSV at full precision take ~4 MB
 MAX_HEADER_BYTES = 4096  # a .npy header of an (M, 2) array takes ~120 bytes
 # a .npy of MAX_POINTS (M, 2) values of the widest real type (16 bytes), with its header
-MAX_ARRAY_BYTES = MAX_POINTS * 2 * 16 + MAX_HEADER_BYTES
+MAX_ARRAY_BYTES = MAX_POINTS * 3 * 16 + MAX_HEADER_BYTES  # (M, 3): points with labels
+MAX_LABEL = 63  # classes 0..63: as many as the page has colours for, and more
 
 
 class PointFileError(ValueError):
@@ -42,7 +47,7 @@ def _fail(path, what: str):
     raise PointFileError(f"{Path(path).name}: {what}")
 
 
-def _check_npy_header(path, data: bytes) -> None:
+def _check_npy_header(path, data: bytes, labels: bool = False) -> None:
     """Refuse a .npy by its header alone: type, shape and the length its data must have."""
     stream = io.BytesIO(data)
     try:
@@ -61,19 +66,22 @@ def _check_npy_header(path, data: bytes) -> None:
                     "save plain numbers, e.g. np.save(file, points.astype(float))")  # fmt: skip
     if dtype.kind not in "iuf":
         _fail(path, f"holds {dtype} values; expected real numbers")
-    if len(shape) != 2 or shape[1] != 2 or shape[0] == 0:
-        _fail(path, f"expected an array of shape (M, 2), got {shape}")
+    if labels and len(shape) != 1:
+        _fail(path, f"expected its labels as an array of shape (M,), got {shape}")
+    if not labels and (len(shape) != 2 or shape[1] not in (2, 3) or shape[0] == 0):
+        _fail(path, f"expected an array of shape (M, 2), or (M, 3) with labels, got {shape}")
     if shape[0] > MAX_POINTS:
         _fail(path, f"{shape[0]:,} points; at most {MAX_POINTS:,} are accepted")
-    needed = shape[0] * 2 * dtype.itemsize
+    needed = shape[0] * (1 if labels else shape[1]) * dtype.itemsize
     if len(data) - stream.tell() < needed:
         _fail(path, f"is cut short: its header promises {needed:,} bytes of data")
 
 
-def _from_npy(path, data: bytes) -> np.ndarray:
+def _from_npy(path, data: bytes, labels: bool = False) -> np.ndarray:
+    """The array of a .npy's bytes (a .npz's ``labels`` member: ``labels``, shape (M,))."""
     if not data.startswith(NPY_MAGIC):
         _fail(path, "not a .npy file (it does not start with the NumPy signature)")
-    _check_npy_header(path, data)
+    _check_npy_header(path, data, labels)
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:
@@ -81,6 +89,16 @@ def _from_npy(path, data: bytes) -> np.ndarray:
             _fail(path, "holds Python objects (a pickle), which flowscope never loads; "
                         "save plain numbers, e.g. np.save(file, points.astype(float))")  # fmt: skip
         _fail(path, f"not a readable .npy file ({str(exc).splitlines()[0]})")
+
+
+def _npz_member(path, archive: zipfile.ZipFile, name: str, labels: bool = False) -> np.ndarray:
+    """One array of the archive, inflated at most to what MAX_POINTS points take (the sizes a
+    zip declares can lie)."""
+    with archive.open(name) as member:
+        member_bytes = member.read(MAX_ARRAY_BYTES + 1)
+    if len(member_bytes) > MAX_ARRAY_BYTES:
+        _fail(path, f"its array {name[:-4]!r} holds more than {MAX_POINTS:,} points")
+    return _from_npy(path, member_bytes, labels)
 
 
 def _from_npz(path, data: bytes) -> np.ndarray:
@@ -91,13 +109,16 @@ def _from_npz(path, data: bytes) -> np.ndarray:
             names = [n for n in archive.namelist() if n.endswith(".npy")]
             if not names:
                 _fail(path, "holds no arrays; save the points with np.savez(file, points=...)")
-            name = "points.npy" if "points.npy" in names else names[0]
-            # inflate at most what MAX_POINTS points take: the sizes a zip declares can lie
-            with archive.open(name) as member:
-                member_bytes = member.read(MAX_ARRAY_BYTES + 1)
-        if len(member_bytes) > MAX_ARRAY_BYTES:
-            _fail(path, f"its array {name[:-4]!r} holds more than {MAX_POINTS:,} points")
-        return _from_npy(path, member_bytes)
+            others = [n for n in names if n != "labels.npy"] or names
+            name = "points.npy" if "points.npy" in names else others[0]
+            points = _npz_member(path, archive, name)
+            if "labels.npy" not in names or points.ndim != 2:
+                return points
+            labels = _npz_member(path, archive, "labels.npy", labels=True)
+        if labels.shape != (len(points),) or points.shape[1] != 2:
+            _fail(path, f"its labels {labels.shape} must hold one label per point "
+                        f"{points.shape[:1]}")  # fmt: skip
+        return np.column_stack([points.astype(np.float64), labels.astype(np.float64)])
     except (ValueError, zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
         if isinstance(exc, PointFileError):
             raise
@@ -143,10 +164,15 @@ def _from_text(path, data: bytes, comma: bool) -> np.ndarray:
         if not rows and not seen_header and not any(_is_number(t) for t in tokens):
             seen_header = True  # one header row, such as "x,y"
             continue
-        if len(tokens) != 2:
-            _fail(path, f"line {number} has {len(tokens)} columns; expected 2 (x, y)")
+        width = len(rows[0]) if rows else len(tokens)
+        if len(tokens) not in (2, 3) or len(tokens) != width:
+            _fail(path, f"line {number} has {len(tokens)} columns; expected {width} (x, y"
+                        f"{', label' if width == 3 else ''})" if width in (2, 3) else
+                  f"line {number} has {len(tokens)} columns; expected 2 (x, y) or 3 (x, y, "
+                  "label)")  # fmt: skip
         if not all(_is_number(t) for t in tokens):
-            _fail(path, f"line {number} is not two numbers: {line[:40]!r}")
+            count = "two" if len(tokens) == 2 else "three"
+            _fail(path, f"line {number} is not {count} numbers: {line[:40]!r}")
         rows.append([float(t) for t in tokens])
     if not rows:
         _fail(path, "holds no points; expected two columns of numbers (x, y)")
@@ -154,9 +180,15 @@ def _from_text(path, data: bytes, comma: bool) -> np.ndarray:
 
 
 def load_points(path: str) -> np.ndarray:
+    """:func:`load_labelled_points` without the labels: float64 (M, 2)."""
+    return load_labelled_points(path)[0]
+
+
+def load_labelled_points(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Read user points from a .npy, .npz (``points`` or its first array) or .csv/.txt file.
 
-    Returns float64 (M, 2), M ≥ 1, all finite. Raises :class:`PointFileError` (a ValueError)
+    Returns (float64 (M, 2), M ≥ 1, all finite; int64 labels (M,) or None without a label
+    column). Raises :class:`PointFileError` (a ValueError)
     with one line naming the file, or OSError if it cannot be read at all. Only a regular file
     (or a link to one) of at most ``MAX_FILE_BYTES`` is read.
     """
@@ -167,11 +199,16 @@ def load_points(path: str) -> np.ndarray:
         data = f.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         _fail(path, f"larger than {MAX_FILE_BYTES // 2**20} MB; a file of points is far smaller")
-    return read_points(data, str(path))
+    return read_labelled_points(data, str(path))
 
 
 def read_points(data: bytes, path: str) -> np.ndarray:
-    """:func:`load_points` for the bytes of a file named ``path`` (an upload, say)."""
+    """:func:`read_labelled_points` without the labels: float64 (M, 2)."""
+    return read_labelled_points(data, path)[0]
+
+
+def read_labelled_points(data: bytes, path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`load_labelled_points` for the bytes of a file named ``path`` (an upload, say)."""
     suffix = Path(path).suffix.lower()
     if not data:
         _fail(path, "is empty")
@@ -186,8 +223,8 @@ def read_points(data: bytes, path: str) -> np.ndarray:
         _fail(path, "holds complex numbers; expected real (x, y) points")
     if arr.dtype.kind not in "iuf":
         _fail(path, f"holds {arr.dtype} values; expected numbers")
-    if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0:
-        _fail(path, f"expected an array of shape (M, 2), got {arr.shape}")
+    if arr.ndim != 2 or arr.shape[1] not in (2, 3) or len(arr) == 0:
+        _fail(path, f"expected an array of shape (M, 2), or (M, 3) with labels, got {arr.shape}")
     if len(arr) > MAX_POINTS:
         _fail(path, f"{len(arr):,} points; at most {MAX_POINTS:,} are accepted")
     with np.errstate(over="ignore"):  # long doubles past float64's range: said below
@@ -197,4 +234,9 @@ def read_points(data: bytes, path: str) -> np.ndarray:
         if np.isfinite(arr).all():
             _fail(path, f"{bad} point(s) lie beyond the range of float64 (about ±1.8e308)")
         _fail(path, f"{bad} point(s) are NaN or infinite")
-    return wide
+    if wide.shape[1] == 2:
+        return wide, None
+    labels = wide[:, 2]
+    if not ((labels == np.round(labels)) & (labels >= 0) & (labels <= MAX_LABEL)).all():
+        _fail(path, f"its third column must hold class labels, whole numbers 0..{MAX_LABEL}")
+    return wide[:, :2].copy(), labels.astype(np.int64)

@@ -143,8 +143,8 @@ def test_pickled_points_are_refused(tmp_path):
 
 
 def test_malformed_points_are_refused(tmp_path):
-    bad = tmp_path / "three.npy"
-    np.save(bad, np.zeros((4, 3)))
+    bad = tmp_path / "four.npy"
+    np.save(bad, np.zeros((4, 4)))
     proc = run_cli("sample", "--points", str(bad), "--out", str(tmp_path / "x.npz"))
     assert proc.returncode == 2 and "(M, 2)" in proc.stderr
 

@@ -100,14 +100,14 @@ BAD_FILES = {
     "random.npz": (lambda p: _write(p, b"\x01" * 300), "not a .npz file"),
     "binary.csv": (lambda p: _write(p, bytes(range(256)) * 3), "binary"),
     "latin1.csv": (lambda p: _write(p, "1,2\n3,é\n".encode("latin-1")), "UTF-8"),
-    "three.csv": (lambda p: _write(p, b"1,2,3\n"), "line 1 has 3 columns"),
+    "four.csv": (lambda p: _write(p, b"1,2,3,4\n"), "line 1 has 4 columns"),
     "text.csv": (lambda p: _write(p, b"1,2\n3,abc\n"), "line 2 is not two numbers"),
     "nan.csv": (lambda p: _write(p, b"1,2\nnan,4\n"), "NaN or infinite"),
     "pickle.npy": (
         lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True),
         "pickle",
     ),
-    "shape.npy": (lambda p: np.save(p, np.zeros((4, 3))), "(M, 2)"),
+    "shape.npy": (lambda p: np.save(p, np.zeros((4, 4))), "(M, 2)"),
 }
 
 

@@ -153,3 +153,20 @@ def test_divergence_guidance_on_the_command_line_defaults_to_its_own_lambda(tmp_
                  "200", "--out", str(out)]) == 0  # fmt: skip
     meta = json.loads(str(np.load(out)["meta"]))
     assert meta["guidance"] == pytest.approx(0.03)
+
+
+def test_labelled_points_from_a_file_give_classes_to_guide_toward(tmp_path, capsys):
+    """A third column labels the points; the run guided toward class 1 lands on its points."""
+    rng = np.random.default_rng(0)
+    left = rng.normal([-2.0, 0.0], 0.2, (40, 2))
+    right = rng.normal([2.0, 0.0], 0.2, (40, 2))
+    rows = [f"{x},{y},{k}" for k, part in ((0, left), (1, right)) for x, y in part]
+    path = tmp_path / "two.csv"
+    path.write_text("x,y,label\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run.npz"
+    assert main(["sample", "--points", str(path), "--class", "1", "--steps", "40",
+                 "--particles", "300", "--out", str(out)]) == 0  # fmt: skip
+    end = np.load(out)["trajectories"][-1]
+    assert (end[:, 0] > 1.0).mean() >= 0.99
+    assert main(["sample", "--points", str(path), "--class", "2", "--out", str(out)]) == 2
+    assert "classes 0..1, not 2" in capsys.readouterr().err

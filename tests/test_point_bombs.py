@@ -66,7 +66,7 @@ def test_a_npy_header_promising_1e11_points_is_refused_by_its_shape(tmp_path, ca
 
 
 @pytest.mark.parametrize("shape, words", [
-    ((3,), "shape"), ((4, 3), "shape"), ((0, 2), "shape"), ((2, 2, 2), "shape"),
+    ((3,), "shape"), ((4, 4), "shape"), ((0, 2), "shape"), ((2, 2, 2), "shape"),
 ])  # fmt: skip
 def test_a_npy_of_the_wrong_shape_is_refused_by_its_header(shape, words):
     with pytest.raises(PointFileError, match=words):

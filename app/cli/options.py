@@ -65,12 +65,13 @@ def add_points_options(p) -> None:
 def data_of(args):
     """(name, Points or None) of ``--dataset`` / ``--points``: one data set, never both."""
     from models.datasets import Points
-    from models.pointfiles import load_points
+    from models.pointfiles import load_labelled_points
 
     if args.points and args.dataset is not None:
         raise ValueError("--points and --dataset each name a data set; give one of them")
     if args.points:
-        return "points", Points(load_points(args.points), bandwidth=args.bandwidth_points)
+        points, labels = load_labelled_points(args.points)  # labels: the classes, if given
+        return "points", Points(points, labels, bandwidth=args.bandwidth_points)
     return args.dataset or DEFAULT_DATASET, None
 
 

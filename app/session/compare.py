@@ -23,7 +23,7 @@ from app.session.state import (
 from models.compare.pair import RunPair, Side, simulate_pair
 from models.overlay import run_overlay
 
-FOLLOWED = ("points", "trained")  # always A's, like the display settings
+FOLLOWED = ("points", "point_labels", "trained")  # always A's, like the display settings
 NAMES = {"process": "process", "dataset": "data", "direction": "direction", "kind": "kind",
          "eta": "η", "solver": "solver", "time_grid": "grid", "t_min": "t_min", "rtol": "rtol",
          "steps": "steps", "particles": "N", "seed": "seed", "device": "device",

@@ -57,6 +57,12 @@ class GuidanceSettings(param.Parameterized):
         "way), instead of exactly",
     )
 
+    point_labels = param.Array(
+        default=None,
+        allow_None=True,
+        doc="The class of each of your points (M,) int: the brush's class when drawn, the "
+        "file's label column when uploaded; None: one class",
+    )
     posterior = param.Boolean(
         default=False,
         doc="Hovering either view shows p(c | x_t): the posterior over the data set's classes "
@@ -72,6 +78,13 @@ class GuidanceSettings(param.Parameterized):
         except ValueError:
             names = ()
         return {"none": NO_CLASS} | {f"{k}: {name}": k for k, name in enumerate(names)}
+
+    def user_labels(self):
+        """The labels of the user's points, (M,) int64, or None (one class, or none that fit)."""
+        labels, points = self.point_labels, self.points
+        if labels is None or points is None or len(labels) != len(points):
+            return None
+        return labels
 
     def data_of_run(self):
         """The data set object the run starts from (the user's points or a built-in set)."""
@@ -117,7 +130,7 @@ class GuidanceSettings(param.Parameterized):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.param.watch(self._class_in_range, ["dataset", "points"])
+        self.param.watch(self._class_in_range, ["dataset", "points", "point_labels"])
         self.param.watch(self._show_posterior, ["guidance_class"])
 
     def _show_posterior(self, event) -> None:

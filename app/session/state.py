@@ -49,7 +49,7 @@ COMPUTE_PARAMS = (
     "guidance_class", "guidance_kind", "guidance_weight", "divergence_lambda", "hutchinson",
 )  # fmt: skip
 MAX_TRAIN_SIZE = 4000  # M in the app: the exact field of M points costs N x M per step
-DATA_PARAMS = ("points",)  # also recompute, but travel in the URL in their own form
+DATA_PARAMS = ("points", "point_labels")  # also recompute; travel in the URL in their own form
 DISPLAY_PARAMS = ("trail", "density_source", "overlay", "contours", "shade", "reference", "fps",
                   "loop", "posterior")  # fmt: skip
 
@@ -233,7 +233,7 @@ class FlowState(PathSettings, GuidanceSettings):
             return None
         if self.points is None:
             raise ValueError("no points yet: draw on the particle view or upload a file")
-        return Points(self.points)
+        return Points(self.points, labels=self.user_labels())
 
     @property
     def noise_level(self) -> float:
@@ -295,7 +295,9 @@ class FlowState(PathSettings, GuidanceSettings):
         """What one run of the current settings needs, read once (the session thread may change
         the settings while it computes)."""
         data, config, m = self.user_dataset(), self.config(), self.train_size
-        train_key = (self.dataset, None if self.points is None else hash(self.points.tobytes()), m)
+        labels = self.user_labels()
+        train_key = (self.dataset, None if self.points is None else hash(self.points.tobytes()),
+                     None if labels is None else hash(labels.tobytes()), m)  # fmt: skip
         dataset = data if data is not None else make_dataset(self.dataset)
         source, note = resolve(self, dataset, self._weights_cache)
         return RunInputs(config, data, dataset, source, note, m, train_key)

@@ -6,7 +6,8 @@ survives a server restart, works unchanged behind several server processes (no s
 between them), keeps one class member's data out of every other session, and *is* the data a
 teacher hands out. Its cost is length: positions travel as int16 with one scale (error below
 1e-4 of the data's extent, far under the kernel width σ_d), deflated and base64url-encoded,
-about 5 characters a point, so links carry at most ``LINK_MAX_POINTS``.
+about 5 characters a point, so links carry at most ``LINK_MAX_POINTS``. Points with classes
+(drawn with a brush class, or uploaded with a label column) add one byte a point.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import zlib
 import numpy as np
 
 from models.datasets import MAX_COORD
-from models.pointfiles import MAX_POINTS
+from models.pointfiles import MAX_LABEL, MAX_POINTS
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # 5 MB: ~200,000 CSV rows, more than any toy data set
 MIN_POINTS = 2
 LINK_MAX_POINTS = 3000  # ~15 KB of link: well inside every browser's and Tornado's limits
 VIEW_MARGIN = 0.75  # fitting leaves this much of the view box free on each side
 SQUEEZED = 0.01  # fitting refuses when the middle half of the points spans less of the box
-_LINK_VERSION = b"\x01"
+_LINK_VERSION, _LABELLED_VERSION = b"\x01", b"\x02"  # positions; positions and labels
 
 
 def stroke_points(xs, ys, width: float, density: float, seed: int = 0) -> np.ndarray:
@@ -115,43 +116,76 @@ def fit_into_view(points: np.ndarray, extent) -> np.ndarray:
     return fitted
 
 
-def encode_points(points: np.ndarray) -> str:
-    """Compact, URL-safe text for (M, 2) points (see the module docstring); ValueError if too
-    many for a link."""
+def check_labels(labels, n: int, what: str = "the data set") -> np.ndarray | None:
+    """Class labels (n,) int64 of n points, or None where there are none or all are 0 (one
+    class); ValueError (one line) unless one whole number 0..63 per point."""
+    if labels is None:
+        return None
+    arr = np.asarray(labels)
+    if arr.shape != (n,):
+        raise ValueError(f"{what}: {arr.shape} labels for {n} points; give one per point")
+    if arr.dtype.kind not in "iu" or (n and not (0 <= arr.min() and arr.max() <= MAX_LABEL)):
+        raise ValueError(f"{what}: labels must be whole numbers 0..{MAX_LABEL}")
+    return arr.astype(np.int64) if arr.any() else None
+
+
+def encode_points(points: np.ndarray, labels: np.ndarray | None = None) -> str:
+    """Compact, URL-safe text for (M, 2) points and their labels (M,) if any (see the module
+    docstring); ValueError if too many for a link."""
     if len(points) > LINK_MAX_POINTS:
         raise ValueError(f"{len(points):,} points are too many for a link (at most "
                          f"{LINK_MAX_POINTS:,}); download them as CSV to keep them")  # fmt: skip
     largest = float(np.abs(points).max()) if len(points) else 0.0
     scale = largest / 32767 if largest > 0 else 1.0
     codes = np.rint(points / scale).astype("<i2")
-    raw = _LINK_VERSION + np.float64(scale).astype("<f8").tobytes() + codes.tobytes()
+    version = _LINK_VERSION if labels is None or not np.any(labels) else _LABELLED_VERSION
+    raw = version + np.float64(scale).astype("<f8").tobytes() + codes.tobytes()
+    if version == _LABELLED_VERSION:
+        raw += np.asarray(labels, np.uint8).tobytes()
     return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode("ascii").rstrip("=")
 
 
 def decode_points(text: str) -> np.ndarray:
-    """Inverse of :func:`encode_points`; ValueError (one line) for anything malformed."""
+    """The points of :func:`decode_labelled_points`, (M, 2)."""
+    return decode_labelled_points(text)[0]
+
+
+def decode_labelled_points(text: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inverse of :func:`encode_points`: (points (M, 2), labels (M,) or None); ValueError (one
+    line) for anything malformed."""
     try:
         padded = text + "=" * (-len(text) % 4)
         blob = base64.urlsafe_b64decode(padded.encode("ascii"))
         # the output bound stops a small "zip bomb" link from taking the server's memory
         inflater = zlib.decompressobj()
-        raw = inflater.decompress(blob, 9 + 4 * LINK_MAX_POINTS + 1)
-        if inflater.unconsumed_tail or len(raw) > 9 + 4 * LINK_MAX_POINTS:
+        raw = inflater.decompress(blob, 9 + 5 * LINK_MAX_POINTS + 1)
+        if inflater.unconsumed_tail or len(raw) > 9 + 5 * LINK_MAX_POINTS:
             raise ValueError("too long")
     except Exception:
         raise ValueError("the points in this link are damaged") from None
-    if raw[:1] != _LINK_VERSION or (len(raw) - 9) % 4:
+    per_point = {_LINK_VERSION: 4, _LABELLED_VERSION: 5}.get(raw[:1])
+    if per_point is None or (len(raw) - 9) % per_point or len(raw) < 9:
         raise ValueError("the points in this link are damaged")
     scale = float(np.frombuffer(raw[1:9], "<f8")[0])
     if not (np.isfinite(scale) and 0 < scale < 1e6):
         raise ValueError("the points in this link are damaged")
-    codes = np.frombuffer(raw[9:], "<i2").reshape(-1, 2)
-    return check_points(codes.astype(np.float64) * scale, "the points in this link")
+    m = (len(raw) - 9) // per_point
+    codes = np.frombuffer(raw[9 : 9 + 4 * m], "<i2").reshape(-1, 2)
+    points = check_points(codes.astype(np.float64) * scale, "the points in this link")
+    if per_point == 4:
+        return points, None
+    labels = np.frombuffer(raw[9 + 4 * m :], np.uint8)
+    return points, check_labels(labels, m, "the points in this link")
 
 
-def points_csv(points: np.ndarray) -> str:
-    """CSV text "x,y" with a header row, as the upload reads it back (a round trip)."""
+def points_csv(points: np.ndarray, labels: np.ndarray | None = None) -> str:
+    """CSV text "x,y" (or "x,y,label") with a header row, as the upload reads it back."""
     out = io.StringIO()
-    out.write("x,y\n")
-    np.savetxt(out, points, delimiter=",", fmt="%.9g")
+    if labels is None:
+        out.write("x,y\n")
+        np.savetxt(out, points, delimiter=",", fmt="%.9g")
+    else:
+        out.write("x,y,label\n")
+        for (x, y), label in zip(points.tolist(), np.asarray(labels).tolist(), strict=True):
+            out.write(f"{x:.9g},{y:.9g},{label}\n")
     return out.getvalue()

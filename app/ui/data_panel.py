@@ -21,6 +21,7 @@ from app.session.state import FlowState
 from app.session.userdata import (
     LINK_MAX_POINTS,
     MAX_UPLOAD_BYTES,
+    check_labels,
     check_points,
     fit_into_view,
     outside_share,
@@ -29,11 +30,13 @@ from app.session.userdata import (
 )
 from app.ui import client
 from models.datasets import make_dataset
-from models.pointfiles import read_points
+from models.pointfiles import read_labelled_points
 
 # A text pane's <pre> keeps its lines whole, and the sidebar cut them at its edge: wrap them.
 # (A style on the pane reaches only its outer element, not the <pre> in its shadow root.)
 WRAP = ["pre { white-space: pre-wrap; overflow-wrap: anywhere; }"]
+BRUSH_CLASSES = 8  # the brush's classes: the first colours of the particles' palette
+COLOUR_NAMES = ("blue", "orange", "green", "red", "purple", "brown", "pink", "grey")
 
 
 class DataPanel(pn.viewable.Viewer):
@@ -44,12 +47,16 @@ class DataPanel(pn.viewable.Viewer):
                                doc="Width of the brush, in data units")  # fmt: skip
     brush_density = param.Integer(default=40, bounds=(5, 200), step=5,
                                   doc="Points per unit length of stroke")  # fmt: skip
+    brush_class = param.Integer(default=0, bounds=(0, BRUSH_CLASSES - 1),
+                                doc="The class (colour) of the points a stroke lays down: the "
+                                "classes guidance steers toward")  # fmt: skip
     fit = param.Boolean(default=False, doc="Move and scale uploaded points into the view")
     status = param.String(default="")
 
     def __init__(self, figure, **params):
         super().__init__(**params)
-        self._history: list[tuple[str, np.ndarray | None]] = []
+        # (data set, points, their labels) before each change, for undo
+        self._history: list[tuple[str, np.ndarray | None, np.ndarray | None]] = []
         self._strokes = ColumnDataSource({"xs": [], "ys": []}, name="strokes")
         self._strokes.syncable = False  # the stroke in progress stays in the browser
         self._committed = ColumnDataSource({"xs": [], "ys": []}, name="committed_stroke")
@@ -104,10 +111,18 @@ class DataPanel(pn.viewable.Viewer):
     def _current_points(self) -> np.ndarray | None:
         return self.state.points if self.state.dataset == "points" else None
 
-    def use(self, points: np.ndarray) -> None:
-        """Make ``points`` the data set (one recompute), remembering the previous one."""
-        self._history.append((self.state.dataset, self.state.points))
-        self.state.param.update(points=points, dataset="points")
+    def _current_labels(self, n: int) -> np.ndarray:
+        """The labels of the n points on screen (0 where they have none)."""
+        labels = self.state.user_labels() if self.state.dataset == "points" else None
+        return np.zeros(n, np.int64) if labels is None else labels
+
+    def use(self, points: np.ndarray, labels: np.ndarray | None = None) -> None:
+        """Make ``points`` (with ``labels``, or one class) the data set (one recompute),
+        remembering the previous one."""
+        s = self.state
+        self._history.append((s.dataset, s.points, s.point_labels))
+        s.param.update(points=points, point_labels=check_labels(labels, len(points)),
+                       dataset="points")  # fmt: skip
 
     def add_stroke(self, xs, ys) -> None:
         new = stroke_points(xs, ys, self.brush_width, self.brush_density,
@@ -116,12 +131,15 @@ class DataPanel(pn.viewable.Viewer):
             return
         current = self._current_points()
         points = new if current is None else np.concatenate([current, new])
+        fresh = np.full(len(new), self.brush_class, np.int64)
+        labels = fresh if current is None else \
+            np.concatenate([self._current_labels(len(current)), fresh])  # fmt: skip
         try:
             points = check_points(points, "drawn points")
         except ValueError as exc:
             self.state.notice = str(exc)
             return
-        self.use(points)
+        self.use(points, labels)
 
     def load_upload(self, data: bytes, filename: str) -> None:
         """Read an uploaded file; on any problem say so in one line and change nothing."""
@@ -129,7 +147,8 @@ class DataPanel(pn.viewable.Viewer):
             if len(data) > MAX_UPLOAD_BYTES:
                 raise ValueError(f"{filename}: {len(data) / 2**20:.1f} MB; files up to "
                                  f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB are accepted")  # fmt: skip
-            points = check_points(read_points(data, filename), filename, bounded=not self.fit)
+            points, labels = read_labelled_points(data, filename)
+            points = check_points(points, filename, bounded=not self.fit)
             if self.fit:
                 try:
                     points = fit_into_view(points, self.state.config().extent)
@@ -143,20 +162,20 @@ class DataPanel(pn.viewable.Viewer):
             text = str(exc).strip().splitlines()
             self.state.notice = f"Upload refused: {text[0] if text else type(exc).__name__}"
             return
-        self.use(points)
+        self.use(points, labels)
 
     def undo_last(self) -> None:
         if not self._history:
             return
-        dataset, points = self._history.pop()
-        self.state.param.update(points=points, dataset=dataset)
+        dataset, points, labels = self._history.pop()
+        self.state.param.update(points=points, point_labels=labels, dataset=dataset)
 
     def clear_points(self) -> None:
         if self.state.points is None:
             return
         self._history.clear()
         fallback = "8gaussians" if self.state.dataset == "points" else self.state.dataset
-        self.state.param.update(points=None, dataset=fallback)
+        self.state.param.update(points=None, point_labels=None, dataset=fallback)
 
     # --- widget callbacks -------------------------------------------------------------------
     def _on_stroke(self, _attr, _old, new) -> None:
@@ -190,8 +209,9 @@ class DataPanel(pn.viewable.Viewer):
         points = self._current_points()
         if points is None:  # a built-in data set: fresh samples of it, as its field sees it
             generator = torch.Generator().manual_seed(self.state.seed)
-            points = make_dataset(self.state.dataset).sample(2000, generator)[0].double().numpy()
-        return io.StringIO(points_csv(points))
+            points, labels = make_dataset(self.state.dataset).sample(2000, generator)
+            return io.StringIO(points_csv(points.double().numpy(), labels.numpy()))
+        return io.StringIO(points_csv(points, self.state.user_labels()))
 
     def _describe(self, *_events) -> None:
         points = self.state.points
@@ -209,12 +229,17 @@ class DataPanel(pn.viewable.Viewer):
     def __panel__(self):
         return pn.Column(
             self.draw,
-            pn.Param(self, parameters=["brush_width", "brush_density"], show_name=False,
-                     widgets={"brush_width": {"type": pn.widgets.FloatSlider,
+            pn.Param(self, parameters=["brush_class", "brush_width", "brush_density"],
+                     show_name=False,
+                     widgets={"brush_class": {"type": pn.widgets.Select,
+                                              "name": "brush class (colour)",
+                                              "options": {f"class {k} ({c})": k for k, c
+                                                          in enumerate(COLOUR_NAMES)}},
+                              "brush_width": {"type": pn.widgets.FloatSlider,
                                               "name": "brush width"},
                               "brush_density": {"type": pn.widgets.IntSlider,
                                                 "name": "brush density (points per unit)"}}),
-            pn.pane.Str("Upload (.csv with x,y columns, .npy, .npz; up to "
+            pn.pane.Str("Upload (.csv with x,y or x,y,label columns, .npy, .npz; up to "
                         f"{MAX_UPLOAD_BYTES // 2**20} MB):", styles={"font-size": "12px"},
                         stylesheets=WRAP),
             self.upload,

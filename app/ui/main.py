@@ -33,7 +33,7 @@ from app.session.url import (
     read_query,
     read_url_values,
 )
-from app.session.userdata import LINK_MAX_POINTS, decode_points, encode_points
+from app.session.userdata import LINK_MAX_POINTS, decode_labelled_points, encode_points
 from app.ui import client
 from app.ui.compare.panel import compare_section
 from app.ui.compare.views import CompareViews
@@ -146,7 +146,7 @@ def _restore_from_url(state: FlowState, comparison: Comparison) -> tuple[str, Ca
     notes = []
     if "pts" in query:
         try:
-            good["points"] = decode_points(query["pts"])
+            good["points"], good["point_labels"] = decode_labelled_points(query["pts"])
         except ValueError as exc:
             notes.append(f"The points in this link could not be used ({_one_line(exc)}).")
     if good.get("dataset") == "points" and "points" not in good:
@@ -166,7 +166,7 @@ def _restore_from_url(state: FlowState, comparison: Comparison) -> tuple[str, Ca
             search += "&" + urlencode(extra)
         if state.dataset == "points" and state.points is not None:
             with contextlib.suppress(ValueError):  # too many for a link: the panel says so
-                search += "&pts=" + encode_points(state.points)
+                search += "&pts=" + encode_points(state.points, state.user_labels())
         location.search = search
 
     # After the page has loaded: the browser reports its own URL once it connects, which would

@@ -119,7 +119,7 @@ def _npy(array, **kw) -> bytes:
 
 BAD_UPLOADS = {
     "empty.csv": (b"", "is empty"),
-    "columns.csv": (_csv("1,2,3\n4,5,6\n"), "3 columns"),
+    "columns.csv": (_csv("1,2,3,4\n5,6,7,8\n"), "4 columns"),
     "text.csv": (_csv("x,y\n1,2\n3,abc\n"), "not two numbers"),
     "nan.csv": (_csv("1,2\nnan,3\n"), "NaN or infinite"),
     "inf.csv": (_csv("1,2\ninf,3\n"), "NaN or infinite"),
