@@ -196,6 +196,38 @@ def tilted_density(
     return torch.where(mass > 0, tilted / mass.clamp_min(1e-300), 0.0).float()
 
 
+def posterior_frames(reference: Reference, path, times: Tensor, grid: Grid, label: int) -> Tensor:
+    """p(c | x_t) of class ``label`` at the grid's cell centres for each time, (F, H, W) float32
+    in [0, 1]: the map of where a point at time t comes from.
+
+    The isotropic Gaussian factorises over the axes, so each class's sum over its components is
+    one (H, M_c) @ (M_c, W) product of per-axis factors, computed in float64 with each axis's
+    largest logit taken out (π_c p_t(x|c) / p_t(x) = S_c / Σ S: the shifts cancel). Cells where
+    every factorised sum underflows (the best component per axis is not the best jointly, at
+    small c) are summed point by point (:func:`posterior`).
+    """
+    pts, labels = reference.points.double(), reference.labels
+    keep, n_classes = labels == label, int(labels.max()) + 1
+    xs, ys = grid.centres()
+    exact = ExactField(path, reference, dtype=torch.float64)
+    out = []
+    for t in times.tolist():
+        k = exact.scalars(t)
+        factors = []
+        for u, axis in ((xs, 0), (ys, 1)):
+            logit = (u[:, None] - k["a"] * pts[:, axis]) ** 2 / (-2 * k["c2"])  # (n, M)
+            factors.append(torch.exp(logit - logit.amax(1, keepdim=True)))
+        fx, fy = factors
+        total = fy @ fx.T  # (H, W)
+        frame = (fy[:, keep] @ fx[:, keep].T) / total.clamp_min(1e-300)
+        lost = ~(total > 1e-250)  # underflowed (or NaN): point by point, in the log domain
+        if lost.any():
+            cells = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[lost]
+            frame[lost] = posterior(exact, cells, t, n_classes)[:, label]
+        out.append(frame.clamp(0, 1).float())
+    return torch.stack(out)
+
+
 def sample_grid(density: Tensor, grid: Grid, n: int, generator: torch.Generator) -> Tensor:
     """n points drawn from a density on the grid (H, W): a cell by its mass, then uniformly
     within it, (n, 2) float32."""

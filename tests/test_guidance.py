@@ -177,3 +177,27 @@ def test_every_built_in_data_set_names_each_of_its_classes():
         names = G.class_names(data)
         assert len(names) == data.n_labels == int(data.reference().labels.max()) + 1
         assert len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize("name", ["moons", "swissroll", "checkerboard"])
+def test_the_posterior_map_is_bayes_rule_at_every_cell(name):
+    """Against the point-by-point posterior, also where the per-axis sums underflow (t = 0,
+    far from the data, σ_d = 0.04 on the swiss roll)."""
+    path, data = _path("fm"), make_dataset(name)
+    ref = data.reference()
+    grid = Grid((-4.0, 4.0, -4.0, 4.0), (24, 24))
+    times = torch.tensor([0.0, 0.05, 0.5, 1.0], dtype=torch.float64)
+    maps = G.posterior_frames(ref, path, times, grid, 1)
+    xs, ys = grid.centres()
+    cells = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
+    for frame, t in zip(maps, times.tolist(), strict=True):
+        a, b, _, _ = _coefficients(path, t)
+        logs = torch.stack([_log_class_density(cells, ref.points[ref.labels == c].double(),
+                                               ref.sigma, a, b) +
+                            math.log(float((ref.labels == c).double().mean()))
+                            for c in range(data.n_labels)], 1)  # fmt: skip
+        expected = torch.softmax(logs, 1)[:, 1].reshape(24, 24)
+        assert torch.allclose(frame.double(), expected, atol=1e-5)
+    # at the noise end (a = 0) every point is as likely from each class as the class's weight
+    prior = float((ref.labels == 1).double().mean())
+    assert maps[-1].double().allclose(torch.full((24, 24), prior, dtype=torch.float64))

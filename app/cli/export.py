@@ -55,6 +55,10 @@ def run_export(args) -> int:
         raise ValueError("--overlay difference (learned − exact velocity) needs --field learned")
     check_reference(args, config)
     result = with_reference_if_asked(args, simulate(config, dataset, source=source))
+    if settings.density_source == "posterior":  # the class map: made on request
+        from models.run.guided import with_posterior_map
+
+        result = with_posterior_map(result)
     if fmt == "gif":  # a GIF holds every frame until it is written: bound that memory
         check_estimate(result, fmt, settings, GIF_FRAMES_BYTES)
     arrows = None

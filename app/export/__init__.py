@@ -16,7 +16,7 @@ from app.output import atomic_output, check_output
 from models.run.result import RunResult
 
 FORMATS = ("mp4", "gif", "html", "npz", "csv")
-DENSITY_SOURCES = ("particles", "pde", "exact")  # the app's density_source values
+DENSITY_SOURCES = ("particles", "pde", "exact", "posterior")  # the app's density_source values
 # the app's overlay values (FlowState.overlay; tests/test_export_overlays.py checks they agree)
 OVERLAYS = ("none", "velocity", "score", "drift", "difference")
 

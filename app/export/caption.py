@@ -9,7 +9,12 @@ from models.run.result import RunResult
 
 PROCESS = {"fm": "flow matching", "vp": "diffusion (VP)", "subvp": "sub-VP diffusion",
            "ve": "VE diffusion", "edm": "EDM", "trig": "trigonometric path"}  # fmt: skip
-SOURCE = {"particles": "from particles", "exact": "exact p_t", "pde": "PDE on the grid"}
+SOURCE = {
+    "particles": "from particles",
+    "exact": "exact p_t",
+    "pde": "PDE on the grid",
+    "posterior": "p(class | x_t)",
+}
 INK = (51, 51, 51)
 
 

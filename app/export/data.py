@@ -27,6 +27,8 @@ def npz_arrays(result: RunResult) -> dict[str, np.ndarray]:
     }
     if result.exact_density is not None:
         arrays["exact_density"] = result.exact_density
+    if result.posterior_map is not None:  # p(c | x_t) of class posterior_class
+        arrays["posterior_map"] = result.posterior_map
     extras = ("pde_density", "pde_mass", "pde_outflow", "log_density", "reference",
               "reference_errors")  # --pde, --log-density, --reference  # fmt: skip
     for name in extras:

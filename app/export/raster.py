@@ -46,7 +46,12 @@ INFERNO = hex_rgb(Inferno256)  # (256, 3)
 
 def density_frames(result: RunResult, source: str) -> np.ndarray:
     """The density stack the app shows for ``source``: (T+1, H, W)."""
-    stacks = {"particles": result.density, "exact": result.exact_density, "pde": result.pde_density}
+    stacks = {
+        "particles": result.density,
+        "exact": result.exact_density,
+        "pde": result.pde_density,
+        "posterior": result.posterior_map,
+    }
     if source not in stacks:
         raise ValueError(f"density source must be one of {tuple(stacks)}, got {source!r}")
     if stacks[source] is None:
@@ -81,7 +86,11 @@ class Rasterizer:
             raise ValueError(f"trail must be in 0..1000 frames, got {trail}")
         self.result, self.size, self.trail = result, size, trail
         self.density_source = density_source
-        levels, self.peaks = quantize(density_frames(result, density_source))
+        frames = density_frames(result, density_source)
+        if density_source == "posterior":  # a probability on one scale, 255 = 1 (as the page)
+            levels, self.peaks = np.rint(frames * 255).astype(np.uint8), np.ones(len(frames))
+        else:
+            levels, self.peaks = quantize(frames)
         self.levels = levels  # (T+1, H, W) uint8, each frame scaled to its own peak
         h, w = levels.shape[1:]
         # row r of the picture (top = 0) shows grid row h-1-⌊r·h/S⌋: the grid's y goes up

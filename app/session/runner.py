@@ -23,12 +23,13 @@ import param
 from app.session.fairshare import TURNS
 from app.session.state import COMPUTE_PARAMS, DATA_PARAMS, FlowState
 from models.compare.pair import RunPair
-from models.run.guided import with_guidance
+from models.run.guided import with_guidance, with_posterior_map
 from models.run.reference import has_reference, with_reference, with_sw2
 from models.samplers import Cancelled
 
 REFERENCE_FIELDS = ("reference", "reference_errors", "sw2_ratio")
 GUIDANCE_FIELDS = ("guidance_share", "guidance_gap")
+POSTERIOR_FIELDS = ("posterior_map", "posterior_class")
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Recomputer(param.Parameterized):
         state.param.watch(self._arrows_if_needed, ["overlay"])
         state.param.watch(self._pde_if_needed, ["density_source", "shade"])
         state.param.watch(self._exact_if_needed, ["density_source", "contours"])
+        state.param.watch(self._posterior_if_needed, ["density_source"])
         state.param.watch(self._reference_if_needed, ["reference"])
         state.param.watch(self._trained_changed, ["trained"])
         if comparison is not None:
@@ -149,6 +151,7 @@ class Recomputer(param.Parameterized):
         self._exact_if_needed()  # so were the exact heatmap or the contours
         self._reference_if_needed()  # and the reference
         self._guidance_if_needed()
+        self._posterior_if_needed()
 
     def _trained_changed(self, *_events) -> None:
         """New weights from the Train panel: rerun if the views show the field trained here
@@ -230,6 +233,15 @@ class Recomputer(param.Parameterized):
 
         self._for_shown_run("the guidance readout", compute,
                             lambda _run, run: self._add(run, GUIDANCE_FIELDS))  # fmt: skip
+
+    def _posterior_if_needed(self, *_events) -> None:
+        """The map of p(c | x_t) for the shown run, once, when the heatmap shows it (~0.2 s)."""
+        result = self.state.result
+        if self.state.density_source != "posterior" or result is None or \
+                result.posterior_map is not None:  # fmt: skip
+            return
+        self._for_shown_run("the class map", with_posterior_map,
+                            lambda _run, run: self._add(run, POSTERIOR_FIELDS))  # fmt: skip
 
     def _pair_readouts_if_needed(self) -> None:
         """The SW2 between A and B at every step (~0.1 s) and each reverse run's SW2 to fresh

@@ -164,10 +164,17 @@ class FlowState(PathSettings, GuidanceSettings):
     trail = param.Integer(default=8, bounds=(0, 30), doc="Length of the fading trails, in frames")
     density_source = param.Selector(
         default="particles",
-        objects={"particles": "particles", "PDE": "pde", "exact": "exact"},
+        objects={
+            "particles": "particles",
+            "PDE": "pde",
+            "exact": "exact",
+            "p(class | x)": "posterior",
+        },
         doc="Heatmap: histogram of the particles, the density solved on the grid by the "
-        "continuity / Fokker–Planck equation with the same field (docs/MATH.md §6), or the "
-        "exact p_t of docs/MATH.md §5",
+        "continuity / Fokker–Planck equation with the same field (docs/MATH.md §6), the "
+        "exact p_t of docs/MATH.md §5 (a guided run's tilted target), or the map of "
+        "p(c | x_t), where a point at time t comes from: class c is the guided one, else 0 "
+        "(docs/MATH.md §12)",
     )
     overlay = param.Selector(
         default="none",

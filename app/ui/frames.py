@@ -111,7 +111,11 @@ def pack_grid(
     rows = {"t": result.times.astype(np.float64), "peak": peak, "exact_peak": exact_peak,
             "pde_peak": nan, "pde_mass": nan, "pde_tv": nan}  # fmt: skip
     images = {"density": [density if "density" in stacks else empty],
-              "exact": [exact if "exact" in stacks else empty], "pde": [empty]}  # fmt: skip
+              "exact": [exact if "exact" in stacks else empty], "pde": [empty],
+              "posterior": [empty]}  # fmt: skip
+    if "posterior" in stacks and result.posterior_map is not None:
+        # on one scale for every frame, 255 = 1: a probability, not a density
+        images["posterior"] = [np.rint(result.posterior_map * 255).astype(np.uint8)]
     if result.pde_density is not None:
         x0, x1, y0, y1 = result.extent
         h, w = result.pde_density.shape[1:]

@@ -53,7 +53,7 @@ NO_TIMELINE = {"a": [[]], "b": [[]], "at": [0]}  # outside compare mode
 # density_source → the image stack sent for it. None for the particles' own density: the
 # browser histograms the positions it already holds (render.js), which halves a recompute's
 # payload (1.76 → 0.83 MB at N = 2000, T = 100); the server's copy stays for exports and rows.
-_STACK = {"particles": None, "exact": "exact", "pde": "pde"}
+_STACK = {"particles": None, "exact": "exact", "pde": "pde", "posterior": "posterior"}
 
 
 def stacks_sent(source: str, result=None) -> tuple[str, ...]:
@@ -108,7 +108,8 @@ class FlowViews(pn.viewable.Viewer):
         self.status = src({"busy": [0]}, "status")
         self.gstore = src({"t": [], "peak": [], "exact_peak": [], "pde_peak": [], "pde_mass": [],
                            "pde_tv": []}, "grid_store")  # fmt: skip
-        self.istore = src({"density": [], "exact": [], "pde": []}, "image_store")
+        self.istore = src({"density": [], "exact": [], "pde": [], "posterior": []},
+                          "image_store")  # fmt: skip
         self.astore = src({"x": [], "y": []}, "arrow_store")
         self.cstore = src({"xs": [], "ys": []}, "contour_store")
         self.cursor = src({"frame": [0]}, "cursor")
@@ -293,6 +294,7 @@ class FlowViews(pn.viewable.Viewer):
     def _settings_data(self) -> dict:
         s = self.state
         return {"trail": [s.trail], "trail_cap": [TRAIL_CAP], "density": [s.density_source],
+                "posterior_class": [s.guidance_class if s.guidance_class >= 0 else 0],
                 "overlay": [s.overlay], "shade": [bool(s.shade)],
                 "contours": [bool(s.contours)]}  # fmt: skip
 
@@ -358,6 +360,10 @@ class FlowViews(pn.viewable.Viewer):
             old = changed["result"].old
             if new.exact_density is not old.exact_density:
                 self._push_exact()
+            shown = self.state.density_source == "posterior"
+            if shown and new.posterior_map is not old.posterior_map:  # the class map arrived
+                self.istore.data = pack_grid(new, stacks=("posterior",))[1]
+                self._push_settings()  # redraws the current frame
             if new.reference is not old.reference:
                 self.rstore.data = pack_reference(new)
                 self._push_settings()  # redraws the current frame

@@ -94,3 +94,29 @@ def with_guidance(result: RunResult, poll=None) -> RunResult:
     gap = guidance.target_gap(samples, exact.reference, path, config.guidance_class,
                               target_weight(config))  # fmt: skip
     return result.with_(guidance_share=share, guidance_gap=gap)
+
+
+def posterior_class(config: RunConfig) -> int:
+    """The class whose p(c | x_t) a run's map shows: the one it is guided toward, else 0."""
+    return 0 if config.guidance_class is None else config.guidance_class
+
+
+def with_posterior_map(result: RunResult) -> RunResult:
+    """The run with ``posterior_map``, p(c | x_t) of :func:`posterior_class` on its grid at
+    each of its times (T+1, H, W); the run itself if it has it. ValueError for a run from a
+    data set as the source (no Gaussian noise end, no classes of one mixture)."""
+    config = result.config
+    label = posterior_class(config)
+    if result.posterior_map is not None and result.posterior_class == label:
+        return result
+    if config.source != "gaussian":
+        raise ValueError("the class map is for runs from Gaussian noise")
+    from models.run.simulate import build
+
+    path, _, exact = build(config, result.dataset)
+    n_labels = int(exact.reference.labels.max()) + 1
+    if label >= n_labels:
+        raise ValueError(f"the data set has classes 0..{n_labels - 1}, not {label}")
+    times = torch.from_numpy(result.times.astype("float64"))
+    frames = guidance.posterior_frames(exact.reference, path, times, config.grid, label)
+    return result.with_(posterior_map=frames.numpy(), posterior_class=label)

@@ -116,6 +116,8 @@ class RunResult:
         guidance_share: a guided run's samples in its class (the exact classifier at t = 0);
             guidance_gap: their SW2 to the tilted target over its noise floor
             (``models/run/guided.py``).
+        posterior_map: p(c | x_t) of class ``posterior_class`` on the run's grid,
+            (T+1, H, W) float32 in [0, 1], or None (made on request: ``with_posterior_map``).
         warnings: one-line remarks on a valid run the user should know of (user points far
             outside the view, whose density frames are then empty).
         density: the particles' histogram on the run's grid, (T+1, H, W) float32: made on first
@@ -144,6 +146,8 @@ class RunResult:
     sw2_ratio: float | None = None
     guidance_share: float | None = None
     guidance_gap: float | None = None
+    posterior_map: np.ndarray | None = None
+    posterior_class: int | None = None
     # a cache, not part of the value: made on first use (set through object.__setattr__, the
     # value being frozen), carried over by with_() while the particles stay
     _density: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
@@ -171,6 +175,8 @@ class RunResult:
             d["sw2_ratio"] = round(float(self.sw2_ratio), 4)
         if self.memorization is not None:
             d |= self.memorization.to_dict()
+        if self.posterior_class is not None:
+            d["posterior_class"] = self.posterior_class
         if self.guidance_share is not None:
             d["guidance_share"] = round(float(self.guidance_share), 4)
             d["guidance_gap"] = round(float(self.guidance_gap), 4)

@@ -80,3 +80,21 @@ def test_the_controls_follow_the_kind_of_guidance(app):
     page.page.get_by_text("Divergence guidance adds to an ODE step").wait_for(timeout=10_000)
     assert kind.is_disabled()
     assert page.errors == []
+
+
+def test_the_class_map_shows_where_points_come_from(app):
+    """The heatmap's "p(class | x)": p(c | x_t) of the guided class on one scale (255 = 1)."""
+    page = app("?dataset=moons&guidance_class=1&density_source=posterior&steps=20&particles=500")
+    page.page.wait_for_function(
+        "() => { const s = Bokeh.documents[0].get_model_by_name('image_store').data.posterior;"
+        " return s.length && s[0].shape[0] === 21; }", timeout=30_000)  # fmt: skip
+    page.pause_at(20)
+    assert page.model_data("peak_label", "text")[0] == "p(class 1 | x_t): 0 … 1"
+    # at t = 0 the lower moon's side is class 1 (bright), the upper moon's is not (dark)
+    image = page.js("() => Array.from(Bokeh.documents[0].get_model_by_name('heat')"
+                    ".data.image[0])")  # fmt: skip
+    side = int(len(image) ** 0.5)
+    rows = [image[r * side : (r + 1) * side] for r in range(side)]  # row 0 at y = −4
+    lower, upper = rows[side * 3 // 8][side * 5 // 8], rows[side * 5 // 8][side * 3 // 8]
+    assert lower > 240 and upper < 15
+    assert page.errors == []

@@ -7,7 +7,7 @@
 //            grid: [(x0, x1, y0, y1, bandwidth)]}   positions of every frame, (T+1, 2, N),
 //            position = code · s; the carried log-density; the density grid's geometry
 //   gstore   {t, peak, exact_peak, pde_peak, pde_mass, pde_tv}   one row per frame
-//   istore   {density, exact, pde: [(F, H, W)]}   uint8 density stacks, (0, H, W) when not
+//   istore   {density, exact, pde, posterior: [(F, H, W)]}   uint8 density stacks, (0, H, W) when not
 //            sent (the particles' own is then made here from pstore)
 //   astore   {x: [P], y: [P], velocity: [(T+1)·2·P], score, drift}   overlay arrows
 //   cstore   {xs, ys}                      contour lines of every frame
@@ -111,10 +111,11 @@ const particle_density = (X, Y, grid, h, w) => {
 };
 
 // Heatmap: uint8 frame scaled to its own peak; the peak is reported in the time label.
-const source = st.density[0];  // "particles", "pde" or "exact"
+const source = st.density[0];  // "particles", "pde", "exact" or "posterior"
 let particle_peak = gs.peak[i];  // NaN from the server when the page makes the density
 const stack = source === "exact" ? istore.data.exact
-  : source === "pde" ? istore.data.pde : istore.data.density;
+  : source === "pde" ? istore.data.pde
+  : source === "posterior" ? istore.data.posterior : istore.data.density;
 if (stack !== undefined && stack.length) {
   // (F, H, W) uint8 stack, or (0, H, W) when not sent: frame i as a 2D NDArray of Bokeh's own
   // class (copies H·W bytes). An empty exact or PDE stack leaves the image as it was until
@@ -185,7 +186,9 @@ if (rx.length || picked_ref.data.x.length) {  // nothing to redraw while none is
 const t = gs.t[i];
 label.data.text = ["t = " + t.toFixed(3) + "   frame " + i + "/" + (nframes - 1)];
 label.change.emit();
-let readout = "peak density " + peak.toPrecision(3);
+// the class map is a probability on one scale (255 = 1), not a density scaled per frame
+let readout = source === "posterior" ? "p(class " + (st.posterior_class === undefined ? 0
+  : st.posterior_class[0]) + " | x_t): 0 … 1" : "peak density " + peak.toPrecision(3);
 if (source === "pde" && gs.pde_tv !== undefined && Number.isFinite(gs.pde_tv[i])) {
   // the two views agree when the particles' density and the PDE's are close
   readout += "\nTV(particles, PDE) " + gs.pde_tv[i].toFixed(3)
