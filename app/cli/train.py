@@ -41,6 +41,13 @@ def add_train(sub) -> None:
     p.add_argument("--source", choices=tuple(DATASETS), default=None, metavar="NAME",
                    help="fm: train the flow from this data set at t = 1 instead of N(0, I) "
                    "(independent pairs, or --ot)")  # fmt: skip
+    p.add_argument("--conditional", action="store_true",
+                   help="a class-conditional network on the data set's labels (for "
+                   "classifier-free guidance; user points: their labels)")  # fmt: skip
+    p.add_argument("--label-dropout", type=finite, default=d.label_dropout, metavar="P",
+                   help="with --conditional: the probability that a training label is replaced "
+                   f"by the null token, which trains the unconditional field (default "
+                   f"{d.label_dropout:g})")  # fmt: skip
     p.add_argument("--seed", type=seed_number, default=d.seed)
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=d.device)
     p.add_argument(
@@ -84,17 +91,20 @@ def run_train(args) -> int:
         if not 1 <= args.threads <= MAX_THREADS:  # torch crashes far past the cores
             raise ValueError(f"--threads must be in 1..{MAX_THREADS}, got {args.threads}")
         torch.set_num_threads(args.threads)
+    if args.label_dropout != TrainConfig.label_dropout and not args.conditional:
+        raise ValueError("--label-dropout needs --conditional")
     name, data = data_of(args)
     config = TrainConfig(
         process=args.process, dataset=name, steps=args.steps, batch=args.batch, lr=args.lr,
         train_size=args.train_size, ot=args.ot, seed=args.seed, device=args.device,
-        source=args.source,
+        source=args.source, conditional=args.conditional, label_dropout=args.label_dropout,
         schedule=args.schedule, beta_min=args.beta_min, beta_max=args.beta_max,
     )  # fmt: skip
     trainer = Trainer(config, data)
     if trainer.device.type == "cpu" and args.device != "cpu":
         print("flowscope: notice: no CUDA device, training on the CPU", file=sys.stderr)
-    bar = _Bar(config.steps, f"train {config.process} {name} ({trainer.device.type})")
+    kind = f" conditional ({trainer.arch.n_classes} classes)" if config.conditional else ""
+    bar = _Bar(config.steps, f"train {config.process} {name}{kind} ({trainer.device.type})")
     try:
         trainer.run(callback=bar)
     except KeyboardInterrupt:

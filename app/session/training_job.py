@@ -47,6 +47,12 @@ class TrainingJob(param.Parameterized):
                       doc="Peak learning rate (Adam, warm-up, cosine decay to 2 %)")  # fmt: skip
     ot = param.Boolean(default=False, doc="Pair data and noise in each batch by exact minibatch "
                        "optimal transport: straighter paths")  # fmt: skip
+    conditional = param.Boolean(
+        default=False,
+        doc="Train a class-conditional network: it also sees each point's class (the data "
+        "set's colours), dropped for 20 % of the points so that the same network learns the "
+        "unconditional field, as classifier-free guidance needs",
+    )
 
     running = param.Boolean(default=False, doc="A training run is in progress")
     step = param.Integer(default=0, doc="Steps done by the current or last run")
@@ -70,7 +76,7 @@ class TrainingJob(param.Parameterized):
             process=s.process, dataset=s.dataset, steps=self.steps, batch=self.batch, lr=self.lr,
             train_size=s.train_size or None, ot=self.ot, seed=TRAIN_SEED, device=s.device,
             schedule=s.schedule, beta_min=s.beta_min, beta_max=s.beta_max,
-            source=s.data_source,
+            source=s.data_source, conditional=self.conditional,
         )  # fmt: skip
 
     def start(self) -> bool:
@@ -87,8 +93,10 @@ class TrainingJob(param.Parameterized):
         points = None if self.state.points is None else np.array(self.state.points)
         meta = (self.state.dataset, points if self.state.dataset == "points" else None)
         self._stop.clear()
+        n = trainer.arch.n_classes
+        kind = f"a class-conditional network ({n} classes) " if n else ""
         self.param.update(running=True, step=0, total=trainer.config.steps,
-                          status=f"Training on {trainer.device.type}…")  # fmt: skip
+                          status=f"Training {kind}on {trainer.device.type}…")  # fmt: skip
         self._thread = threading.Thread(target=self._loop, args=(trainer, meta), daemon=True,
                                         name="flowscope-train")  # fmt: skip
         self._thread.start()

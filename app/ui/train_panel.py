@@ -25,7 +25,9 @@ HELP = (
     "background: the player and the sliders keep working. M = 0 draws fresh samples every step; "
     "M ≥ 2 fixes a training set of M points (the same set the field 'exact of the M training "
     "points' memorizes). The views follow the weights every few seconds when the field is "
-    "'learned (trained here)'."
+    "'learned (trained here)'. Class-conditional: the network also learns each class of the "
+    "data set (its colours; 20 % label dropout keeps the unconditional field in the same "
+    "network), for classifier-free guidance."
 )
 
 
@@ -82,10 +84,12 @@ class TrainPanel(pn.viewable.Viewer):
 
     def __panel__(self):
         settings = pn.Param(
-            self.job, parameters=["steps", "batch", "lr", "ot"], show_name=False,
+            self.job, parameters=["steps", "batch", "lr", "ot", "conditional"], show_name=False,
             widgets={"steps": pn.widgets.IntInput, "batch": pn.widgets.IntInput,
                      "lr": {"type": pn.widgets.FloatInput, "name": "learning rate"},
-                     "ot": {"type": pn.widgets.Checkbox, "name": "OT pairing (minibatch)"}},
+                     "ot": {"type": pn.widgets.Checkbox, "name": "OT pairing (minibatch)"},
+                     "conditional": {"type": pn.widgets.Checkbox,
+                                     "name": "class-conditional"}},
         )  # fmt: skip
         size = pn.Param(
             self.state, parameters=["train_size"], show_name=False,

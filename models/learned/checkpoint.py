@@ -1,7 +1,8 @@
 """Checkpoints of learned fields as safetensors: weights, architecture and manifest, never pickles.
 
 A checkpoint is a safetensors file whose string metadata holds ``format`` (``flowscope-field``),
-``version``, ``architecture`` (JSON of :class:`~models.learned.network.Architecture`),
+``version``, ``architecture`` (JSON of :class:`~models.learned.network.Architecture`, with
+``n_classes`` for a class-conditional network; files without it are unconditional),
 ``manifest`` (JSON:
 what was trained, how long, how well) and ``sha256`` (of the tensor bytes in name order, because
 safetensors itself has no checksum: a flipped bit in the weights would load silently).
@@ -163,9 +164,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 WEIGHTS_DIR = os.path.join(ROOT, "assets", "weights")
 
 
-def pretrained_path(dataset: str, process: str) -> str:
-    """Where the shipped model of a built-in data set and process lives (it may be absent)."""
-    return os.path.join(WEIGHTS_DIR, f"{dataset}-{process}.safetensors")
+def pretrained_key(dataset: str, process: str, conditional: bool = False) -> str:
+    """The shipped model's name: its file's stem and its key in ``manifest.json``."""
+    return f"{dataset}-{process}" + ("-cond" if conditional else "")
+
+
+def pretrained_path(dataset: str, process: str, conditional: bool = False) -> str:
+    """Where the shipped model of a built-in data set and process lives (it may be absent);
+    ``conditional``: its class-conditional model (``…-cond.safetensors``)."""
+    return os.path.join(WEIGHTS_DIR, pretrained_key(dataset, process, conditional) + ".safetensors")
 
 
 def check_matches(

@@ -14,6 +14,10 @@ any batch size; the blocks are random (the batch is drawn i.i.d.), so a batch of
 With ``source`` the t = 1 end x1 is a sample of another data set instead of ε ~ N(0, I) (flow
 matching between two data sets, independent or OT-coupled; :mod:`models.source_flow` has its
 exact field); the target is still u = ȧ x0 + ḃ x1.
+With ``conditional`` the network also sees each x0's class (the data set's component label),
+replaced by the null token with probability ``label_dropout`` (classifier-free guidance, Ho &
+Salimans 2022): one network learns the class-conditional fields and, on the null token, the
+unconditional one. The target is unchanged; only the input gains the label.
 
 Adam with a cosine-decayed learning rate, gradient clipping, and an exponential moving average
 (EMA) of the weights, which is what samples. Seeded: on the CPU the same config gives the same
@@ -35,7 +39,14 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from models.datasets import DATASETS, Dataset, make_dataset
-from models.learned.network import NATIVE, Architecture, FieldMLP, LearnedField, build_network
+from models.learned.network import (
+    MAX_CLASSES,
+    NATIVE,
+    Architecture,
+    FieldMLP,
+    LearnedField,
+    build_network,
+)
 
 MAX_STEPS = 1_000_000
 MAX_BATCH = 65_536
@@ -62,6 +73,10 @@ class TrainConfig:
         width, depth, n_freq: the MLP (see :class:`models.learned.network.Architecture`).
         predicts: the trained field kind; None means ε for VP, velocity for FM.
         schedule, beta_min, beta_max: the VP schedule.
+        conditional: train a class-conditional network on the data set's labels (its
+            ``n_labels`` classes, at most 64), for classifier-free guidance.
+        label_dropout: the probability, in [0, 1), that a training label is replaced by the
+            null token (which trains the unconditional field); ignored when not conditional.
     """
 
     process: str = "fm"
@@ -82,14 +97,17 @@ class TrainConfig:
     beta_min: float = 0.1
     beta_max: float = 20.0
     source: str | None = None
+    conditional: bool = False
+    label_dropout: float = 0.2
 
     @property
     def coupling(self) -> str:
         """How x0 and x1 are paired in a batch: ``independent`` or ``ot``."""
         return "ot" if self.ot else "independent"
 
-    def validate(self) -> None:
-        """Raise ValueError with a one-line message for any bad setting."""
+    def validate(self, data: Dataset | None = None) -> None:
+        """Raise ValueError with a one-line message for any bad setting (``data``: the user's
+        data set that overrides ``dataset``, whose labels a conditional network learns)."""
         checks = [
             (self.process in NATIVE, f"process must be one of {tuple(NATIVE)}"),
             (
@@ -113,20 +131,44 @@ class TrainConfig:
                 self.source is None or (self.process == "fm" and self.predicts != "score"),
                 "a data source trains fm on the velocity, x0 or x1 (no score: x1 is no Gaussian)",
             ),
+            (
+                math.isfinite(self.label_dropout) and 0 <= self.label_dropout < 1,
+                f"label-dropout must be in [0, 1), got {self.label_dropout}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
-        self.architecture()  # range checks of the network
+        self.architecture(data)  # range checks of the network (and of the classes)
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device cuda asked for, but no CUDA device is available")
 
-    def architecture(self) -> Architecture:
+    def architecture(self, data: Dataset | None = None) -> Architecture:
+        """The network's architecture; a conditional one has the data's ``n_labels`` classes
+        (``data``, else the built-in data set's)."""
         return Architecture(
             width=self.width, depth=self.depth, n_freq=self.n_freq,
             predicts=self.predicts or NATIVE[self.process], process=self.process,
             schedule=self.schedule, beta_min=self.beta_min, beta_max=self.beta_max,
+            n_classes=self.n_classes(data),
         )  # fmt: skip
+
+    def n_classes(self, data: Dataset | None = None) -> int:
+        """Classes of the network: 0 unless conditional, else the data's ``n_labels``."""
+        if not self.conditional:
+            return 0
+        if data is None:
+            if self.dataset not in DATASETS:
+                raise ValueError("a conditional network on your points needs the points")
+            data = DATASETS[self.dataset]
+        n = int(data.n_labels)
+        labels = getattr(data, "labels", None)  # user points carry theirs; embeddings index them
+        if labels is not None and len(labels) and int(labels.min()) < 0:
+            raise ValueError("a conditional network needs labels 0, 1, ...; got a negative one")
+        if not 1 <= n <= MAX_CLASSES:
+            raise ValueError(f"a conditional network takes 1..{MAX_CLASSES} classes; the data "
+                             f"have {n} labels")  # fmt: skip
+        return n
 
     def resolved_device(self) -> str:
         if self.device == "auto":
@@ -184,8 +226,8 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, data: Dataset | None = None):
-        config.validate()
-        self.config, self.arch = config, config.architecture()
+        config.validate(data)
+        self.config, self.arch = config, config.architecture(data)
         self.device = torch.device(config.resolved_device())
         self.path = self.arch.path()
         self.data = data if data is not None else make_dataset(config.dataset)
@@ -195,19 +237,23 @@ class Trainer:
         self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         # All randomness from one generator on the CPU: the same stream on every device.
         self.gen = torch.Generator().manual_seed(config.seed)
-        self.train_points = None
+        self.train_points = self.train_labels = None
         if config.train_size is not None:
-            self.train_points, _ = self.data.sample(config.train_size, self.gen)
+            self.train_points, self.train_labels = self.data.sample(config.train_size, self.gen)
         self.step, self.ema_loss, self.losses, self.elapsed = 0, math.nan, [], 0.0
         self.stopped_reason: str | None = None
 
     def _batch(self) -> Tensor:
         """Data for one step, shape (B, 2), on the CPU."""
+        return self._labelled_data()[0]
+
+    def _labelled_data(self) -> tuple[Tensor, Tensor]:
+        """Data for one step and its labels, shapes (B, 2) and (B,), on the CPU."""
         b = self.config.batch
         if self.train_points is None:
-            return self.data.sample(b, self.gen)[0]
+            return self.data.sample(b, self.gen)
         idx = torch.randint(0, len(self.train_points), (b,), generator=self.gen)
-        return self.train_points[idx]
+        return self.train_points[idx], self.train_labels[idx]
 
     def _lr(self) -> float:
         """Cosine decay from ``lr`` to 2 % of it, after a 1 % linear warm-up."""
@@ -220,7 +266,15 @@ class Trainer:
 
     def loss_batch(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """One training batch (x_t, t, target, x0), each (B, 2) but t (B,), on the device."""
-        x0 = self._batch()
+        return self.labelled_batch()[:4]
+
+    def labelled_batch(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+        """(x_t, t, target, x0, label): :meth:`loss_batch` and, for a conditional network, the
+        label of each x0 (B,) int64, ``n_classes`` (the null token) where dropped; else None.
+
+        The dropout's coin flips are drawn after everything else, and only when conditional,
+        so an unconditional run draws exactly the stream it always did."""
+        x0, label = self._labelled_data()
         if self.source is None:
             eps = torch.randn(x0.shape, generator=self.gen)
         else:  # x1 from the source data set (``eps`` names the t = 1 end either way)
@@ -234,14 +288,24 @@ class Trainer:
         a, b = c.a.float()[:, None], c.b.float()[:, None]
         xt = a * x0 + b * eps
         target = self.path.target(x0.double(), eps.double(), t64, self.arch.predicts).float()
-        return xt, t, target, x0
+        if not self.arch.n_classes:
+            return xt, t, target, x0, None
+        # labels stay with their x0: OT re-pairs the noise, never the data
+        dropped = torch.rand(len(label), generator=self.gen) < self.config.label_dropout
+        label = torch.where(dropped, self.arch.n_classes, label.long())
+        return xt, t, target, x0, label.to(self.device)
 
     def train_step(self) -> float:
         """One optimiser step; returns the loss. Non-finite loss: no update, returns it."""
         for group in self.opt.param_groups:
             group["lr"] = self._lr()
-        xt, t, target, _ = self.loss_batch()
-        loss = (self.net(xt, t) - target).pow(2).sum(1).mean()
+        if self.arch.n_classes:
+            xt, t, target, _, label = self.labelled_batch()
+            pred = self.net(xt, t, label)
+        else:
+            xt, t, target, _ = self.loss_batch()
+            pred = self.net(xt, t)
+        loss = (pred - target).pow(2).sum(1).mean()
         value = loss.item()
         if not math.isfinite(value):
             return value
