@@ -64,6 +64,11 @@ class TrainedModel:
     ot: bool = False
     source: str | None = None
 
+    @property
+    def n_classes(self) -> int:
+        """Classes of a class-conditional network (trained with "class-conditional"), else 0."""
+        return self.arch.n_classes
+
 
 def _learned(net, arch: Architecture):
     def make_field(path, exact):  # a fresh wrapper per run: the labeler is per run
@@ -75,13 +80,24 @@ def _learned(net, arch: Architecture):
 PRETRAINED_PROCESSES = ("fm", "vp")  # assets/weights/<data set>-<process>.safetensors
 
 
+def wants_classes(state) -> bool:
+    """Whether the run mixes a network's class branch in: classifier-free guidance toward a
+    class (classifier guidance steers the unconditional network with the exact classifier)."""
+    return state.guided and state.guidance_kind == "cfg" and state.guidance_class >= 0
+
+
 def _pretrained(state, cache: dict):
     if state.dataset == "points":
         raise CheckpointError("no pretrained model for your own points (train one here)")
-    name = pretrained_path(state.dataset, state.process)
+    conditional = wants_classes(state)
+    name = pretrained_path(state.dataset, state.process, conditional)
     if state.process not in PRETRAINED_PROCESSES:  # said plainly, not as a missing file path
         raise CheckpointError(f"no pretrained weights ship for the {state.process} process "
                               "(only for fm, and vp with the linear schedule)")  # fmt: skip
+    if conditional and state.process != "fm":
+        raise CheckpointError("class-conditional weights ship for flow matching only: for "
+                              "classifier-free guidance choose flow matching, or use "
+                              "classifier guidance")  # fmt: skip
     if name not in cache:
         field, arch, manifest = load(name)  # refused with one line if missing or bad
         cache[name] = (arch, manifest, field.net, weights_digest(field.net.parameters()))
@@ -91,6 +107,30 @@ def _pretrained(state, cache: dict):
     return FieldSource("pretrained", weights=name.split("/")[-1], weights_hash=digest,
                        trained_steps=manifest.get("steps_done"),
                        make=_learned(net, arch))  # fmt: skip
+
+
+_CONDITIONAL_CACHE: dict = {}  # read once per process: shipped files do not change while serving
+
+
+def conditional_pretrained(dataset: str, process: str, cache: dict | None = None):
+    """(net, arch) of the shipped class-conditional weights of a built-in data set and process
+    (``<dataset>-<process>-cond.safetensors``), or None where none ship or the file is unusable.
+
+    Read once and kept in ``cache`` (by default one shared by the process: the network is
+    frozen and evaluated without gradients, so sessions can share it; a session that moves
+    fields to another device should pass its own, as ``_pretrained``'s per-session cache).
+    """
+    cache = _CONDITIONAL_CACHE if cache is None else cache
+    if dataset == "points" or process not in PRETRAINED_PROCESSES:
+        return None
+    name = pretrained_path(dataset, process, conditional=True)
+    if name not in cache:
+        try:
+            field, arch, _ = load(name)
+        except CheckpointError:  # missing or bad: no conditional model (asked again next time)
+            return None
+        cache[name] = (field.net, arch) if arch.n_classes else None
+    return cache[name]
 
 
 def _trained(state):
@@ -109,6 +149,10 @@ def _trained(state):
     if model.dataset != state.dataset or not same_points:
         raise ValueError(f"the weights trained here are for the data set {model.dataset}, "
                          "not the current one: train again")  # fmt: skip
+    if wants_classes(state) and model.n_classes <= state.guidance_class:
+        raise ValueError("the weights trained here have no branch for this class: tick "
+                         "'class-conditional' and train again for classifier-free guidance "
+                         "(classifier guidance steers them as they are)")  # fmt: skip
     return FieldSource("trained", weights_hash=weights_digest(model.net.parameters()),
                        trained_steps=model.steps, train_size=model.train_size, ot=model.ot,
                        make=_learned(model.net, model.arch))  # fmt: skip

@@ -132,6 +132,8 @@ class GuidanceSettings(param.Parameterized):
         super().__init__(**params)
         self.param.watch(self._class_in_range, ["dataset", "points", "point_labels"])
         self.param.watch(self._show_posterior, ["guidance_class"])
+        if self.guidance_class != NO_CLASS and "posterior" not in params:
+            self.posterior = True
 
     def _show_posterior(self, event) -> None:
         """Choosing a class turns the posterior readout on (it says where points come from)."""
