@@ -296,7 +296,15 @@ class Points(Dataset):
         m = MAX_REFERENCE if m is None else m
         points, labels = self.points, self.labels
         if len(points) > m:
-            keep = torch.randperm(len(points), generator=torch.Generator().manual_seed(seed))[:m]
+            perm = torch.randperm(len(points), generator=torch.Generator().manual_seed(seed))
+            keep = perm[:m]
+            # every class keeps a point: a random subset could drop a small one, which guidance
+            # could then not steer toward (the class's weight π_c still varies with the draw)
+            missing = sorted(set(labels.tolist()) - set(labels[keep].tolist()))
+            if missing:
+                ranked = labels[perm]
+                firsts = torch.stack([perm[(ranked == c).nonzero()[0, 0]] for c in missing])[:m]
+                keep = torch.cat([keep[: m - len(firsts)], firsts])
             points, labels = points[keep], labels[keep]
         return Reference(points, labels, self.bandwidth)
 

@@ -218,7 +218,7 @@ class DivergenceGuidedField:
                                       self.probe)  # fmt: skip
         push = self.lam * g
         if self.clip is not None:
-            push = push * _shrink(push, self.clip * v.norm(dim=1, keepdim=True))
+            push = _shrink(push, self.clip * v.norm(dim=1, keepdim=True))
         with self._lock:
             self.backward_passes += 2 if self.hutchinson else x.shape[1] + 1
         guided = v - push
@@ -242,7 +242,8 @@ class DivergenceGuidedField:
 
 
 def _shrink(push: Tensor, cap: Tensor) -> Tensor:
-    """Per-row factor min(1, cap / |push|), shape (N, 1); 0 where push is not finite."""
+    """The push (N, 2) with each row shortened to at most ``cap`` (N, 1); 0 where it is not
+    finite (a factor of 0 would make an infinite entry NaN)."""
     norm = push.norm(dim=1, keepdim=True)
     factor = torch.where(norm > cap, cap / norm.clamp_min(torch.finfo(norm.dtype).tiny), 1.0)
-    return torch.where(torch.isfinite(norm), factor, 0.0)
+    return torch.where(torch.isfinite(norm), push * factor, 0.0)

@@ -18,8 +18,7 @@ steers a network with the exact classifier.
 
 Neither samples p(x|c)^w p(x)^(1−w) for w ∉ {0, 1}: the guided field at time t is the score of
 the tilted p_t(x|c)^w p_t(x)^(1−w), but those tilted densities are not the marginals of one
-diffusion. :func:`tilted_density` gives the target on a grid, :func:`sample_grid` draws from it,
-so a run can show how far its samples land from it.
+diffusion. ``models/class_maps.py`` gives that target and p(c | x_t) on a grid.
 """
 
 from __future__ import annotations
@@ -30,8 +29,6 @@ import torch
 from torch import Tensor
 
 from models.datasets import Dataset, GridBlocks, Reference
-from models.density import Grid, mixture_density
-from models.evaluation.metrics import sliced_w2
 from models.fields import ExactField
 
 GUIDANCE_KINDS = ("cfg", "classifier", "divergence")
@@ -42,7 +39,7 @@ LAMBDA_RANGE = (0.0, 0.2)
 
 
 def class_names(dataset: Dataset) -> tuple[str, ...]:
-    """A short name per class, in label order (the data set's own, else "class k")."""
+    """A short name per label 0..n_labels − 1 (the data set's own, else "class k")."""
     names = getattr(dataset, "class_names", None)
     if names and len(names) == dataset.n_labels:
         return tuple(names)
@@ -55,14 +52,19 @@ def class_reference(reference: Reference, label: int) -> Reference:
     Raises ValueError if no component carries the label."""
     keep = reference.labels == label
     if not bool(keep.any()):
-        raise ValueError(f"the data set has no class {label} (its classes are "
-                         f"0..{int(reference.labels.max())})")  # fmt: skip
+        present = ", ".join(str(k) for k in sorted(set(reference.labels.tolist())))
+        raise ValueError(f"the data set has no class {label} (its classes: {present})")
     grid = reference.grid
     if grid is not None:  # one label per block: keep the blocks of this class
         per_block = len(reference.points) // len(grid.blocks)
         block_keep = keep[::per_block]
         grid = GridBlocks(grid.xs, grid.ys, grid.blocks[block_keep])
     return Reference(reference.points[keep], reference.labels[keep], reference.sigma, grid)
+
+
+def present_classes(reference: Reference) -> list[int]:
+    """The labels that have components, ascending (user points may skip some)."""
+    return sorted(set(reference.labels.tolist()))
 
 
 def class_weights(reference: Reference, n_classes: int) -> Tensor:
@@ -173,109 +175,6 @@ class ClassifierGuided:
             return plain
         delta = self.increments(x, t)
         return {kind: plain[kind] + delta[kind].to(plain[kind].dtype) for kind in want}
-
-
-def tilted_density(
-    reference: Reference, path, times: Tensor, grid: Grid, label: int, weight: float
-) -> Tensor:
-    """p_{w,t}(x) ∝ p_t(x|c)^w p_t(x)^(1−w), normalised on the grid, (F, H, W) float32: the
-    density whose score the guided field is at each time (and at t = 0 the target people
-    expect guidance to sample).
-
-    Written p_t (p(c|x_t) / π_c)^w, with p(c|x_t) = π_c p_t(x|c) / p_t(x) ∈ [0, 1]: no
-    negative power of a density that underflows. Cells where p_t underflows get 0.
-    """
-    full = mixture_density(reference, path, times, grid).double()
-    sub = class_reference(reference, label)
-    pi = len(sub.points) / len(reference.points)
-    cond = mixture_density(sub, path, times, grid).double() * pi
-    ratio = torch.where(full > 0, (cond / full.clamp_min(1e-300)).clamp(0, 1), 0.0)
-    tilted = full * (ratio / pi) ** float(weight)
-    dx, dy = grid.cell
-    mass = tilted.sum((1, 2), keepdim=True) * (dx * dy)
-    return torch.where(mass > 0, tilted / mass.clamp_min(1e-300), 0.0).float()
-
-
-def posterior_frames(reference: Reference, path, times: Tensor, grid: Grid, label: int) -> Tensor:
-    """p(c | x_t) of class ``label`` at the grid's cell centres for each time, (F, H, W) float32
-    in [0, 1]: the map of where a point at time t comes from.
-
-    The isotropic Gaussian factorises over the axes, so each class's sum over its components is
-    one (H, M_c) @ (M_c, W) product of per-axis factors, computed in float64 with each axis's
-    largest logit taken out (π_c p_t(x|c) / p_t(x) = S_c / Σ S: the shifts cancel). Cells where
-    every factorised sum underflows (the best component per axis is not the best jointly, at
-    small c) are summed point by point (:func:`posterior`).
-    """
-    pts, labels = reference.points.double(), reference.labels
-    keep, n_classes = labels == label, int(labels.max()) + 1
-    xs, ys = grid.centres()
-    exact = ExactField(path, reference, dtype=torch.float64)
-    out = []
-    for t in times.tolist():
-        k = exact.scalars(t)
-        factors = []
-        for u, axis in ((xs, 0), (ys, 1)):
-            logit = (u[:, None] - k["a"] * pts[:, axis]) ** 2 / (-2 * k["c2"])  # (n, M)
-            factors.append(torch.exp(logit - logit.amax(1, keepdim=True)))
-        fx, fy = factors
-        total = fy @ fx.T  # (H, W)
-        frame = (fy[:, keep] @ fx[:, keep].T) / total.clamp_min(1e-300)
-        lost = ~(total > 1e-250)  # underflowed (or NaN): point by point, in the log domain
-        if lost.any():
-            cells = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[lost]
-            frame[lost] = posterior(exact, cells, t, n_classes)[:, label]
-        out.append(frame.clamp(0, 1).float())
-    return torch.stack(out)
-
-
-def sample_grid(density: Tensor, grid: Grid, n: int, generator: torch.Generator) -> Tensor:
-    """n points drawn from a density on the grid (H, W): a cell by its mass, then uniformly
-    within it, (n, 2) float32."""
-    probs = density.reshape(-1).double().clamp_min(0)
-    cells = torch.multinomial(probs / probs.sum(), n, replacement=True, generator=generator)
-    (x0, x1, y0, y1), (ny, nx) = grid.extent, grid.shape
-    jitter = torch.rand((n, 2), generator=generator, dtype=torch.float64)
-    col, row = cells % nx, cells // nx
-    x = x0 + (col + jitter[:, 0]) * (x1 - x0) / nx
-    y = y0 + (row + jitter[:, 1]) * (y1 - y0) / ny
-    return torch.stack([x, y], 1).float()
-
-
-TARGET_CELLS = 400  # the target's sampling grid, per axis over the data's box: cells ≈ σ_d / 4
-
-
-def target_grid(reference: Reference) -> Grid:
-    """A fine grid over the data's components ± 6 σ_d (where every p_w has its mass)."""
-    pts, margin = reference.points, 6 * reference.sigma
-    lo, hi = pts.min(0).values - margin, pts.max(0).values + margin
-    extent = (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
-    return Grid(extent, (TARGET_CELLS, TARGET_CELLS))
-
-
-def target_samples(reference: Reference, path, label: int, weight: float, n: int, seed: int = 7):
-    """n samples of the tilted target at t = 0 (p(x|c)^w p(x)^(1−w) normalised), (n, 2)."""
-    grid = target_grid(reference)
-    frame = tilted_density(reference, path, torch.zeros(1, dtype=torch.float64), grid,
-                           label, weight)[0]  # fmt: skip
-    return sample_grid(frame, grid, n, torch.Generator().manual_seed(seed))
-
-
-def target_gap(samples: Tensor, reference: Reference, path, label: int, weight: float,
-               group: int = 1000, groups: int = 4, seed: int = 7) -> float:  # fmt: skip
-    """SW2 of the samples (n, 2) to the tilted target over its noise floor: 1 means "as close
-    as another sample of p_w". Up to ``groups`` groups of ``group`` samples are each compared
-    with their own draw of the target, the floor with as many pairs of draws (one group's
-    ratio swings by ±50 % with the sample drawn)."""
-    parts = samples.float().split(group)[:groups]
-    parts = [p for p in parts if len(p) == len(parts[0])]  # equal sizes: one floor fits all
-    n, grid = len(parts[0]), target_grid(reference)
-    frame = tilted_density(reference, path, torch.zeros(1, dtype=torch.float64), grid,
-                           label, weight)[0]  # fmt: skip
-    gen = torch.Generator().manual_seed(seed)
-    draw = lambda: sample_grid(frame, grid, n, gen)  # noqa: E731
-    gap = sum(sliced_w2(p, draw(), generator=gen) for p in parts) / len(parts)
-    floor = sum(sliced_w2(draw(), draw(), generator=gen) for _ in parts) / len(parts)
-    return gap / floor
 
 
 def class_share(exact: ExactField, samples: Tensor, label: int, n_classes: int) -> float:

@@ -70,15 +70,21 @@ def difference_frames(learned, exact, points: torch.Tensor, times) -> np.ndarray
 
 def run_overlay(result, n: int, difference: bool = False) -> dict:
     """The overlay fields of a finished run (``models.run.result.RunResult``): {kind:
-    (T+1, P, 2)} of the field that moved its particles (``result.source``) on an n x n grid of
-    tails, 'points' (P, 2), and with ``difference`` (a learned field) its difference from the
-    exact field.
+    (T+1, P, 2)} of the field that moved its particles (``result.source``, guided as the run
+    was) on an n x n grid of tails, 'points' (P, 2), and with ``difference`` (a learned field)
+    its difference from the exact field (guided alike).
     """
+    from models.run.guided import guided_field
     from models.run.simulate import build  # the run module imports nothing of this one
 
     config, make = result.config, result.source.make
     path, _, exact = build(config, result.dataset)
     field = exact if make is None else make(path, exact)
+    if config.guided:  # the guided field moved the particles; the difference is guided alike
+        probes = torch.Generator().manual_seed(config.seed + 1)
+        guided_exact = guided_field(config, exact, exact, probes)
+        field = guided_exact if field is exact else guided_field(config, field, exact, probes)
+        exact = guided_exact
     points = arrow_grid(config.extent, n)
     times = torch.from_numpy(result.times)
     arrows = field_frames(field, path, points, times, config.noise_level)

@@ -115,9 +115,15 @@ def _from_npz(path, data: bytes) -> np.ndarray:
             if "labels.npy" not in names or points.ndim != 2:
                 return points
             labels = _npz_member(path, archive, "labels.npy", labels=True)
-        if labels.shape != (len(points),) or points.shape[1] != 2:
+        if points.shape[1] != 2:
+            _fail(
+                path,
+                f"holds labels twice: a labels array beside points of shape "
+                f"{points.shape}; give points (M, 2) with labels (M,), or (M, 3)",
+            )
+        if labels.shape != (len(points),):
             _fail(path, f"its labels {labels.shape} must hold one label per point "
-                        f"{points.shape[:1]}")  # fmt: skip
+                        f"({len(points)},)")  # fmt: skip
         return np.column_stack([points.astype(np.float64), labels.astype(np.float64)])
     except (ValueError, zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
         if isinstance(exc, PointFileError):

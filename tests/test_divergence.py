@@ -275,3 +275,12 @@ def test_on_cuda(eight, learned):
         )
         assert all(v.is_cuda and torch.isfinite(v).all() for v in out.values())
     torch.testing.assert_close(divergence(eight, x, 0.4).cpu(), divergence(eight, x.cpu(), 0.4))
+
+
+def test_a_push_that_is_not_finite_is_dropped_not_made_nan():
+    from models.divergence import _shrink
+
+    push = torch.tensor([[float("inf"), 0.0], [3.0, 4.0], [0.3, 0.4]])
+    out = _shrink(push, torch.ones(3, 1))
+    assert torch.equal(out[0], torch.zeros(2))
+    assert torch.allclose(out[1], torch.tensor([0.6, 0.8])) and torch.equal(out[2], push[2])

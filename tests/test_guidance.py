@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from models import class_maps as CM
 from models import guidance as G
 from models.datasets import make_dataset
 from models.density import Grid
@@ -153,7 +154,7 @@ def test_tilted_density_is_p_c_to_the_w_times_p_to_the_one_minus_w():
         for w in (0.0, 1.0, 2.0, 4.0):
             expected = torch.exp(w * log_c + (1 - w) * log_p).reshape(40, 40)
             expected = expected / (expected.sum() * cell)
-            made = G.tilted_density(ref, path, torch.tensor([t], dtype=torch.float64), grid, 0,
+            made = CM.tilted_density(ref, path, torch.tensor([t], dtype=torch.float64), grid, 0,
                                     w)[0].double()  # fmt: skip
             assert float(made.sum() * cell) == pytest.approx(1.0, abs=1e-5)
             assert torch.allclose(made, expected, atol=2e-4 * float(expected.max()))
@@ -163,7 +164,7 @@ def test_grid_samples_follow_the_density():
     grid = Grid((-2.0, 2.0, -1.0, 3.0), (50, 50))
     xs, ys = grid.centres()
     dens = torch.exp(-((xs[None] - 0.5) ** 2 + (ys[:, None] - 1.0) ** 2) / (2 * 0.3**2))
-    x = G.sample_grid(dens, grid, 20000, torch.Generator().manual_seed(0)).double()
+    x = CM.sample_grid(dens, grid, 20000, torch.Generator().manual_seed(0)).double()
     assert x.mean(0).tolist() == pytest.approx([0.5, 1.0], abs=0.01)
     assert x.std(0).tolist() == pytest.approx([0.3, 0.3], abs=0.01)
     assert float(x[:, 0].min()) >= -2 and float(x[:, 1].max()) <= 3
@@ -187,7 +188,7 @@ def test_the_posterior_map_is_bayes_rule_at_every_cell(name):
     ref = data.reference()
     grid = Grid((-4.0, 4.0, -4.0, 4.0), (24, 24))
     times = torch.tensor([0.0, 0.05, 0.5, 1.0], dtype=torch.float64)
-    maps = G.posterior_frames(ref, path, times, grid, 1)
+    maps = CM.posterior_frames(ref, path, times, grid, 1)
     xs, ys = grid.centres()
     cells = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
     for frame, t in zip(maps, times.tolist(), strict=True):

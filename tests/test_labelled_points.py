@@ -88,3 +88,28 @@ def test_the_brush_class_labels_the_stroke_and_undo_restores_the_labels():
     state.guidance_class = 3
     panel.undo_last()  # back to one class: the class it named goes
     assert state.point_labels is None and state.guidance_class == -1
+
+
+def test_only_the_classes_the_points_have_are_offered():
+    state = FlowState(dataset="points", points=np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]),
+                      point_labels=np.array([3, 3, 3]))  # fmt: skip
+    assert list(state.class_options().values()) == [-1, 3]
+    state.guidance_class = 0  # not one of them: back to none
+    state.guidance_class = 3
+    state.recompute()
+    assert state.result.config.guidance_class == 3
+
+
+def test_a_link_refuses_labels_it_cannot_carry():
+    with pytest.raises(ValueError, match=r"0\.\.63"):
+        encode_points(np.zeros((3, 2)), np.array([0, 1, 256]))
+
+
+def test_a_density_without_mass_cannot_be_sampled():
+    import torch
+
+    from models.class_maps import sample_grid
+    from models.density import Grid
+
+    with pytest.raises(ValueError, match="no mass"):
+        sample_grid(torch.zeros(4, 4), Grid((0, 1, 0, 1), (4, 4)), 10, torch.Generator())

@@ -260,8 +260,14 @@ def field_source(args):
     if weights is None:
         if args.points:
             raise CheckpointError("no pretrained model for --points; pass --weights FILE")
-        # classifier-free guidance needs the network's class branch: the conditional weights
-        conditional = args.guidance_class is not None and args.guidance_kind == "cfg"
+        # classifier-free and divergence guidance toward a class take the network's class
+        # branch: the conditional weights (classifier guidance steers the unconditional ones)
+        conditional = args.guidance_class is not None and args.guidance_kind != "classifier"
+        if conditional and args.process != "fm":
+            raise CheckpointError(
+                "class-conditional weights ship for flow matching only; "
+                "pass --weights FILE, or use --guidance-kind classifier"
+            )
         weights = pretrained_path(args.dataset or DEFAULT_DATASET, args.process, conditional)
     learned, arch, manifest = load(weights)
     check_matches(arch, args.process, args.schedule, args.beta_min, args.beta_max, weights)

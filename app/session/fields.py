@@ -53,6 +53,8 @@ class TrainedModel:
         steps: optimiser steps done.
         ot: trained with minibatch optimal-transport pairing.
         source: the data set its flow starts from at t = 1, or None for N(0, I).
+        labels: the classes of the user's points (M,) it was trained on, or None (one class,
+            or a built-in set).
     """
 
     net: FieldMLP
@@ -63,6 +65,7 @@ class TrainedModel:
     steps: int
     ot: bool = False
     source: str | None = None
+    labels: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
@@ -81,9 +84,11 @@ PRETRAINED_PROCESSES = ("fm", "vp")  # assets/weights/<data set>-<process>.safet
 
 
 def wants_classes(state) -> bool:
-    """Whether the run mixes a network's class branch in: classifier-free guidance toward a
-    class (classifier guidance steers the unconditional network with the exact classifier)."""
-    return state.guided and state.guidance_kind == "cfg" and state.guidance_class >= 0
+    """Whether the run takes a network's class branch: classifier-free or divergence guidance
+    toward a class (classifier guidance steers the unconditional network with the exact
+    classifier)."""
+    return state.guided and state.guidance_kind in ("cfg", "divergence") and \
+        state.guidance_class >= 0  # fmt: skip
 
 
 def _pretrained(state, cache: dict):
@@ -95,8 +100,8 @@ def _pretrained(state, cache: dict):
         raise CheckpointError(f"no pretrained weights ship for the {state.process} process "
                               "(only for fm, and vp with the linear schedule)")  # fmt: skip
     if conditional and state.process != "fm":
-        raise CheckpointError("class-conditional weights ship for flow matching only: for "
-                              "classifier-free guidance choose flow matching, or use "
+        raise CheckpointError("class-conditional weights ship for flow matching only: to guide "
+                              "a network toward a class choose flow matching, or use "
                               "classifier guidance")  # fmt: skip
     if name not in cache:
         field, arch, manifest = load(name)  # refused with one line if missing or bad
@@ -143,16 +148,21 @@ def _trained(state):
     if model.source != source:
         raise ValueError(f"the weights trained here flow from {model.source or 'N(0, I)'}, not "
                          f"from {source or 'N(0, I)'}: train again")  # fmt: skip
+    labels = state.user_labels()
+    same_labels = not model.n_classes or (
+        (model.labels is None) == (labels is None)
+        and (labels is None or np.array_equal(model.labels, labels))
+    )  # a class-conditional net's
     same_points = state.dataset != "points" or (
         model.points is not None and state.points is not None
-        and np.array_equal(model.points, state.points))  # fmt: skip
+        and np.array_equal(model.points, state.points) and same_labels)  # fmt: skip
     if model.dataset != state.dataset or not same_points:
         raise ValueError(f"the weights trained here are for the data set {model.dataset}, "
                          "not the current one: train again")  # fmt: skip
     if wants_classes(state) and model.n_classes <= state.guidance_class:
         raise ValueError("the weights trained here have no branch for this class: tick "
-                         "'class-conditional' and train again for classifier-free guidance "
-                         "(classifier guidance steers them as they are)")  # fmt: skip
+                         "'class-conditional' and train again (classifier guidance steers "
+                         "them as they are)")  # fmt: skip
     return FieldSource("trained", weights_hash=weights_digest(model.net.parameters()),
                        trained_steps=model.steps, train_size=model.train_size, ot=model.ot,
                        make=_learned(model.net, model.arch))  # fmt: skip

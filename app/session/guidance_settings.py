@@ -11,7 +11,7 @@ import param
 
 from models.datasets import make_dataset
 from models.divergence import DEFAULT_LAMBDA
-from models.guidance import LAMBDA_RANGE, WEIGHT_RANGE, class_names
+from models.guidance import LAMBDA_RANGE, WEIGHT_RANGE, class_names, present_classes
 
 GUIDANCE_LABELS = {
     "classifier-free (CFG)": "cfg",
@@ -19,6 +19,9 @@ GUIDANCE_LABELS = {
     "divergence ∇(∇·v)": "divergence",
 }
 NO_CLASS = -1
+# Built-in data sets always use their own mixture (it defines them, so the field is exact);
+# this caps only user points, an empirical set whose field is a sum over its points.
+APP_REFERENCE = 600
 
 
 class GuidanceSettings(param.Parameterized):
@@ -71,13 +74,15 @@ class GuidanceSettings(param.Parameterized):
     )
 
     def class_options(self) -> dict[str, int]:
-        """{label: class} of the current data set, "none" first (only "none" while the
-        user's data set has no points yet)."""
+        """{label: class} of the classes the current data set has, "none" first (only "none"
+        while the user's data set has no points yet)."""
         try:
-            names = class_names(self.data_of_run())
+            data = self.data_of_run()
         except ValueError:
-            names = ()
-        return {"none": NO_CLASS} | {f"{k}: {name}": k for k, name in enumerate(names)}
+            return {"none": NO_CLASS}
+        names = class_names(data)
+        present = present_classes(data.reference(APP_REFERENCE))
+        return {"none": NO_CLASS} | {f"{k}: {names[k]}": k for k in present}
 
     def user_labels(self):
         """The labels of the user's points, (M,) int64, or None (one class, or none that fit)."""
@@ -125,7 +130,7 @@ class GuidanceSettings(param.Parameterized):
             n = self.data_of_run().n_labels
         except ValueError:  # no points drawn yet
             n = 0
-        if self.guidance_class >= n:
+        if self.guidance_class >= n or self.guidance_class not in self.class_options().values():
             self.guidance_class = NO_CLASS
 
     def __init__(self, **params):

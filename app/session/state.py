@@ -13,7 +13,7 @@ import param
 import torch
 
 from app.session.fields import FIELDS, TRAIN_SEED, TrainedModel, resolve
-from app.session.guidance_settings import GuidanceSettings
+from app.session.guidance_settings import APP_REFERENCE, GuidanceSettings
 from app.session.path_settings import DATASET_LABELS, PathSettings
 from app.session.readouts import SOLVER_LABELS, memorization_text, run_notice, solver_text
 from models.datasets import DATASETS, Points, make_dataset
@@ -27,9 +27,6 @@ from models.run.simulate import exact_frames, path_of, simulate, view_extent
 from models.solvers import SOLVERS
 
 USER_LABEL = "your points (drawn or uploaded)"
-# Built-in data sets always use their own mixture (it defines them, so the field is exact);
-# this caps only user points, an empirical set whose field is a sum over its points.
-APP_REFERENCE = 600
 # Work per run is capped so that one user cannot stall a shared server or its memory: N x (T+1)
 # positions at most, which bounds the compute (N x T steps), what the server holds (32 MB of
 # float32 trajectories) and what it sends (16 MB of int16 positions). The defaults use 5 %.

@@ -91,7 +91,10 @@ class TrainingJob(param.Parameterized):
             self.state.notice = f"Training not started: {text[0] if text else type(exc).__name__}"
             return False
         points = None if self.state.points is None else np.array(self.state.points)
-        meta = (self.state.dataset, points if self.state.dataset == "points" else None)
+        labels = self.state.user_labels()  # the classes a conditional network learns
+        user = self.state.dataset == "points"
+        meta = (self.state.dataset, points if user else None,
+                None if labels is None or not user else np.array(labels))  # fmt: skip
         self._stop.clear()
         n = trainer.arch.n_classes
         kind = f"a class-conditional network ({n} classes) " if n else ""
@@ -162,10 +165,10 @@ class TrainingJob(param.Parameterized):
         """Snapshot the EMA weights (on this thread) and hand them to the session thread."""
         model = None
         if trainer.step > 0:
-            dataset, points = meta
+            dataset, points, labels = meta
             c = trainer.config
             model = TrainedModel(trainer.snapshot(), trainer.arch, dataset, points,
-                                 c.train_size, trainer.step, c.ot, c.source)  # fmt: skip
+                                 c.train_size, trainer.step, c.ot, c.source, labels)  # fmt: skip
         try:
             self._schedule(lambda: self._deliver(model, trainer, final, reason))
         except Exception:  # the session closed (its page went away) while this run ended

@@ -135,10 +135,11 @@ def encode_points(points: np.ndarray, labels: np.ndarray | None = None) -> str:
     if len(points) > LINK_MAX_POINTS:
         raise ValueError(f"{len(points):,} points are too many for a link (at most "
                          f"{LINK_MAX_POINTS:,}); download them as CSV to keep them")  # fmt: skip
+    labels = check_labels(labels, len(points), "the points for a link")
     largest = float(np.abs(points).max()) if len(points) else 0.0
     scale = largest / 32767 if largest > 0 else 1.0
     codes = np.rint(points / scale).astype("<i2")
-    version = _LINK_VERSION if labels is None or not np.any(labels) else _LABELLED_VERSION
+    version = _LINK_VERSION if labels is None else _LABELLED_VERSION
     raw = version + np.float64(scale).astype("<f8").tobytes() + codes.tobytes()
     if version == _LABELLED_VERSION:
         raw += np.asarray(labels, np.uint8).tobytes()

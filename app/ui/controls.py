@@ -73,7 +73,9 @@ def sidebar(state: FlowState, data_panel=None, compute=None, top=None) -> pn.Col
         compute if compute is not None else compute_controls(state),
         pn.pane.Markdown("### Display"), display,
         *([pn.pane.Markdown("### Your data"), data_panel] if data_panel is not None else []),
-        width=330, scroll=True,
+        # its own scroll, held at the top of the window: the views stay on screen while a
+        # control far down the sidebar (the brush, guidance) is used
+        width=330, scroll=True, styles={"position": "sticky", "top": "0", "max-height": "100vh"},
     )  # fmt: skip
 
 

@@ -34,7 +34,9 @@ def mixture_data(result) -> tuple[dict, dict]:
     c2 = coef.a**2 * ref.sigma**2 + coef.b**2
     pts = ref.points.double().numpy()
     mix = {"x": pts[:, 0].tolist(), "y": pts[:, 1].tolist(), "label": ref.labels.tolist()}
-    names = list(class_names(data))[: int(ref.labels.max()) + 1]
+    present = set(ref.labels.tolist())  # a label without components: "" (posterior.js skips)
+    names = [n if k in present else "" for k, n in enumerate(class_names(data))]
+    names = names[: int(ref.labels.max()) + 1]
     return mix, {"a": [coef.a.tolist()], "c2": [c2.tolist()], "names": [names], "on": [True]}
 
 

@@ -294,7 +294,9 @@ class FlowViews(pn.viewable.Viewer):
     def _settings_data(self) -> dict:
         s = self.state
         return {"trail": [s.trail], "trail_cap": [TRAIL_CAP], "density": [s.density_source],
-                "posterior_class": [s.guidance_class if s.guidance_class >= 0 else 0],
+                "posterior_class": [s.result.posterior_class if s.result is not None and
+                                    s.result.posterior_class is not None else
+                                    max(s.guidance_class, 0)],  # the map's class (render.js)
                 "overlay": [s.overlay], "shade": [bool(s.shade)],
                 "contours": [bool(s.contours)]}  # fmt: skip
 

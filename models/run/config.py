@@ -6,7 +6,9 @@ line, the app and the exports all ask it.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import operator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -83,8 +85,18 @@ class RunConfig:
     atol: float = 1e-6
     guidance_class: int | None = None  # the class a guided run aims at (None: unguided)
     guidance_kind: str = "cfg"  # models.guidance.GUIDANCE_KINDS
-    guidance: float = 1.0  # w of cfg and classifier guidance; λ of divergence guidance
+    guidance: float | None = None  # w of cfg and classifier guidance (None: 1); λ of
+    # divergence guidance (None: models.divergence.DEFAULT_LAMBDA)
     hutchinson: bool = False  # divergence guidance: Hutchinson's one-probe estimate
+
+    def __post_init__(self) -> None:
+        if self.guidance is None:
+            from models.divergence import DEFAULT_LAMBDA
+
+            self.guidance = DEFAULT_LAMBDA if self.guidance_kind == "divergence" else 1.0
+        if self.guidance_class is not None and not isinstance(self.guidance_class, bool):
+            with contextlib.suppress(TypeError):  # numpy's integers are class numbers too
+                self.guidance_class = operator.index(self.guidance_class)
 
     @property
     def guided(self) -> bool:
@@ -236,8 +248,10 @@ class RunConfig:
         name = "λ of divergence guidance" if kind == "divergence" else "the guidance weight w"
         if not low <= value <= high:
             raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value:g}")
-        if label is not None and not (isinstance(label, int) and 0 <= label <= 63):
+        if label is not None and not (type(label) is int and 0 <= label <= 63):  # no bools
             raise ValueError(f"class must be a label 0..63 of the data set, got {label!r}")
+        if not isinstance(self.hutchinson, bool):
+            raise ValueError(f"hutchinson must be true or false, got {self.hutchinson!r}")
         if kind == "classifier" and label is None:
             raise ValueError("classifier guidance steers toward a class: give one (--class)")
         if self.hutchinson and kind != "divergence":

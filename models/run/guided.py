@@ -9,19 +9,28 @@ run: the share of samples in the class and their SW2 to the tilted target over i
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from models import guidance
+from models import class_maps, guidance
+from models.fields import ExactField
 from models.run.config import RunConfig
 from models.run.result import RunResult
 
 
-def check_class(config: RunConfig, n_labels: int) -> None:
-    """ValueError unless the run's class is one of the data set's ``n_labels``."""
+def check_class(config: RunConfig, labels) -> None:
+    """ValueError unless the run's class is one its mixture has (``labels``: the components'
+    labels, (M,))."""
     label = config.guidance_class
-    if label is not None and not 0 <= label < n_labels:
-        raise ValueError(f"the {config.dataset} data set has classes 0..{n_labels - 1}, "
-                         f"not {label}")  # fmt: skip
+    if label is None:
+        return
+    present = sorted(set(torch.as_tensor(labels).tolist()))
+    if label not in present:
+        names = ", ".join(str(k) for k in present) if len(present) < 12 else \
+            f"{present[0]}..{present[-1]}"  # fmt: skip
+        raise ValueError(f"the {config.dataset} data set has no class {label} (its classes: "
+                         f"{names})")  # fmt: skip
 
 
 def _conditional(field, exact, label: int, learned: bool):
@@ -29,7 +38,7 @@ def _conditional(field, exact, label: int, learned: bool):
     if not learned:
         return guidance.class_field(exact, label)
     if getattr(field, "n_classes", 0) <= 0:
-        raise ValueError("this network is unconditional: classifier-free guidance needs a "
+        raise ValueError("this network is unconditional: guiding it toward a class takes a "
                          "class-conditional one (train with --conditional), or use classifier "
                          "guidance, which steers it with the exact classifier")  # fmt: skip
     return field.with_label(label)
@@ -45,6 +54,8 @@ def guided_field(config: RunConfig, field, exact, generator: torch.Generator | N
     """
     if not config.guided:
         return field
+    if isinstance(field, ExactField):  # a mixture of its own (the M training points'): its
+        exact = field  # classes and classifier are its own, closed forms like the data's
     learned, label, weight = field is not exact, config.guidance_class, config.guidance
     if learned and getattr(field, "n_classes", 0) > 0:
         field = field.with_label(None)  # the unconditional branch
@@ -70,7 +81,7 @@ def target_weight(config: RunConfig) -> float | None:
 
 def target_frames(config: RunConfig, reference, path, times: torch.Tensor) -> torch.Tensor:
     """The tilted target p_{w,t} on the run's grid at each time, (T+1, H, W) float32."""
-    return guidance.tilted_density(reference, path, times, config.grid, config.guidance_class,
+    return class_maps.tilted_density(reference, path, times, config.grid, config.guidance_class,
                                    target_weight(config))  # fmt: skip
 
 
@@ -91,14 +102,17 @@ def with_guidance(result: RunResult, poll=None) -> RunResult:
     share = guidance.class_share(exact, samples, config.guidance_class, data.n_labels)
     if poll is not None:
         poll()
-    gap = guidance.target_gap(samples, exact.reference, path, config.guidance_class,
+    gap = class_maps.target_gap(samples, exact.reference, path, config.guidance_class,
                               target_weight(config))  # fmt: skip
     return result.with_(guidance_share=share, guidance_gap=gap)
 
 
-def posterior_class(config: RunConfig) -> int:
-    """The class whose p(c | x_t) a run's map shows: the one it is guided toward, else 0."""
-    return 0 if config.guidance_class is None else config.guidance_class
+def posterior_class(config: RunConfig, reference) -> int:
+    """The class whose p(c | x_t) a run's map shows: the one it is guided toward, else the
+    first its mixture (``reference``) has."""
+    if config.guidance_class is not None:
+        return config.guidance_class
+    return guidance.present_classes(reference)[0]
 
 
 def with_posterior_map(result: RunResult) -> RunResult:
@@ -106,17 +120,15 @@ def with_posterior_map(result: RunResult) -> RunResult:
     each of its times (T+1, H, W); the run itself if it has it. ValueError for a run from a
     data set as the source (no Gaussian noise end, no classes of one mixture)."""
     config = result.config
-    label = posterior_class(config)
-    if result.posterior_map is not None and result.posterior_class == label:
+    if result.posterior_map is not None:
         return result
     if config.source != "gaussian":
         raise ValueError("the class map is for runs from Gaussian noise")
     from models.run.simulate import build
 
     path, _, exact = build(config, result.dataset)
-    n_labels = int(exact.reference.labels.max()) + 1
-    if label >= n_labels:
-        raise ValueError(f"the data set has classes 0..{n_labels - 1}, not {label}")
+    label = posterior_class(config, exact.reference)
+    check_class(replace(config, guidance_class=label), exact.reference.labels)
     times = torch.from_numpy(result.times.astype("float64"))
-    frames = guidance.posterior_frames(exact.reference, path, times, config.grid, label)
+    frames = class_maps.posterior_frames(exact.reference, path, times, config.grid, label)
     return result.with_(posterior_map=frames.numpy(), posterior_class=label)

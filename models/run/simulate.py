@@ -174,7 +174,8 @@ def simulate(
     config.validate()
     source = source if source is not None else FieldSource()
     path, data, exact = build(config, dataset)
-    check_class(config, int(getattr(data, "n_labels", 1)))
+    if config.guided and config.source == "gaussian":
+        check_class(config, exact.reference.labels)
     field = exact if source.make is None else source.make(path, exact)
     generator = torch.Generator(device=config.device).manual_seed(config.seed)
     # the Hutchinson probes draw from their own generator: the start points stay those of

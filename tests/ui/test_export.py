@@ -150,7 +150,7 @@ def test_export_with_the_learned_minus_exact_overlay_draws_its_arrows(app, tmp_p
     # downloaded: the server keeps no copy, and says so
     p.get_by_text("the server keeps no copy").wait_for(timeout=10_000)
     assert kept_exports(name, started) == []
-    p.locator("select:has(option[value='none'])").select_option("none")
+    p.get_by_label("Overlay").select_option("none")
     plain = read_gif(export_from_page(p, "gif", "400 px", tmp_path / "plain.gif"))[1]
     state = page_run(page, dataset="moons", field="pretrained", overlay="difference", steps=20,
                      particles=500)  # fmt: skip

@@ -33,7 +33,10 @@ for (let j = 0; j < X.length; j++) {
   p[L[j]] += w;
   total += w;
 }
-const order = Array.from({length: K}, (_, k) => k).sort((u, v) => p[v] - p[u]).slice(0, 8);
+// the classes the mixture has (a user's labels may skip some: those names are ""), likeliest first
+const order = Array.from({length: K}, (_, k) => k).filter((k) => names[k] !== "")
+  .sort((u, v) => p[v] - p[u]).slice(0, 8);
+const shown = names.filter((n) => n !== "").length;
 const t = gstore.data.t.length > i ? gstore.data.t[i] : NaN;
 const lines = ["p(c | x, t = " + t.toFixed(2) + ") at (" + g.x.toFixed(2) + ", "
                + g.y.toFixed(2) + ")"];
@@ -41,6 +44,6 @@ for (const k of order) {
   const q = p[k] / total;
   lines.push(names[k] + "  " + q.toFixed(2) + "  " + "█".repeat(Math.round(10 * q)));
 }
-if (K > order.length) lines.push("(" + (K - order.length) + " more classes)");
+if (shown > order.length) lines.push("(" + (shown - order.length) + " more classes)");
 const dx = xr.end - xr.start, dy = yr.end - yr.start;
 readout.data = {x: [xr.start + 0.02 * dx], y: [yr.start + 0.03 * dy], text: [lines.join("\n")]};
