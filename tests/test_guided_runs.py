@@ -269,3 +269,16 @@ def test_divergence_guidance_toward_a_class_takes_the_conditional_network(tmp_pa
     meta = json.loads(str(np.load(out)["meta"]))
     assert meta["weights"].endswith("8gaussians-fm-cond.safetensors")
     assert meta["guidance_share"] >= 0.95
+
+
+def test_a_run_without_a_target_readout_says_so(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    wide = np.r_[rng.normal(0, 1, (300, 2)), [[900.0, 900.0]]]
+    path = tmp_path / "wide.csv"
+    path.write_text("x,y,label\n" + "".join(f"{x},{y},{int(x > 0)}\n" for x, y in wide))
+    out = tmp_path / "w.npz"
+    assert main(["sample", "--points", str(path), "--class", "1", "--steps", "10",
+                 "--particles", "100", "--out", str(out)]) == 0  # fmt: skip
+    assert "no target readout" in capsys.readouterr().out
+    meta = json.loads(str(np.load(out)["meta"]))
+    assert meta["guidance_gap"] is None and meta["guidance_share"] > 0.9

@@ -50,9 +50,11 @@ def run_sample(args) -> int:
         from models.run.guided import with_guidance
 
         result = with_guidance(result)
+        gap = result.guidance_gap
         print(f"guided toward class {config.guidance_class}: {result.guidance_share:.1%} of the "
-              f"samples in the class, SW2 to the tilted target {result.guidance_gap:.2f}x its "
-              "noise floor")  # fmt: skip
+              "samples in the class, " + ("no target readout (the data span too many kernel "
+              "widths for a grid)" if gap is None else
+              f"SW2 to the tilted target {gap:.2f}x its noise floor"))  # fmt: skip
     with atomic_output(args.out) as tmp:
         write_npz(result, tmp)
     written = args.out

@@ -43,8 +43,13 @@ def solver_text(result: RunResult | None, reference_asked: bool = False) -> str:
     if result.sw2_ratio is not None:
         parts.append(f"SW2/floor {result.sw2_ratio:.2f}")
     if result.guidance_share is not None:
-        parts.append(f"{result.guidance_share:.1%} in class {config.guidance_class} · SW2 to "
-                     f"the tilted target p_w {result.guidance_gap:.2f}x its floor")  # fmt: skip
+        parts.append(f"{result.guidance_share:.1%} in class {config.guidance_class}")
+        gap = result.guidance_gap
+        parts.append(
+            "no target readout: the data span too many kernel widths for a grid"
+            if gap is None
+            else f"SW2 to the tilted target p_w {gap:.2f}x its floor"
+        )
     return " · ".join(parts)
 
 

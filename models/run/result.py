@@ -179,7 +179,8 @@ class RunResult:
             d["posterior_class"] = self.posterior_class
         if self.guidance_share is not None:
             d["guidance_share"] = round(float(self.guidance_share), 4)
-            d["guidance_gap"] = round(float(self.guidance_gap), 4)
+            d["guidance_gap"] = None if self.guidance_gap is None else \
+                round(float(self.guidance_gap), 4)  # fmt: skip
         return json.dumps(d, sort_keys=True)
 
     def with_(self, **changes) -> RunResult:
