@@ -282,3 +282,16 @@ def test_a_run_without_a_target_readout_says_so(tmp_path, capsys):
     assert "no target readout" in capsys.readouterr().out
     meta = json.loads(str(np.load(out)["meta"]))
     assert meta["guidance_gap"] is None and meta["guidance_share"] > 0.9
+
+
+def test_the_readout_and_the_caption_name_the_guidance():
+    from app.export.caption import settings_text
+    from app.session.readouts import solver_text
+
+    result = simulate(RunConfig(guidance_class=0, guidance=2.0, particles=50, steps=5))
+    assert "CFG w=2 toward class 0" in settings_text(result)
+    assert "CFG w=2 toward class 0" in solver_text(result)
+    div = simulate(RunConfig(guidance_kind="divergence", hutchinson=True, particles=50,
+                             steps=5))  # fmt: skip
+    assert "divergence guidance λ=0.03 (Hutchinson)" in solver_text(div)
+    assert "guid" not in settings_text(simulate(RunConfig(particles=50, steps=5)))

@@ -50,20 +50,11 @@ def settings_text(result: RunResult) -> str:
         parts.append(f"{result.source.kind} field")
     if result.reference_errors is not None:
         parts.append(f"error vs reference {result.reference_errors[-1]:.2g}")
-    parts.extend(guidance_parts(c))
+    if c.guided:
+        from models.run.guided import describe
+
+        parts.append(describe(c))
     return " · ".join(str(p) for p in parts)
-
-
-def guidance_parts(c) -> list[str]:
-    """A guided run's guidance, as caption parts ("" for an unguided run)."""
-    if not c.guided:
-        return []
-    toward = [] if c.guidance_class is None else [f"class {c.guidance_class}"]
-    if c.guidance_kind == "divergence":
-        how = "Hutchinson" if c.hutchinson else "exact"
-        return [f"divergence guidance λ={c.guidance:g} ({how})", *toward]
-    name = "CFG" if c.guidance_kind == "cfg" else "classifier guidance"
-    return [f"{name} w={c.guidance:g} toward {toward[0]}"]
 
 
 def pde_readout(result: RunResult) -> tuple[np.ndarray, np.ndarray] | None:

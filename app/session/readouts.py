@@ -6,6 +6,7 @@ from __future__ import annotations
 from app.session.fields import FIELDS
 from models.logdensity import CARRIERS
 from models.run.config import MAX_PARTICLES
+from models.run.guided import describe
 from models.run.reference import has_reference
 from models.run.result import RunResult
 
@@ -31,6 +32,8 @@ def solver_text(result: RunResult | None, reference_asked: bool = False) -> str:
     if used in ("closed-form", "exact-transition"):
         return f"{name}: no solver steps, no model calls"
     parts = [f"{name} on the {config.time_grid} grid", f"NFE {result.nfe:g}"]
+    if config.guided:
+        parts.append(describe(config))
     if result.solver_stats:
         stats = result.solver_stats
         parts.append(f"{stats['accepted']} steps ({stats['rejected']} rejected)")

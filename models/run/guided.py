@@ -71,6 +71,19 @@ def guided_field(config: RunConfig, field, exact, generator: torch.Generator | N
     return DivergenceGuidedField(base, weight, hutchinson=config.hutchinson, generator=generator)
 
 
+def describe(config: RunConfig) -> str:
+    """The guidance of a run in a few words ("" for an unguided run): the captions' and the
+    readouts' ("CFG w=3 toward class 2", "divergence guidance λ=0.03 (Hutchinson)")."""
+    if not config.guided:
+        return ""
+    toward = "" if config.guidance_class is None else f" toward class {config.guidance_class}"
+    if config.guidance_kind == "divergence":
+        how = "Hutchinson" if config.hutchinson else "exact"
+        return f"divergence guidance λ={config.guidance:g} ({how}){toward}"
+    name = "CFG" if config.guidance_kind == "cfg" else "classifier guidance"
+    return f"{name} w={config.guidance:g}{toward}"
+
+
 def target_weight(config: RunConfig) -> float | None:
     """The w of the tilted target a guided run is shown against: w for cfg and classifier, 1
     (the class's own density) for divergence guidance toward a class; None: the data's p_t."""
