@@ -73,3 +73,18 @@ def test_a_reference_stops_when_no_longer_wanted(monkeypatch, shown, how):
         state.reference = False
     assert stopped.wait(10), "the reference kept computing"
     assert state.result.reference is None
+
+
+def test_a_guided_run_gains_its_readouts_and_its_class_map_after_it_lands():
+    state = FlowState(steps=10, particles=200, guidance_class=2, guidance_weight=2.0)
+    runner = Recomputer(state)
+    try:
+        runner.request()
+        assert wait(lambda: state.result is not None and state.result.guidance_share is not None)
+        assert state.result.guidance_share > 0.9 and state.result.guidance_gap is not None
+        assert state.result.posterior_map is None  # made only while shown
+        state.density_source = "posterior"
+        assert wait(lambda: state.result.posterior_map is not None)
+        assert state.result.posterior_class == 2 and state.result.guidance_share is not None
+    finally:
+        runner.shutdown()

@@ -198,11 +198,7 @@ class Recomputer(param.Parameterized):
         pair = self.comparison.pair if self._comparing() else None
 
         def compute(run):
-            def poll() -> None:
-                TURNS.pass_turn()
-                if self._closed or not self.state.reference or not self._shown(run):
-                    raise Cancelled
-
+            poll = self._poll_while_shown(run, lambda: self.state.reference)
             b = pair.b if pair is not None and pair.a.same_particles(run) else None
             b = with_reference(b, poll) if b is not None and has_reference(b) else None
             return with_reference(run, poll), b
@@ -224,12 +220,7 @@ class Recomputer(param.Parameterized):
             return
 
         def compute(run):
-            def poll() -> None:
-                TURNS.pass_turn()
-                if self._closed or not self._shown(run):
-                    raise Cancelled
-
-            return with_guidance(run, poll)
+            return with_guidance(run, self._poll_while_shown(run))
 
         self._for_shown_run("the guidance readout", compute,
                             lambda _run, run: self._add(run, GUIDANCE_FIELDS))  # fmt: skip
@@ -251,11 +242,7 @@ class Recomputer(param.Parameterized):
             return
 
         def compute(run):
-            def poll() -> None:
-                TURNS.pass_turn()
-                if self._closed or not self._shown(run):
-                    raise Cancelled
-
+            poll = self._poll_while_shown(run)
             pair.sw2  # noqa: B018 (made on first use, here off the session thread)
             poll()
             return with_sw2(run, poll), with_sw2(pair.b, poll)
@@ -269,6 +256,18 @@ class Recomputer(param.Parameterized):
             self._add_b(b, ("sw2_ratio",))
 
         self._for_shown_run("the SW2 of A and B", compute, apply)
+
+    def _poll_while_shown(self, run, wanted=lambda: True):
+        """``poll()`` for work on ``run`` off the session thread: it passes the compute turn
+        to others, and raises Cancelled once the run has left the screen, ``wanted()`` is false
+        or the session has closed."""
+
+        def poll() -> None:
+            TURNS.pass_turn()
+            if self._closed or not wanted() or not self._shown(run):
+                raise Cancelled
+
+        return poll
 
     def _add_b(self, made, fields: tuple[str, ...]) -> None:
         """``_add`` for run B of the pair on screen."""
