@@ -9,8 +9,6 @@ run: the share of samples in the class and their SW2 to the tilted target over i
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 
 from models import class_maps, guidance
@@ -19,17 +17,16 @@ from models.run.config import RunConfig
 from models.run.result import RunResult
 
 
-def check_class(config: RunConfig, labels) -> None:
-    """ValueError unless the run's class is one its mixture has (``labels``: the components'
-    labels, (M,))."""
-    label = config.guidance_class
+def check_class(label: int | None, labels, dataset: str) -> None:
+    """ValueError unless ``label`` (None: no class) is one the mixture of ``dataset`` has
+    (``labels``: its components' labels, (M,))."""
     if label is None:
         return
     present = sorted(set(torch.as_tensor(labels).tolist()))
     if label not in present:
         names = ", ".join(str(k) for k in present) if len(present) < 12 else \
             f"{present[0]}..{present[-1]}"  # fmt: skip
-        raise ValueError(f"the {config.dataset} data set has no class {label} (its classes: "
+        raise ValueError(f"the {dataset} data set has no class {label} (its classes: "
                          f"{names})")  # fmt: skip
 
 
@@ -141,7 +138,7 @@ def with_posterior_map(result: RunResult) -> RunResult:
 
     path, _, exact = build(config, result.dataset)
     label = posterior_class(config, exact.reference)
-    check_class(replace(config, guidance_class=label), exact.reference.labels)
+    check_class(label, exact.reference.labels, config.dataset)
     times = torch.from_numpy(result.times.astype("float64"))
     frames = class_maps.posterior_frames(exact.reference, path, times, config.grid, label)
     return result.with_(posterior_map=frames.numpy(), posterior_class=label)

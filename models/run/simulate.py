@@ -174,8 +174,7 @@ def simulate(
     config.validate()
     source = source if source is not None else FieldSource()
     path, data, exact = build(config, dataset)
-    if config.guided and config.source == "gaussian":
-        check_class(config, exact.reference.labels)
+    check_class(config.guidance_class, exact.reference.labels, config.dataset)
     field = exact if source.make is None else source.make(path, exact)
     generator = torch.Generator(device=config.device).manual_seed(config.seed)
     # the Hutchinson probes draw from their own generator: the start points stay those of
