@@ -4,12 +4,12 @@ is dropped, the others kept (before, every setting of the link went back to its 
 from __future__ import annotations
 
 from app.session.state import FlowState
-from app.ui.main import _drop_conflicting_values
+from app.session.links import drop_conflicting_values
 
 
 def test_one_conflicting_value_is_dropped_and_the_rest_kept():
     state = FlowState(dataset="points", steps=40, process="vp", direction="forward")
-    notice = _drop_conflicting_values(state)
+    notice = drop_conflicting_values(state)
     assert "no points yet" in notice and "dataset='points' is not used" in notice, notice
     assert (state.dataset, state.steps, state.process, state.direction) == \
         ("8gaussians", 40, "vp", "forward")  # fmt: skip
@@ -17,5 +17,5 @@ def test_one_conflicting_value_is_dropped_and_the_rest_kept():
 
 def test_settings_that_work_are_left_alone():
     state = FlowState(steps=40, process="vp")
-    assert _drop_conflicting_values(state) == ""
+    assert drop_conflicting_values(state) == ""
     assert (state.steps, state.process) == (40, "vp")

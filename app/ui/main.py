@@ -19,27 +19,28 @@ from panel.io.state import set_curdoc
 from tornado.ioloop import IOLoop
 
 from app.session.compare import Comparison
+from app.session.lessons import LessonError, load_lessons
+from app.session.links import apply_query, drop_conflicting_values, one_line
 from app.session.memory import release_after_close
 from app.session.readouts import pair_text
 from app.session.runner import Recomputer, compute_now
-from app.session.state import DATA_PARAMS, DATASET_LABELS, FlowState
+from app.session.state import DATA_PARAMS, FlowState
 from app.session.url import (
     URL_PARAMS,
     compare_query,
-    describe_refused,
     guard_panel_query_parsing,
+    parse_value,
     query_of,
-    read_compare_values,
     read_query,
-    read_url_values,
 )
-from app.session.userdata import LINK_MAX_POINTS, decode_labelled_points, encode_points
+from app.session.userdata import encode_points
 from app.ui import client
 from app.ui.compare.panel import compare_section
 from app.ui.compare.views import CompareViews
 from app.ui.controls import compute_controls, playback_controls, sidebar
 from app.ui.data_panel import DataPanel
 from app.ui.export_menu import ExportMenu
+from app.ui.lesson_bar import LessonBar
 from app.ui.math_panel import MathPanel
 from app.ui.notice import Notice
 from app.ui.schedule_plot import SchedulePlot
@@ -131,37 +132,28 @@ def _on_session_thread(doc, gate: _LoadGate | None = None):
     return schedule
 
 
-def _restore_from_url(state: FlowState, comparison: Comparison) -> tuple[str, Callable[[], None]]:
-    """Apply the good values of the page's query string (run A's, and compare mode's with
-    B's changes); returns the notice for the bad ones ("" if none) and ``mirror()``, which
-    sets the URL from the state alone (so refused values leave it): once the page has loaded,
-    then whenever :func:`_mirror_when_idle` says."""
+def _restore_from_url(state: FlowState, comparison: Comparison,
+                      lessons: LessonBar) -> tuple[str, Callable[[], None]]:  # fmt: skip
+    """Apply the good values of the page's query string (run A's, compare mode's with B's
+    changes, and the lesson whose caption shows); returns the notice for the bad ones ("" if
+    none) and ``mirror()``, which sets the URL from the state alone (so refused values leave
+    it): once the page has loaded, then whenever :func:`_mirror_when_idle` says."""
     location = pn.state.location
     if not location:
-        return "", lambda: None
+        return drop_conflicting_values(state), lambda: None
     query = read_query(location.search or "")
-    good, bad = read_url_values(query)
-    compare, bad_compare = read_compare_values(query, comparison)
-    bad |= bad_compare
-    notes = []
-    if "pts" in query:
+    notice = apply_query(state, comparison, query)
+    if "lesson" in query:  # the caption only: the link's own values are the settings
         try:
-            good["points"], good["point_labels"] = decode_labelled_points(query["pts"])
-        except ValueError as exc:
-            notes.append(f"The points in this link could not be used ({_one_line(exc)}).")
-    if good.get("dataset") == "points" and "points" not in good:
-        del good["dataset"]  # every other value of the link still holds
-        if "pts" not in query:
-            notes.append(f"This link names your own points but carries none (a link holds at "
-                         f"most {LINK_MAX_POINTS:,}).")  # fmt: skip
-        notes.append(f"Showing {DATASET_LABELS[state.dataset]} instead.")
-    state.param.update(**good)
-    notes.append(_restore_comparison(comparison, compare))
-    notes.insert(0, describe_refused(bad) if bad else "")
+            lessons.index = parse_value(lessons.param["index"], query["lesson"])
+        except ValueError:
+            notice = f"{notice} There is no lesson {query['lesson'][:12]!r} here.".strip()
 
     def mirror(*_events) -> None:
         search = query_of(state)
         extra = compare_query(comparison)
+        if lessons.index:
+            extra["lesson"] = str(lessons.index)
         if extra:
             search += "&" + urlencode(extra)
         if state.dataset == "points" and state.points is not None:
@@ -175,52 +167,11 @@ def _restore_from_url(state: FlowState, comparison: Comparison) -> tuple[str, Ca
         pn.state.onload(mirror)
     else:
         mirror()
-    return " ".join(n for n in notes if n), mirror
-
-
-def _restore_comparison(comparison: Comparison, values: dict) -> str:
-    """Compare mode as a link gives it; B's changes dropped (with the notice returned) if
-    together they make no run."""
-    comparison.set_changes(values["changes"])
-    if "layout" in values:
-        comparison.layout = values["layout"]
-    reason = _valid(comparison.b) if values["changes"] else ""
-    if reason:
-        comparison.set_changes({})
-    comparison.on = values.get("on", False)
-    return f"Could not compute run B of this link ({reason}); B = A." if reason else ""
-
-
-def _valid(state: FlowState) -> str:
-    """ "" if the state's settings make a run, else the one-line reason."""
-    try:
-        state.config().validate()
-        state.user_dataset()
-    except ValueError as exc:
-        return _one_line(exc)
-    return ""
-
-
-def _drop_conflicting_values(state: FlowState) -> str:
-    """Settings that pass one by one but not together (your points, with none given): reset the one
-    value whose default makes them work, else all of them; returns the notice ("" if none)."""
-    reason = _valid(state)
-    if not reason:
-        return ""
-    changed = [n for n in URL_PARAMS if getattr(state, n) != state.param[n].default]
-    for name in reversed(changed):
-        kept = getattr(state, name)
-        setattr(state, name, state.param[name].default)
-        if not _valid(state):
-            return (f"Could not compute the settings of this link ({reason}); "
-                    f"{name}={kept!r} is not used.")  # fmt: skip
-        setattr(state, name, kept)
-    state.param.update(**{n: state.param[n].default for n in URL_PARAMS})
-    return f"Could not compute the settings of this link ({reason}); showing the defaults."
+    return notice, mirror
 
 
 def _mirror_when_idle(state: FlowState, runner: Recomputer, mirror: Callable[[], None],
-                      later, comparison: Comparison) -> None:  # fmt: skip
+                      later, comparison: Comparison, lessons: LessonBar) -> None:  # fmt: skip
     """Mirror the settings into the URL when they change, but not while a run computes, nor
     as its frames are drawn: ``IDLE_MS`` after it has landed (or failed). The URL's update
     wakes the page (the browser's history, a style recalculation): where one machine serves
@@ -234,6 +185,7 @@ def _mirror_when_idle(state: FlowState, runner: Recomputer, mirror: Callable[[],
     # after the runner's own watcher, which sets busy for a setting that starts a run
     state.param.watch(unless_busy, list(URL_PARAMS + DATA_PARAMS))
     comparison.param.watch(unless_busy, ["on", "layout", "changes"])
+    lessons.param.watch(unless_busy, ["index"])
     runner.param.watch(lambda event: None if event.new else later(unless_busy, IDLE_MS), ["busy"])
 
 
@@ -257,9 +209,17 @@ def solver_readout(state: FlowState, comparison: Comparison) -> pn.pane.Str:
     return pane
 
 
-def _notice_after_first_run(state: FlowState, text: str) -> None:
-    """Show ``text`` with the first run's own notice (now, if that run is already shown)."""
-    if state.result is not None:
+def _scenes() -> tuple[list, str]:
+    """The served lessons' scenes, and a notice ("" if none) when their file cannot be used."""
+    try:
+        return load_lessons(), ""
+    except LessonError as exc:
+        return [], f"The lessons could not be opened: {one_line(exc)}"
+
+
+def _notice_after_run(state: FlowState, text: str, shown: bool = True) -> None:
+    """Show ``text`` with the next run's own notice (now, if ``shown`` and a run is shown)."""
+    if shown and state.result is not None:
         state.notice = f"{text} {state.notice}".strip()
         return
 
@@ -275,15 +235,16 @@ def create_app(**settings) -> pn.viewable.Viewable:
     state = FlowState(**settings)
     # before the runner: B follows a change of A before the runner reads the two
     comparison = Comparison(state)
-    url_notice, mirror = _restore_from_url(state, comparison)
-    conflict = _drop_conflicting_values(state)
-    if conflict:
-        url_notice = f"{url_notice} {conflict}".strip()
+    scenes, lessons_notice = _scenes()
+    lessons = LessonBar(state, comparison, scenes,
+                        tell=lambda text: _notice_after_run(state, text, shown=False))  # fmt: skip
+    url_notice, mirror = _restore_from_url(state, comparison, lessons)
+    url_notice = f"{lessons_notice} {url_notice}".strip()
     served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
     if not served:  # a notebook or a test: the first frames ship with the view
         compute_now(state)
     if url_notice:  # shown until the next run (the user changed a setting)
-        _notice_after_first_run(state, url_notice)
+        _notice_after_run(state, url_notice)
     notice = Notice(owner=state)
     gate = _LoadGate()
     if served:
@@ -293,7 +254,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
     runner = Recomputer(state, schedule=_on_session_thread(pn.state.curdoc, gate),
                         comparison=comparison)  # fmt: skip
     later = _after(pn.state.curdoc)
-    _mirror_when_idle(state, runner, mirror, later, comparison)
+    _mirror_when_idle(state, runner, mirror, later, comparison, lessons)
     views = FlowViews(state=state)
     schedule = SchedulePlot(state=state)
     views.link_marks(schedule.marks)
@@ -344,7 +305,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
     # views; it shows at the top too, as the plot decides it, for the run on screen.
     path_notice = Notice(owner=schedule.note, name_of_text="object")
     main = pn.Column(
-        header, notice, path_notice, compared, solver_readout(state, comparison),
+        header, notice, path_notice, lessons.view(), compared, solver_readout(state, comparison),
         playback_controls(state),
         pn.pane.Markdown("### Train a network"), train_panel,
         pn.pane.Markdown("### Export"), export_menu,
@@ -370,14 +331,7 @@ def safe_app() -> pn.viewable.Viewable:
         return create_app()
     except Exception as exc:
         log.exception("could not build the app")
-        return Notice(
-            owner=_Message(notice=f"flowscope could not open this page: {_one_line(exc)}")
-        )
-
-
-def _one_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        return Notice(owner=_Message(notice=f"flowscope could not open this page: {one_line(exc)}"))
 
 
 class _Message(param.Parameterized):
