@@ -142,6 +142,10 @@ def side_run(side: str, args):
         if args.overlay == "difference" and not source.learned:
             raise ValueError("--overlay difference (learned − exact velocity) needs a learned "
                              "field (--field learned)")  # fmt: skip
+        from models.overlay import overlay_refusal
+
+        if (refusal := overlay_refusal(config, args.overlay)) is not None:
+            raise ValueError(refusal)
     except ValueError as exc:  # its type kept (a CheckpointError's exit code)
         exc.args = (f"run {side.upper()}: {exc}",)
         raise

@@ -53,6 +53,10 @@ def run_export(args) -> int:
     source = field_source(args)
     if args.overlay == "difference" and not source.learned:
         raise ValueError("--overlay difference (learned − exact velocity) needs --field learned")
+    from models.overlay import overlay_refusal
+
+    if (refusal := overlay_refusal(config, args.overlay)) is not None:
+        raise ValueError(refusal)
     check_reference(args, config)
     result = with_reference_if_asked(args, simulate(config, dataset, source=source))
     if settings.density_source == "posterior":  # the class map: made on request

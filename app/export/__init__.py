@@ -18,7 +18,8 @@ from models.run.result import RunResult
 FORMATS = ("mp4", "gif", "html", "npz", "csv")
 DENSITY_SOURCES = ("particles", "pde", "exact", "posterior")  # the app's density_source values
 # the app's overlay values (FlowState.overlay; tests/test_export_overlays.py checks they agree)
-OVERLAYS = ("none", "velocity", "score", "drift", "difference")
+OVERLAYS = ("none", "velocity", "score", "drift", "drift_current", "diffusion_current",
+            "current", "difference")  # fmt: skip
 
 
 class Cancelled(Exception):

@@ -180,12 +180,17 @@ class FlowState(PathSettings, GuidanceSettings):
             "velocity v": "velocity",
             "score ∇log p": "score",
             "sampler drift": "drift",
+            "drift current μρ": "drift_current",
+            "diffusion current −D∇ρ": "diffusion_current",
+            "probability current J = ρv": "current",
             "learned − exact (velocity)": "difference",
         },
         doc="Field drawn as arrows at the current time; velocity and drift point the way "
         "particles move in this run (−v for a reverse run). Learned − exact: where the network "
         "differs from the ideal (a learned field only), on the velocity arrows' scale of "
-        "the frame: a 10 % error draws a tenth as long. Arrows are scaled per frame",
+        "the frame: a 10 % error draws a tenth as long. Arrows are scaled per frame. Currents "
+        "(docs/MATH.md §6.1): J = μρ − D∇ρ = ρv of the exact p_t, on one scale with its parts so "
+        "they add up to it, reversed with the run; none if guided, J alone from a source",
     )
     contours = param.Boolean(default=False, doc="Contour lines of the exact density")
     shade = param.Boolean(

@@ -15,6 +15,7 @@ import contourpy
 import numpy as np
 from bokeh.palettes import Category10_10
 
+from models.current import CURRENT_KINDS
 from models.run.result import RunResult
 
 CONTOUR_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)  # fractions of each frame's peak density
@@ -138,15 +139,27 @@ def pack_arrows(arrows: dict, extent, n: int, kinds=None) -> dict[str, list[np.n
     (learned − exact velocity) takes the velocity's scale of its frame, so that an arrow is
     as long as that velocity error would be in the velocity overlay: scaled on its own, a
     near-perfect network's errors of 1e-3 drew as long as the velocity itself.
+
+    The drift and diffusion parts of the probability current (docs/MATH.md §6.1) share one scale
+    per frame, whichever is shown, so the two can be compared by switching: the longest arrow
+    of either spans twice ``ARROW_CELLS`` cells, and none is clipped. The current J itself is
+    scaled alike but on its own: it is the small difference of two large, opposing parts (under
+    1 % of them late in a VP run), and on their scale its arrows vanished, with them what the
+    picture is for, the direction mass flows. (A percentile would not do: the currents vanish
+    wherever the density does, on most of the grid near the data end.)
     """
     cell = (extent[1] - extent[0]) / n
     pts = arrows["points"]
     data = {"x": [pts[:, 0].astype(np.float32)], "y": [pts[:, 1].astype(np.float32)]}
+    parts = [arrows[k] for k in CURRENT_KINDS if k in arrows and k != "current"]
     for kind, frames in arrows.items():
         if kind == "points" or (kinds is not None and kind not in kinds):
             continue
         norms = np.linalg.norm(frames, axis=-1)  # (F, P)
-        scale = _frame_scale(arrows["velocity"] if kind == "difference" else frames, cell)
+        if kind in CURRENT_KINDS:
+            scale = _shared_scale([frames] if kind == "current" else parts, 2 * ARROW_CELLS * cell)
+        else:
+            scale = _frame_scale(arrows["velocity"] if kind == "difference" else frames, cell)
         length = np.minimum(norms * scale, 2 * ARROW_CELLS * cell)
         unit = frames / np.maximum(norms, 1e-30)[..., None]
         disp = (unit * length[..., None]).astype(np.float32)  # (F, P, 2)
@@ -159,6 +172,13 @@ def _frame_scale(frames: np.ndarray, cell: float) -> np.ndarray:
     ``ARROW_CELLS`` cells (0 for a frame of zero vectors)."""
     ref = np.percentile(np.linalg.norm(frames, axis=-1), 90, axis=1)[:, None]
     return np.where(ref > 0, ARROW_CELLS * cell / np.maximum(ref, 1e-30), 0.0)
+
+
+def _shared_scale(kinds: list[np.ndarray], longest: float) -> np.ndarray:
+    """(F, 1) display scale per frame shared by several (F, P, 2) vector fields: the longest
+    vector of any of them → ``longest`` (0 for a frame where all are zero)."""
+    ref = np.max([np.linalg.norm(k, axis=-1).max(1) for k in kinds], axis=0)[:, None]
+    return np.where(ref > 0, longest / np.maximum(ref, 1e-30), 0.0)
 
 
 def pack_contours(result: RunResult) -> dict[str, list]:

@@ -145,9 +145,18 @@ const m = ax.length, uv = as[kind] === undefined ? undefined : as[kind][0];
 const show = kind !== "none" && uv !== undefined && uv.length === nframes * 2 * m;
 const u = show ? view(uv, 2 * i * m, m) : undefined;
 const v = show ? view(uv, (2 * i + 1) * m, m) : undefined;
-const x1 = new Float32Array(show ? m : 0), y1 = new Float32Array(show ? m : 0);
-for (let j = 0; j < x1.length; j++) { x1[j] = ax[j] + u[j]; y1[j] = ay[j] + v[j]; }
-arrows.data.x_start = show ? ax : x1; arrows.data.y_start = show ? ay : y1;
+// An arrow shorter than a tenth of a cell is not drawn: its head alone (Bokeh draws one at any
+// length) covered the grid with dots where a field vanishes, as a current does off the data.
+const cell = m > 1 ? Math.abs(ax[1] - ax[0]) : 1, shortest = (0.1 * cell) ** 2;
+let kept = 0;
+for (let j = 0; show && j < m; j++) { if (u[j] * u[j] + v[j] * v[j] >= shortest) kept++; }
+const x0 = new Float32Array(kept), y0 = new Float32Array(kept);
+const x1 = new Float32Array(kept), y1 = new Float32Array(kept);
+for (let j = 0, k = 0; show && j < m; j++) {
+  if (u[j] * u[j] + v[j] * v[j] < shortest) continue;
+  x0[k] = ax[j]; y0[k] = ay[j]; x1[k] = ax[j] + u[j]; y1[k] = ay[j] + v[j]; k++;
+}
+arrows.data.x_start = x0; arrows.data.y_start = y0;
 arrows.data.x_end = x1; arrows.data.y_end = y1;
 arrows.change.emit();
 
