@@ -3,8 +3,8 @@ is dropped, the others kept (before, every setting of the link went back to its 
 
 from __future__ import annotations
 
-from app.session.state import FlowState
 from app.session.links import drop_conflicting_values
+from app.session.state import FlowState
 
 
 def test_one_conflicting_value_is_dropped_and_the_rest_kept():

@@ -193,7 +193,7 @@ def playback_controls(state: FlowState) -> pn.Param:
     return pn.Param(
         state, parameters=["fps", "loop"], show_name=False, default_layout=pn.Row,
         widgets={"fps": {"type": IntSlider, "name": "speed (frames per second)",
-                         "width": 260},
+                         "width": 260, "css_classes": ["flowscope-fps"]},
                  "loop": {"type": RadioButtonGroup, "name": "at the end",
                           "width": 260}},
     )  # fmt: skip

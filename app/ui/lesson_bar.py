@@ -39,6 +39,7 @@ class LessonBar(param.Parameterized):
 
     index = param.Integer(default=0, bounds=(0, None), doc="The scene shown, from 1; 0: none")
     show_caption = param.Boolean(default=True, doc="Show the scene's caption above the views")
+    large = param.Boolean(default=False, doc="The caption in presenter mode's large type")
 
     def __init__(self, state: FlowState, comparison: Comparison, scenes: list[Scene],
                  tell: Callable[[str], None] | None = None, **params):  # fmt: skip
@@ -61,6 +62,10 @@ class LessonBar(param.Parameterized):
 
     def next(self) -> None:
         self.go(min(self.index + 1, len(self.scenes)))
+
+    def enlarge(self, on: bool) -> None:
+        """Large type for the caption (presenter mode), or the normal one."""
+        self.large = on
 
     def view(self) -> pn.viewable.Viewable:
         """The menu, prev / next, the caption's switch, and the caption (nothing without
@@ -96,6 +101,8 @@ class LessonBar(param.Parameterized):
         prev.on_click(lambda _e: self.previous())
         nxt.on_click(lambda _e: self.next())
         self.param.watch(shown, ["index", "show_caption"])
+        self.param.watch(lambda e: setattr(caption, "styles", CAPTION_STYLE | (
+            {"font-size": "19px", "max-width": "none"} if e.new else {})), "large")  # fmt: skip
         shown()
         label = pn.pane.Markdown("**Lessons**", margin=(8, 0, 0, 10))
         return pn.Column(pn.Row(label, menu, prev, nxt, switch), caption,

@@ -40,9 +40,11 @@ from app.ui.compare.views import CompareViews
 from app.ui.controls import compute_controls, playback_controls, sidebar
 from app.ui.data_panel import DataPanel
 from app.ui.export_menu import ExportMenu
+from app.ui.legend import legend
 from app.ui.lesson_bar import LessonBar
 from app.ui.math_panel import MathPanel
 from app.ui.notice import Notice
+from app.ui.presenter import Presenter
 from app.ui.schedule_plot import SchedulePlot
 from app.ui.solver_lab import SolverLab
 from app.ui.train_panel import TrainPanel
@@ -300,26 +302,36 @@ def create_app(**settings) -> pn.viewable.Viewable:
             pn.state.on_session_destroyed(lambda _ctx: solver_lab.stop())
             pn.state.on_session_destroyed(lambda _ctx: release_after_close(IOLoop.current()))
 
-    header = pn.Row(pn.pane.Markdown(f"## {TITLE}", margin=(0, 10)), busy, align="center")
     # The path plot's warning (a schedule that does not reach pure noise) sits far below the
     # views; it shows at the top too, as the plot decides it, for the run on screen.
     path_notice = Notice(owner=schedule.note, name_of_text="object")
-    main = pn.Column(
-        header, notice, path_notice, lessons.view(), compared, solver_readout(state, comparison),
-        playback_controls(state),
+    below = pn.Column(
         pn.pane.Markdown("### Train a network"), train_panel,
         pn.pane.Markdown("### Export"), export_menu,
         pn.Row(pn.Column(pn.pane.Markdown("### The path"), schedule, width=320),
                pn.Column(pn.pane.Markdown("### The mathematics"), MathPanel(state=state),
                          sizing_mode="stretch_width")),
         pn.pane.Markdown("### The solver lab: error versus model calls"), solver_lab,
+        sizing_mode="stretch_width",
     )  # fmt: skip
     data_panel = DataPanel(views.particle_fig, state=state)
     if pn.state.curdoc is not None:
         data_panel.on_page_ready(pn.state.curdoc)
     section, compute = compare_section(comparison, compute_controls(state))
-    app = pn.Row(sidebar(state, data_panel, compute=compute, top=section), main,
-                 sizing_mode="stretch_width")  # fmt: skip
+    side = sidebar(state, data_panel, compute=compute, top=section)
+    presenter = Presenter(fold=[side, below], figures=[views.particle_fig, views.density_fig],
+                          on_change=lessons.enlarge)  # fmt: skip
+    if doc is not None:
+        doc.js_on_event("document_ready", presenter.keys())
+    # the title wraps in a narrow window (a projector's 1024 pixels): the row never widens the page
+    title = pn.pane.Markdown(f"## {TITLE}", margin=(0, 10), sizing_mode="stretch_width")
+    header = pn.Row(title, busy, presenter.toggle, presenter.help, align="center",
+                    sizing_mode="stretch_width")  # fmt: skip
+    main = pn.Column(
+        header, notice, path_notice, lessons.view(), compared, solver_readout(state, comparison),
+        legend(state), playback_controls(state), below,
+    )  # fmt: skip
+    app = pn.Row(side, main, sizing_mode="stretch_width")
     if served:  # the page paints at once; its first run computes like any other, in turn
         runner.request()
     return app

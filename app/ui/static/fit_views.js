@@ -5,7 +5,12 @@
 // ellipses), and the page still scrolled sideways. Inputs (CustomJS args):
 //   figs      [particle figure, density figure]
 //   largest, smallest   bounds of a frame's side, in pixels
-const MARGIN = 12;  // right of the density view: its own margin, and some air
+// In presenter mode (window.flowscope_present, set by presenter.py's toggle) the views fill the
+// window instead: as large as both fit side by side and, with the player under them, in its
+// height, up to PRESENT_LARGEST; window.flowscope_fit() sizes them again (the toggle calls it).
+const MARGIN = 12;
+const PRESENT_LARGEST = 1400;
+const BELOW = 130;  // under the frames in presenter mode: the player, the readout, the legend
 const view_of = (fig) => {
   for (const root of Bokeh.index.roots) {
     const view = root.owner.find_one(fig);
@@ -35,7 +40,14 @@ const fit = () => {
     beside = 2 * own + COLOUR_BAR;
   }
   const room = document.documentElement.clientWidth - left - MARGIN;
-  const side = Math.max(smallest, Math.min(largest, Math.floor((room - beside) / 2)));
+  let side = Math.min(largest, Math.floor((room - beside) / 2));
+  if (window.flowscope_present) {
+    const box = views[0].el.getBoundingClientRect(), frame = views[0].frame.bbox;
+    const above = box.top + window.scrollY + frame.top, under = box.height - frame.bottom;
+    const tall = Math.floor(window.innerHeight - above - under - BELOW);
+    side = Math.min(PRESENT_LARGEST, Math.floor((room - beside) / 2), tall);
+  }
+  side = Math.max(smallest, side);
   for (const fig of figs) {
     if (fig.frame_width !== side || fig.frame_height !== side) {
       fig.frame_width = side;
@@ -43,5 +55,6 @@ const fit = () => {
     }
   }
 };
+window.flowscope_fit = () => { waits = 0; requestAnimationFrame(fit); };
 requestAnimationFrame(fit);  // once the page is laid out
 window.addEventListener("resize", () => requestAnimationFrame(fit));

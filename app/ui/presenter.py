@@ -1,0 +1,73 @@
+"""Presenter mode: the views fill the window, square, in fonts a room can read; the sidebar and
+everything under the player fold away. Toggled by its button or the P key (static/keys.js, which
+also gives the lecture its keys: space, arrows, Home / End, F, [ ], 1 … 9).
+
+The sizes are the page's (static/fit_views.js reads ``window.flowscope_present``); what is
+hidden and the fonts are set here, on the server, so the page lays itself out once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import panel as pn
+
+from app.ui import client
+
+LARGE = {"title": "20px", "ticks": "15px", "axis": "16px"}
+# after the toggle, the page lays out the folded page; the views are sized again each time
+REFIT_MS = (60, 300, 900)
+TOGGLE_JS = (
+    "window.flowscope_present = cb_obj.active; window.scrollTo(0, 0);\n"
+    f"for (const ms of {list(REFIT_MS)}) setTimeout(() => window.flowscope_fit && "
+    "window.flowscope_fit(), ms);"
+)
+HELP = ("Presenter mode (P): the views fill the window. Keys: space play / pause, ← → step, "
+        "Home / End, F fullscreen, [ ] previous / next lesson, 1 … 9 speed")  # fmt: skip
+
+
+class Presenter:
+    """The toggle, and what it folds and enlarges."""
+
+    def __init__(self, fold: list, figures: list, on_change: Callable[[bool], None] | None = None):
+        """``fold``: what presenter mode hides (the sidebar, the sections under the player);
+        ``figures``: the Bokeh figures whose fonts grow; ``on_change(on)``: anything else."""
+        self.fold, self.figures, self.on_change = fold, figures, on_change
+        self._normal = [_fonts(f) for f in figures]
+        self.toggle = pn.widgets.Toggle(name="present (P)", value=False, width=100,
+                                        margin=(8, 0, 8, 10),
+                                        css_classes=["flowscope-present"])  # fmt: skip
+        self.toggle.jscallback(value=TOGGLE_JS)
+        self.help = pn.widgets.TooltipIcon(value=HELP, margin=(14, 10, 0, 4))
+        self.toggle.param.watch(lambda event: self.show(event.new), "value")
+
+    def show(self, on: bool) -> None:
+        for part in self.fold:
+            part.visible = not on
+        for fig, normal in zip(self.figures, self._normal, strict=True):
+            _set_fonts(fig, _large(normal) if on else normal)
+        if self.on_change is not None:
+            self.on_change(on)
+
+    @staticmethod
+    def keys():
+        """The page's key handler, to run once the page is ready."""
+        return client.callback("keys")
+
+
+def _fonts(fig) -> dict:
+    return {"title": fig.title.text_font_size,
+            "ticks": [a.major_label_text_font_size for a in fig.axis],
+            "axis": [a.axis_label_text_font_size for a in fig.axis]}  # fmt: skip
+
+
+def _large(normal: dict) -> dict:
+    return {"title": LARGE["title"], "ticks": [LARGE["ticks"]] * len(normal["ticks"]),
+            "axis": [LARGE["axis"]] * len(normal["axis"])}  # fmt: skip
+
+
+def _set_fonts(fig, fonts: dict) -> None:
+    fig.title.text_font_size = fonts["title"]
+    for axis, ticks, label in zip(fig.axis, fonts["ticks"], fonts["axis"], strict=True):
+        axis.major_label_text_font_size = ticks
+        axis.axis_label_text_font_size = label
