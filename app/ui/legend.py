@@ -22,7 +22,7 @@ HEATMAP = {
     "posterior": "heatmap: p(class | x_t) of the guided class, from 0 to 1",
 }
 MAX_SWATCHES = 12  # the checkerboard has 8 classes, your points at most 10 colours
-STYLE = {"font-size": "12px", "color": "#333"}
+STYLE = {"font-size": "12px", "color": "var(--flowscope-muted, #333)"}  # theme.py sets it
 
 
 def _swatch(colour: str, text: str) -> str:

@@ -21,7 +21,8 @@ from app.ui.controls import Checkbox, Select
 
 NONE = "— explore freely —"
 CAPTION_STYLE = {
-    "font-size": "15px", "line-height": "1.45", "background": "#f4f7fb",
+    "font-size": "15px", "line-height": "1.45",
+    "background": "var(--flowscope-caption, #f4f7fb)",  # the theme's (app/ui/theme.py)
     "border-left": "4px solid #3b6ea8", "padding": "4px 12px", "max-width": "980px",
 }  # fmt: skip
 

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import panel as pn
 import param
+from bokeh.models import Plot
 from panel.io.document import unlocked
 from panel.io.state import set_curdoc
 from tornado.ioloop import IOLoop
@@ -44,9 +45,10 @@ from app.ui.legend import legend
 from app.ui.lesson_bar import LessonBar
 from app.ui.math_panel import MathPanel
 from app.ui.notice import Notice
-from app.ui.presenter import Presenter
+from app.ui.presenter import Presenter, Theme
 from app.ui.schedule_plot import SchedulePlot
 from app.ui.solver_lab import SolverLab
+from app.ui.theme import THEMES
 from app.ui.train_panel import TrainPanel
 from app.ui.views import FlowViews
 
@@ -134,12 +136,13 @@ def _on_session_thread(doc, gate: _LoadGate | None = None):
     return schedule
 
 
-def _restore_from_url(state: FlowState, comparison: Comparison,
-                      lessons: LessonBar) -> tuple[str, Callable[[], None]]:  # fmt: skip
+def _restore_from_url(state: FlowState, comparison: Comparison, lessons: LessonBar,
+                      page: dict) -> tuple[str, Callable[[], None]]:  # fmt: skip
     """Apply the good values of the page's query string (run A's, compare mode's with B's
-    changes, and the lesson whose caption shows); returns the notice for the bad ones ("" if
-    none) and ``mirror()``, which sets the URL from the state alone (so refused values leave
-    it): once the page has loaded, then whenever :func:`_mirror_when_idle` says."""
+    changes, the lesson whose caption shows, and into ``page`` the page's theme); returns the
+    notice for the bad ones ("" if none) and ``mirror()``, which sets the URL from the state
+    alone (so refused values leave it), with ``page``'s entries: once the page has loaded, then
+    whenever :func:`_mirror_when_idle` says."""
     location = pn.state.location
     if not location:
         return drop_conflicting_values(state), lambda: None
@@ -150,12 +153,18 @@ def _restore_from_url(state: FlowState, comparison: Comparison,
             lessons.index = parse_value(lessons.param["index"], query["lesson"])
         except ValueError:
             notice = f"{notice} There is no lesson {query['lesson'][:12]!r} here.".strip()
+    if query.get("theme") in THEMES:
+        page["theme"] = query["theme"]
+    elif "theme" in query:
+        notice = f"{notice} There is no theme {query['theme'][:12]!r}: light or dark.".strip()
 
     def mirror(*_events) -> None:
         search = query_of(state)
         extra = compare_query(comparison)
         if lessons.index:
             extra["lesson"] = str(lessons.index)
+        if page.get("theme", "light") != "light":
+            extra["theme"] = page["theme"]
         if extra:
             search += "&" + urlencode(extra)
         if state.dataset == "points" and state.points is not None:
@@ -195,7 +204,8 @@ def solver_readout(state: FlowState, comparison: Comparison) -> pn.pane.Str:
     """The line under the views that says what the sampler did (``FlowState.solver_text``),
     and in compare mode what each run did and how far apart they ended (``pair_text``):
     plain text, updated with every run and reference."""
-    style = {"font-size": "12px", "color": "#444", "white-space": "pre-wrap"}
+    style = {"font-size": "12px", "color": "var(--flowscope-muted, #444)",
+             "white-space": "pre-wrap"}  # fmt: skip
     # the <pre> inside wraps too: a long line of the comparison widened the page past 1024 px
     wrap = "pre { white-space: pre-wrap; overflow-wrap: anywhere; }"
     pane = pn.pane.Str(state.solver_text(), name="solver_readout", margin=(0, 10), styles=style,
@@ -209,6 +219,11 @@ def solver_readout(state: FlowState, comparison: Comparison) -> pn.pane.Str:
     state.param.watch(update, ["result", "reference"])
     comparison.param.watch(update, ["pair", "on"])
     return pane
+
+
+def _figures(doc) -> list:
+    """Every figure of the page's document (none before the page is shown)."""
+    return list(doc.select({"type": Plot})) if doc is not None else []
 
 
 def _scenes() -> tuple[list, str]:
@@ -240,7 +255,8 @@ def create_app(**settings) -> pn.viewable.Viewable:
     scenes, lessons_notice = _scenes()
     lessons = LessonBar(state, comparison, scenes,
                         tell=lambda text: _notice_after_run(state, text, shown=False))  # fmt: skip
-    url_notice, mirror = _restore_from_url(state, comparison, lessons)
+    page: dict = {}  # what the page's URL says of the page itself (its theme)
+    url_notice, mirror = _restore_from_url(state, comparison, lessons, page)
     url_notice = f"{lessons_notice} {url_notice}".strip()
     served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
     if not served:  # a notebook or a test: the first frames ship with the view
@@ -332,6 +348,18 @@ def create_app(**settings) -> pn.viewable.Viewable:
         legend(state), playback_controls(state), below,
     )  # fmt: skip
     app = pn.Row(side, main, sizing_mode="stretch_width")
+    theme = Theme(app, lambda: _figures(doc) or [views.particle_fig, views.density_fig])
+
+    def themed(event) -> None:
+        page["theme"] = "dark" if event.new else "light"
+        mirror()
+
+    theme.switch.param.watch(themed, "value")
+    comparison.param.watch(lambda _e: theme.show(theme.name), ["on", "layout"])  # B's figures
+    header.insert(3, theme.switch)
+    if page.get("theme", "light") != "light":
+        theme.show(page["theme"]) if not served else pn.state.onload(
+            lambda: theme.show(page["theme"]))  # fmt: skip
     if served:  # the page paints at once; its first run computes like any other, in turn
         runner.request()
     return app

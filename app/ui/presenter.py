@@ -13,6 +13,7 @@ from collections.abc import Callable
 import panel as pn
 
 from app.ui import client
+from app.ui.theme import THEMES, page_styles, theme_figure
 
 LARGE = {"title": "20px", "ticks": "15px", "axis": "16px"}
 # after the toggle, the page lays out the folded page; the views are sized again each time
@@ -24,6 +25,26 @@ TOGGLE_JS = (
 )
 HELP = ("Presenter mode (P): the views fill the window. Keys: space play / pause, ← → step, "
         "Home / End, F fullscreen, [ ] previous / next lesson, 1 … 9 speed")  # fmt: skip
+
+
+class Theme:
+    """The light or dark theme of one page: its root's styles and every figure in it."""
+
+    def __init__(self, root, figures: Callable[[], list]):
+        """``root``: the page's outermost layout; ``figures()``: the page's figures now."""
+        self.root, self.figures, self.name = root, figures, "light"
+        self.switch = pn.widgets.Toggle(name="dark", value=False, width=60, margin=(8, 4),
+                                        css_classes=["flowscope-theme"])  # fmt: skip
+        self.switch.param.watch(lambda e: self.show("dark" if e.new else "light"), "value")
+
+    def show(self, name: str) -> None:
+        if name not in THEMES:
+            raise ValueError(f"no theme {name!r}")
+        self.name = name
+        self.switch.value = name == "dark"
+        self.root.styles = page_styles(name)
+        for fig in self.figures():
+            theme_figure(fig, name)
 
 
 class Presenter:

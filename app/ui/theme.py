@@ -1,0 +1,71 @@
+"""Light and dark themes: the page, every figure, and the few marks drawn in the page's ink.
+
+A lecture hall is often dark and a projector washes out thin dark lines on white, so the dark
+theme turns the page and the figures' paper dark and the ink light. The heatmap keeps its
+colours (its background is already near-black), the particles and trails keep the palette
+(chosen to read on both), and the arrows are drawn twice, dark outline and light body
+(views.py), so they stand out on either. What is drawn in ink, the picked particle's path and
+the hovered one's, the frame label, turns light with the paper.
+"""
+
+from __future__ import annotations
+
+from bokeh.models import ColorBar, GlyphRenderer, Plot, Text
+
+THEMES = ("light", "dark")
+PAGE = {  # the page's paper and ink, a caption's paper, and the ink of small print
+    "light": {"background": "#ffffff", "color": "#212529", "--flowscope-caption": "#f4f7fb",
+              "--flowscope-muted": "#444444"},
+    "dark": {"background": "#15171b", "color": "#dfe3ea", "--flowscope-caption": "#252a31",
+             "--flowscope-muted": "#b8bec8"},
+}  # fmt: skip
+PAPER = {"light": "#ffffff", "dark": "#1c1f24"}  # a figure's border, a light plot's background
+INK = {"light": "#444444", "dark": "#dfe3ea"}  # titles, tick labels (light: Bokeh's own)
+LINES = {"light": "black", "dark": "#dfe3ea"}  # axes and ticks (light: Bokeh's own)
+GRID = {"light": "#e5e5e5", "dark": "#3a3f47"}
+# the marks drawn in ink, light theme's colour → dark theme's
+MARKS = {"black": "#f4f4f4", "#444444": "#c8c8c8", "#333333": "#e8e8e8", "#ffffff": "#1c1f24"}
+HEATMAP_PAPER = "#000004"  # the density views' own background, kept in both themes
+# Panel's widgets read their colours from these variables, which a page's element passes on
+DARK_WIDGETS = {
+    "--panel-background-color": "#212529", "--panel-on-background-color": "#f1f3f5",
+    "--panel-surface-color": "#2b3035", "--panel-on-surface-color": "#f1f3f5",
+    "--panel-border-color": "#4a5058", "--panel-secondary-color": "#343a40",
+    "--panel-on-secondary-color": "#f1f3f5",
+}  # fmt: skip
+
+
+def page_styles(name: str) -> dict:
+    """The app's root styles for theme ``name``."""
+    return PAGE[name] | (DARK_WIDGETS if name == "dark" else {})
+
+
+def theme_figure(fig: Plot, name: str) -> None:
+    """Set ``fig``'s paper, ink and grid for theme ``name`` (light restores the defaults)."""
+    paper, ink = PAPER[name], INK[name]
+    fig.border_fill_color = paper
+    if fig.background_fill_color != HEATMAP_PAPER:
+        fig.background_fill_color = paper
+    fig.outline_line_color = GRID[name]
+    if fig.title is not None:
+        fig.title.text_color = ink
+    for axis in fig.axis:
+        line = LINES[name]
+        axis.axis_line_color = axis.major_tick_line_color = axis.minor_tick_line_color = line
+        axis.major_label_text_color = axis.axis_label_text_color = ink
+    for grid in fig.grid:
+        grid.grid_line_color = GRID[name]
+    for bar in fig.select(type=ColorBar):
+        bar.background_fill_color = paper
+        bar.major_label_text_color = bar.title_text_color = ink
+    if fig.background_fill_color == HEATMAP_PAPER:
+        return  # the heatmap's marks (white labels, light contours) read on it in both
+    swap = MARKS if name == "dark" else {v: k for k, v in MARKS.items()}
+    for renderer in fig.select(type=GlyphRenderer):
+        glyph = renderer.glyph
+        if isinstance(glyph, Text):
+            glyph.text_color = swap.get(glyph.text_color, glyph.text_color)
+            glyph.background_fill_color = swap.get(glyph.background_fill_color,
+                                                   glyph.background_fill_color)  # fmt: skip
+        elif hasattr(glyph, "line_color") and isinstance(glyph.line_color, str):
+            glyph.line_color = swap.get(glyph.line_color, glyph.line_color)
