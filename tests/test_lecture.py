@@ -47,7 +47,7 @@ def test_a_theme_turns_every_figure_dark_and_light_restores_it_exactly():
     dark = [colours(f) for f in figs]
     assert views.particle_fig.background_fill_color != "#ffffff"
     assert views.density_fig.background_fill_color == "#000004"  # the heatmap keeps its paper
-    changed = sum(a != b for d0, d1 in zip(before, dark) for a, b in zip(d0.values(), d1.values()))
+    changed = sum(dark[i][k] != v for i, d in enumerate(before) for k, v in d.items())
     assert changed > 10
     for fig in figs:
         theme_figure(fig, "light")
