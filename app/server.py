@@ -2,31 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
+import sys
 import threading
 
 import panel as pn
+import tornado.process
 
 MAX_MESSAGE = 16 * 1024 * 1024
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def default_threads() -> int:
+def default_threads(num_procs: int = 1) -> int:
     """Torch threads for a server whose browser usually runs on the same machine.
 
     All cores but one: the browser's page needs a core to draw, and a torch thread team with
     more threads than free cores stalls at every barrier (measured on 2 cores while the page
-    played: a recompute took 2-3x longer with 2 threads than with 1).
+    played: a recompute took 2-3x longer with 2 threads than with 1). Shared among
+    ``num_procs`` processes, each of which computes its own runs at the same time.
     """
-    return max(1, (os.cpu_count() or 2) - 1)
+    return max(1, ((os.cpu_count() or 2) - 1) // num_procs)
 
 
 def serve(port: int = 5006, address: str = "localhost", show: bool = False,
           threaded: bool = False, threads: int | None = None,
-          origins: list[str] | None = None):  # fmt: skip
+          origins: list[str] | None = None, num_procs: int = 1,
+          xheaders: bool = False, lessons: str | None = None):  # fmt: skip
     """Serve the app; blocks unless ``threaded`` (then returns the server thread).
 
-    Raises ValueError (bad port or thread count) or OSError (the port cannot be bound) before
-    anything is printed: "serving on" is said only once the socket is bound.
+    ``num_procs`` > 1 forks that many processes sharing the port (Bokeh's ``num_procs``; each
+    session lives in one of them); ``xheaders``: trust a reverse proxy's X-Forwarded-* headers;
+    ``lessons``: the lessons file every page's menu shows (checked here, whole).
+    Raises ValueError (bad port, thread or process count, a bad lessons file) or OSError (the
+    port cannot be bound) before anything is printed: "serving on" is said only once the
+    socket is bound.
     """
     import torch
 
@@ -36,21 +48,59 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
         raise ValueError(f"--port must be in 1..65535, got {port}")
     if threads is not None and not 1 <= threads <= 256:  # torch crashes far past the cores
         raise ValueError(f"--threads must be in 1..256, got {threads}")
-    torch.set_num_threads(threads or default_threads())
+    if not 1 <= num_procs <= 64:
+        raise ValueError(f"--num-procs must be in 1..64, got {num_procs}")
+    if num_procs > 1 and (threaded or show):
+        raise ValueError("--num-procs above 1 serves in the foreground, without --show")
+    if lessons is not None:
+        from app.session.lessons import ENV_VAR, load_lessons
+
+        path = os.path.abspath(lessons)
+        load_lessons(path)  # LessonError (a ValueError) names the scene and the field
+        os.environ[ENV_VAR] = path  # every session of every process reads it
+    torch.set_num_threads(threads or default_threads(num_procs))
     origin = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}", *(origins or [])]
-    # the exact field's kernels, while the first browser connects (its first run needs them)
-    threading.Thread(target=_warm_up_field, name="flowscope-field-warm-up", daemon=True).start()
     options = dict(port=port, address=address, show=show, title="flowscope",
-                   websocket_origin=origin, verbose=False, liveness=True,
+                   websocket_origin=origin, verbose=False, liveness=True, use_xheaders=xheaders,
                    # what a browser may send: an upload (5 MB, 6.7 MB as base64) and clicks
                    websocket_max_message_size=MAX_MESSAGE)  # fmt: skip
     if threaded:
+        _start_field_warm_up()
         return pn.serve({"/": safe_app}, threaded=True, **options)
-    server = pn.serve({"/": _page}, start=False, **options)  # binds the port, or raises
-    print(f"flowscope: serving on http://{address}:{port}/ (Ctrl-C stops)", flush=True)
+    if num_procs > 1:
+        options["num_procs"] = num_procs
+    # binds the port, or raises; with num_procs > 1 it forks here, and what follows runs in
+    # every child (the parent stays inside, waiting on them)
+    parent = os.getpid()
+    server = pn.serve({"/": _page}, start=False, **options)
+    if num_procs > 1:
+        _die_with_parent(parent)
+    # The exact field's kernels, while the first browser connects (its first run needs them).
+    # Only now: a thread running at the fork (numba compiling, holding its locks) would leave
+    # the children locked.
+    _start_field_warm_up()
+    if num_procs == 1 or tornado.process.task_id() == 0:  # said once, not once per child
+        procs = f" in {num_procs} processes" if num_procs > 1 else ""
+        print(f"flowscope: serving on http://{address}:{port}/{procs} (Ctrl-C stops)", flush=True)
     server.start()
     server.io_loop.start()
     return server
+
+
+def _start_field_warm_up() -> None:
+    threading.Thread(target=_warm_up_field, name="flowscope-field-warm-up", daemon=True).start()
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a forked child: end (SIGTERM, which ends a command like Ctrl-C) when the parent ends.
+    Tornado's parent waits on its children but passes no signal on to them, so a ``kill`` of
+    ``flowscope serve --num-procs N`` would leave N orphans serving on the port."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent ended before the call above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 _WARMED = threading.Event()

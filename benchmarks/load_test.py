@@ -122,12 +122,15 @@ def heavy_session(url: str, ready, stop, results) -> None:
     results.put((driver.latencies, driver.frames, driver.error))  # plain data: picklable
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
+def start_server(extra: list[str] | tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """``flowscope serve`` on a free loopback port, with ``extra`` options; returns it and
+    its URL once it answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port), "--address", "127.0.0.1"],
+        [sys.executable, "-m", "app", "serve", "--port", str(port), "--address", "127.0.0.1",
+         *extra],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -1,16 +1,21 @@
-"""The load test (benchmarks/load_test.py) runs briefly, so that it cannot rot: real sessions
-driven by Bokeh's client get new runs for the controls they change. No timing thresholds."""
+"""The load tests (benchmarks/load_test.py, benchmarks/class_test.py) run briefly, so that they
+cannot rot: real sessions driven by Bokeh's client get new runs for the controls they change,
+and in a class, display changes and training too. No timing thresholds."""
 
 from __future__ import annotations
 
 import math
+import socket
 import sys
+import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
 # On sys.path, not loaded from its file: the heavy session's child process imports it by name.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import class_test
 import load_test
 
 BRIEF = ["--sessions", "2", "--seconds", "3", "--recomputes", "8", "--settle", "0"]
@@ -68,3 +73,40 @@ def test_the_memory_verdict_is_none_before_its_readings():
 def test_arguments_are_checked():
     with pytest.raises(SystemExit):
         load_test.parse_args(["--sessions", "0"])
+
+
+def test_a_class_on_two_processes_changes_plays_and_trains(capsys):
+    """``flowscope serve --num-procs 2``: sessions that think between changes, one changing
+    display settings only, one training in the page, all get what they asked for; and the
+    forked processes end with the server."""
+    report, verdict = class_test.main(["--students", "3", "--players", "1", "--trainers", "1",
+                                       "--think", "0.2", "0.6", "--seconds", "6",
+                                       "--num-procs", "2"])  # fmt: skip
+    assert verdict in (True, False)  # a p95 was measured (its value is no test here)
+    assert len(report.students) == len(report.players) == len(report.trainers) == 1
+    for d in report.everyone:
+        assert d.error is None, d.error
+        assert len(d.latencies) > 0 and all(math.isfinite(x) and x > 0 for x in d.latencies)
+    assert not report.players[0].frames  # display changes: no new run asked for
+    assert report.students[0].frames and report.trainers[0].frames
+    training = report.trainers[0].training
+    assert training is not None and training.steps > 0
+    out = capsys.readouterr().out
+    assert "compute changes" in out and "trainer 0:" in out and "display changes" in out
+    port = urllib.parse.urlsplit(report.url).port
+    deadline = time.monotonic() + 30  # each forked child ends when the server does
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"port {port} still answers after the server ended")
+
+
+def test_class_arguments_are_checked():
+    with pytest.raises(SystemExit):
+        class_test.parse_args(["--students", "2", "--players", "2", "--trainers", "1"])
+    with pytest.raises(SystemExit):
+        class_test.parse_args(["--think", "5", "1"])

@@ -1,5 +1,6 @@
 """The ``flowscope`` command line: ``sample`` (headless runs), ``export``, ``compare`` (two runs
-on the same noise), ``train``, ``serve`` and ``solvers`` (solver error against NFE).
+on the same noise), ``train``, ``serve``, ``class`` (several servers behind nginx) and
+``solvers`` (solver error against NFE).
 
 One module a command (its options and its run), the shared options in ``options``; every
 failure is one line and exit code 2 (1 for a refused non-finite run).
@@ -12,6 +13,7 @@ import signal
 import sys
 import threading
 
+from app.cli.classroom import add_class, run_class
 from app.cli.compare import add_compare, glue_side_values, run_compare
 from app.cli.export import add_export, run_export
 from app.cli.options import Parser
@@ -34,11 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     add_train(sub)
     add_solvers(sub)
     add_compare(sub)
+    add_class(sub)
     args = parser.parse_args(glue_side_values(list(sys.argv[1:] if argv is None else argv)))
     try:
         runs = {"sample": run_sample, "serve": run_serve, "export": run_export,
                 "train": run_train, "solvers": run_solvers,
-                "compare": run_compare}  # fmt: skip
+                "compare": run_compare, "class": run_class}  # fmt: skip
         with _terminate_as_interrupt():
             return runs[args.command](args)
     except (ValueError, OSError) as exc:

@@ -17,7 +17,23 @@ def add_serve(sub) -> None:
     )
     p.add_argument(
         "--threads", type=int, default=None,
-        help="torch CPU threads (default: all cores but one, left to the browser)",
+        help="torch CPU threads per process (default: all cores but one, left to the "
+        "browser, shared among the processes)",
+    )  # fmt: skip
+    p.add_argument(
+        "--lessons", default=None, metavar="FILE",
+        help="the Lessons menu's scenes from this file (default: assets/lessons.toml; the "
+        "format: docs/LESSONS.md); a bad file is refused, naming the scene and the field",
+    )  # fmt: skip
+    p.add_argument(
+        "--num-procs", type=int, default=1, metavar="N",
+        help="serve from N forked processes on the one port, each page in one of them "
+        "(a class on a machine with several cores; default 1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--use-xheaders", action="store_true",
+        help="behind a reverse proxy: take the client's address and scheme from its "
+        "X-Forwarded-* headers (flowscope class sets it)",
     )  # fmt: skip
 
 
@@ -30,5 +46,8 @@ def run_serve(args) -> int:
         show=args.show,
         threads=args.threads,
         origins=args.allow_websocket_origin,
+        num_procs=args.num_procs,
+        lessons=args.lessons,
+        xheaders=args.use_xheaders,
     )
     return 0
