@@ -182,3 +182,15 @@ def test_prev_and_next_step_through_the_scenes_and_stop_at_the_ends():
     bar.go(0)  # back to free exploration: the settings stay
     assert bar.index == 0 and state.steps == 20
     assert told == []
+
+
+def test_serve_refuses_a_bad_lessons_file_in_one_line_before_serving(tmp_path, capsys):
+    from app.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[scene]]\ntitle = "A"\nlink = "?steps=zz"\ncaption = "c"\n', encoding="utf-8")
+    for path, words in ((bad, "scene 1 ('A'): field 'link': steps='zz'"),
+                        (tmp_path / "none.toml", "not a file")):  # fmt: skip
+        assert main(["serve", "--lessons", str(path), "--port", "1"]) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1, err
