@@ -48,6 +48,7 @@ class TrainPanel(pn.viewable.Viewer):
     def __init__(self, schedule=None, **params):
         super().__init__(**params)
         self.curve = ColumnDataSource({"step": [], "loss": [], "ema": []}, name="loss_source")
+        self._schedule = schedule
         self.job = TrainingJob(self.state, schedule=schedule, on_losses=self._stream)
         self.start = pn.widgets.Button(name="▶ start training", button_type="primary")
         self.stop = pn.widgets.Button(name="■ stop", disabled=True)
@@ -66,7 +67,13 @@ class TrainPanel(pn.viewable.Viewer):
 
     def _start(self) -> None:
         if self.job.start():
-            self.curve.data = {"step": [], "loss": [], "ema": []}
+            # On the session's next tick (before the job's first losses, which come the same
+            # way): a click that arrives while another widget's change is pending runs outside
+            # the document's lock, where setting a source's data fails.
+            (self._schedule or (lambda fn: fn()))(self._clear_curve)
+
+    def _clear_curve(self) -> None:
+        self.curve.data = {"step": [], "loss": [], "ema": []}
 
     def _stream(self, steps, loss, ema) -> None:
         new = {"step": steps.astype(float), "loss": loss, "ema": ema}
