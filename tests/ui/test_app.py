@@ -54,8 +54,12 @@ def test_playing_sends_nothing_to_the_server_and_moves_the_time_markers(app):
     before = page.pixels("schedule_coefficients")
     marks = "() => Bokeh.documents[0].get_model_by_name('schedule_coefficients').center" \
             ".filter((r) => r.type === 'Span').map((s) => s.location)"  # fmt: skip
+    # the markers follow the frame within 100 ms (render.js throttles them while playing)
+    page.page.wait_for_function(f"() => ({marks})()[0] === {page.times()[30]}")
     assert page.js(marks) == [pytest.approx(page.times()[30])]
     page.pause_at(70)
+    page.page.wait_for_function(f"() => ({marks})()[0] === {page.times()[70]}")
+    page.settled()  # the plot repainted with its marker moved
     assert page.js(marks) == [pytest.approx(page.times()[70])]
     assert changed_fraction(before, page.pixels("schedule_coefficients")) > 0.001
     assert page.errors == []
