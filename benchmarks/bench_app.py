@@ -149,13 +149,17 @@ def playback(browser, url: str, seconds: float = 5.0,
 
 
 # At the 25 fps setting the player's 40 ms timer caps the rate at 25; asking for 60 shows the
-# headroom, the rate the page can draw.
+# headroom, the rate the page can draw. (label, query, target, before): "before" is the rate
+# measured on this machine when the particles, trails and heatmap were Bokeh glyphs (commit
+# 0111b1e, two runs each, 2026-12-06), before they were painted on the views' own canvases
+# (app/ui/static/layer.js); the targets are the lecture's.
 PLAYBACK_CASES = [
-    ("N = 2000, trails 8 (default)", ""),
-    ("N = 5000, trails 8", "?particles=5000"),
-    ("N = 5000, no trails", "?particles=5000&trail=0"),
-    ("N = 5000, trails 8, 60 fps asked", "?particles=5000&fps=60"),
-    ("N = 5000, no trails, 60 fps asked", "?particles=5000&trail=0&fps=60"),
+    ("N = 2000, trails 8 (default)", "", "25", "17.8-21.6"),
+    ("N = 5000, trails 8", "?particles=5000", "25", ""),
+    ("N = 5000, no trails", "?particles=5000&trail=0", "25", ""),
+    ("N = 5000, trails 8, 60 fps asked", "?particles=5000&fps=60", ">= 50", "15.4-18.2"),
+    ("N = 5000, no trails, 60 fps asked", "?particles=5000&trail=0&fps=60", ">= 50", ""),
+    ("N = 20000, trails 8, 60 fps asked", "?particles=20000&fps=60", ">= 30", "7.2-8.8"),
 ]
 
 
@@ -260,10 +264,10 @@ def measure(browser, base: str, started: float, args) -> None:
             name = f"{label}, {'paused' if paused else 'playing'}"
             print(f"{name:58} {statistics.median(lat):>6.0f}ms {p90:>5.0f}ms "
                   f"{statistics.median(sizes) / 1e6:>8.2f}")  # fmt: skip
-    print(f"\n{'playback':40} {'fps':>6} {'bytes sent while playing':>26}")
-    for label, query in [] if args.only == "latency" else PLAYBACK_CASES:
+    print(f"\n{'playback':40} {'fps':>6} {'target':>7} {'before':>10} {'bytes sent':>11}")
+    for label, query, target, before in [] if args.only == "latency" else PLAYBACK_CASES:
         fps, sent = playback(browser, base + query)
-        print(f"{label:40} {fps:>6.1f} {sent:>26}")
+        print(f"{label:40} {fps:>6.1f} {target:>7} {before:>10} {sent:>11}")
 
 
 if __name__ == "__main__":

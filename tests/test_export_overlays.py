@@ -190,9 +190,12 @@ def test_the_caption_of_a_pde_heatmap_has_the_pages_readout():
 def test_the_html_page_shows_the_shaded_particles(learned):
     from app.export.page import page_views
 
+    # render.js paints the particles in the heatmap's colours while its settings say so and
+    # the run carries the densities (tests/ui/test_pde_view.py checks the pixels)
     shaded = page_views(learned.result, ExportSettings(shade=True), learned.arrows)
-    assert shaded.shaded.visible
-    assert not page_views(learned.result, ExportSettings(), learned.arrows).shaded.visible
+    assert shaded.settings.data["shade"] == [True] and learned.result.log_density is not None
+    assert page_views(learned.result, ExportSettings(), learned.arrows).settings.data["shade"] \
+        == [False]  # fmt: skip
 
 
 def test_the_arrows_are_drawn_in_the_pages_colours():

@@ -47,7 +47,6 @@ def page_views(result: RunResult, settings: ExportSettings, arrows: dict | None)
                       fps=settings.fps, contours=settings.contours, overlay=overlay,
                       arrows=arrows, shade=settings.shade, result=result)  # fmt: skip
     views = FlowViews(state=state)
-    views._push_shade()  # the shaded particles show only once told (the app: on a change)
     for fig in (views.particle_fig, views.density_fig):
         fig.frame_width = fig.frame_height = settings.size
     return views

@@ -39,7 +39,9 @@ from app.ui.posterior_hover import PosteriorHover
 # Inner plotting area of each view, in pixels: FRAME where the window has room, down to
 # SMALLEST in a narrow one (a projector's 1024 pixels), always square (static/fit_views.js).
 FRAME, SMALLEST = 400, 240
-# Canvas, not WebGL: measured in headless Chromium (software GL), canvas plays 2-4x faster.
+# What Bokeh still draws (arrows, contours, the picked paths) on its canvas backend: WebGL was
+# measured 2-4x slower in headless Chromium (software GL). The particles, trails and heatmap are
+# painted on the views' own canvases (static/layer.js, paint.js): 17.5 -> 58 fps at N = 5000.
 BACKEND = "canvas"
 TRAIL_ALPHA = (0.45, 0.18)
 ARROW_BODY, ARROW_OUTLINE = "#ffffff", "#111111"  # the overlay's arrows (see _add_arrows)
@@ -79,10 +81,6 @@ class ClientPlayer(pn.widgets.Player):
         return model
 
 
-def _label_mapper() -> LinearColorMapper:
-    return LinearColorMapper(palette=list(LABEL_PALETTE), low=-0.5, high=len(LABEL_PALETTE) - 0.5)
-
-
 class FlowViews(pn.viewable.Viewer):
     """Particles (Lagrangian) and density (Eulerian) of the same frame, side by side."""
 
@@ -113,11 +111,12 @@ class FlowViews(pn.viewable.Viewer):
         self.astore = src({"x": [], "y": []}, "arrow_store")
         self.cstore = src({"xs": [], "ys": []}, "contour_store")
         self.cursor = src({"frame": [0]}, "cursor")
+        self.live = False  # the particles' source follows every frame (see live_particles)
         self.settings = src(self._settings_data(), "display_settings")
+        # the current frame's particles: drawn by render.js on the view's own canvas
+        # (static/layer.js); this source serves hovering and clicking (and the overlaid
+        # comparison), and is sent to its renderer only when that needs it (render.js)
         self.particles = src({"x": [], "y": [], "label": [], "shade": []}, "particles")
-        # trail_sources[label][layer]: NaN-separated polylines (see render.js)
-        self.trail_sources = [[src({"x": [], "y": []}) for _ in range(2)]
-                              for _ in LABEL_PALETTE]  # fmt: skip
         self.heat = src({"image": []}, "heat")
         self.arrows = src({"x_start": [], "y_start": [], "x_end": [], "y_end": []})
         self.contour = src({"xs": [], "ys": []}, "contour")
@@ -132,6 +131,7 @@ class FlowViews(pn.viewable.Viewer):
         self.marks: list[Span] = []
         self.particle_fig = self._particle_figure()
         self.density_fig = self._density_figure()
+        self._wire_picking()
         self.player = ClientPlayer(
             label="frame", start=0, end=1, value=0, interval=40, loop_policy="loop",
             # loop / bounce / stop live in the state (and URL), under the player (controls.py)
@@ -168,20 +168,13 @@ class FlowViews(pn.viewable.Viewer):
 
     def _particle_figure(self):
         fig = self._frame("Particles (Lagrangian view)", self.prefix + "particle_fig")
-        mapper = _label_mapper()
-        for color, layers in zip(LABEL_PALETTE, self.trail_sources, strict=True):
-            for alpha, src in zip(TRAIL_ALPHA, layers, strict=True):
-                fig.line("x", "y", source=src, line_color=color, line_alpha=alpha, line_width=1.2)
-        # squares: fillRect is cheaper than arc in software canvas (measured 25 vs 23.5 fps, N=5000)
-        dots = fig.scatter("x", "y", source=self.particles, size=4, line_color=None,
-                           marker="square", fill_alpha=0.85,
-                           fill_color={"field": "label", "transform": mapper},
-                           selection_fill_alpha=1.0, nonselection_fill_alpha=0.85)  # fmt: skip
-        # the same particles in the heatmap's colours, by the density each carries (render.js)
-        self.shaded = fig.scatter("x", "y", source=self.particles, size=4, line_color=None,
-                                  marker="square", fill_alpha=0.95, visible=False,
-                                  fill_color={"field": "shade", "transform": LinearColorMapper(
-                                      palette=Inferno256, low=0, high=255)})  # fmt: skip
+        # The particles, their trails and the time label are drawn on the view's own canvases
+        # (static/layer.js, under and over Bokeh's); the plot's paper is that canvas's.
+        fig.background_fill_alpha = 0
+        # not drawn (fill_alpha 0): the renderer the hover and tap tools hit-test
+        self.dots = fig.scatter(
+            "x", "y", source=self.particles, size=4, line_color=None, marker="square",
+            fill_alpha=0, selection_fill_alpha=0, nonselection_fill_alpha=0)  # fmt: skip
         fig.line(
             "x", "y", source=self.hovered, line_color="#444444", line_width=1.5, line_alpha=0.7
         )
@@ -189,17 +182,21 @@ class FlowViews(pn.viewable.Viewer):
         fig.line("x", "y", source=self.picked_ref, line_color="#d62728", line_width=2,
                  line_dash="dashed")  # fmt: skip
         self._add_arrows(fig)
-        # labels on the overlay level, above the arrows (annotations), on a faint backing
-        self.label_glyph = fig.text(
-            x=-3.9, y=3.5, text="text", source=self.label, text_font_size="12px",
-            text_color="#333333", level="overlay", background_fill_color="#ffffff",
-            background_fill_alpha=0.75)  # fmt: skip
+        # while the pointer is over the view, its particles' source follows every frame, so
+        # that hovering finds the particle under it while the player plays (render.js)
+        fig.js_on_event("mousemove", CustomJS(
+            code="window.flowscope_pointer_at = performance.now();"))  # fmt: skip
+        return fig
+
+    def _wire_picking(self) -> None:
+        """Hovering and clicking a particle redraw the frame with its path (once both views
+        exist: the drawing callbacks paint both)."""
+        fig, dots = self.particle_fig, self.dots
         args, now = self.js_args(), "cursor.data.frame[0]"
         fig.add_tools(HoverTool(renderers=[dots], tooltips=None,
                                 callback=client.draw(args, now, before=("hovered",))))  # fmt: skip
         fig.add_tools(TapTool(renderers=[dots]))
         self.particles.selected.js_on_change("indices", client.draw(args, now, before=("picked",)))
-        return fig
 
     def _add_arrows(self, fig) -> None:
         """Each arrow twice: a wide dark outline, then a light body on it. One of the two
@@ -227,12 +224,12 @@ class FlowViews(pn.viewable.Viewer):
         fig.add_layout(bar, "right")
         fig.multi_line("xs", "ys", source=self.contour, line_color="#7fd3ff", line_width=1.2)
         self._add_arrows(fig)
-        self.peak_glyph = fig.text(
-                 x=-3.9, y=3.9, text="text", source=self.peak_label, text_font_size="12px",
-                 text_baseline="top", text_line_height=1.3,
-                 text_color="#ffffff", level="overlay", background_fill_color="#000004",
-                 background_fill_alpha=0.6)  # fmt: skip
+        # the heatmap and its peak label are drawn on the view's own canvases (render.js);
+        # the image stays, unpainted, for hovering (posterior_hover.py) and the colour bar
+        img.glyph.global_alpha = 0
+        fig.grid.visible = False  # the heatmap covered it (now it would draw over the heatmap)
         fig.background_fill_color = "#000004"
+        fig.background_fill_alpha = 0
         return fig
 
     def js_args(self) -> dict:
@@ -241,7 +238,9 @@ class FlowViews(pn.viewable.Viewer):
             cursor=self.cursor, settings=self.settings, pstore=self.pstore, gstore=self.gstore,
             istore=self.istore,
             astore=self.astore, cstore=self.cstore, particles=self.particles,
-            trail_sources=self.trail_sources,
+            particle_fig=self.particle_fig, density_fig=self.density_fig,
+            image_glyph=self.image.glyph, label_colors=list(LABEL_PALETTE),
+            inferno=list(Inferno256), trail_alpha=list(TRAIL_ALPHA),
             heat=self.heat, arrows=self.arrows, contour=self.contour, picked=self.picked,
             hovered=self.hovered, picked_index=self.picked_index, rstore=self.rstore,
             picked_ref=self.picked_ref,
@@ -298,7 +297,7 @@ class FlowViews(pn.viewable.Viewer):
                                     s.result.posterior_class is not None else
                                     max(s.guidance_class, 0)],  # the map's class (render.js)
                 "overlay": [s.overlay], "shade": [bool(s.shade)],
-                "contours": [bool(s.contours)]}  # fmt: skip
+                "contours": [bool(s.contours)], "live": [self.live]}  # fmt: skip
 
     def _push_settings(self, *_events) -> None:
         self.settings.data = self._settings_data()
@@ -339,11 +338,17 @@ class FlowViews(pn.viewable.Viewer):
         self._push_settings()  # redraws the current frame
 
     def _push_shade(self, *events) -> None:
-        """Show the shaded particles while asked for and the run carries densities."""
-        result = self.state.result
-        self.shaded.visible = bool(self.state.shade and result is not None
-                                   and result.log_density is not None)  # fmt: skip
+        """Redraw in the particles' colours asked for (render.js shades them while asked for
+        and the run carries densities)."""
         if any(e.name == "shade" for e in events):  # a new run redraws from its grid rows
+            self._push_settings()
+
+    def live_particles(self, on: bool) -> None:
+        """Whether the particles' source follows every frame, also while playing (the
+        overlaid comparison draws its particles from it) and the view's canvas leaves them
+        to that comparison's renderers."""
+        if self.live != on:
+            self.live = on
             self._push_settings()
 
     def hold_while_busy(self, busy: bool) -> None:
@@ -401,10 +406,7 @@ class FlowViews(pn.viewable.Viewer):
         fig = self.particle_fig  # the density view shares its ranges
         fig.x_range.update(start=x0, end=x1, reset_start=x0, reset_end=x1)
         fig.y_range.update(start=y0, end=y1, reset_start=y0, reset_end=y1)
-        self.image.glyph.update(x=x0, y=y0, dw=x1 - x0, dh=y1 - y0)
-        left, height = x0 + 0.0125 * (x1 - x0), y1 - y0
-        self.label_glyph.glyph.update(x=left, y=y1 - 0.0625 * height)
-        self.peak_glyph.glyph.update(x=left, y=y1 - 0.0125 * height)
+        self.image.glyph.update(x=x0, y=y0, dw=x1 - x0, dh=y1 - y0)  # the heatmap's box too
 
     def fit_player(self, n_frames: int | None = None) -> None:
         """The player's last step: the run's last frame, or in compare mode the timeline's.

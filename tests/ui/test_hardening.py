@@ -171,17 +171,24 @@ def test_a_run_that_sends_most_particles_away_says_why(app):
 
 
 def test_time_and_peak_labels_are_drawn_above_the_arrows(app):
+    """The labels are painted on each view's upper canvas (static/layer.js), which lies in the
+    plot's overlays, after (above) the canvas Bokeh draws the arrows on, and they show."""
     page = app("?overlay=velocity")
-    levels = page.js(
+    page.pause_at(3)
+    layers = page.js(
         "() => { const out = {};"
         " for (const name of ['particle_fig', 'density_fig']) {"
-        "  const f = Bokeh.documents[0].get_model_by_name(name);"
-        "  out[name] = {text: f.renderers.filter((r) => r.glyph && r.glyph.type === 'Text')"
-        "                 .map((r) => r.level),"
-        "               arrows: f.center.filter((r) => r.type === 'Arrow').map((r) => r.level)};"
-        " } return out; }"
-    )
-    order = ["image", "underlay", "glyph", "guide", "annotation", "overlay"]
-    for fig in levels.values():
-        assert fig["arrows"] and fig["text"]
-        assert min(order.index(t) for t in fig["text"]) > max(order.index(a) for a in fig["arrows"])
+        "  const m = Bokeh.documents[0].get_model_by_name(name); let v = null;"
+        "  for (const root of Bokeh.index.roots) { v = v || root.owner.find_one(m); }"
+        "  const cv = v.canvas_view, over = cv.overlays_el.querySelector('.flowscope-layer-over');"
+        "  const kids = [...cv.shadow_el.children];"
+        "  out[name] = {over: kids.indexOf(cv.overlays_el), primary: kids.indexOf(cv.primary.el),"
+        "               arrows: m.center.filter((r) => r.type === 'Arrow').length,"
+        "               ink: over ? over.getContext('2d').getImageData(4, 4, 120, 14).data"
+        "                      .filter((a, k) => k % 4 === 3 && a > 0).length : 0}; }"
+        " return out; }"
+    )  # fmt: skip
+    for name, fig in layers.items():
+        assert fig["arrows"] and fig["over"] > fig["primary"] >= 0, (name, fig)
+        assert fig["ink"] > 200, (name, fig)  # the label's backing and text are painted
+    assert page.errors == []

@@ -137,6 +137,7 @@ class CompareViews(pn.viewable.Viewer):
         overlay = c.on and c.layout == "overlay"
         for renderer in (self.links, self.a_dots, self.b_dots):
             renderer.visible = overlay
+        a.live_particles(overlay)  # A's dots are these renderers' then, every frame
         for name, fig in (("particle_fig", a.particle_fig), ("density_fig", a.density_fig)):
             fig.title.text = f"A: {TITLES[name]}" if c.on else TITLES[name]
         if self.views_b is not None:

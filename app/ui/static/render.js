@@ -1,6 +1,7 @@
-// Draws frame `frame` of the packed run into the displayed sources, in place.
-// Sources are mutated and `change.emit()`ed, never reassigned: reassigning `data` would sync the
-// whole frame back to the server over the websocket. Inputs (CustomJS args):
+// Draws frame `frame` of the packed run: the particles, trails, heatmap and labels on the views'
+// own canvases (paint.js, layer.js), the rest (arrows, contours, picked paths) into Bokeh's
+// sources. Sources are mutated and `change.emit()`ed, never reassigned: reassigning `data`
+// would sync the whole frame back to the server over the websocket. Inputs (CustomJS args):
 //   cursor   {frame: [i]}                  the current frame, kept client-side only
 //   settings {trail, density, overlay, contours}   display settings pushed by the server
 //   pstore   {xy: [(T+1)·2·N int16], scale: [s], label: [N], n: [N], logp: [(T+1)·N],
@@ -12,6 +13,8 @@
 //   astore   {x: [P], y: [P], velocity: [(T+1)·2·P], score, drift}   overlay arrows
 //   cstore   {xs, ys}                      contour lines of every frame
 //   rstore   {xy: [(T+1)·2·N int16], scale: [s]}   the reference run's positions, or empty
+//   particle_fig, density_fig, image_glyph   the views and the heatmap's (unpainted) image
+//   label_colors, inferno, trail_alpha       the label palette, the heatmap's, the trails' alpha
 const started = performance.now();
 const gs = gstore.data, ps = pstore.data, st = settings.data;
 const nframes = gs.t.length;
@@ -32,11 +35,13 @@ const decode = (f, axis, count) => {
 const x = decode(i, 0, n), y = decode(i, 1, n);
 
 const lab = ps.label[0];
+// The particles' source holds the frame (for hovering, clicking, and the overlaid comparison);
+// it is sent to its renderer at the end, only when one of them needs it (Bokeh indexes and
+// repaints a figure for every change of its sources, most of a frame's time while playing).
 particles.data.x = x; particles.data.y = y; particles.data.label = lab;
 if (particles.data.shade === undefined || particles.data.shade.length !== n) {
   particles.data.shade = new Float32Array(n);  // columns keep one length
 }
-particles.change.emit();
 
 // Fading trails: per colour label and age layer, one NaN-separated polyline through the last
 // `trail` positions of every particle (the canvas strokes each in one call). Layer 0 holds the
@@ -45,15 +50,16 @@ const len = Math.min(st.trail[0], i);
 const trail_cap = st.trail_cap[0];
 const half = Math.ceil(len / 2);
 const spans = [[i - half, i], [i - len, i - half]];  // [first frame, last frame] per layer
+const trail_paths = [];  // [layer][label] {X, Y}, painted by paint.js
 for (let layer = 0; layer < 2; layer++) {
   const [f0, f1] = spans[layer];
   const per = f1 > f0 ? f1 - f0 + 2 : 0;  // points of one particle, plus the NaN break
-  const counts = new Array(trail_sources.length).fill(0);
+  const counts = new Array(label_colors.length).fill(0);
   const nt = Math.min(n, trail_cap);  // particles are in random order: the first nt are a sample
   if (per > 0) { for (let p = 0; p < nt; p++) { counts[lab[p]] += 1; } }
   const xs = counts.map((c) => new Float32Array(c * per));
   const ys = counts.map((c) => new Float32Array(c * per));
-  const fill = new Array(trail_sources.length).fill(0);
+  const fill = new Array(label_colors.length).fill(0);
   const FX = [], FY = [];  // the frames of this layer, looked up once
   for (let f = f0; f <= f1 && per > 0; f++) { FX.push(decode(f, 0, nt)); FY.push(decode(f, 1, nt)); }
   if (per > 0) {
@@ -64,11 +70,7 @@ for (let layer = 0; layer < 2; layer++) {
       X[o] = NaN; Y[o] = NaN; fill[k] = o + 1;
     }
   }
-  for (let k = 0; k < trail_sources.length; k++) {
-    const src = trail_sources[k][layer];
-    if (xs[k].length === 0 && src.data.x.length === 0) { continue; }  // a colour not in use
-    src.data.x = xs[k]; src.data.y = ys[k]; src.change.emit();
-  }
+  trail_paths.push(xs.map((X, k) => ({X, Y: ys[k]})));
 }
 
 // The particles' own density of one frame, as models/density.py's histogram_density makes it
@@ -130,9 +132,9 @@ if (stack !== undefined && stack.length) {
     codes = made.codes;
     particle_peak = made.peak;
   }
-  if (codes !== null) {
+  if (codes !== null) {  // kept in the source (not sent to Bokeh: paint.js draws it)
     heat.data.image = [new D.constructor(codes, [h, w])];
-    heat.change.emit();
+    heat.__flowscope = {codes, h, w};
   }
 }
 const peak = source === "exact" ? gs.exact_peak[i]
@@ -201,7 +203,6 @@ if (rx.length || picked_ref.data.x.length) {  // nothing to redraw while none is
 // Current time: the label on the particle view and the markers on the schedule plots.
 const t = gs.t[i];
 label.data.text = ["t = " + t.toFixed(3) + "   frame " + i + "/" + (nframes - 1)];
-label.change.emit();
 // the class map is a probability on one scale (255 = 1), not a density scaled per frame
 let readout = source === "posterior" ? "p(class " + (st.posterior_class === undefined ? 0
   : st.posterior_class[0]) + " | x_t): 0 … 1" : "peak density " + peak.toPrecision(3);
@@ -214,13 +215,16 @@ peak_label.data.text = [readout];
 
 // Particles in the heatmap's colours: the density each carries, on the heatmap's scale.
 const logp = ps.logp === undefined || !ps.logp.length ? undefined : ps.logp[0];
+let shade_codes = null;  // the colour of each particle in the heatmap's palette, or none
 if (st.shade !== undefined && st.shade[0] && logp !== undefined && logp.length === nframes * n) {
   const shade = new Float32Array(n), to_code = peak > 0 ? 255 / peak : 0;
-  for (let p = 0; p < n; p++) { shade[p] = Math.min(255, Math.exp(logp[i * n + p]) * to_code); }
+  shade_codes = new Uint8Array(n);
+  for (let p = 0; p < n; p++) {
+    shade[p] = Math.min(255, Math.exp(logp[i * n + p]) * to_code);
+    shade_codes[p] = Math.min(255, Math.floor(shade[p] * 256 / 255));  // Bokeh's mapping
+  }
   particles.data.shade = shade;
-  particles.change.emit();
 }
-peak_label.change.emit();
 // The time markers of the plots under the player follow at most every MARK_MS, and the last
 // one always lands (a trailing timer): each move repaints every plot that holds a marker, and
 // at every frame those repaints cost playback ~15 % of its rate (N = 5000).
@@ -235,6 +239,39 @@ if (marks.length) {
   else if (!m0.__flowscope_timer) {
     m0.__flowscope_timer = setTimeout(() => { m0.__flowscope_timer = 0; place(); }, MARK_MS);
   }
+}
+// Both views on their own canvases (paint.js), and again on a pan, a zoom or a resize.
+const num = (v) => (typeof v === "number" ? v : v !== null && typeof v === "object" ? v.value : NaN);
+const heat_now = heat.__flowscope;
+const live = st.live !== undefined && st.live[0];
+const on_particles = {x, y, lab, colors: label_colors, shade: shade_codes, inferno,
+                      trails: trail_paths, trail_alpha, live, text: label.data.text[0]};
+const on_density = {codes: heat_now === undefined ? null : heat_now.codes,
+                    h: heat_now === undefined ? 0 : heat_now.h,
+                    w: heat_now === undefined ? 0 : heat_now.w,
+                    extent: [image_glyph.x, image_glyph.y, image_glyph.dw, image_glyph.dh].map(num),
+                    inferno, text: readout};
+const paint_particles = () => window.flowscope_paint.particles(particle_fig, on_particles);
+const paint_density = () => window.flowscope_paint.density(density_fig, on_density);
+paint_particles();
+paint_density();
+window.flowscope_repaint(particle_fig, paint_particles);
+window.flowscope_repaint(density_fig, paint_density);
+// The particles' source goes to Bokeh when paused (a click or a hover finds the particle where
+// it is drawn), while the pointer is over the view, for the overlaid comparison (live), and for
+// a new run's first frame. (The player model is looked up once: its page keeps it.)
+if (window.flowscope_player === undefined) {
+  window.flowscope_player = [...Bokeh.documents[0].all_models].find(
+    (m) => m.constructor.__name__ === "Player") || null;  // none in an exported page
+}
+const the_player = window.flowscope_player;
+const plays = the_player !== null && the_player.direction !== 0;
+const pointer = performance.now() - (window.flowscope_pointer_at || -1e9) < 500;
+if (!plays || pointer || live || particles.__flowscope_n !== n
+    || particles.__flowscope_run !== xy) {
+  particles.__flowscope_n = n;
+  particles.__flowscope_run = xy;
+  particles.change.emit();
 }
 if (typeof window !== "undefined") {
   window.flowscope_frames = (window.flowscope_frames || 0) + 1;  // read by the benchmark

@@ -1,0 +1,79 @@
+// The views' own canvases, drawn by render.js each frame without Bokeh's glyph pipeline.
+// Measured (N = 5000, trails 8, headless Chromium): playback spent most of a frame in Bokeh
+// re-indexing and repainting the figures whose sources changed, and reading computed styles
+// while it did; drawing the particles, trails and heatmap straight onto a canvas costs a few
+// milliseconds. The pattern is Bokeh's own (its GMapPlot puts the map under the plot): a canvas
+// in the plot's underlays, under the grid, the arrows and the hovered paths, sized to the plot's
+// frame (the plot's background is transparent, so this canvas paints the paper), and one in its
+// overlays, above everything, for the time and peak labels.
+// Defines, once per page:
+//   window.flowscope_layer(fig, where)   {ctx, w, h, sx, sy, kx, ky} for figure model `fig`
+//       and where = "under" | "over", or null while the figure is not laid out; the context is
+//       cleared and in CSS pixels of the frame; sx / sy map data x / y to them
+//   window.flowscope_repaint(fig, paint) keeps `paint` (no arguments) as the figure's way to
+//       draw itself again, and runs it when its ranges or its size change (a pan, a zoom, a
+//       resized window) without a new frame
+if (!window.flowscope_layer) {
+  const entries = new Map();  // figure id -> {view, under, over, paint}
+  const view_of = (fig) => {
+    for (const root of Bokeh.index.roots) {
+      const view = root.owner.find_one(fig);
+      if (view !== null && view !== undefined) { return view; }
+    }
+    return null;
+  };
+  const canvas_in = (parent, cls) => {
+    const canvas = document.createElement("canvas");
+    canvas.className = cls;
+    canvas.style.position = "absolute";
+    canvas.style.pointerEvents = "none";
+    parent.append(canvas);
+    return canvas;
+  };
+  const entry_of = (fig) => {
+    let entry = entries.get(fig.id);
+    if (entry !== undefined && entry.view.canvas_view.underlays_el.isConnected) { return entry; }
+    const view = view_of(fig);
+    if (view === null) { return null; }  // not in the page (yet)
+    const cv = view.canvas_view;
+    entry = {view, paint: null,
+             under: canvas_in(cv.underlays_el, "flowscope-layer-under"),
+             over: canvas_in(cv.overlays_el, "flowscope-layer-over")};
+    entries.set(fig.id, entry);
+    const again = () => requestAnimationFrame(() => { if (entry.paint) { entry.paint(); } });
+    for (const range of [fig.x_range, fig.y_range]) { fig.connect(range.change, again); }
+    // a new size is laid out after the property changes: paint once the frame has it
+    for (const p of [fig.properties.frame_width, fig.properties.frame_height]) {
+      fig.connect(p.change, () => requestAnimationFrame(again));
+    }
+    return entry;
+  };
+  window.flowscope_layer = (fig, where) => {
+    const entry = entry_of(fig);
+    if (entry === null) { return null; }
+    const box = entry.view.frame.bbox;
+    if (!(box.width > 0 && box.height > 0)) { return null; }
+    const canvas = where === "over" ? entry.over : entry.under;
+    const ratio = window.devicePixelRatio || 1;
+    const pw = Math.round(box.width * ratio), ph = Math.round(box.height * ratio);
+    if (canvas.width !== pw || canvas.height !== ph || canvas.__left !== box.left
+        || canvas.__top !== box.top) {
+      canvas.width = pw; canvas.height = ph; canvas.__left = box.left; canvas.__top = box.top;
+      Object.assign(canvas.style, {left: box.left + "px", top: box.top + "px",
+                                   width: box.width + "px", height: box.height + "px"});
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.globalAlpha = 1;
+    ctx.clearRect(0, 0, box.width, box.height);
+    const xr = fig.x_range, yr = fig.y_range;
+    const kx = box.width / (xr.end - xr.start), ky = box.height / (yr.end - yr.start);
+    const x0 = xr.start, y1 = yr.end;
+    return {ctx, w: box.width, h: box.height, kx, ky,
+            sx: (x) => (x - x0) * kx, sy: (y) => (y1 - y) * ky};
+  };
+  window.flowscope_repaint = (fig, paint) => {
+    const entry = entry_of(fig);
+    if (entry !== null) { entry.paint = paint; }
+  };
+}
