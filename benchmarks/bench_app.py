@@ -5,9 +5,11 @@
   over the websocket for each recompute;
 - playback frame rate, and the bytes sent while playing (should be none);
 - with ``--only compare``: the same slider in compare mode (A and B both rerun) beside the
-  single run, and playback of A and B together.
+  single run, and playback of A and B together;
+- with ``--only first``: the first particles painted after ``flowscope serve`` starts, with a
+  warm and with an empty kernel cache.
 
-    python benchmarks/bench_app.py [--repeats 10] [--only latency|playback|compare]
+    python benchmarks/bench_app.py [--repeats 10] [--only latency|playback|compare|first]
 
 Needs Debian's chromium (installed by `bash .ci/setup --with-browser`).
 """
@@ -184,9 +186,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch threads of the server (its default)")
-    parser.add_argument("--only", choices=("latency", "playback", "compare"),
+    parser.add_argument("--only", choices=("latency", "playback", "compare", "first"),
                         help="run one part only")  # fmt: skip
     args = parser.parse_args()
+    if args.only == "first":
+        measure_first_picture()
+        return
     with sync_playwright() as p:
         # Chromium is up before the server starts, as a user's browser usually is: the first
         # figure is the server's start plus the page's load (fresh context, empty cache).
@@ -202,6 +207,47 @@ def main() -> None:
             proc.terminate()
             proc.wait(10)
             browser.close()
+
+
+FIRST_TARGETS = {"warm": (3.0, "5.3"), "fresh": (6.0, "~12")}  # s: target, the lecture's "today"
+
+
+def measure_first_picture(repeats: int = 2) -> None:
+    """Seconds from ``flowscope serve`` to the first particles painted in a browser that is
+    already up (a teacher's), with numba's kernel cache as it is (warm) and empty (fresh: a
+    fresh clone compiles the kernels on first use; NUMBA_CACHE_DIR names an empty folder)."""
+    import tempfile
+
+    print(f"{'first particles painted, from the server start':48} {'s':>6} {'target':>7} "
+          f"{'today':>6}")  # fmt: skip
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
+        for kind in ("warm", "fresh"):
+            for _ in range(repeats):
+                with tempfile.TemporaryDirectory() as empty:
+                    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+                    if kind == "fresh":
+                        env["NUMBA_CACHE_DIR"] = empty
+                    port = free_port()
+                    started = time.perf_counter()
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "app", "serve", "--port", str(port)], env=env,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                    try:
+                        wait_until_up(port, 60)
+                        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+                        page.goto(f"http://localhost:{port}/")
+                        page.wait_for_function("() => window.flowscope_frames > 0",
+                                               timeout=120_000)  # fmt: skip
+                        took = time.perf_counter() - started
+                        page.close()
+                    finally:
+                        proc.terminate()
+                        proc.wait(10)
+                target, today = FIRST_TARGETS[kind]
+                print(f"{kind + ' kernel cache':48} {took:>6.2f} {'<= ' + str(target):>7} "
+                      f"{today:>6}")  # fmt: skip
+        browser.close()
 
 
 # (label, query of the single run, what B changes, handle dragged: 0 is η, 4 is β_max)
