@@ -27,9 +27,8 @@ def draw_code(frame: str, before: tuple[str, ...] = ()) -> str:
     """The code that draws frame ``frame`` (a JavaScript expression) with ``render.js``, after
     the scripts named in ``before`` (which may return early: nothing is then drawn)."""
     # layer.js and paint.js define the views' canvases and their painters, once per page
-    scripts = ("layer", "paint", *before)
-    return "".join(script(name) for name in scripts) + f"const frame = {frame};\n" + \
-        script("render")  # fmt: skip
+    return script("layer") + script("paint") + "".join(script(name) for name in before) + \
+        f"const frame = {frame};\n" + script("render")  # fmt: skip
 
 
 def draw(args: dict, frame: str, before: tuple[str, ...] = ()) -> CustomJS:

@@ -16,13 +16,7 @@ from app.ui import client
 from app.ui.theme import THEMES, page_styles, theme_figure
 
 LARGE = {"title": "20px", "ticks": "15px", "axis": "16px"}
-# after the toggle, the page lays out the folded page; the views are sized again each time
-REFIT_MS = (60, 300, 900)
-TOGGLE_JS = (
-    "window.flowscope_present = cb_obj.active; window.scrollTo(0, 0);\n"
-    f"for (const ms of {list(REFIT_MS)}) setTimeout(() => window.flowscope_fit && "
-    "window.flowscope_fit(), ms);"
-)
+# after the toggle the page lays out the folded page: static/present.js sizes the views again
 HELP = ("Presenter mode (P): the views fill the window. Keys: space play / pause, ← → step, "
         "Home / End, F fullscreen, [ ] previous / next lesson, 1 … 9 speed")  # fmt: skip
 
@@ -58,7 +52,7 @@ class Presenter:
         self.toggle = pn.widgets.Toggle(name="present (P)", value=False, width=100,
                                         margin=(8, 0, 8, 10),
                                         css_classes=["flowscope-present"])  # fmt: skip
-        self.toggle.jscallback(value=TOGGLE_JS)
+        self.toggle.jscallback(value=client.script("present"))
         self.help = pn.widgets.TooltipIcon(value=HELP, margin=(14, 10, 0, 4))
         self.toggle.param.watch(lambda event: self.show(event.new), "value")
 

@@ -160,7 +160,9 @@ class FlowViews(pn.viewable.Viewer):
             # Equal inner frames in both views (the colour bar must not squeeze the density):
             # one data unit is the same length on screen, in x and y, left and right.
             title=title, frame_width=FRAME, frame_height=FRAME, x_range=(-4, 4), y_range=(-4, 4),
-            tools="pan,wheel_zoom,box_zoom,reset,save", name=name,
+            # no "save": it would save Bokeh's canvas alone, without the particles and the
+            # heatmap painted on the view's own (static/layer.js); the Export menu saves views
+            tools="pan,wheel_zoom,box_zoom,reset", name=name,
             output_backend=BACKEND, toolbar_location="above",
         )  # fmt: skip
         fig.grid.grid_line_alpha = 0.25
@@ -184,8 +186,7 @@ class FlowViews(pn.viewable.Viewer):
         self._add_arrows(fig)
         # while the pointer is over the view, its particles' source follows every frame, so
         # that hovering finds the particle under it while the player plays (render.js)
-        fig.js_on_event("mousemove", CustomJS(
-            code="window.flowscope_pointer_at = performance.now();"))  # fmt: skip
+        fig.js_on_event("mousemove", client.callback("pointer"))
         return fig
 
     def _wire_picking(self) -> None:

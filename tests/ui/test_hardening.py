@@ -142,6 +142,7 @@ def test_whole_numbers_as_floats_are_accepted_and_the_url_is_canonical(app):
     page.store_marker()
     page.press_slider(4, "ArrowLeft")  # β_max one step down
     page.wait_store_changed()
+    page.wait_url("beta_max=18&")  # mirrored a moment after the run has landed (IDLE_MS)
     query = parse_qs(search(page)[1:])
     assert query["beta_max"] == ["18"] and query["contours"] == ["true"]
     assert page.errors == []

@@ -50,8 +50,8 @@ def present(page) -> None:
     page.page.wait_for_function(  # the sidebar folded away, the views sized again
         f"() => {{ const f = ({FRAMES})().particle_fig; return f.width > 0 &&"
         " window.flowscope_present; }", timeout=10_000)  # fmt: skip
-    # the last refit (presenter.REFIT_MS), then a painted frame (page.settled() waits for every
-    # figure, and the folded ones are never painted while hidden)
+    # the last refit (static/present.js, 900 ms), then a painted frame (page.settled() waits
+    # for every figure, and the folded ones are never painted while hidden)
     page.page.wait_for_timeout(1200)
     page.page.evaluate(TWO_FRAMES)
 
