@@ -262,10 +262,14 @@ class FlowViews(pn.viewable.Viewer):
         self.marks.extend(marks)
         args = self.js_args()
         # the player's step is the timeline's; "timeline moved" redraws run B's views
-        moved = "timeline.data.at[0] = cb_obj.value;\ntimeline.change.emit();\n"
+        moved = (
+            "timeline.data.at[0] = timeline._flowscope_at = cb_obj.value;\n"
+            "timeline.change.emit();\n"
+        )
         self.player.jscallback(value=moved + client.draw_code(
             self.frame_at("cb_obj.value"), before=("hold_while_busy",)), args=args)  # fmt: skip
         self.player.jscallback(end=client.script("keep_frame_in_run"))
+        self.timeline.js_on_change("data", client.callback("keep_step", timeline=self.timeline))
         self._redraw_on_new_data(args, then="timeline.change.emit();\n")
 
     def follow(self) -> None:
@@ -277,7 +281,7 @@ class FlowViews(pn.viewable.Viewer):
         self._redraw_on_new_data(args)
 
     def _redraw_on_new_data(self, args: dict, then: str = "") -> None:
-        redraw = CustomJS(args=args, code=then + client.draw_code(
+        redraw = CustomJS(args=args, code=client.script("keep_step") + then + client.draw_code(
             self.frame_at("timeline.data.at[0]")))  # fmt: skip
         # Only the stores pushed last trigger a redraw: the grid rows end every recompute
         # (_push_result), the settings end every display change (_push_shown, _push_contours).

@@ -261,6 +261,21 @@ def test_switching_compare_mode_on_and_off(app):
     assert page.errors == []
 
 
+def test_compare_mode_turned_on_while_paused_keeps_the_players_step(app):
+    """The step lives in the page; the comparison's new timeline from the server must not
+    move both runs back to step 0 under a player that still stands at 60."""
+    page = app("?particles=500&steps=60")
+    page.pause_at(60)
+    switch(page)
+    wait_pair(page, 61, 61)
+    page.settled()
+    assert page.player_props("value", "direction") == [60, 0]
+    assert page.js(f"""() => {{ const m = (n) => {DOC}.get_model_by_name(n);
+      return [m('timeline').data.at[0], m('cursor').data.frame[0],
+              m('b_cursor').data.frame[0]]; }}""") == [60, 60, 60]  # fmt: skip
+    assert page.errors == []
+
+
 # --- 2. editing run B ---------------------------------------------------------------------
 def test_run_b_has_its_own_controls_and_steps(app):
     page = app("?particles=500&compare=true")

@@ -91,8 +91,8 @@ class CompareViews(pn.viewable.Viewer):
                     layout=self.layout_src, a_fig=a.particle_fig,
                     figs=[self.views_b.particle_fig, self.views_b.density_fig,
                           self.diff_fig])  # fmt: skip
-        code = client.script("match_sizes") + "const step = timeline.data.at[0];\n" + \
-            client.script("difference")  # fmt: skip
+        code = client.script("match_sizes") + client.script("keep_step") + \
+            "const step = timeline.data.at[0];\n" + client.script("difference")  # fmt: skip
         draw = CustomJS(args=args, code=code)
         a.timeline.js_on_change("change", draw)
         for src in (self.rows, self.layout_src):  # rows: pushed after the stack (_push_pair)
