@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.session.compare import Comparison
 from app.session.state import FlowState
+from app.ui.compare.views import A_COLOUR, B_COLOUR
 from app.ui.frames import LABEL_PALETTE
 from app.ui.legend import legend_html
 from app.ui.theme import theme_figure
@@ -21,6 +23,18 @@ def test_the_legend_names_each_class_in_its_colour_and_what_the_heatmap_shows():
     state.param.update(shade=True, density_source="pde")
     text = legend_html(state)
     assert "log-density each carries" in text and "PDE" in text and "background:" not in text
+
+
+def test_the_overlaid_comparison_has_its_own_legend():
+    state = FlowState(dataset="moons")
+    comparison = Comparison(state)
+    assert legend_html(state, comparison) == legend_html(state)  # off: A's own legend
+    comparison.param.update(on=True, layout="side")
+    assert legend_html(state, comparison) == legend_html(state)  # each view its own colours
+    comparison.layout = "overlay"
+    text = legend_html(state, comparison)
+    assert f"background:{A_COLOUR}" in text and f"background:{B_COLOUR}" in text
+    assert "twin" in text and "A − B" in text and "upper moon" not in text
 
 
 def test_the_legend_of_your_points_is_escaped_text():

@@ -12,7 +12,9 @@ import html
 
 import panel as pn
 
+from app.session.compare import Comparison
 from app.session.state import FlowState
+from app.ui.compare.views import A_COLOUR, B_COLOUR
 from app.ui.frames import LABEL_PALETTE
 
 HEATMAP = {
@@ -31,8 +33,17 @@ def _swatch(colour: str, text: str) -> str:
             f'vertical-align:middle"></span>{html.escape(text, quote=True)}</span>')  # fmt: skip
 
 
-def legend_html(state: FlowState) -> str:
-    """The legend of the state's current settings, as HTML of escaped text."""
+OVERLAID = ("grey segments join each particle of A to its twin in B (the same noise at the "
+            "start)<br>heatmap: density A − B, red where A has more, blue where B has more, "
+            "each step on its own symmetric scale")  # fmt: skip
+
+
+def legend_html(state: FlowState, comparison: Comparison | None = None) -> str:
+    """The legend of the state's current settings (and, overlaid, of the comparison's), as
+    HTML of escaped text."""
+    if comparison is not None and comparison.on and comparison.layout == "overlay":
+        return (f"particles: {_swatch(A_COLOUR, 'run A')}{_swatch(B_COLOUR, 'run B')}"
+                f"{html.escape(OVERLAID).replace('&lt;br&gt;', '<br>')}")  # fmt: skip
     heatmap = html.escape(HEATMAP[state.density_source])
     if state.shade:
         particles = ("particles: coloured by the log-density each carries along its path, "
@@ -50,13 +61,15 @@ def legend_html(state: FlowState) -> str:
     return f"{html.escape(particles)}<br>{heatmap}"
 
 
-def legend(state: FlowState) -> pn.pane.HTML:
+def legend(state: FlowState, comparison: Comparison | None = None) -> pn.pane.HTML:
     """The legend, redrawn when what it describes changes."""
-    pane = pn.pane.HTML(legend_html(state), styles=STYLE, margin=(0, 10), name="legend",
+    pane = pn.pane.HTML(legend_html(state, comparison), styles=STYLE, margin=(0, 10), name="legend",
                         css_classes=["flowscope-legend"], sizing_mode="stretch_width")  # fmt: skip
 
     def update(*_events) -> None:
-        pane.object = legend_html(state)
+        pane.object = legend_html(state, comparison)
 
     state.param.watch(update, ["shade", "density_source", "dataset", "points", "point_labels"])
+    if comparison is not None:
+        comparison.param.watch(update, ["on", "layout"])
     return pane

@@ -345,7 +345,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
                     sizing_mode="stretch_width")  # fmt: skip
     main = pn.Column(
         header, notice, path_notice, lessons.view(), compared, solver_readout(state, comparison),
-        legend(state), playback_controls(state), below,
+        legend(state, comparison), playback_controls(state), below,
     )  # fmt: skip
     app = pn.Row(side, main, sizing_mode="stretch_width")
     theme = Theme(app, lambda: _figures(doc) or [views.particle_fig, views.density_fig])

@@ -111,7 +111,7 @@ class FlowViews(pn.viewable.Viewer):
         self.astore = src({"x": [], "y": []}, "arrow_store")
         self.cstore = src({"xs": [], "ys": []}, "contour_store")
         self.cursor = src({"frame": [0]}, "cursor")
-        self.live = False  # the particles' source follows every frame (see live_particles)
+        self.twins = False  # the overlaid comparison's twins are painted (see show_twins)
         self.settings = src(self._settings_data(), "display_settings")
         # the current frame's particles: drawn by render.js on the view's own canvas
         # (static/layer.js); this source serves hovering and clicking (and the overlaid
@@ -302,7 +302,7 @@ class FlowViews(pn.viewable.Viewer):
                                     s.result.posterior_class is not None else
                                     max(s.guidance_class, 0)],  # the map's class (render.js)
                 "overlay": [s.overlay], "shade": [bool(s.shade)],
-                "contours": [bool(s.contours)], "live": [self.live]}  # fmt: skip
+                "contours": [bool(s.contours)], "twins": [self.twins]}  # fmt: skip
 
     def _push_settings(self, *_events) -> None:
         self.settings.data = self._settings_data()
@@ -348,12 +348,11 @@ class FlowViews(pn.viewable.Viewer):
         if any(e.name == "shade" for e in events):  # a new run redraws from its grid rows
             self._push_settings()
 
-    def live_particles(self, on: bool) -> None:
-        """Whether the particles' source follows every frame, also while playing (the
-        overlaid comparison draws its particles from it) and the view's canvas leaves them
-        to that comparison's renderers."""
-        if self.live != on:
-            self.live = on
+    def show_twins(self, on: bool) -> None:
+        """Whether the particle view paints the overlaid comparison's twins (A's particles,
+        B's and the segments joining them, set by difference.js) instead of A's particles."""
+        if self.twins != on:
+            self.twins = on
             self._push_settings()
 
     def hold_while_busy(self, busy: bool) -> None:

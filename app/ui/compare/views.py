@@ -42,14 +42,10 @@ class CompareViews(pn.viewable.Viewer):
         self.dstore = ColumnDataSource({"diff": []}, name="difference_store")
         self.rows = ColumnDataSource({"t": [], "twin": [], "sw2": [], "scale": []},
                                      name="pair_rows")  # fmt: skip
-        self.diff = ColumnDataSource({"image": []}, name="difference")
         self.readout = ColumnDataSource({"x": [-3.9], "y": [-3.9], "text": [""]},
                                         name="pair_readout")  # fmt: skip
         self.layout_src = ColumnDataSource({"mode": ["side"], "cap": [TRAIL_CAP]},
                                            name="compare_layout")  # fmt: skip
-        self.twin_dots = ColumnDataSource({"x": [], "y": []}, name="twin_dots")
-        self.twin_links = ColumnDataSource({"x": [], "y": []}, name="twin_links")
-        self._overlay_renderers(views.particle_fig)
         self.panel = pn.Column(pn.Row(views.particle_fig, views.density_fig), views.player,
                                self.note, sizing_mode="stretch_width")  # fmt: skip
         c = self.comparison
@@ -61,18 +57,6 @@ class CompareViews(pn.viewable.Viewer):
             self._relayout()
 
     # --- figures -------------------------------------------------------------------------
-    def _overlay_renderers(self, fig) -> None:
-        """On A's particle view, for the overlaid layout: A's particles in one colour, B's in
-        another, and a segment from each particle to its twin (hidden otherwise)."""
-        self.links = fig.line("x", "y", source=self.twin_links, line_color=LINK_COLOUR,
-                              line_width=0.8, line_alpha=0.6, visible=False)  # fmt: skip
-        self.a_dots = fig.scatter("x", "y", source=self.views.particles, size=4, marker="square",
-                                  line_color=None, fill_color=A_COLOUR, fill_alpha=0.8,
-                                  visible=False)  # fmt: skip
-        self.b_dots = fig.scatter("x", "y", source=self.twin_dots, size=4, marker="square",
-                                  line_color=None, fill_color=B_COLOUR, fill_alpha=0.8,
-                                  visible=False)  # fmt: skip
-
     def _build(self) -> None:
         """Run B's views and the difference view, once, and their callbacks."""
         a = self.views
@@ -85,14 +69,18 @@ class CompareViews(pn.viewable.Viewer):
             text_color="#333333", level="overlay", background_fill_color="#ffffff",
             background_fill_alpha=0.75)  # fmt: skip
         self.diff_fig = self._difference_figure()
-        args = dict(timeline=a.timeline, dstore=self.dstore, rows=self.rows, diff=self.diff,
-                    readout=self.readout, a_store=a.pstore, b_store=self.views_b.pstore,
-                    twin_dots=self.twin_dots, twin_links=self.twin_links,
+        args = dict(timeline=a.timeline, dstore=self.dstore, rows=self.rows,
+                    diff_fig=self.diff_fig, diff_image=self.diff_image,
+                    diverging=list(DIVERGING), readout=self.readout, a_store=a.pstore,
+                    b_store=self.views_b.pstore, twin_colors=[A_COLOUR, B_COLOUR, LINK_COLOUR],
                     layout=self.layout_src, a_fig=a.particle_fig,
                     figs=[self.views_b.particle_fig, self.views_b.density_fig,
                           self.diff_fig])  # fmt: skip
-        code = client.script("match_sizes") + client.script("keep_step") + \
-            "const step = timeline.data.at[0];\n" + client.script("difference")  # fmt: skip
+        # layer.js and paint.js: the canvases it paints (defined once per page, by whichever
+        # script runs first)
+        code = client.script("layer") + client.script("paint") + client.script("match_sizes") \
+            + client.script("keep_step") + "const step = timeline.data.at[0];\n" \
+            + client.script("difference")  # fmt: skip
         draw = CustomJS(args=args, code=code)
         a.timeline.js_on_change("change", draw)
         for src in (self.rows, self.layout_src):  # rows: pushed after the stack (_push_pair)
@@ -109,15 +97,16 @@ class CompareViews(pn.viewable.Viewer):
                      tools="pan,wheel_zoom,box_zoom,reset,save", output_backend=BACKEND,
                      toolbar_location="above")  # fmt: skip
         x0, x1, y0, y1 = self.comparison.a.config().extent
+        # The image and the readout are painted on the view's own canvas (difference.js,
+        # paint.js), as the density view's heatmap is; the glyph, never drawn, holds the place.
         mapper = LinearColorMapper(palette=list(DIVERGING), low=0, high=255)
         img = self.diff_image = fig.image(image="image", x=x0, y=y0, dw=x1 - x0, dh=y1 - y0,
-                                          source=self.diff,
-                        color_mapper=mapper)  # fmt: skip
+                                          source=ColumnDataSource({"image": []}),
+                                          color_mapper=mapper)  # fmt: skip
         img.nonselection_glyph = None
-        fig.text(x="x", y="y", text="text", source=self.readout, text_font_size="12px",
-                 text_color="#333333", level="overlay", background_fill_color="#ffffff",
-                 background_fill_alpha=0.75)  # fmt: skip
-        fig.grid.grid_line_alpha = 0.25
+        img.glyph.global_alpha = 0
+        fig.grid.visible = False  # it would draw over the picture, under the canvas's labels
+        fig.background_fill_alpha = 0  # the canvas under the plot paints the paper
         return fig
 
     # --- layout and data -----------------------------------------------------------------
@@ -135,9 +124,7 @@ class CompareViews(pn.viewable.Viewer):
     def _lay_out(self) -> None:
         c, a = self.comparison, self.views
         overlay = c.on and c.layout == "overlay"
-        for renderer in (self.links, self.a_dots, self.b_dots):
-            renderer.visible = overlay
-        a.live_particles(overlay)  # A's dots are these renderers' then, every frame
+        a.show_twins(overlay)  # A's view paints A and B and their twins' segments
         for name, fig in (("particle_fig", a.particle_fig), ("density_fig", a.density_fig)):
             fig.title.text = f"A: {TITLES[name]}" if c.on else TITLES[name]
         if self.views_b is not None:

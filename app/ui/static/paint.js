@@ -2,14 +2,18 @@
 // particles and time label; the density view's heatmap and peak label. Defines, once per page,
 //   window.flowscope_paint.particles(fig, f)   f: {x, y, lab: [N] labels, colors: label k's
 //       colour is colors[k % len], shade: [N] uint8 codes into `inferno` or null, inferno,
-//       trails: [layer][k] {X, Y} NaN-separated polylines, trail_alpha: [layer], live: leave the
-//       particles to Bokeh's renderers (the overlaid comparison), text: the time label}
+//       trails: [layer][k] {X, Y} NaN-separated polylines, trail_alpha: [layer], twins: the
+//       overlaid comparison's twins instead of the particles (see below), text: the time label}
 //   window.flowscope_paint.density(fig, f)     f: {codes: (H·W) uint8 or null, h, w, extent:
-//       [x, y, dw, dh] of the image in data units, row 0 at y (as Bokeh's image), inferno,
-//       text: the peak label, may hold "\n"}
+//       [x, y, dw, dh] of the image in data units, row 0 at y (as Bokeh's image), palette:
+//       256 "#rrggbb", text: the label, may hold "\n", light: a light label (dark by default)}
+//   window.flowscope_twins   Map figure id -> {ax, ay, bx, by: (N,) positions, links: segments
+//       drawn (the first `links` twins), colors: [A, B, link]}: the overlaid comparison's step,
+//       written by difference.js before the figure paints
 // Colours are Bokeh's: label k is colors[k], code c of the heatmap and of a shaded particle is
-// inferno[c] (a LinearColorMapper over 0 … 255 with 256 colours maps c to colour c).
+// palette[c] (a LinearColorMapper over 0 … 255 with 256 colours maps c to colour c).
 if (!window.flowscope_paint) {
+  window.flowscope_twins = new Map();
   const SIZE = 4;  // a particle's square, in CSS pixels (the scatter's size was 4 screen units)
   const luts = new Map();
   const lut_of = (palette) => {  // (256 · 4) RGBA bytes of a 256-colour palette of "#rrggbb"
@@ -37,6 +41,27 @@ if (!window.flowscope_paint) {
     const at = starts.slice(0, nkeys);
     for (let p = 0; p < keys.length; p++) { order[at[keys[p]]++] = p; }
     return {starts, order};
+  };
+  // the overlaid comparison: a segment from each particle of A to its twin in B, then A's
+  // particles and B's, each run in its own colour
+  const paint_twins = (ctx, sx, sy, t) => {
+    const half = SIZE / 2;
+    ctx.globalAlpha = 0.6;
+    ctx.lineWidth = 0.8;
+    ctx.strokeStyle = t.colors[2];
+    ctx.beginPath();
+    for (let p = 0; p < t.links; p++) {
+      ctx.moveTo(sx(t.ax[p]), sy(t.ay[p]));
+      ctx.lineTo(sx(t.bx[p]), sy(t.by[p]));
+    }
+    ctx.stroke();
+    ctx.globalAlpha = 0.8;
+    for (const [X, Y, colour] of [[t.ax, t.ay, t.colors[0]], [t.bx, t.by, t.colors[1]]]) {
+      ctx.fillStyle = colour;
+      ctx.beginPath();
+      for (let p = 0; p < X.length; p++) { ctx.rect(sx(X[p]) - half, sy(Y[p]) - half, SIZE, SIZE); }
+      ctx.fill();
+    }
   };
   const label = (fig, text, paper, ink, alpha) => {
     const L = window.flowscope_layer(fig, "over");
@@ -76,7 +101,10 @@ if (!window.flowscope_paint) {
             ctx.stroke();
           });
         });
-        if (!f.live) {
+        const twins = f.twins ? window.flowscope_twins.get(fig.id) : undefined;
+        if (twins !== undefined) {
+          paint_twins(ctx, sx, sy, twins);
+        } else {
           const shaded = f.shade !== null;
           const colours = shaded ? f.inferno : f.colors, n = f.x.length;
           const keys = new Int32Array(n);
@@ -113,7 +141,7 @@ if (!window.flowscope_paint) {
           if (off === undefined) { off = window.flowscope_heat_canvas = document.createElement("canvas"); }
           if (off.width !== f.w || off.height !== f.h) { off.width = f.w; off.height = f.h; }
           const octx = off.getContext("2d"), img = octx.createImageData(f.w, f.h);
-          const lut = lut_of(f.inferno), px = img.data;
+          const lut = lut_of(f.palette), px = img.data;
           for (let row = 0; row < f.h; row++) {  // row 0 is the bottom (y = extent's y)
             const src = row * f.w, dst = (f.h - 1 - row) * f.w;
             for (let col = 0; col < f.w; col++) {
@@ -127,7 +155,8 @@ if (!window.flowscope_paint) {
           ctx.drawImage(off, sx(x), sy(y + dh), dw * kx, dh * ky);
         }
       }
-      label(fig, f.text, "#000004", "#ffffff", 0.6);
+      if (f.light) { label(fig, f.text, "#ffffff", "#333333", 0.75); }
+      else { label(fig, f.text, "#000004", "#ffffff", 0.6); }
     },
   };
 }

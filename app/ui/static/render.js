@@ -243,14 +243,14 @@ if (marks.length) {
 // Both views on their own canvases (paint.js), and again on a pan, a zoom or a resize.
 const num = (v) => (typeof v === "number" ? v : v !== null && typeof v === "object" ? v.value : NaN);
 const heat_now = heat.__flowscope;
-const live = st.live !== undefined && st.live[0];
+const twins = st.twins !== undefined && st.twins[0];
 const on_particles = {x, y, lab, colors: label_colors, shade: shade_codes, inferno,
-                      trails: trail_paths, trail_alpha, live, text: label.data.text[0]};
+                      trails: trail_paths, trail_alpha, twins, text: label.data.text[0]};
 const on_density = {codes: heat_now === undefined ? null : heat_now.codes,
                     h: heat_now === undefined ? 0 : heat_now.h,
                     w: heat_now === undefined ? 0 : heat_now.w,
                     extent: [image_glyph.x, image_glyph.y, image_glyph.dw, image_glyph.dh].map(num),
-                    inferno, text: readout};
+                    palette: inferno, text: readout};
 const paint_particles = () => window.flowscope_paint.particles(particle_fig, on_particles);
 const paint_density = () => window.flowscope_paint.density(density_fig, on_density);
 paint_particles();
@@ -258,8 +258,7 @@ paint_density();
 window.flowscope_repaint(particle_fig, paint_particles);
 window.flowscope_repaint(density_fig, paint_density);
 // The particles' source goes to Bokeh when paused (a click or a hover finds the particle where
-// it is drawn), while the pointer is over the view, for the overlaid comparison (live), and for
-// a new run's first frame. (The player model is looked up once: its page keeps it.)
+// it is drawn), while the pointer is over the view, and for a new run's first frame. (The player model is looked up once: its page keeps it.)
 if (window.flowscope_player === undefined) {
   window.flowscope_player = [...Bokeh.documents[0].all_models].find(
     (m) => m.constructor.__name__ === "Player") || null;  // none in an exported page
@@ -267,7 +266,7 @@ if (window.flowscope_player === undefined) {
 const the_player = window.flowscope_player;
 const plays = the_player !== null && the_player.direction !== 0;
 const pointer = performance.now() - (window.flowscope_pointer_at || -1e9) < 500;
-if (!plays || pointer || live || particles.__flowscope_n !== n
+if (!plays || pointer || particles.__flowscope_n !== n
     || particles.__flowscope_run !== xy) {
   particles.__flowscope_n = n;
   particles.__flowscope_run = xy;
