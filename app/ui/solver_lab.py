@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 
-import holoviews as hv
 import numpy as np
 import panel as pn
 from bokeh.palettes import Category10_10
@@ -27,7 +26,17 @@ from app.session.state import FlowState
 from models.evaluation.solver_error import ErrorTable
 from models.solvers import GRIDS, SOLVERS
 
-hv.extension("bokeh", logo=False)
+
+def _holoviews():
+    """HoloViews with its Bokeh backend, imported on the first chart: ~0.2 s of the server's
+    start and ~0.25 s of every page's build (its first, empty chart) that no page needs before
+    it measures."""
+    import holoviews as hv
+
+    if hv.Store.current_backend != "bokeh" or "bokeh" not in hv.Store.renderers:
+        hv.extension("bokeh", logo=False)
+    return hv
+
 
 COLOURS = dict(zip(SOLVERS, Category10_10, strict=False))  # one colour per solver
 DASHES = {"uniform": "solid", "logsnr": "dashed", "karras": "dotted", "quadratic": "dashdot",
@@ -51,6 +60,8 @@ tiny distance there. A step that jumps over that change sends the particle to th
 the order pays only once the steps resolve it. Where the time grid puts its steps decides
 when that happens: compare the grids.
 """
+BEFORE_CHART = ("*The chart of error against model calls, log-log, one curve per solver and time "
+                "grid, appears with the first measurement.*")  # fmt: skip
 KEY = (
     "Colour: the solver. Line and marker: the time grid (uniform: solid, ●; logsnr: dashed, "
     "■; karras: dotted, ▲; quadratic: dash-dot, ◆). dopri5 (★) chooses its own steps, at "
@@ -80,9 +91,11 @@ def _label(solver: str, grid: str, order: float) -> str:
     return f"{solver} · {grid} (slope {slope})"
 
 
-def error_chart(table: ErrorTable | None, subject: str = "", max_nfe: int = 200) -> hv.Overlay:
-    """The log-log chart of a sweep: endpoint error against NFE, one curve with markers per
-    (solver, grid), the error ``TARGET_ERROR`` dashed. An empty chart for no table."""
+def error_chart(table: ErrorTable | None, subject: str = "", max_nfe: int = 200):
+    """The log-log chart of a sweep (a HoloViews Overlay): endpoint error against NFE, one
+    curve with markers per (solver, grid), the error ``TARGET_ERROR`` dashed. An empty chart
+    for no table."""
+    hv = _holoviews()
     dims = (hv.Dimension("nfe", label="NFE (model calls)"),
             hv.Dimension("error", label="endpoint error (mean distance to reference)"))  # fmt: skip
     target = hv.HLine(TARGET_ERROR).opts(color="#777777", line_dash="dashed", line_width=1)
@@ -179,9 +192,9 @@ class SolverLab(pn.viewable.Viewer):
         self.progress = pn.indicators.Progress(
             value=0, max=100, width=300, css_classes=["flowscope-sweep-progress"]
         )
-        self.chart = pn.pane.HoloViews(error_chart(None, max_nfe=self.job.max_nfe),
-                                       backend="bokeh", name="solver_lab_chart",
-                                       sizing_mode="stretch_width", max_width=WIDTH)  # fmt: skip
+        # the chart is made with the first measurement (see _holoviews); until then, this line
+        self.chart = pn.Column(pn.pane.Markdown(BEFORE_CHART, styles={"font-size": "12px"}),
+                               sizing_mode="stretch_width", max_width=WIDTH)  # fmt: skip
         self.reach = pn.pane.Markdown("", name="solver_lab_table", styles={"font-size": "13px"})
         self.job.param.watch(self._show_job, ["running", "progress"])
         self.job.param.watch(self._show_table, ["table"])
@@ -197,7 +210,15 @@ class SolverLab(pn.viewable.Viewer):
 
     def _show_table(self, *_events) -> None:
         job = self.job
-        self.chart.object = error_chart(job.table, job.subject, job.max_nfe)
+        chart = error_chart(job.table, job.subject, job.max_nfe)
+        shown = self.chart.objects[0]
+        if isinstance(shown, pn.pane.HoloViews):
+            shown.object = chart
+        else:
+            self.chart.objects = [pn.pane.HoloViews(chart, backend="bokeh",
+                                                    name="solver_lab_chart",
+                                                    sizing_mode="stretch_width",
+                                                    max_width=WIDTH)]  # fmt: skip
         self.reach.object = reach_table(job.table)
 
     def __panel__(self):

@@ -35,7 +35,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from models.datasets import DATASETS, Dataset, make_dataset
@@ -196,6 +195,8 @@ def ot_pairing(x0: Tensor, eps: Tensor, block: int | None = None) -> Tensor:
     Exact assignments (scipy's ``linear_sum_assignment``, O(block³), ~9 ms at 256); a batch of
     at most ``block`` pairs is paired exactly as a whole.
     """
+    from scipy.optimize import linear_sum_assignment  # ~0.35 s to import: on first use
+
     block = OT_BLOCK if block is None else block
     order = []
     for start in range(0, len(x0), block):
