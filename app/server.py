@@ -107,9 +107,21 @@ _WARMED = threading.Event()
 
 
 def _warm_up_field() -> None:
+    """While the first browser connects: the exact field's kernels (its first run needs them),
+    then what else the first page would wait for: torch's first calls on the default run's
+    path (~0.5 s, against ~20 ms once warm) and the lessons file, read and checked (~0.3 s;
+    cached for every page after). Each part that fails is left to the page, which says why."""
     from models.accel.mixture_kernel import warm_up
 
     warm_up()
+    with contextlib.suppress(Exception):
+        from app.session.lessons import load_lessons
+
+        load_lessons()
+    with contextlib.suppress(Exception):
+        from app.session.state import FlowState
+
+        FlowState().compute()
 
 
 def _page():

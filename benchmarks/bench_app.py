@@ -220,14 +220,15 @@ FIRST_TARGETS = {
 def _fresh_clone(into: str) -> str:
     """A clone of this checkout's HEAD in ``into``, set up as ``.ci/setup`` does but for the
     packages (this checkout's venv serves it: the clone's own sources are on PYTHONPATH):
-    its kernels compiled into numba's cache beside its sources."""
+    its kernels compiled into numba's cache and its sources' bytecode beside them."""
     root = os.getcwd()
     clone = os.path.join(into, "clone")
     subprocess.run(["git", "clone", "-q", root, clone], check=True)
     env = {**os.environ, "PYTHONPATH": clone}
     env.pop("NUMBA_CACHE_DIR", None)
-    subprocess.run([sys.executable, "-m", "models.accel.compile"], cwd=clone, env=env,
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    for step in (["-m", "models.accel.compile"], ["-m", "compileall", "-q", "app", "models"]):
+        subprocess.run([sys.executable, *step], cwd=clone, env=env, check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
     return clone
 
 
