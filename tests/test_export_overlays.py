@@ -201,7 +201,7 @@ def test_the_html_page_shows_the_shaded_particles(learned):
 def test_the_arrows_are_drawn_in_the_pages_colours():
     """An outline pass in the page's dark colour, then a body pass in its light one."""
     from app.export.overlays import ARROW_PASSES
-    from app.ui.views import ARROW_BODY, ARROW_OUTLINE
+    from app.ui.view_figures import ARROW_BODY, ARROW_OUTLINE
 
     def hex_of(rgb) -> str:
         return "#" + "".join(f"{int(c):02x}" for c in rgb)

@@ -27,6 +27,7 @@ import torch
 
 from app.session.fairshare import TURNS
 from app.session.fields import resolve
+from app.session.links import one_line
 from app.session.state import APP_REFERENCE, FlowState
 from models.datasets import make_dataset
 from models.evaluation.solver_error import ErrorTable, error_vs_nfe, nfe_targets
@@ -40,11 +41,6 @@ TARGET_ERROR = 1e-2  # the chart's dashed line and the table's "NFE to reach" co
 MIN_NFE = 4  # the sweep's smallest NFE target (euler's 4 steps, rk4's 1 step)
 PROGRESS_SECONDS = 0.2  # progress reaches the page at most this often
 PROCESS_LABELS = {"fm": "flow matching", "vp": "VP diffusion", "trig": "trigonometric"}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def nfe_to_reach(nfes, errors, target: float = TARGET_ERROR) -> float:
@@ -148,8 +144,8 @@ class SolverSweep(param.Parameterized):
         try:
             kwargs, subject, note = self._inputs()
         except Exception as exc:  # a bad setting, no points, unreadable weights: say so
-            log.info("solver sweep not started: %s", _one_line(exc))
-            self.status = f"Not measured: {_one_line(exc)}"
+            log.info("solver sweep not started: %s", one_line(exc))
+            self.status = f"Not measured: {one_line(exc)}"
             return False
         self._stop.clear()
         begun = f"Measuring {subject}…" + (f" ({note})" if note else "")
@@ -191,7 +187,7 @@ class SolverSweep(param.Parameterized):
                 table = error_vs_nfe(**kwargs, progress=progress, should_stop=should_stop)
         except Exception as exc:  # never let a failure pass silently, never show a traceback
             log.exception("solver sweep failed")
-            failure = _one_line(exc)
+            failure = one_line(exc)
         seconds = time.perf_counter() - start
         self._send(lambda: self._deliver(table, failure, subject, note, seconds))
 

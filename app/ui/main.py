@@ -358,8 +358,10 @@ def create_app(**settings) -> pn.viewable.Viewable:
     comparison.param.watch(lambda _e: theme.show(theme.name), ["on", "layout"])  # B's figures
     header.insert(3, theme.switch)
     if page.get("theme", "light") != "light":
-        theme.show(page["theme"]) if not served else pn.state.onload(
-            lambda: theme.show(page["theme"]))  # fmt: skip
+        if served:  # once the page has its figures
+            pn.state.onload(lambda: theme.show(page["theme"]))
+        else:
+            theme.show(page["theme"])
     if served:  # the page paints at once; its first run computes like any other, in turn
         runner.request()
     return app

@@ -9,19 +9,8 @@ from __future__ import annotations
 
 import panel as pn
 import param
-from bokeh.models import (
-    Arrow,
-    ColumnDataSource,
-    CustomJS,
-    CustomJSTickFormatter,
-    HoverTool,
-    LinearColorMapper,
-    Span,
-    TapTool,
-    VeeHead,
-)
+from bokeh.models import ColumnDataSource, CustomJS, HoverTool, Span, TapTool
 from bokeh.palettes import Inferno256
-from bokeh.plotting import figure
 
 from app.session.state import ARROWS, FlowState
 from app.ui import client
@@ -35,16 +24,9 @@ from app.ui.frames import (
     positions_fine_enough,
 )
 from app.ui.posterior_hover import PosteriorHover
+from app.ui.view_figures import FRAME, SMALLEST, density_figure, particle_figure
 
-# Inner plotting area of each view, in pixels: FRAME where the window has room, down to
-# SMALLEST in a narrow one (a projector's 1024 pixels), always square (static/fit_views.js).
-FRAME, SMALLEST = 400, 240
-# What Bokeh still draws (arrows, contours, the picked paths) on its canvas backend: WebGL was
-# measured 2-4x slower in headless Chromium (software GL). The particles, trails and heatmap are
-# painted on the views' own canvases (static/layer.js, paint.js): 17.5 -> 58 fps at N = 5000.
-BACKEND = "canvas"
 TRAIL_ALPHA = (0.45, 0.18)
-ARROW_BODY, ARROW_OUTLINE = "#ffffff", "#111111"  # the overlay's arrows (see _add_arrows)
 # Trails are drawn for the first 500 particles (a random sample): more adds clutter, and costs
 # playback its frame rate (measured: 25 fps at N = 2000 with 500 trails, 22 with 1000).
 TRAIL_CAP = 500  # newer and older half of a trail
@@ -154,39 +136,11 @@ class FlowViews(pn.viewable.Viewer):
         """A source named ``name`` in the page (run B's with the prefix ``b_``)."""
         return ColumnDataSource(data, name=None if name is None else self.prefix + name)
 
-    # --- figures ----------------------------------------------------------------------------
-    def _frame(self, title: str, name: str):
-        fig = figure(
-            # Equal inner frames in both views (the colour bar must not squeeze the density):
-            # one data unit is the same length on screen, in x and y, left and right.
-            title=title, frame_width=FRAME, frame_height=FRAME, x_range=(-4, 4), y_range=(-4, 4),
-            # no "save": it would save Bokeh's canvas alone, without the particles and the
-            # heatmap painted on the view's own (static/layer.js); the Export menu saves views
-            tools="pan,wheel_zoom,box_zoom,reset", name=name,
-            output_backend=BACKEND, toolbar_location="above",
-        )  # fmt: skip
-        fig.grid.grid_line_alpha = 0.25
-        return fig
-
+    # --- figures (app/ui/view_figures.py) ------------------------------------------------
     def _particle_figure(self):
-        fig = self._frame("Particles (Lagrangian view)", self.prefix + "particle_fig")
-        # The particles, their trails and the time label are drawn on the view's own canvases
-        # (static/layer.js, under and over Bokeh's); the plot's paper is that canvas's.
-        fig.background_fill_alpha = 0
-        # not drawn (fill_alpha 0): the renderer the hover and tap tools hit-test
-        self.dots = fig.scatter(
-            "x", "y", source=self.particles, size=4, line_color=None, marker="square",
-            fill_alpha=0, selection_fill_alpha=0, nonselection_fill_alpha=0)  # fmt: skip
-        fig.line(
-            "x", "y", source=self.hovered, line_color="#444444", line_width=1.5, line_alpha=0.7
-        )
-        fig.line("x", "y", source=self.picked, line_color="black", line_width=2.5)
-        fig.line("x", "y", source=self.picked_ref, line_color="#d62728", line_width=2,
-                 line_dash="dashed")  # fmt: skip
-        self._add_arrows(fig)
-        # while the pointer is over the view, its particles' source follows every frame, so
-        # that hovering finds the particle under it while the player plays (render.js)
-        fig.js_on_event("mousemove", client.callback("pointer"))
+        fig, self.dots = particle_figure(
+            self.prefix + "particle_fig", self.particles, self.hovered, self.picked,
+            self.picked_ref, self.arrows)  # fmt: skip
         return fig
 
     def _wire_picking(self) -> None:
@@ -199,38 +153,9 @@ class FlowViews(pn.viewable.Viewer):
         fig.add_tools(TapTool(renderers=[dots]))
         self.particles.selected.js_on_change("indices", client.draw(args, now, before=("picked",)))
 
-    def _add_arrows(self, fig) -> None:
-        """Each arrow twice: a wide dark outline, then a light body on it. One of the two
-        stands out on every background: the heatmap's near-black and its pale yellow, and the
-        particle view's white (a single dark grey vanished on the dark heatmap)."""
-        for colour, width, head in ((ARROW_OUTLINE, 3.2, 8), (ARROW_BODY, 1.4, 5)):
-            fig.add_layout(Arrow(source=self.arrows, x_start="x_start", y_start="y_start",
-                                 x_end="x_end", y_end="y_end", line_color=colour,
-                                 line_width=width, line_alpha=0.9,
-                                 end=VeeHead(size=head, fill_color=colour, line_color=colour,
-                                             line_alpha=0.9, fill_alpha=0.9)))  # fmt: skip
-
     def _density_figure(self):
-        fig = self._frame("Density (Eulerian view)", self.prefix + "density_fig")
-        fig.x_range, fig.y_range = self.particle_fig.x_range, self.particle_fig.y_range
-        mapper = LinearColorMapper(palette=Inferno256, low=0, high=255)
-        img = self.image = fig.image(
-            image="image", x=-4, y=-4, dw=8, dh=8, source=self.heat, color_mapper=mapper
-        )
-        img.nonselection_glyph = None  # measured: it would keep showing frame 0
-        bar = img.construct_color_bar(
-            title="density / frame peak", width=10,
-            formatter=CustomJSTickFormatter(code=client.script("colorbar_ticks")),
-        )  # fmt: skip
-        fig.add_layout(bar, "right")
-        fig.multi_line("xs", "ys", source=self.contour, line_color="#7fd3ff", line_width=1.2)
-        self._add_arrows(fig)
-        # the heatmap and its peak label are drawn on the view's own canvases (render.js);
-        # the image stays, unpainted, for hovering (posterior_hover.py) and the colour bar
-        img.glyph.global_alpha = 0
-        fig.grid.visible = False  # the heatmap covered it (now it would draw over the heatmap)
-        fig.background_fill_color = "#000004"
-        fig.background_fill_alpha = 0
+        fig, self.image = density_figure(self.prefix + "density_fig", self.particle_fig,
+                                         self.heat, self.contour, self.arrows)  # fmt: skip
         return fig
 
     def js_args(self) -> dict:

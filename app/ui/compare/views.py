@@ -18,7 +18,8 @@ from bokeh.plotting import figure
 from app.session.compare import Comparison
 from app.ui import client
 from app.ui.compare.frames import DIVERGING, pack_pair, pack_rows
-from app.ui.views import BACKEND, FRAME, NO_TIMELINE, TRAIL_CAP, FlowViews
+from app.ui.view_figures import BACKEND, FRAME
+from app.ui.views import NO_TIMELINE, TRAIL_CAP, FlowViews
 
 A_COLOUR, B_COLOUR, LINK_COLOUR = "#1f77b4", "#ff7f0e", "#999999"
 TITLES = {"particle_fig": "Particles (Lagrangian view)", "density_fig": "Density (Eulerian view)"}

@@ -140,7 +140,11 @@ if (!window.flowscope_paint) {
           let off = window.flowscope_heat_canvas;
           if (off === undefined) { off = window.flowscope_heat_canvas = document.createElement("canvas"); }
           if (off.width !== f.w || off.height !== f.h) { off.width = f.w; off.height = f.h; }
-          const octx = off.getContext("2d"), img = octx.createImageData(f.w, f.h);
+          const octx = off.getContext("2d");
+          let img = off.__image;  // one pixel buffer, reused every frame (views share it in turn)
+          if (img === undefined || img.width !== f.w || img.height !== f.h) {
+            img = off.__image = octx.createImageData(f.w, f.h);
+          }
           const lut = lut_of(f.palette), px = img.data;
           for (let row = 0; row < f.h; row++) {  // row 0 is the bottom (y = extent's y)
             const src = row * f.w, dst = (f.h - 1 - row) * f.w;
