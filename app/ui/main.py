@@ -34,7 +34,7 @@ from app.session.url import (
     query_of,
     read_query,
 )
-from app.session.userdata import encode_points
+from app.session.userdata import LINK_MAX_POINTS, encode_points
 from app.ui import client
 from app.ui.compare.panel import compare_section
 from app.ui.compare.views import CompareViews
@@ -351,8 +351,17 @@ def create_app(**settings) -> pn.viewable.Viewable:
     theme = Theme(app, lambda: _figures(doc) or [views.particle_fig, views.density_fig])
 
     def themed(event) -> None:
-        page["theme"] = "dark" if event.new else "light"
+        name = "dark" if event.new else "light"
+        if page.get("theme", "light") == name:
+            return  # the theme the page loaded with (its link's), shown once it had loaded
+        page["theme"] = name
         mirror()
+        if served and _reloading_loses_nothing(state):
+            # Panel styles each widget in its own shadow root, from the theme its page loaded
+            # with: switched later, the figures and the page's paper turned, but widgets stayed
+            # light and text dark on the dark page. The link holds every setting (mirrored just
+            # now), so the page loads again, with the theme.
+            pn.state.location.reload = True
 
     theme.switch.param.watch(themed, "value")
     comparison.param.watch(lambda _e: theme.show(theme.name), ["on", "layout"])  # B's figures
@@ -365,6 +374,14 @@ def create_app(**settings) -> pn.viewable.Viewable:
     if served:  # the page paints at once; its first run computes like any other, in turn
         runner.request()
     return app
+
+
+def _reloading_loses_nothing(state: FlowState) -> bool:
+    """Whether this page's link holds all it shows: no network trained here, and no more of
+    your points than a link carries (where either is on screen, a theme switch turns the
+    figures and the page's paper and leaves the rest for the next load)."""
+    points = state.points
+    return state.trained is None and (points is None or len(points) <= LINK_MAX_POINTS)
 
 
 def safe_app() -> pn.viewable.Viewable:

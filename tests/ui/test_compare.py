@@ -383,6 +383,48 @@ def grey_at_midpoints(page, a: np.ndarray, b: np.ndarray) -> float:
     return float(1 - paper.mean())
 
 
+def orange_at_twins(page) -> float:
+    """Share of B's particles (as the page last set them) whose pixel in A's view is orange:
+    B's particles painted where B is now, not where it was a step before."""
+    twins = twins_painted(page)
+    pixels = inner_pixels(page, "particle_fig")
+    x0, x1, y0, y1 = page.js(
+        f"() => {{ const f = {DOC}.get_model_by_name('particle_fig');"
+        " return [f.x_range.start, f.x_range.end, f.y_range.start, f.y_range.end]; }")  # fmt: skip
+    h, w = pixels.shape[:2]
+    col = np.rint((np.asarray(twins["bx"]) - x0) / (x1 - x0) * w - 0.5).astype(int)
+    row = np.rint((y1 - np.asarray(twins["by"])) / (y1 - y0) * h - 0.5).astype(int)
+    inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    r, b = pixels[row[inside], col[inside], 0], pixels[row[inside], col[inside], 2]
+    return float(((r - b > 60) & (r > 180)).mean())
+
+
+def test_the_overlaid_views_are_painted_at_their_step_while_paused(app):
+    """Paused, each step shows its own twins (Bokeh runs the difference's script after A's
+    frame is painted), a new layout is painted at once (its views are new), and the dark
+    theme's paper comes without a new frame."""
+    page = app("?particles=500&compare=true&b_kind=sde&layout=overlay")
+    wait_pair(page, 101, 101)
+    wait_figures(page, "particle_fig", "difference_fig", absent=("b_particle_fig",))
+    for step in (100, 0, 60):
+        pause_step(page, step)
+        page.page.wait_for_timeout(300)  # the twins' repaint, a frame after the step's
+        assert orange_at_twins(page) > 0.9, step
+    page.page.get_by_role("button", name="side by side", exact=True).click()
+    wait_figures(page, "b_particle_fig", "b_density_fig", absent=("difference_fig",))
+    page.page.wait_for_timeout(800)  # the new views found and painted (layer.js)
+    for name in ("particle_fig", "b_particle_fig"):
+        shown = inner_pixels(page, name)
+        assert (shown.std(axis=(0, 1)) > 10).any(), name  # particles painted, not blank
+    shares = hues(inner_pixels(page, "particle_fig"))
+    assert shares["green"] > 0.002 and shares["orange"] < 0.05, shares  # A in class colours
+    page.page.locator(".flowscope-theme button").click()
+    page.page.wait_for_timeout(800)
+    corner = inner_pixels(page, "particle_fig")[5:15, -15:-5]
+    assert corner.max() < 80, corner.max()  # the dark paper, painted while paused
+    assert page.errors == []
+
+
 def test_the_overlaid_layout_shows_the_twins_and_the_difference(app):
     page = app("?particles=500")
     choose_preset(page, "ODE vs SDE")

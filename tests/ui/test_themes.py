@@ -39,3 +39,31 @@ def test_arrows_contours_and_trails_stand_out_on_the_theme(app, page, theme):
     assert changed_fraction(bare[1], marks[1]) > 0.02  # arrows and contours on the heatmap
     corner = float(bare[2].mean())  # the page's own paper, below and right of everything
     assert corner > 240 if theme == "light" else corner < 40, corner
+
+
+HEADING_INK = """() => { const find = (root) => { for (const e of root.querySelectorAll('*')) {
+    if (e.tagName === 'H3' && e.textContent.includes('Process')) return e;
+    if (e.shadowRoot) { const f = find(e.shadowRoot); if (f) return f; } } return null; };
+  const h = find(document); if (h === null) return null;
+  const rgb = getComputedStyle(h).color.match(/\\d+/g).map(Number);
+  return (rgb[0] + rgb[1] + rgb[2]) / 3; }"""
+
+
+def test_switching_the_theme_turns_the_whole_page_text_and_widgets_included(app):
+    page = app(f"{BASE}&particles=500")
+    assert page.js(HEADING_INK) < 100  # dark ink on the light page
+    page.page.evaluate("() => { window.__before_switch = true; }")
+    page.page.locator(".flowscope-theme button").click()
+    # the page loads again with the theme in its link (every setting is there too)
+    page.page.wait_for_function("() => window.__before_switch === undefined && "
+                                "window.flowscope_frames > 0", timeout=60_000)  # fmt: skip
+    url = page.wait_url("theme=dark", "particles=500", "process=vp")
+    assert "steps=20" in url
+    page.page.wait_for_function(SWITCHED, arg="dark")
+    assert page.js(HEADING_INK) > 180  # light ink on the dark page
+    page.page.locator(".flowscope-theme button").click()  # and back
+    page.page.wait_for_function("() => !window.location.href.includes('theme=dark')",
+                                timeout=60_000)  # fmt: skip
+    page.page.wait_for_function("() => window.flowscope_frames > 0", timeout=60_000)
+    page.page.wait_for_function(f"() => ({HEADING_INK})() !== null && ({HEADING_INK})() < 100",
+                                timeout=30_000)  # fmt: skip

@@ -1,7 +1,7 @@
 // A comparison at step `step` of its timeline: the difference of the two densities (A − B, a
 // uint8 frame on its own symmetric scale, code 128 = 0) painted on the difference view's canvas
-// with the readouts of that step, and, in the overlaid layout, the twins A's view paints next
-// (window.flowscope_twins, paint.js). Inputs (CustomJS args):
+// with the readouts of that step, and, in the overlaid layout, the twins A's view paints
+// (window.flowscope_twins, paint.js; A's view is painted again here). Inputs (CustomJS args):
 //   timeline {a: [(F,)], b: [(F,)], at}   each run's frame at every step (one row; empty
 //                                outside compare mode)
 //   dstore   {diff: [(F, H, W)]}   the difference stack (one row)
@@ -44,7 +44,7 @@ paint_diff();
 window.flowscope_repaint(diff_fig, paint_diff);
 
 // The overlaid layout: A's particles, B's, and the segments joining twins, for A's view to
-// paint (it is drawn after this script, render.js).
+// paint (paint.js, from A's own last frame: its trails and paper).
 const decode = (store, frame) => {
   const ps = store.data;
   if (ps.xy === undefined || !ps.xy.length) { return null; }
@@ -62,4 +62,7 @@ if (A === null || B === null) {
   const links = Math.min(A[0].length, B[0].length, layout.data.cap[0]);
   window.flowscope_twins.set(a_fig.id, {ax: A[0], ay: A[1], bx: B[0], by: B[1], links,
                                         colors: twin_colors});
+  // Bokeh runs a callback's handlers asynchronously: A's frame (render.js) may already be
+  // painted, from the step before; paint it again with these twins
+  window.flowscope_repaint_now(a_fig);
 }

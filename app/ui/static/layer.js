@@ -11,8 +11,11 @@
 //       and where = "under" | "over", or null while the figure is not laid out; the context is
 //       cleared and in CSS pixels of the frame; sx / sy map data x / y to them
 //   window.flowscope_repaint(fig, paint) keeps `paint` (no arguments) as the figure's way to
-//       draw itself again, and runs it when its ranges or its size change (a pan, a zoom, a
-//       resized window) without a new frame
+//       draw itself again, and runs it when its ranges, its size or its paper change (a pan, a
+//       zoom, a resized window, a theme) without a new frame, and when the page lays the
+//       figure out again (compare mode's layouts make new views of it: new canvases)
+//   window.flowscope_repaint_now(fig)    runs the figure's kept `paint` now (a script that
+//       changed what it paints, after the figure's frame was drawn)
 if (!window.flowscope_layer) {
   const entries = new Map();  // figure id -> {view, under, over, paint}
   const view_of = (fig) => {
@@ -34,20 +37,37 @@ if (!window.flowscope_layer) {
     let entry = entries.get(fig.id);
     if (entry !== undefined && entry.view.canvas_view.underlays_el.isConnected) { return entry; }
     const view = view_of(fig);
-    if (view === null) { return null; }  // not in the page (yet)
-    const cv = view.canvas_view;
-    entry = {view, paint: null,
+    // not in the page (yet), or only the view the page has just dropped
+    if (view === null || !view.canvas_view.underlays_el.isConnected) { return null; }
+    const cv = view.canvas_view, first = entry === undefined;
+    entry = {fig, view, paint: first ? null : entry.paint,  // kept when laid out again
              under: canvas_in(cv.underlays_el, "flowscope-layer-under"),
              over: canvas_in(cv.overlays_el, "flowscope-layer-over")};
     entries.set(fig.id, entry);
-    const again = () => requestAnimationFrame(() => { if (entry.paint) { entry.paint(); } });
-    for (const range of [fig.x_range, fig.y_range]) { fig.connect(range.change, again); }
-    // a new size is laid out after the property changes: paint once the frame has it
-    for (const p of [fig.properties.frame_width, fig.properties.frame_height]) {
-      fig.connect(p.change, () => requestAnimationFrame(again));
+    if (first) {  // once per figure: the handlers paint whichever view it has then
+      const again = () => requestAnimationFrame(() => {
+        const now = entries.get(fig.id);
+        if (now !== undefined && now.paint) { now.paint(); }
+      });
+      for (const range of [fig.x_range, fig.y_range]) { fig.connect(range.change, again); }
+      // a new size is laid out after the property changes: paint once the frame has it
+      for (const p of [fig.properties.frame_width, fig.properties.frame_height]) {
+        fig.connect(p.change, () => requestAnimationFrame(again));
+      }
+      fig.connect(fig.properties.background_fill_color.change, again);  // the theme's paper
     }
     return entry;
   };
+  // A figure laid out again (compare mode on or off, another layout) gets a new view, and the
+  // kept canvases left the page with the old one: while paused nothing would paint the new
+  // view. Checked a few times a second (a handful of figures: no measurable cost).
+  setInterval(() => {
+    for (const entry of entries.values()) {
+      if (entry.paint === null || entry.view.canvas_view.underlays_el.isConnected) { continue; }
+      const fresh = entry_of(entry.fig);  // null while the figure is not in the page
+      if (fresh !== null) { requestAnimationFrame(() => { if (fresh.paint) { fresh.paint(); } }); }
+    }
+  }, 250);
   window.flowscope_layer = (fig, where) => {
     const entry = entry_of(fig);
     if (entry === null) { return null; }
@@ -75,5 +95,9 @@ if (!window.flowscope_layer) {
   window.flowscope_repaint = (fig, paint) => {
     const entry = entry_of(fig);
     if (entry !== null) { entry.paint = paint; }
+  };
+  window.flowscope_repaint_now = (fig) => {
+    const entry = entry_of(fig);
+    if (entry !== null && entry.paint) { entry.paint(); }
   };
 }
