@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+import time
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -383,6 +384,18 @@ def grey_at_midpoints(page, a: np.ndarray, b: np.ndarray) -> float:
     return float(1 - paper.mean())
 
 
+def eventually(test, seconds: float = 10.0) -> bool:
+    """Whether ``test()`` comes true within ``seconds`` (tried every 0.2 s): for what the page
+    paints a frame or two after the state a test waited for."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if test():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
 def orange_at_twins(page) -> float:
     """Share of B's particles (as the page last set them) whose pixel in A's view is orange:
     B's particles painted where B is now, not where it was a step before."""
@@ -408,20 +421,23 @@ def test_the_overlaid_views_are_painted_at_their_step_while_paused(app):
     wait_figures(page, "particle_fig", "difference_fig", absent=("b_particle_fig",))
     for step in (100, 0, 60):
         pause_step(page, step)
-        page.page.wait_for_timeout(300)  # the twins' repaint, a frame after the step's
-        assert orange_at_twins(page) > 0.9, step
+        # the twins' repaint follows the step's frame (difference.js runs after it)
+        assert eventually(lambda: orange_at_twins(page) > 0.9), step
     page.page.get_by_role("button", name="side by side", exact=True).click()
     wait_figures(page, "b_particle_fig", "b_density_fig", absent=("difference_fig",))
-    page.page.wait_for_timeout(800)  # the new views found and painted (layer.js)
-    for name in ("particle_fig", "b_particle_fig"):
-        shown = inner_pixels(page, name)
-        assert (shown.std(axis=(0, 1)) > 10).any(), name  # particles painted, not blank
+
+    def painted(name: str) -> bool:  # particles on the new view, not blank
+        return bool((inner_pixels(page, name).std(axis=(0, 1)) > 10).any())
+
+    # the new views found and painted by layer.js
+    assert eventually(lambda: painted("particle_fig") and painted("b_particle_fig"))
     shares = hues(inner_pixels(page, "particle_fig"))
     assert shares["green"] > 0.002 and shares["orange"] < 0.05, shares  # A in class colours
+    # the dark theme's paper while paused (the page loads again with it: a new page, paused)
     page.page.locator(".flowscope-theme button").click()
-    page.page.wait_for_timeout(800)
-    corner = inner_pixels(page, "particle_fig")[5:15, -15:-5]
-    assert corner.max() < 80, corner.max()  # the dark paper, painted while paused
+    page.page.wait_for_function("() => window.location.href.includes('theme=dark')")
+    page.page.wait_for_function("() => window.flowscope_frames > 0", timeout=60_000)
+    assert eventually(lambda: inner_pixels(page, "particle_fig")[5:15, -15:-5].max() < 80)
     assert page.errors == []
 
 
