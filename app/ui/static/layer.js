@@ -40,10 +40,16 @@ if (!window.flowscope_layer) {
     // not in the page (yet), or only the view the page has just dropped
     if (view === null || !view.canvas_view.underlays_el.isConnected) { return null; }
     const cv = view.canvas_view, first = entry === undefined;
+    if (!first) { entry.watcher.disconnect(); }
     entry = {fig, view, paint: first ? null : entry.paint,  // kept when laid out again
              under: canvas_in(cv.underlays_el, "flowscope-layer-under"),
              over: canvas_in(cv.overlays_el, "flowscope-layer-over")};
     entries.set(fig.id, entry);
+    // Bokeh lays a resized figure out when it gets to it (later than the size's change on a
+    // loaded machine): paint once its canvas has the new size, with the frame it has then
+    const mine = entry;
+    mine.watcher = new ResizeObserver(() => { if (mine.paint) { mine.paint(); } });
+    mine.watcher.observe(cv.el);
     if (first) {  // once per figure: the handlers paint whichever view it has then
       const again = () => requestAnimationFrame(() => {
         const now = entries.get(fig.id);
