@@ -9,7 +9,6 @@ import signal
 import sys
 import threading
 
-import panel as pn
 import tornado.process
 
 MAX_MESSAGE = 16 * 1024 * 1024
@@ -27,23 +26,10 @@ def default_threads(num_procs: int = 1) -> int:
     return max(1, ((os.cpu_count() or 2) - 1) // num_procs)
 
 
-def serve(port: int = 5006, address: str = "localhost", show: bool = False,
-          threaded: bool = False, threads: int | None = None,
-          origins: list[str] | None = None, num_procs: int = 1,
-          xheaders: bool = False, lessons: str | None = None):  # fmt: skip
-    """Serve the app; blocks unless ``threaded`` (then returns the server thread).
-
-    ``num_procs`` > 1 forks that many processes sharing the port (Bokeh's ``num_procs``; each
-    session lives in one of them); ``xheaders``: trust a reverse proxy's X-Forwarded-* headers;
-    ``lessons``: the lessons file every page's menu shows (checked here, whole).
-    Raises ValueError (bad port, thread or process count, a bad lessons file) or OSError (the
-    port cannot be bound) before anything is printed: "serving on" is said only once the
-    socket is bound.
-    """
-    import torch
-
-    from app.ui.main import safe_app
-
+def check_options(
+    port: int, threads: int | None, num_procs: int, threaded: bool = False, show: bool = False
+) -> None:
+    """Raise ValueError, naming the option, for a bad port, thread or process count."""
     if not 1 <= port <= 65535:
         raise ValueError(f"--port must be in 1..65535, got {port}")
     if threads is not None and not 1 <= threads <= 256:  # torch crashes far past the cores
@@ -52,13 +38,45 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
         raise ValueError(f"--num-procs must be in 1..64, got {num_procs}")
     if num_procs > 1 and (threaded or show):
         raise ValueError("--num-procs above 1 serves in the foreground, without --show")
+
+
+def check_lessons(lessons: str | None) -> None:
+    """Check the lessons file whole (LessonError, a ValueError, names the scene and the
+    field) and make it the one every session of every process reads."""
     if lessons is not None:
         from app.session.lessons import ENV_VAR, load_lessons
 
         path = os.path.abspath(lessons)
-        load_lessons(path)  # LessonError (a ValueError) names the scene and the field
-        os.environ[ENV_VAR] = path  # every session of every process reads it
+        load_lessons(path)
+        os.environ[ENV_VAR] = path
+
+
+def serve(port: int = 5006, address: str = "localhost", show: bool = False,
+          threaded: bool = False, threads: int | None = None,
+          origins: list[str] | None = None, num_procs: int = 1,
+          xheaders: bool = False, lessons: str | None = None, splash=None):  # fmt: skip
+    """Serve the app; blocks unless ``threaded`` (then returns the server thread).
+
+    ``num_procs`` > 1 forks that many processes sharing the port (Bokeh's ``num_procs``; each
+    session lives in one of them); ``xheaders``: trust a reverse proxy's X-Forwarded-* headers;
+    ``lessons``: the lessons file every page's menu shows (checked here, whole); ``splash``:
+    an ``app.splash.Splash`` already serving on the port (one process): it is given the
+    default run to show, then its sockets.
+    Raises ValueError (bad port, thread or process count, a bad lessons file) or OSError (the
+    port cannot be bound) before anything is printed: "serving on" is said only once the
+    socket is bound.
+    """
+    check_options(port, threads, num_procs, threaded, show)
+    check_lessons(lessons)
+    import torch
+
     torch.set_num_threads(threads or default_threads(num_procs))
+    if splash is not None:
+        _show_default_run(splash)
+    import panel as pn
+
+    from app.ui.main import safe_app
+
     origin = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}", *(origins or [])]
     options = dict(port=port, address=address, show=show, title="flowscope",
                    websocket_origin=origin, verbose=False, liveness=True, use_xheaders=xheaders,
@@ -72,19 +90,39 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
     # binds the port, or raises; with num_procs > 1 it forks here, and what follows runs in
     # every child (the parent stays inside, waiting on them)
     parent = os.getpid()
-    server = pn.serve({"/": _page}, start=False, **options)
+    if splash is not None:
+        from app.splash import sockets_for_bokeh
+
+        with sockets_for_bokeh(splash.hand_over()):
+            server = pn.serve({"/": _page}, start=False, **{**options, "show": False})
+    else:
+        server = pn.serve({"/": _page}, start=False, **options)
     if num_procs > 1:
         _die_with_parent(parent)
     # The exact field's kernels, while the first browser connects (its first run needs them).
     # Only now: a thread running at the fork (numba compiling, holding its locks) would leave
     # the children locked.
     _start_field_warm_up()
-    if num_procs == 1 or tornado.process.task_id() == 0:  # said once, not once per child
-        procs = f" in {num_procs} processes" if num_procs > 1 else ""
+    if splash is None and (num_procs == 1 or tornado.process.task_id() == 0):
+        procs = f" in {num_procs} processes" if num_procs > 1 else ""  # said once, not per child
         print(f"flowscope: serving on http://{address}:{port}/{procs} (Ctrl-C stops)", flush=True)
     server.start()
     server.io_loop.start()
     return server
+
+
+def _show_default_run(splash) -> None:
+    """The default run, computed as a page's first run is (but with torch alone: numba loads
+    in ~1 s, later, in the warm-up thread), for the splash to play."""
+    from app.session.state import FlowState
+    from models.fields import torch_only
+
+    try:
+        with torch_only():
+            result, _ = FlowState().compute()
+    except Exception:  # the app's first page computes it again, and says why
+        return
+    splash.show(result.trajectories, result.times, result.labels)
 
 
 def _start_field_warm_up() -> None:
@@ -126,6 +164,8 @@ def _warm_up_field() -> None:
 
 def _page():
     """A session of the app; the first one, once its page has loaded, starts the warm-up."""
+    import panel as pn
+
     from app.ui.main import safe_app
 
     view = safe_app()

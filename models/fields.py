@@ -30,6 +30,22 @@ from models.paths import GaussianPath
 CHUNK_ROWS, CHUNK_ELEMENTS = 1024, 2**20  # measured: (2000, 512) blocks were 2x slower
 LOGIT_RANGE = 50.0  # per-axis sums: weights below e⁻⁵⁰ of the largest are set to that floor
 SHORT_M = 64  # fewer components than this: logits laid out (M, n), see _logits
+_compiled_allowed = True  # False only inside ``torch_only``
+
+
+@contextlib.contextmanager
+def torch_only():
+    """Within: exact fields evaluate with torch alone, never the compiled kernels, whose first
+    use loads numba and its cache (~1 s). For ``flowscope serve``'s first picture, which
+    cannot wait for that (app/splash.py): the two paths agree to float32 rounding (~1e-5
+    after a default run of 100 steps). One thread at a time: it sets a module flag.
+    """
+    global _compiled_allowed
+    _compiled_allowed = False
+    try:
+        yield
+    finally:
+        _compiled_allowed = True
 
 
 def _chunk_rows(m: int) -> int:
@@ -171,7 +187,8 @@ class ExactField:
         """Whether the compiled kernel may evaluate at x: on the CPU, in float32, without
         autograd, and not so far out that logits could overflow (torch's path then says
         what it says)."""
-        if x.device.type != "cpu" or x.dtype != torch.float32 or x.requires_grad:
+        if not _compiled_allowed or x.device.type != "cpu" or x.dtype != torch.float32 \
+                or x.requires_grad:  # fmt: skip
             return False
         return self._kernel().fits(float(x.abs().max()) if len(x) else 0.0, a, c2)
 

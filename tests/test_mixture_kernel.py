@@ -204,3 +204,26 @@ def test_far_points_on_the_grid_as_in_float64():
         got = GridKernel(field.grid)(x.numpy(), 1.0, c2)
         want = full._responsibility_mean(x.double(), 1.0, c2).numpy()
         assert np.isfinite(got).all() and np.abs(got - want).max() < 1e-3
+
+
+def test_torch_only_keeps_the_kernel_out_and_agrees_with_it(monkeypatch):
+    """``torch_only`` (the start-up picture's run): no compiled call inside, the same means
+    to float32 rounding, and the kernel back after it, even after an exception."""
+    from models import fields
+
+    field = build(RunConfig(dataset="moons"))[2]
+    x = torch.randn(500, 2, generator=torch.Generator().manual_seed(3))
+    compiled = field(x, 0.4)
+    k = field._scalars(0.4)
+    assert field._compiled_applies(x, k["a"], k["c2"])  # outside, the kernel computed it
+    calls = []
+    monkeypatch.setattr(MixtureKernel, "__call__", lambda *a: calls.append(a))
+    with fields.torch_only():
+        alone = field(x, 0.4)
+        assert not field._compiled_applies(x, k["a"], k["c2"])
+    assert calls == []
+    torch.testing.assert_close(alone, compiled, atol=1e-5, rtol=1e-5)
+    with pytest.raises(RuntimeError), fields.torch_only():
+        raise RuntimeError
+    monkeypatch.undo()
+    assert fields._compiled_allowed

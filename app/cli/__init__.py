@@ -30,14 +30,14 @@ def main(argv: list[str] | None = None) -> int:
         "flow-matching models, their exports, training, and the web app.",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    add_sample(sub)
-    add_serve(sub)
-    add_export(sub)
-    add_train(sub)
-    add_solvers(sub)
-    add_compare(sub)
-    add_class(sub)
-    args = parser.parse_args(glue_side_values(list(sys.argv[1:] if argv is None else argv)))
+    argv = glue_side_values(list(sys.argv[1:] if argv is None else argv))
+    # The other commands' options list the models' names, which imports torch (~1.5 s): not
+    # for `serve`, which binds its port and shows its first picture before that (app/splash.py)
+    for add in (add_sample, add_serve, add_export, add_train, add_solvers, add_compare,
+                add_class):  # fmt: skip
+        if add is add_serve or argv[:1] != ["serve"]:
+            add(sub)
+    args = parser.parse_args(argv)
     try:
         runs = {"sample": run_sample, "serve": run_serve, "export": run_export,
                 "train": run_train, "solvers": run_solvers,

@@ -38,16 +38,30 @@ def add_serve(sub) -> None:
 
 
 def run_serve(args) -> int:
-    from app.server import serve
+    from app.server import check_lessons, check_options, serve
 
+    check_options(args.port, args.threads, args.num_procs, show=args.show)
+    check_lessons(args.lessons)
+    splash = None
+    if args.num_procs == 1:  # the first picture while the app starts (app/splash.py)
+        from app.splash import Splash
+
+        splash = Splash(args.port, args.address)  # binds the port, or raises OSError
+        url = f"http://{args.address}:{args.port}/"
+        print(f"flowscope: serving on {url} (Ctrl-C stops)", flush=True)
+        if args.show:
+            import webbrowser
+
+            webbrowser.open(url)
     serve(
         port=args.port,
         address=args.address,
-        show=args.show,
+        show=args.show and splash is None,
         threads=args.threads,
         origins=args.allow_websocket_origin,
         num_procs=args.num_procs,
         lessons=args.lessons,
         xheaders=args.use_xheaders,
+        splash=splash,
     )
     return 0

@@ -1,0 +1,171 @@
+"""The first picture while ``flowscope serve`` starts.
+
+The app's imports and first page take ~6 s on a 2-core machine (docs/PERFORMANCE.md, "The
+first picture"), most of it Panel, Bokeh and torch being imported. So the command binds its
+port at once and answers with a small page (``assets/splash.html``) from a tornado server of
+its own, on a thread of its own. The page plays the default run as soon as the main thread has
+computed it (torch alone, ~2 s from the start), and asks for ``/flowscope-splash`` until the
+answer is not the splash's (the splash answers ``/liveness`` with 503: scripts wait for the
+app, not for the port). Once Panel's server is built, the splash stops accepting on its sockets,
+which stay open, and gives them to Panel's server (``hand_over``): no connection is refused
+in between, and the page's next question reaches the app (404), so it loads it.
+
+Only for one process: forked processes would each need their own splash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import tornado.httpserver
+import tornado.ioloop
+import tornado.netutil
+import tornado.web
+
+PAGE = Path(__file__).resolve().parents[1] / "assets" / "splash.html"
+RUN_PATH = "/flowscope-first-run"
+SPLASH_PATH = "/flowscope-splash"
+STARTING = "flowscope is starting: the app answers here in a few seconds.\n"
+
+
+def encode_run(trajectories: np.ndarray, times: np.ndarray, labels: np.ndarray) -> bytes:
+    """The run as the page reads it: frames and particles (uint32 each), the positions
+    (T+1, N, 2) float32, each frame's t (T+1,) float32, then each particle's label (N,) uint8,
+    all little-endian."""
+    frames, n = trajectories.shape[:2]
+    head = np.array([frames, n], "<u4").tobytes()
+    xy = np.ascontiguousarray(trajectories, "<f4").tobytes()
+    t = np.asarray(times, "<f4").tobytes()
+    return head + xy + t + np.asarray(labels).astype(np.uint8).tobytes()
+
+
+class _Page(tornado.web.RequestHandler):
+    def get(self) -> None:
+        from bokeh.palettes import Category10_10  # the app's class colours (app/ui/frames.py)
+
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.write(PAGE.read_text(encoding="utf-8").replace(
+            "__FLOWSCOPE_PALETTE__", repr(list(Category10_10))))  # fmt: skip
+
+
+class _Run(tornado.web.RequestHandler):
+    def initialize(self, splash: Splash) -> None:
+        self.splash = splash
+
+    async def get(self) -> None:
+        data = await self.splash.run
+        if not data:  # no run to show (its computation failed): the app will say why
+            self.set_status(503)
+            return
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Cache-Control", "no-store")
+        self.write(data)
+
+
+class _Splash(tornado.web.RequestHandler):
+    """The page's question "is the splash still here?" (the app answers it with 404)."""
+
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.write("starting")
+
+
+class _Starting(tornado.web.RequestHandler):
+    """Everything else, the liveness check included: not yet."""
+
+    def prepare(self) -> None:
+        self.set_status(503)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Retry-After", "1")
+        self.finish(STARTING)
+
+
+class Splash:
+    """A tornado server on ``port`` that shows the default run until the app takes over.
+
+    Raises OSError when the port cannot be bound (before anything is served).
+    """
+
+    def __init__(self, port: int, address: str):
+        self.sockets: list[socket.socket] = tornado.netutil.bind_sockets(port, address)
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="flowscope-splash", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        self.loop = tornado.ioloop.IOLoop.current()
+        self.run: asyncio.Future[bytes] = asyncio.get_event_loop().create_future()
+        app = tornado.web.Application(
+            [
+                (r"/", _Page),
+                (RUN_PATH, _Run, {"splash": self}),
+                (SPLASH_PATH, _Splash),
+                (r".*", _Starting),
+            ],
+            log_function=lambda _handler: None,
+        )  # fmt: skip  (its 503s are expected, not news)
+        # every answer closes its connection: none stays open on this thread's loop after the
+        # sockets have gone to the app
+        self.server = tornado.httpserver.HTTPServer(app, no_keep_alive=True)
+        self.server.add_sockets(self.sockets)
+        self._ready.set()
+        self.loop.start()
+
+    def _on_loop(self, work) -> None:
+        """Run ``work()`` on the splash's loop and wait for it."""
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                work()
+            finally:
+                done.set()
+
+        self.loop.add_callback(call)
+        done.wait()
+
+    def show(self, trajectories: np.ndarray, times: np.ndarray, labels: np.ndarray) -> None:
+        """Serve this run (T+1, N, 2), its times (T+1,) and labels (N,) to every page asking
+        for it."""
+        data = encode_run(trajectories, times, labels)
+        self._on_loop(lambda: self.run.done() or self.run.set_result(data))
+
+    def hand_over(self) -> list[socket.socket]:
+        """Stop accepting connections (the sockets stay open, and connections that arrive
+        meanwhile wait in their queue) and return the sockets for the app's server."""
+
+        def stop_accepting() -> None:
+            for sock in self.sockets:
+                self.loop.remove_handler(sock)
+            if not self.run.done():  # no page waits for a run that will not come
+                self.run.set_result(b"")
+
+        self._on_loop(stop_accepting)
+        return self.sockets
+
+
+@contextlib.contextmanager
+def sockets_for_bokeh(sockets: list[socket.socket]) -> Iterator[None]:
+    """While inside: a Bokeh server built here serves on ``sockets`` instead of binding its
+    port (Bokeh's ``Server`` binds through ``bokeh.server.server.bind_sockets``)."""
+    import bokeh.server.server as bokeh_server
+
+    original = bokeh_server.bind_sockets
+
+    def given(_address, _port):
+        return sockets, sockets[0].getsockname()[1]
+
+    bokeh_server.bind_sockets = given
+    try:
+        yield
+    finally:
+        bokeh_server.bind_sockets = original
