@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.ui.conftest import BUSY
 from tests.ui.test_hardening import notice_text
 from tests.ui.test_user_data import upload
 
@@ -46,7 +47,14 @@ def test_the_same_file_uploaded_again_after_clear_loads_again(app):
     clear = page.page.get_by_role("button", name="clear", exact=True)
     clear.wait_for()
     clear.dispatch_event("click")
-    page.page.get_by_text("No points of your own yet").wait_for(timeout=30_000)
+    try:
+        page.page.get_by_text("No points of your own yet").wait_for(timeout=30_000)
+    except Exception as exc:  # what the page shows then, for the report
+        shown = page.page.locator(".flowscope-upload").locator("xpath=..").inner_text()
+        raise AssertionError(
+            f"after clear: {shown!r}; errors {page.errors}; url "
+            f"{page.page.url}; busy {page.js(f'() => {BUSY}')}"
+        ) from exc
     page.store_marker()
     upload(page, "good.csv", points)
     page.page.get_by_text("100 points, kept in the page's link").wait_for(timeout=30_000)
