@@ -104,15 +104,10 @@ class Splash:
         asyncio.set_event_loop(asyncio.new_event_loop())
         self.loop = tornado.ioloop.IOLoop.current()
         self.run: asyncio.Future[bytes] = asyncio.get_event_loop().create_future()
-        app = tornado.web.Application(
-            [
-                (r"/", _Page),
-                (RUN_PATH, _Run, {"splash": self}),
-                (SPLASH_PATH, _Splash),
-                (r".*", _Starting),
-            ],
-            log_function=lambda _handler: None,
-        )  # fmt: skip  (its 503s are expected, not news)
+        routes = [(r"/", _Page), (RUN_PATH, _Run, {"splash": self}), (SPLASH_PATH, _Splash),
+                  (r".*", _Starting)]  # fmt: skip
+        # no access log: its 503s and the page's polls are expected, not news
+        app = tornado.web.Application(routes, log_function=lambda _handler: None)
         # every answer closes its connection: none stays open on this thread's loop after the
         # sockets have gone to the app
         self.server = tornado.httpserver.HTTPServer(app, no_keep_alive=True)
