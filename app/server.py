@@ -26,10 +26,11 @@ def default_threads(num_procs: int = 1) -> int:
     return max(1, ((os.cpu_count() or 2) - 1) // num_procs)
 
 
-def check_options(
-    port: int, threads: int | None, num_procs: int, threaded: bool = False, show: bool = False
-) -> None:
-    """Raise ValueError, naming the option, for a bad port, thread or process count."""
+def check_options(port: int, threads: int | None, num_procs: int, threaded: bool = False,
+                  show: bool = False, origins: list[str] | None = None) -> None:  # fmt: skip
+    """Raise ValueError, naming the option, for a bad port, thread or process count, or an
+    extra websocket origin Bokeh would refuse (checked by Bokeh's own rule, here: before the
+    port is bound, not once the app's server is built)."""
     if not 1 <= port <= 65535:
         raise ValueError(f"--port must be in 1..65535, got {port}")
     if threads is not None and not 1 <= threads <= 256:  # torch crashes far past the cores
@@ -38,6 +39,13 @@ def check_options(
         raise ValueError(f"--num-procs must be in 1..64, got {num_procs}")
     if num_procs > 1 and (threaded or show):
         raise ValueError("--num-procs above 1 serves in the foreground, without --show")
+    if origins:
+        from bokeh.server.util import create_hosts_allowlist
+
+        try:
+            create_hosts_allowlist(origins, port)
+        except ValueError as exc:
+            raise ValueError(f"--allow-websocket-origin: {exc}") from None
 
 
 def check_lessons(lessons: str | None) -> None:
@@ -62,11 +70,12 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
     ``lessons``: the lessons file every page's menu shows (checked here, whole); ``splash``:
     an ``app.splash.Splash`` already serving on the port (one process): it is given the
     default run to show, then its sockets.
-    Raises ValueError (bad port, thread or process count, a bad lessons file) or OSError (the
-    port cannot be bound) before anything is printed: "serving on" is said only once the
-    socket is bound.
+    Raises ValueError (bad port, thread or process count, websocket origin, a bad lessons
+    file) or OSError (the port cannot be bound) before anything is printed: "serving on" is
+    said only once the socket is bound (with a splash, by the command line, which checks the
+    same options before it binds the port).
     """
-    check_options(port, threads, num_procs, threaded, show)
+    check_options(port, threads, num_procs, threaded, show, origins)
     check_lessons(lessons)
     import torch
 
@@ -93,7 +102,7 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
     if splash is not None:
         from app.splash import sockets_for_bokeh
 
-        with sockets_for_bokeh(splash.hand_over()):
+        with sockets_for_bokeh(splash):
             server = pn.serve({"/": _page}, start=False, **{**options, "show": False})
     else:
         server = pn.serve({"/": _page}, start=False, **options)
@@ -120,9 +129,9 @@ def _show_default_run(splash) -> None:
     try:
         with torch_only():
             result, _ = FlowState().compute()
+        splash.show(result.trajectories, result.times, result.labels)
     except Exception:  # the app's first page computes it again, and says why
         return
-    splash.show(result.trajectories, result.times, result.labels)
 
 
 def _start_field_warm_up() -> None:

@@ -63,7 +63,7 @@ def run_class(args) -> int:
     if args.threads is not None and not 1 <= args.threads <= 256:
         raise ValueError(f"--threads must be in 1..256, got {args.threads}")
     nginx = find_nginx(args.nginx)
-    from app.server import default_threads  # here: it imports Panel, slow for other commands
+    from app.server import default_threads
 
     threads = args.threads or default_threads(args.procs)
     with Classroom(args.procs, args.port, args.address, nginx, args.base_port, threads,

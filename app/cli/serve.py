@@ -38,9 +38,11 @@ def add_serve(sub) -> None:
 
 
 def run_serve(args) -> int:
-    from app.server import check_lessons, check_options, serve
+    from app.server import check_lessons, check_options
 
-    check_options(args.port, args.threads, args.num_procs, show=args.show)
+    check_options(args.port, args.threads, args.num_procs, show=args.show,
+                  origins=args.allow_websocket_origin)  # fmt: skip
+    # the lessons file is checked whole before the port is bound: that imports torch (~1.5 s)
     check_lessons(args.lessons)
     splash = None
     if args.num_procs == 1:  # the first picture while the app starts (app/splash.py)
@@ -52,7 +54,17 @@ def run_serve(args) -> int:
         if args.show:
             import webbrowser
 
-            webbrowser.open(url)
+            webbrowser.open(url, new=2)
+    try:
+        return _serve(args, splash)
+    finally:
+        if splash is not None:  # served, or failed after the port was bound: let it go
+            splash.close()
+
+
+def _serve(args, splash) -> int:
+    from app.server import serve
+
     serve(
         port=args.port,
         address=args.address,
