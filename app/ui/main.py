@@ -274,7 +274,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
     later = _after(pn.state.curdoc)
     _mirror_when_idle(state, runner, mirror, later, comparison, lessons)
     views = FlowViews(state=state)
-    schedule = SchedulePlot(state=state)
+    schedule = SchedulePlot(state=state, later=later)
     views.link_marks(schedule.marks)
     compared = CompareViews(views, later=later, comparison=comparison)
     export_menu = ExportMenu(state=state, schedule=_on_session_thread(pn.state.curdoc, gate),
@@ -325,8 +325,8 @@ def create_app(**settings) -> pn.viewable.Viewable:
         pn.pane.Markdown("### Train a network"), train_panel,
         pn.pane.Markdown("### Export"), export_menu,
         pn.Row(pn.Column(pn.pane.Markdown("### The path"), schedule, width=320),
-               pn.Column(pn.pane.Markdown("### The mathematics"), MathPanel(state=state),
-                         sizing_mode="stretch_width")),
+               pn.Column(pn.pane.Markdown("### The mathematics"),
+                         MathPanel(state=state, later=later), sizing_mode="stretch_width")),
         pn.pane.Markdown("### The solver lab: error versus model calls"), solver_lab,
         sizing_mode="stretch_width",
     )  # fmt: skip

@@ -6,6 +6,7 @@ import panel as pn
 import param
 
 from app.session.state import FlowState
+from app.ui.after_views import after_the_views
 from app.ui.solver_rules import solver_rule
 
 
@@ -171,11 +172,12 @@ class MathPanel(pn.viewable.Viewer):
 
     state = param.ClassSelector(class_=FlowState)
 
-    def __init__(self, **params):
+    def __init__(self, later=None, **params):
+        """``later(fn, ms)``: the session's timer (``app.ui.after_views``); None: at once."""
         super().__init__(**params)
         self.column = pn.Column(name="math", sizing_mode="stretch_width")
-        # the equations of the run on screen: updated when it lands (see SchedulePlot)
-        self.state.param.watch(self._update, ["result"])
+        # the equations of the run on screen: updated just after it lands (see SchedulePlot)
+        after_the_views(self.state, self._update, later)
         self._update()
 
     def _update(self, *_events) -> None:
