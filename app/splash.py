@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
 import tornado.web
+
+from app.colours import splash_colours
 
 PAGE = Path(__file__).resolve().parents[1] / "assets" / "splash.html"
 RUN_PATH = "/flowscope-first-run"
@@ -62,11 +65,17 @@ class _Handler(tornado.web.RequestHandler):
 
 class _Page(_Handler):
     def get(self) -> None:
-        from bokeh.palettes import Category10_10  # the app's class colours (app/ui/frames.py)
-
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.write(PAGE.read_text(encoding="utf-8").replace(
-            "__FLOWSCOPE_PALETTE__", repr(list(Category10_10))))  # fmt: skip
+        self.write(self.splash.page())
+
+
+def _page_html() -> str:
+    """The splash page with the app's class colours (``app/ui/frames.py``) and its themes'."""
+    from bokeh.palettes import Category10_10
+
+    return (PAGE.read_text(encoding="utf-8")
+            .replace("__FLOWSCOPE_PALETTE__", json.dumps(list(Category10_10)))
+            .replace("__FLOWSCOPE_COLOURS__", json.dumps(splash_colours())))  # fmt: skip
 
 
 class _Run(_Handler):
@@ -107,6 +116,7 @@ class Splash:
     def __init__(self, port: int, address: str):
         self.sockets: list[socket.socket] = tornado.netutil.bind_sockets(port, address)
         self.handed_over = False
+        self._page: str | None = None
         self._ready = threading.Event()
         self._failed: BaseException | None = None
         self._thread = threading.Thread(target=self._serve, name="flowscope-splash", daemon=True)
@@ -115,6 +125,12 @@ class Splash:
         if self._failed is not None:
             self._close_sockets()
             raise OSError(f"the start-up page could not start: {self._failed}")
+
+    def page(self) -> str:
+        """The page's HTML, made at the first request (on the splash's thread) and kept."""
+        if self._page is None:
+            self._page = _page_html()
+        return self._page
 
     def _serve(self) -> None:
         try:

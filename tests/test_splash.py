@@ -4,6 +4,7 @@ server, the hand-over of its sockets, and the command end to end."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import tornado.ioloop
 import tornado.web
 from bokeh.palettes import Category10_10
 
+from app.colours import splash_colours
 from app.splash import RUN_PATH, SPLASH_PATH, Splash, encode_run
 
 
@@ -81,7 +83,8 @@ def test_the_splash_serves_its_page_then_the_run_and_nothing_else():
     base = f"http://127.0.0.1:{splash.sockets[0].getsockname()[1]}"
     status, page = get(base + "/?theme=dark")
     assert status == 200 and b"<canvas" in page and b"__FLOWSCOPE" not in page
-    assert repr(list(Category10_10)).encode() in page  # the app's class colours
+    assert json.dumps(list(Category10_10)).encode() in page  # the app's class colours
+    assert json.dumps(splash_colours()).encode() in page  # and its themes' (app/colours.py)
     assert get(base + SPLASH_PATH) == (200, b"starting")  # the page's "still the splash?"
     for path in ("/liveness", "/ws", "/static/extensions/panel/panel.min.js"):
         assert get(base + path)[0] == 503, path  # not yet: the app answers those
