@@ -115,9 +115,35 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
     if splash is None and (num_procs == 1 or tornado.process.task_id() == 0):
         procs = f" in {num_procs} processes" if num_procs > 1 else ""  # said once, not per child
         print(f"flowscope: serving on http://{address}:{port}/{procs} (Ctrl-C stops)", flush=True)
+    stopped = _stop_on_sigterm(server.io_loop)
     server.start()
     server.io_loop.start()
+    if stopped:
+        raise KeyboardInterrupt  # as Ctrl-C: the command line's clean-up, exit status 130
     return server
+
+
+def _stop_on_sigterm(io_loop) -> list[bool]:
+    """SIGTERM stops the server's loop, as a callback of that loop; returns a list that holds
+    True once it has.
+
+    The command line's own handler (``app.cli``) raises KeyboardInterrupt wherever the main
+    thread happens to be. Once, after a long benchmark, the server outlived the first SIGTERM
+    (idle in its loop, the second ended it): an exception raised at an arbitrary point can
+    be swallowed, in a finalizer or by a library's ``except BaseException``. asyncio's
+    handler only wakes the loop (through its self-pipe, whichever thread got the signal).
+    """
+    stopped: list[bool] = []
+
+    def stop() -> None:
+        stopped.append(True)
+        # a second SIGTERM, should the shutdown itself hang, ends the process (the default)
+        io_loop.asyncio_loop.remove_signal_handler(signal.SIGTERM)
+        io_loop.stop()
+
+    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not main thread
+        io_loop.asyncio_loop.add_signal_handler(signal.SIGTERM, stop)
+    return stopped
 
 
 def _show_default_run(splash) -> None:
