@@ -140,3 +140,29 @@ def test_keys_typed_into_a_field_stay_the_fields(app, page):
     assert shown.js(FRAME_NOW) == 3
     assert shown.js(f"() => {FPS_SLIDER}.value") == 25
     assert not shown.js("() => window.flowscope_present === true")
+
+
+def test_a_paint_that_missed_the_last_layout_is_mended(app, page):
+    """Every paint while a view is resized comes before Bokeh has its new frame (as on a loaded
+    machine, or while the frame has no size): the view is still painted at its frame's size
+    within a fraction of a second, with no new frame and nothing else moving."""
+    page.set_viewport_size({"width": 1500, "height": 1000})
+    shown = app("?steps=20&lesson=1&process=vp&direction=forward&kind=sde")
+    shown.pause_at(0)
+    side = shown.js(FRAMES)["density_fig"]["width"]
+    wider = side + 40
+    shown.js(
+        """(wider) => { window.__layer = window.flowscope_layer;
+        window.flowscope_layer = () => null;  // every paint from now on misses
+        for (const name of ['particle_fig', 'density_fig']) {
+          const m = Bokeh.documents[0].get_model_by_name(name);
+          m.frame_width = m.frame_height = wider; } }""",
+        wider,
+    )
+    shown.page.wait_for_function(f"() => ({FRAMES})().density_fig.width === {wider}")
+    shown.page.wait_for_timeout(500)  # the resize's own paints, all missed
+    shown.js("() => { window.flowscope_layer = window.__layer; }")
+    shown.page.wait_for_timeout(800)
+    measured = heatmap_box(screenshot(shown), shown.box("density_fig"))
+    assert abs(measured[0] - wider) <= 3 and abs(measured[1] - wider) <= 3, (measured, wider)
+    assert shown.errors == []

@@ -66,12 +66,24 @@ if (!window.flowscope_layer) {
   };
   // A figure laid out again (compare mode on or off, another layout) gets a new view, and the
   // kept canvases left the page with the old one: while paused nothing would paint the new
-  // view. Checked a few times a second (a handful of figures: no measurable cost).
+  // view. And a paint can miss the last layout: the events above fire in an order that differs
+  // with the machine's load (on a loaded machine presenter mode's density view stayed painted
+  // at the size before the refit, 21 px short of its frame), or the paint came while the frame
+  // was being laid out (no size: nothing painted). So, a few times a second, a figure whose
+  // canvas is not the size and place of its frame now is painted again (a handful of figures,
+  // reading sizes Bokeh keeps: no measurable cost).
+  const stale = (entry) => {
+    const box = entry.view.frame.bbox, canvas = entry.under;
+    return box.width > 0 && box.height > 0 && (canvas.__width !== box.width
+      || canvas.__height !== box.height || canvas.__left !== box.left || canvas.__top !== box.top);
+  };
   setInterval(() => {
     for (const entry of entries.values()) {
-      if (entry.paint === null || entry.view.canvas_view.underlays_el.isConnected) { continue; }
-      const fresh = entry_of(entry.fig);  // null while the figure is not in the page
-      if (fresh !== null) { requestAnimationFrame(() => { if (fresh.paint) { fresh.paint(); } }); }
+      if (entry.paint === null) { continue; }
+      const fresh = entry.view.canvas_view.underlays_el.isConnected ? entry : entry_of(entry.fig);
+      if (fresh !== null && (fresh !== entry || stale(fresh))) {
+        requestAnimationFrame(() => { if (fresh.paint) { fresh.paint(); } });
+      }
     }
   }, 250);
   window.flowscope_layer = (fig, where) => {
@@ -83,8 +95,10 @@ if (!window.flowscope_layer) {
     const ratio = window.devicePixelRatio || 1;
     const pw = Math.round(box.width * ratio), ph = Math.round(box.height * ratio);
     if (canvas.width !== pw || canvas.height !== ph || canvas.__left !== box.left
-        || canvas.__top !== box.top) {
+        || canvas.__top !== box.top || canvas.__width !== box.width
+        || canvas.__height !== box.height) {
       canvas.width = pw; canvas.height = ph; canvas.__left = box.left; canvas.__top = box.top;
+      canvas.__width = box.width; canvas.__height = box.height;  // the frame it is painted for
       Object.assign(canvas.style, {left: box.left + "px", top: box.top + "px",
                                    width: box.width + "px", height: box.height + "px"});
     }
