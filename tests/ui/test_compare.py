@@ -603,7 +603,16 @@ def check_views_fit(page, *names: str) -> dict:
 
 
 def readout_box(page) -> dict:
-    return page.page.locator("pre").filter(has_text="twins").first.bounding_box()
+    """The readout's box once it is shown (Panel renders a changed text anew: in between, on a
+    loaded machine, the element found may have no box for a moment)."""
+    readout = page.page.locator("pre").filter(has_text="twins").first
+    for _ in range(50):
+        readout.wait_for(state="visible")
+        box = readout.bounding_box()
+        if box is not None:
+            return box
+        page.page.wait_for_timeout(100)
+    raise AssertionError("the readout never had a box")
 
 
 @pytest.mark.parametrize("width, height", [(1500, 1700), (1024, 768)])
