@@ -95,11 +95,15 @@ class ExactField:
         self.grid = reference.grid
         self._compiled = None  # see _kernel
         grid = self.grid
-        # torch's exponentials per point and evaluation (how models/accel/parallel.py sizes a run's
-        # work); the compiled CPU kernels (models/accel/mixture_kernel.py) take a third of the time
-        exps = len(reference.points) if grid is None else \
+        # exponentials per point and evaluation: how models/accel/parallel.py sizes a run's work.
+        # Not scaled down for the compiled CPU kernels (models/accel/mixture_kernel.py), though
+        # they take a third of torch's time: each evaluation is one call that releases the GIL,
+        # so row blocks gain from a smaller step than torch's many short operations do. Measured
+        # (VP reverse, one thread against two blocks): N = 2000 spirals 66 -> 42 ms, circles
+        # 52 -> 35, swiss roll 54 -> 35; at the threshold, spirals N = 1000 35 -> 33 and 2 moons
+        # N = 2000 36 -> 31 (not split); the checkerboard, N = 2000, 21 -> 29 (not split).
+        self.work_per_point = len(reference.points) if grid is None else \
             grid.xs.numel() + grid.ys.numel() + len(grid.blocks)  # fmt: skip
-        self.work_per_point = exps / (3 if torch.device(device or "cpu").type == "cpu" else 1)
         if grid is not None:  # one label per block: that of its first component
             per_block = len(reference.points) // len(grid.blocks)
             self._block_labels = reference.labels[::per_block]
