@@ -163,6 +163,38 @@ def test_runner_keeps_the_last_run_and_explains_a_failure():
     runner.shutdown()
 
 
+def test_a_run_starts_before_the_busy_watchers_and_busy_ends_after_they_ran():
+    """The run starts while the page is told it is busy (a watcher of `busy` that waits for
+    the run's start returns), and a run finished before the watchers do still ends `busy`
+    (the run publishes only once `busy` is set: with no session loop it publishes from the
+    compute thread)."""
+    s = FlowState(steps=10, particles=200)
+    started, seen = threading.Event(), []
+    real = s.compute
+
+    def marked(should_stop=None):
+        started.set()
+        return real(should_stop=should_stop)
+
+    s.compute = marked
+    runner = Recomputer(s)
+
+    def waits_for_the_run(event):
+        if event.new:
+            seen.append(started.wait(5))  # the old order (busy, then the run) waited 5 s here
+            time.sleep(0.3)  # the run (~10 ms) is over before the watcher is
+
+    runner.param.watch(waits_for_the_run, ["busy"])
+    s.seed = 3
+    deadline = time.time() + 10
+    while (runner.busy or s.result is None or '"seed": 3' not in s.result.meta) \
+            and time.time() < deadline:  # fmt: skip
+        time.sleep(0.02)
+    assert seen == [True]
+    assert not runner.busy and '"seed": 3' in s.result.meta
+    runner.shutdown()
+
+
 def test_url_values_are_checked_one_by_one():
     good, bad = read_url_values({
         "steps": "50", "particles": "999999", "dataset": "moons", "eta": "abc",
