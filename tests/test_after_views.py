@@ -2,7 +2,7 @@
 
 import param
 
-from app.ui.after_views import AFTER_VIEWS_MS, after_the_views
+from app.ui.after_views import AFTER_VIEWS_MS, AfterViews, session_timer
 
 
 class _Runs(param.Parameterized):
@@ -26,7 +26,7 @@ class _Timer:
 
 def test_the_update_waits_for_the_timer_and_reads_the_run_then():
     runs, timer, seen = _Runs(), _Timer(), []
-    after_the_views(runs, lambda: seen.append(runs.result), timer)
+    AfterViews(runs, timer).add(lambda: seen.append(runs.result))
     runs.result = 1
     assert seen == [] and [ms for _fn, ms in timer.waiting] == [AFTER_VIEWS_MS]
     runs.result = 2  # lands while the first waits: one update, for the run then on screen
@@ -40,7 +40,25 @@ def test_the_update_waits_for_the_timer_and_reads_the_run_then():
 
 def test_without_a_timer_the_update_is_immediate():
     runs, seen = _Runs(), []
-    after_the_views(runs, lambda: seen.append(runs.result), None)
+    AfterViews(runs).add(lambda: seen.append(runs.result))
     runs.result = 5
     runs.result = 6
     assert seen == [5, 6]
+
+
+def test_the_panels_updates_share_one_timer_call_in_their_order():
+    """The schedule plot's and the equations' updates go to the page in one message."""
+    runs, timer, seen = _Runs(), _Timer(), []
+    after = AfterViews(runs, timer)
+    after.add(lambda: seen.append(("schedule", runs.result)))
+    after.add(lambda: seen.append(("math", runs.result)))
+    runs.result = 4
+    assert len(timer.waiting) == 1
+    timer.fire()
+    assert seen == [("schedule", 4), ("math", 4)]
+
+
+def test_without_a_served_session_the_timer_calls_at_once():
+    seen = []
+    session_timer(None)(lambda: seen.append(1), 500)
+    assert seen == [1]

@@ -36,6 +36,7 @@ from app.session.url import (
 )
 from app.session.userdata import LINK_MAX_POINTS, encode_points
 from app.ui import client
+from app.ui.after_views import AfterViews, session_timer
 from app.ui.compare.panel import compare_section
 from app.ui.compare.views import CompareViews
 from app.ui.controls import compute_controls, playback_controls, sidebar
@@ -88,22 +89,6 @@ class _LoadGate:
                 self._waiting.append(fn)
                 return
         fn()
-
-
-def _after(doc) -> Callable[[Callable[[], None], int], None]:
-    """``later(fn, ms)``: fn() on the session thread ``ms`` milliseconds from now (at once
-    without a served session: a notebook or a test)."""
-    if doc is None or doc.session_context is None:
-        return lambda fn, _ms: fn()
-
-    def later(fn: Callable[[], None], ms: int) -> None:
-        def run() -> None:
-            with set_curdoc(doc), unlocked():
-                fn()
-
-        doc.add_timeout_callback(run, ms)
-
-    return later
 
 
 def _on_session_thread(doc, gate: _LoadGate | None = None):
@@ -271,10 +256,11 @@ def create_app(**settings) -> pn.viewable.Viewable:
         gate.open()
     runner = Recomputer(state, schedule=_on_session_thread(pn.state.curdoc, gate),
                         comparison=comparison)  # fmt: skip
-    later = _after(pn.state.curdoc)
+    later = session_timer(pn.state.curdoc)
     _mirror_when_idle(state, runner, mirror, later, comparison, lessons)
     views = FlowViews(state=state)
-    schedule = SchedulePlot(state=state, later=later)
+    after = AfterViews(state, later)  # the panels that describe the run, in one message
+    schedule = SchedulePlot(state=state, after=after)
     views.link_marks(schedule.marks)
     compared = CompareViews(views, later=later, comparison=comparison)
     export_menu = ExportMenu(state=state, schedule=_on_session_thread(pn.state.curdoc, gate),
@@ -326,7 +312,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
         pn.pane.Markdown("### Export"), export_menu,
         pn.Row(pn.Column(pn.pane.Markdown("### The path"), schedule, width=320),
                pn.Column(pn.pane.Markdown("### The mathematics"),
-                         MathPanel(state=state, later=later), sizing_mode="stretch_width")),
+                         MathPanel(state=state, after=after), sizing_mode="stretch_width")),
         pn.pane.Markdown("### The solver lab: error versus model calls"), solver_lab,
         sizing_mode="stretch_width",
     )  # fmt: skip

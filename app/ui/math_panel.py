@@ -6,7 +6,7 @@ import panel as pn
 import param
 
 from app.session.state import FlowState
-from app.ui.after_views import after_the_views
+from app.ui.after_views import AfterViews
 from app.ui.solver_rules import solver_rule
 
 
@@ -172,12 +172,13 @@ class MathPanel(pn.viewable.Viewer):
 
     state = param.ClassSelector(class_=FlowState)
 
-    def __init__(self, later=None, **params):
-        """``later(fn, ms)``: the session's timer (``app.ui.after_views``); None: at once."""
+    def __init__(self, after: AfterViews | None = None, **params):
+        """``after``: the page's updates that follow its views (``app.ui.after_views``); None:
+        this panel's own, at once."""
         super().__init__(**params)
         self.column = pn.Column(name="math", sizing_mode="stretch_width")
         # the equations of the run on screen: updated just after it lands (see SchedulePlot)
-        after_the_views(self.state, self._update, later)
+        (after or AfterViews(self.state)).add(self._update)
         self._update()
 
     def _update(self, *_events) -> None:

@@ -8,7 +8,7 @@ from bokeh.models import ColumnDataSource, LinearAxis, Range1d, Span
 from bokeh.plotting import figure
 
 from app.session.state import FlowState
-from app.ui.after_views import after_the_views
+from app.ui.after_views import AfterViews
 from app.ui.schedule_editor import ScheduleEditor
 
 # the lower plot's title where the path has no β(t) (VP's g² is β)
@@ -48,8 +48,9 @@ class SchedulePlot(pn.viewable.Viewer):
 
     state = param.ClassSelector(class_=FlowState)
 
-    def __init__(self, later=None, **params):
-        """``later(fn, ms)``: the session's timer (``app.ui.after_views``); None: at once."""
+    def __init__(self, after: AfterViews | None = None, **params):
+        """``after``: the page's updates that follow its views (``app.ui.after_views``); None:
+        this panel's own, at once."""
         super().__init__(**params)
         self.curves = ColumnDataSource(self.state.schedule_curves())
         # the run's time grid: one tick per step on the t axis, where the solver evaluates
@@ -65,7 +66,7 @@ class SchedulePlot(pn.viewable.Viewer):
         # It describes the run on screen, so it changes when that run lands, just after the
         # views (app/ui/after_views.py): redrawn at the slider's release, it took the browser's
         # and the server's time from the run being computed (~20 ms of a 250 ms drag).
-        after_the_views(self.state, self._update, later)
+        (after or AfterViews(self.state)).add(self._update)
         self._update()
 
     def _small(self, title: str, y_range, height: int = 150):
