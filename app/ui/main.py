@@ -297,6 +297,7 @@ def create_app(**settings) -> pn.viewable.Viewable:
         doc.js_on_event("document_ready", client.draw(views.js_args(), "0"))  # first paint
         doc.js_on_event("document_ready", views.fit_to_window())
         doc.js_on_event("document_ready", client.callback("label_clicks"))
+        doc.js_on_event("document_ready", client.callback("steady_body"))
         if doc.session_context is not None:
             pn.state.on_session_destroyed(lambda _ctx: runner.shutdown())
             pn.state.on_session_destroyed(lambda _ctx: export_menu.cancel_and_clean())

@@ -126,3 +126,33 @@ def test_controls_show_what_is_in_effect_and_the_notice_warns(app, page):
     shown.wait_store_changed()
     assert shown.js(SLIDER + ".value", "η") == 1 and not shown.js(SLIDER + ".disabled", "η")
     assert shown.errors == []
+
+
+BODY_STATE = "() => [window.__body_styles, document.body.getAttribute('style') || '', " \
+             "window.getSelection().toString()]"  # fmt: skip
+
+
+def test_a_slider_drag_leaves_the_pages_style_alone_and_selects_no_text(app, page):
+    """A drag changed the body's inline style at its start and its release (user-select,
+    cursor), which restyled every element of the page (static/steady_body.js); the pointer
+    crosses the sidebar's text on the way and selects none of it."""
+    page.set_viewport_size({"width": 1500, "height": 1000})
+    shown = app("?steps=20&kind=sde&eta=0.5")  # the first slider, η, in the middle of its range
+    shown.js("""() => { window.__body_styles = 0;
+        new MutationObserver((changes) => { window.__body_styles += changes.length; })
+          .observe(document.body, {attributes: true, attributeFilter: ['style']}); }""")
+    handle = shown.page.locator(".noUi-handle >> visible=true").first
+    before = handle.get_attribute("aria-valuenow")
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    mouse = shown.page.mouse
+    mouse.move(x, y)
+    mouse.down()
+    mouse.move(x + 30, y + 150, steps=6)  # down across the sidebar's text
+    during = shown.js(BODY_STATE)
+    mouse.move(x + 40, y, steps=3)
+    mouse.up()
+    shown.page.wait_for_timeout(200)
+    assert handle.get_attribute("aria-valuenow") != before  # the drag moved the slider
+    assert during == [0, "", ""] and shown.js(BODY_STATE) == [0, "", ""]
+    assert shown.errors == []
