@@ -79,6 +79,15 @@ def test_a_shorter_run_keeps_the_browser_owned_frame_in_range(app):
     assert page.errors == []
 
 
+# the play state of the busy spinner's animation, in the page (it stands still while hidden)
+SPIN_STATE = """() => { const states = [];
+  const walk = (root) => { for (const el of root.querySelectorAll('*')) { if (el.shadowRoot) {
+    if (el.classList.contains('loader')) {
+      states.push(...el.shadowRoot.getAnimations().map((a) => a.playState)); }
+    walk(el.shadowRoot); } } };
+  walk(document); return states.join(); }"""
+
+
 def test_a_slow_recompute_shows_busy_and_holds_the_old_run(app):
     page = app("?dataset=spirals&particles=20000&steps=600")  # seconds to compute
     spinner = (
@@ -86,11 +95,13 @@ def test_a_slow_recompute_shows_busy_and_holds_the_old_run(app):
         " if (m.css_classes && m.css_classes.includes('loader')) return m.styles.opacity; }"
     )
     assert page.js(spinner) == "0"
+    assert page.js(SPIN_STATE) == "paused"  # hidden, it does not make the page draw frames
     page.store_marker()
     seed = page.page.get_by_label("Seed")
     seed.fill("7")
     seed.press("Enter")
     page.page.wait_for_function(f"() => ({spinner})() === '1'", timeout=10_000)
+    page.page.wait_for_function(f"() => ({SPIN_STATE})() === 'running'", timeout=5_000)
     # the frames drawn while the server reports a run in flight: one, held still
     held = page.js(
         "() => new Promise((done) => {"
@@ -104,6 +115,7 @@ def test_a_slow_recompute_shows_busy_and_holds_the_old_run(app):
     # hidden by the server as it reports the run landed (the status, just waited for)
     page.page.wait_for_function(f"() => ({spinner})() === '0'", timeout=10_000)
     assert page.js(spinner) == "0"
+    page.page.wait_for_function(f"() => ({SPIN_STATE})() === 'paused'", timeout=5_000)
     page.page.wait_for_function(f"() => window.flowscope_frame !== {held[0]}", timeout=5_000)
     assert page.errors == []
 
