@@ -14,6 +14,7 @@ another session's light run wait for all of it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -93,7 +94,7 @@ class Recomputer(param.Parameterized):
     def _current(self, generation: int) -> bool:
         return generation == self._generation
 
-    def _work(self, generation: int, told: threading.Event | None = None) -> None:
+    def _work(self, generation: int, told: threading.Event) -> None:
         """Compute the run of ``generation`` in turn and schedule its publication (or its
         failure's), once ``told`` is set (the request has said the page is busy)."""
         if not self._current(generation):
@@ -119,14 +120,11 @@ class Recomputer(param.Parameterized):
                 log.info("recompute refused: %s", exc)
             else:
                 log.exception("recompute failed")
-            if told is not None:
-                told.wait()
-            # bind now: Python unbinds `exc` when the except block ends
-            self._schedule(lambda error=exc: self._fail(generation, error))
-            return
-        if told is not None:
-            told.wait()
-        self._schedule(lambda: self._publish(generation, *computed))
+            then = functools.partial(self._fail, generation, exc)
+        else:
+            then = functools.partial(self._publish, generation, *computed)
+        told.wait()
+        self._schedule(then)
 
     def _comparing(self) -> bool:
         return self.comparison is not None and self.comparison.on

@@ -32,8 +32,9 @@ import threading
 import torch
 from torch import Tensor
 
-# Exponentials (or multiply-adds) per step below which blocks lose to one thread: measured
-# 2.6e5 (2 moons, N = 2000) 1.45x slower in two blocks, 6.7e5 (circles) 1.7x faster.
+# Exponentials (or multiply-adds) per step below which blocks lose to one thread: measured on
+# torch's path 2.6e5 (2 moons, N = 2000) 1.45x slower in two blocks, 6.7e5 (circles) 1.7x
+# faster; the compiled kernels pay from a little lower (models/fields.py has the figures).
 MIN_WORK_PER_STEP = 5e5
 ALIGN = 64  # rows: block bounds are multiples of this (see run_in_blocks)
 
