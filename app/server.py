@@ -86,6 +86,7 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
 
     from app.ui.main import safe_app
 
+    _send_without_delay()
     origin = [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}", *(origins or [])]
     options = dict(port=port, address=address, show=show, title="flowscope",
                    websocket_origin=origin, verbose=False, liveness=True, use_xheaders=xheaders,
@@ -121,6 +122,31 @@ def serve(port: int = 5006, address: str = "localhost", show: bool = False,
     if stopped:
         raise KeyboardInterrupt  # as Ctrl-C: the command line's clean-up, exit status 130
     return server
+
+
+def _send_without_delay() -> None:
+    """Every page's websocket sends its frames at once (TCP_NODELAY; tornado leaves Nagle's
+    algorithm on, and neither Bokeh nor Panel turns it off).
+
+    A run reaches the page as one Bokeh message of many websocket frames: the particles'
+    large buffer, then small headers and buffers. With Nagle's algorithm, a small frame
+    written after the large one waits until the browser acknowledges it, and Linux delays
+    that acknowledgement by up to 40 ms. Measured: 4 to 6 drags in 10 had the message's
+    tail arrive ~40 ms after its particles (docs/PERFORMANCE.md, "Third pass").
+
+    Swaps Panel's websocket handler in Bokeh's per-app URL patterns, the list Panel itself
+    edits to put it there, for a subclass; once per process.
+    """
+    from bokeh.server import urls
+    from panel.io.server import WSHandler
+
+    class NoDelayWSHandler(WSHandler):
+        def open(self, *args, **kwargs):
+            self.set_nodelay(True)
+            return super().open(*args, **kwargs)
+
+    urls.per_app_patterns[:] = [(pattern, NoDelayWSHandler if handler is WSHandler else handler)
+                                for pattern, handler in urls.per_app_patterns]  # fmt: skip
 
 
 def _stop_on_sigterm(io_loop) -> list[bool]:
