@@ -59,7 +59,8 @@ class _Handler(tornado.web.RequestHandler):
 
     def prepare(self) -> None:
         self.set_header("Cache-Control", "no-store")
-        if self.splash.handed_over:
+        self.moved = self.splash.handed_over  # read once: hand_over() sets it from another thread
+        if self.moved:
             self.redirect(self.request.uri, status=307)
 
 
@@ -100,7 +101,7 @@ class _Starting(_Handler):
 
     def prepare(self) -> None:
         super().prepare()
-        if not self._finished:
+        if not self.moved:  # (else redirected)
             self.set_status(503)
             self.set_header("Content-Type", "text/plain; charset=utf-8")
             self.set_header("Retry-After", "1")
