@@ -14,6 +14,7 @@ import pytest
 from bokeh.palettes import Category10_10
 from PIL import Image
 
+from app.colours import splash_colours
 from tests.ui.conftest import _free_port
 
 APP_PAINTED = "() => window.flowscope_frames > 0"
@@ -70,8 +71,13 @@ def test_a_link_with_settings_opens_the_app_with_them_without_the_default_run(pa
     page.goto(command + "?dataset=moons&theme=dark")
     # read at once, in the splash's page (the app's page has no splash counter)
     splash = page.evaluate("""() => [window.flowscope_splash_frames,
-        document.getElementById('particles').hidden, document.body.classList.contains('dark')]""")
-    assert splash == [0, True, True]  # no default run under other settings; the link's theme
+        document.getElementById('particles').hidden, getComputedStyle(document.body).color,
+        getComputedStyle(document.body).backgroundColor]""")
+    dark = [
+        f"rgb({', '.join(str(int(c[i : i + 2], 16)) for i in (1, 3, 5))})"
+        for c in (splash_colours()["dark"]["ink"], splash_colours()["dark"]["page"])
+    ]
+    assert splash == [0, True, *dark]  # no default run under other settings; the link's theme
     wait_for_the_app(page)
     assert "dataset=moons" in page.url
     data = page.locator("select").filter(has_text="your points")
