@@ -4,13 +4,16 @@ text), and a theme turns every figure dark and back to exactly what it was."""
 from __future__ import annotations
 
 import numpy as np
+from bokeh.models import ColumnDataSource
 
+from app.colours import GRID, INK, PAPER
 from app.session.compare import Comparison
 from app.session.state import FlowState
 from app.ui.compare.views import A_COLOUR, B_COLOUR
 from app.ui.frames import LABEL_PALETTE
 from app.ui.legend import legend_html
 from app.ui.theme import theme_figure
+from app.ui.train_panel import _loss_figure
 from app.ui.views import FlowViews
 
 
@@ -66,3 +69,15 @@ def test_a_theme_turns_every_figure_dark_and_light_restores_it_exactly():
     for fig in figs:
         theme_figure(fig, "light")
     assert [colours(f) for f in figs] == before
+
+
+def test_a_legend_turns_with_its_figure_and_light_restores_bokeh_s_own():
+    fig = _loss_figure(ColumnDataSource({"step": [], "loss": [], "ema": []}))
+    (legend,) = fig.legend
+    before = (legend.background_fill_color, legend.border_line_color, legend.label_text_color)
+    theme_figure(fig, "dark")
+    assert (legend.background_fill_color, legend.label_text_color) == (PAPER["dark"], INK["dark"])
+    assert legend.border_line_color == GRID["dark"]
+    theme_figure(fig, "light")
+    after = (legend.background_fill_color, legend.border_line_color, legend.label_text_color)
+    assert after == before

@@ -40,6 +40,10 @@ def theme_figure(fig: Plot, name: str) -> None:
     for bar in fig.select(type=ColorBar):
         bar.background_fill_color = paper
         bar.major_label_text_color = bar.title_text_color = ink
+    for legend in fig.legend:  # the loss curve's and the schedule plot's (light: Bokeh's own)
+        legend.background_fill_color = paper
+        legend.border_line_color = GRID[name]
+        legend.label_text_color = ink
     if fig.background_fill_color == HEATMAP_PAPER:
         return  # the heatmap's marks (white labels, light contours) read on it in both
     swap = MARKS if name == "dark" else {v: k for k, v in MARKS.items()}
