@@ -130,9 +130,10 @@ def _send_without_delay() -> None:
 
     A run reaches the page as one Bokeh message of many websocket frames: the particles'
     large buffer, then small headers and buffers. With Nagle's algorithm, a small frame
-    written after the large one waits until the browser acknowledges it, and Linux delays
-    that acknowledgement by up to 40 ms. Measured: 4 to 6 drags in 10 had the message's
-    tail arrive ~40 ms after its particles (docs/PERFORMANCE.md, "Third pass").
+    written after the large one waits until the browser has acknowledged what came before,
+    and Linux delays that acknowledgement by up to 40 ms. Measured: about half the drags of a
+    short run had the message's tail arrive 31-42 ms after its particles
+    (docs/PERFORMANCE.md, "Third pass").
 
     Swaps Panel's websocket handler in Bokeh's per-app URL patterns, the list Panel itself
     edits to put it there, for a subclass; once per process.
