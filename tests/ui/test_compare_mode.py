@@ -33,28 +33,26 @@ def wait_pair(page, a_frames: int, b_frames: int) -> None:
     )  # fmt: skip
 
 
+# Whether the figure named n is on the page: its model has a view (models may outlive views)
+ON_PAGE = f"""(n) => {{ const m = {DOC}.get_model_by_name(n);
+  return m !== null && Bokeh.index.roots.some((r) => Boolean(r.owner.find_one(m))); }}"""
+
+
 def laid_out(page, name: str) -> bool:
     """Whether the figure named ``name`` is on the page (has a view)."""
-    return page.js(f"""(n) => {{ const m = {DOC}.get_model_by_name(n);
-      if (m === null) return false;
-      for (const r of Bokeh.index.roots) if (r.owner.find_one(m)) return true;
-      return false; }}""", name)  # fmt: skip
+    return page.js(ON_PAGE, name)
 
 
 def wait_laid_out(page, *names: str) -> None:
     """Until the figures named are on the page (a layout lands a moment after its models)."""
-    page.page.wait_for_function(f"""(names) => names.every((n) => {{
-      const m = {DOC}.get_model_by_name(n);
-      return m !== null && Bokeh.index.roots.some((r) => r.owner.find_one(m)); }})""",
-                                arg=list(names), timeout=30_000)  # fmt: skip
+    page.page.wait_for_function(f"(names) => names.every({ON_PAGE})", arg=list(names),
+                                timeout=30_000)  # fmt: skip
 
 
 def wait_gone(page, *names: str) -> None:
-    """Until none of the figures named is on the page (models may outlive their views)."""
-    page.page.wait_for_function(f"""(names) => !names.some((n) => {{
-      const m = {DOC}.get_model_by_name(n);
-      return m !== null && Bokeh.index.roots.some((r) => r.owner.find_one(m)); }})""",
-                                arg=list(names), timeout=30_000)  # fmt: skip
+    """Until none of the figures named is on the page."""
+    page.page.wait_for_function(f"(names) => !names.some({ON_PAGE})", arg=list(names),
+                                timeout=30_000)  # fmt: skip
 
 
 def pause_step(page, step: int) -> None:
