@@ -1,8 +1,9 @@
 """Starts the app, drives a real Chromium, and prints what a user feels.
 
 - first page painted, from the server's start;
-- slider release → new frame painted (median of repeated drags), with the bytes the server sent
-  over the websocket for each recompute;
+- slider release → new frame painted (median of repeated drags; how it is stamped: INSTRUMENT),
+  with the bytes the server sent over the websocket for each recompute, and the median one
+  frame later (the stamp of figures before 2026-12-07);
 - playback frame rate, and the bytes sent while playing (should be none);
 - with ``--only compare``: the same slider in compare mode (A and B both rerun) beside the
   single run, and playback of A and B together;
@@ -35,9 +36,15 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 DATASET_NAMES = ("8gaussians", "moons", "circles", "swissroll", "checkerboard", "spirals")
 GRID_STORE = "Bokeh.documents[0].get_model_by_name('grid_store')"
 
-# Records the time of a pointer release, and of the first animation frame after the run's
-# last store (the grid) arrived and was drawn. The store is looked up once: a lookup by name
-# walks every model of the document, and doing it every frame cost the page ~15 ms a drag.
+# Records the time of a pointer release and when the new picture is on the screen. An animation
+# frame callback polls the run's last store (the grid); the frame F in which it sees the new
+# grid paints the views (render.js draws in the message's task, Bokeh in F's callbacks), and
+# the display compositor swaps that frame in before the next frame starts: in Chromium traces
+# of seven spirals drags its swap ended 9-14 ms after F began, before F + 1's callbacks in six
+# and 1.8 ms after them in one. So the stamp is F + 1's callback (``__painted``); ``__late``,
+# one frame later, is the stamp of the earlier figures (docs/PERFORMANCE.md, "The stamp").
+# The store is looked up once: a lookup by name walks every model of the document, and doing
+# it every frame cost the page ~15 ms a drag.
 INSTRUMENT = f"""() => {{
   document.addEventListener('pointerup', () => {{ window.__t0 = performance.now(); }}, true);
   const store = {GRID_STORE};
@@ -46,9 +53,10 @@ INSTRUMENT = f"""() => {{
     const g = store.data.t;
     if (g !== window.__grid) {{
       window.__grid = g;
-      requestAnimationFrame(() => requestAnimationFrame(() => {{
+      requestAnimationFrame(() => {{
         window.__painted = performance.now();
-      }}));
+        requestAnimationFrame(() => {{ window.__late = performance.now(); }});
+      }});
     }}
     requestAnimationFrame(poll);
   }};
@@ -113,7 +121,10 @@ PAUSE = """() => { for (const m of Bokeh.documents[0].all_models)
   if (m.constructor.__name__ === 'Player') m.direction = 0; }"""
 
 
-def slider_latency(browser, url, handle, repeats, paused=False) -> tuple[list[float], list[int]]:
+def slider_latency(browser, url, handle, repeats, paused=False, late=None,
+                   ) -> tuple[list[float], list[int]]:  # fmt: skip
+    """Release -> painted (ms) and the bytes received, per drag; ``late``, a list, also gets
+    each drag's stamp one frame later (the earlier figures' stamp)."""
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     meter = Meter(page)
     page.goto(url)
@@ -124,11 +135,14 @@ def slider_latency(browser, url, handle, repeats, paused=False) -> tuple[list[fl
     time.sleep(1.0)
     latencies, sizes = [], []
     for k in range(repeats):
-        page.evaluate("() => { window.__painted = undefined; }")
+        page.evaluate("() => { window.__painted = window.__late = undefined; }")
         before = meter.bytes
         drag(page, handle, 14 if k % 2 == 0 else -14)
-        page.wait_for_function("() => window.__painted !== undefined", timeout=30_000)
-        latencies.append(page.evaluate("() => window.__painted - window.__t0"))
+        page.wait_for_function("() => window.__late !== undefined", timeout=30_000)
+        t0, painted, later = page.evaluate("() => [window.__t0, window.__painted, window.__late]")
+        latencies.append(painted - t0)
+        if late is not None:
+            late.append(later - t0)
         time.sleep(0.3)
         sizes.append(meter.bytes - before)
     page.close()
@@ -344,7 +358,7 @@ def measure(browser, base: str, started: float, args) -> None:
     page.close()
     print(f"first page painted {first:.2f} s after the server started")
     print(f"\n{'slider release -> paint (N=2000, T=100, exact field)':58} {'median':>8} "
-          f"{'p90':>7} {'MB sent':>8}")  # fmt: skip
+          f"{'p90':>7} {'MB sent':>8} {'a frame later':>14}")  # fmt: skip
     # (label, query, index of the slider handle dragged: 0 is η, 4 is β_max in the sidebar)
     cases = [("η, flow matching SDE, 8 gaussians", "?kind=sde&eta=0.5", 0)] + [
         (f"β_max, VP ODE, {name}", f"?process=vp&dataset={name}", 4) for name in DATASET_NAMES
@@ -358,11 +372,14 @@ def measure(browser, base: str, started: float, args) -> None:
     # machine's 2 cores; paused shows the pipeline's own latency.
     for paused in (False, True) if args.only != "playback" else ():
         for label, query, handle in cases:
-            lat, sizes = slider_latency(browser, base + query, handle, args.repeats, paused)
+            late: list[float] = []
+            lat, sizes = slider_latency(browser, base + query, handle, args.repeats, paused,
+                                        late)  # fmt: skip
             p90 = sorted(lat)[int(0.9 * (len(lat) - 1))]
             name = f"{label}, {'paused' if paused else 'playing'}"
             print(f"{name:58} {statistics.median(lat):>6.0f}ms {p90:>5.0f}ms "
-                  f"{statistics.median(sizes) / 1e6:>8.2f}")  # fmt: skip
+                  f"{statistics.median(sizes) / 1e6:>8.2f} "
+                  f"{statistics.median(late):>12.0f}ms")  # fmt: skip
     print(f"\n{'playback':40} {'fps':>6} {'target':>7} {'before':>10} {'bytes sent':>11}")
     for label, query, target, before in [] if args.only == "latency" else PLAYBACK_CASES:
         fps, sent = playback(browser, base + query)
