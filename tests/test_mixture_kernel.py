@@ -10,7 +10,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.accel.mixture_kernel import FLOOR, GridKernel, MixtureKernel, exp_nonpositive
+from models.accel.mixture_kernel import (
+    CEIL,
+    FLOOR,
+    STRIDE,
+    GridKernel,
+    MixtureKernel,
+    exp_bounded,
+    exp_nonpositive,
+)
 from models.fields import ExactField
 from models.run.config import RunConfig
 from models.run.simulate import build
@@ -50,6 +58,59 @@ def test_exp_on_a_dense_grid():
 @given(st.floats(min_value=-200.0, max_value=0.0, width=32))
 def test_exp_anywhere_below_zero(d):
     assert relative_error([d]) < 4e-7
+
+
+def bounded_error(d) -> float:
+    d = np.asarray(d, np.float32)
+    got = np.array([exp_bounded(v) for v in d], np.float64)
+    want = np.exp(np.clip(d.astype(np.float64), float(FLOOR), float(CEIL)))
+    return float(np.max(np.abs(got - want) / want))
+
+
+def test_bounded_exp_at_the_edges_and_one_ulp_either_side():
+    zero = F32(0.0)
+    edges = [zero, -zero, FLOOR, CEIL, F32(0.5 * np.log(2)), F32(np.log(2)), F32(1e-7),
+             F32(-1e-7), F32(40.0)]  # fmt: skip
+    for edge in (zero, FLOOR, CEIL, F32(40.0)):
+        edges += [np.nextafter(edge, F32(-1e3)), np.nextafter(edge, F32(1e3))]
+    assert exp_bounded(zero) == 1.0
+    assert bounded_error(edges) < 4e-7  # 3 float32 ulps
+    # outside [-87, 64] it is e^-87 or e^64: normal floats, never 0 or infinite
+    for d, edge in ((F32(-88.0), FLOOR), (F32(-np.inf), FLOOR), (F32(65.0), CEIL),
+                    (F32(np.inf), CEIL)):  # fmt: skip
+        assert exp_bounded(d) == exp_bounded(edge)
+    assert np.isfinite(exp_bounded(CEIL)) and exp_bounded(FLOOR) > np.finfo(np.float32).tiny
+    assert np.isnan(exp_bounded(F32(np.nan)))
+
+
+def test_bounded_exp_on_a_dense_grid():
+    assert bounded_error(np.linspace(-87.0, 64.0, 300_001, dtype=np.float32)) < 4e-7
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=-200.0, max_value=200.0, width=32))
+def test_bounded_exp_anywhere(d):
+    assert bounded_error([d]) < 4e-7
+
+
+@pytest.mark.parametrize("c2", [1e-6, 1e-4, 1e-3, 0.1])
+def test_a_nearest_component_between_the_sampled_ones(c2):
+    """The reference search samples every STRIDE-th component. Points near the others, at a
+    small width, have terms far above the sampled best (e^600 at c² = 1e-6): summed again
+    against the best of all, they match float64; above them, at a larger width, the sum
+    takes the larger terms as they are."""
+    ref = np.stack([np.arange(64) * 0.01, np.zeros(64)], 1)  # a line, spacing 0.01
+    kernel = MixtureKernel(ref)
+    between = [j for j in range(64) if j % STRIDE]
+    x = np.concatenate([ref[between] + [0.001, 0.02], ref[between] + [-0.002, -0.3]])
+    x = x.astype(np.float32)
+    got = kernel(x, 1.0, c2)
+    logits = (x.astype(np.float64) @ ref.T - 0.5 * (ref * ref).sum(1)) / c2
+    want = torch.softmax(torch.from_numpy(logits), 1).numpy() @ ref
+    assert np.isfinite(got).all()
+    assert np.abs(got - want).max() < 1e-5
+    nearest = kernel.nearest(x, 1.0, c2)  # the full search: the component under each point
+    np.testing.assert_array_equal(nearest, np.tile(between, 2))
 
 
 @pytest.mark.parametrize("dataset", ["8gaussians", "moons", "spirals"])
