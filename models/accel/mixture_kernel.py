@@ -5,7 +5,7 @@
 with p_i = a x_i / c² and r_i = −½ a² |x_i|² / c² (``models/fields.py``). torch computes this
 as three passes over an (N, M) block: the logits, the softmax, a matrix product. This kernel
 keeps each particle's sums in registers and never writes the block: 2-3x faster for the
-built-in data sets (spirals, N = 2000, M = 512: 0.52 against 1.15 ms per evaluation here),
+built-in data sets (spirals, N = 2000, M = 512: 0.44 against 1.15 ms per evaluation here),
 which is most of a run's time.
 
 - Particles are taken in blocks of ``BLOCK``. A reference component k of each is found
@@ -24,8 +24,8 @@ which is most of a run's time.
   against its largest logit over all components (found for its whole block, vectorised: a
   block costs at most one more pass of each kind). The answer is the full search's: the
   sum's terms are the same ratios, scaled by e^(ℓ_k − max). In runs of the built-in curves
-  (moons to spirals, VP and FM, both directions, T = 100) one point-evaluation in 10⁴ was
-  summed again. Below ``STRIDED_FROM`` components the search is over all of them: 8
+  (moons to spirals, VP and FM, both directions, T = 100) at most one point-evaluation in
+  10⁴ was summed again. Below ``STRIDED_FROM`` components the search is over all of them: 8
   gaussians' every 8th is one cluster of the eight.
 - ``exp_bounded`` is e^d for d in [−87, 64] written out: numba has no vectorised ``exp``
   without Intel's SVML. Cody–Waite reduction d = k ln 2 + z, |z| ≤ ½ ln 2, a degree-7 Taylor
