@@ -166,6 +166,11 @@ def playback(browser, url: str, seconds: float = 5.0,
     return fps, sent
 
 
+# Slider release -> paint, every built-in data set (ms): the lecture's targets, and its "today"
+# (measured with the stamp a frame later, before 2026-12-07)
+LATENCY_TARGETS = {"paused": 120, "playing": 160}
+LATENCY_TODAY = {"paused": "138-173", "playing": "159-220"}
+
 # At the 25 fps setting the player's 40 ms timer caps the rate at 25; asking for 60 shows the
 # headroom, the rate the page can draw. (label, query, target, before): "before" is the rate
 # measured on this machine when the particles, trails and heatmap were Bokeh glyphs (commit
@@ -359,6 +364,9 @@ def measure(browser, base: str, started: float, args) -> None:
     print(f"first page painted {first:.2f} s after the server started")
     print(f"\n{'slider release -> paint (N=2000, T=100, exact field)':58} {'median':>8} "
           f"{'p90':>7} {'MB sent':>8} {'a frame later':>14}")  # fmt: skip
+    print(f"(target: paused <= {LATENCY_TARGETS['paused']} ms, playing <= "
+          f"{LATENCY_TARGETS['playing']} ms; the lecture's 'today', on the old stamp: "
+          f"{LATENCY_TODAY['paused']} paused, {LATENCY_TODAY['playing']} playing)")  # fmt: skip
     # (label, query, index of the slider handle dragged: 0 is η, 4 is β_max in the sidebar)
     cases = [("η, flow matching SDE, 8 gaussians", "?kind=sde&eta=0.5", 0)] + [
         (f"β_max, VP ODE, {name}", f"?process=vp&dataset={name}", 4) for name in DATASET_NAMES
