@@ -14,6 +14,7 @@ from models.accel.mixture_kernel import (
     CEIL,
     FLOOR,
     STRIDE,
+    STRIDED_FROM,
     GridKernel,
     MixtureKernel,
     exp_bounded,
@@ -93,24 +94,36 @@ def test_bounded_exp_anywhere(d):
     assert bounded_error([d]) < 4e-7
 
 
+LINE = np.stack([np.arange(STRIDED_FROM * 2) * 0.01, np.zeros(STRIDED_FROM * 2)], 1)
+BETWEEN = [j for j in range(len(LINE)) if j % STRIDE]  # the components the search skips
+
+
 @pytest.mark.parametrize("c2", [1e-6, 1e-4, 1e-3, 0.1])
 def test_a_nearest_component_between_the_sampled_ones(c2):
-    """The reference search samples every STRIDE-th component. Points near the others, at a
-    small width, have terms far above the sampled best (e^600 at c² = 1e-6): summed again
-    against the best of all, they match float64; above them, at a larger width, the sum
-    takes the larger terms as they are."""
-    ref = np.stack([np.arange(64) * 0.01, np.zeros(64)], 1)  # a line, spacing 0.01
-    kernel = MixtureKernel(ref)
-    between = [j for j in range(64) if j % STRIDE]
-    x = np.concatenate([ref[between] + [0.001, 0.02], ref[between] + [-0.002, -0.3]])
+    """The reference search samples every STRIDE-th component (256 on a line, spacing 0.01).
+    Points over the others, at a small width, have terms far above the sampled best (e^800
+    and more at c² = 1e-6): summed again against the best of all, they match float64; at
+    larger widths the sum takes terms above the reference (up to e^40) as they are."""
+    kernel = MixtureKernel(LINE)
+    x = np.concatenate([LINE[BETWEEN] + [0.001, 0.02], LINE[BETWEEN] + [-0.002, -0.3]])
     x = x.astype(np.float32)
     got = kernel(x, 1.0, c2)
-    logits = (x.astype(np.float64) @ ref.T - 0.5 * (ref * ref).sum(1)) / c2
-    want = torch.softmax(torch.from_numpy(logits), 1).numpy() @ ref
+    logits = (x.astype(np.float64) @ LINE.T - 0.5 * (LINE * LINE).sum(1)) / c2
+    want = torch.softmax(torch.from_numpy(logits), 1).numpy() @ LINE
     assert np.isfinite(got).all()
     assert np.abs(got - want).max() < 1e-5
-    nearest = kernel.nearest(x, 1.0, c2)  # the full search: the component under each point
-    np.testing.assert_array_equal(nearest, np.tile(between, 2))
+
+
+def test_rows_summed_again_do_not_depend_on_their_batch():
+    """A row summed again (its block's full search) gives the same bits alone or beside rows
+    that are not: whether a row is summed again depends on that row only."""
+    kernel = MixtureKernel(LINE)
+    steep = (LINE[BETWEEN[:40]] + [0.001, 0.02]).astype(np.float32)  # summed again at 1e-6
+    mild = np.random.default_rng(2).normal(scale=3.0, size=(300, 2)).astype(np.float32)
+    x = np.concatenate([mild[:150], steep, mild[150:]])
+    whole = kernel(x, 1.0, 1e-6)
+    for lo, hi in ((150, 151), (140, 200), (0, 190), (189, 490)):
+        np.testing.assert_array_equal(kernel(x[lo:hi], 1.0, 1e-6), whole[lo:hi])
 
 
 @pytest.mark.parametrize("dataset", ["8gaussians", "moons", "spirals"])

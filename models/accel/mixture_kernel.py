@@ -19,11 +19,12 @@ which is most of a run's time.
   multiply-adds differently in the two loops), it came out far above 0 for far points (an
   ulp of ℓ is 1024 at |ℓ| = 1e10), and their field was wrong or infinite.
 - A component between the sampled ones can lie above k (ℓ_i − ℓ_k > 0: the next component
-  along a curve, nearer the particle). The sum takes such terms up to e^``REDO``; a total at
-  or above that (or NaN) means one may have been larger, and the particle is summed again
-  against its largest logit over all components (found for its whole block, vectorised: a
-  block costs at most one more pass of each kind). The answer is the full search's: the
-  sum's terms are the same ratios, scaled by e^(ℓ_k − max). In runs of the built-in curves
+  along a curve, nearer the particle). The sum takes such terms up to ``REDO`` (e^40); a
+  total at or above that (or NaN) means one may have been larger, and the particle is summed
+  again against its largest logit over all components (found for its whole block,
+  vectorised: a block costs at most one more pass of each kind). Either way the sum's terms
+  are the same ratios, scaled by e^(ℓ_k − max): the same mean up to float32 rounding, and,
+  for a particle summed again, the same bits as the full search. In runs of the built-in curves
   (moons to spirals, VP and FM, both directions, T = 100) at most one point-evaluation in
   10⁴ was summed again. Below ``STRIDED_FROM`` components the search is over all of them: 8
   gaussians' every 8th is one cluster of the eight.
