@@ -42,7 +42,8 @@ GRID_STORE = "Bokeh.documents[0].get_model_by_name('grid_store')"
 # the display compositor swaps that frame in before the next frame starts: in Chromium traces
 # of seven spirals drags its swap ended 9-14 ms after F began, before F + 1's callbacks in six
 # and 1.8 ms after them in one. So the stamp is F + 1's callback (``__painted``); ``__late``,
-# one frame later, is the stamp of the earlier figures (docs/PERFORMANCE.md, "The stamp").
+# one frame later, is the stamp of the earlier figures (docs/PERFORMANCE.md, "The stamp,
+# corrected").
 # The store is looked up once: a lookup by name walks every model of the document, and doing
 # it every frame cost the page ~15 ms a drag.
 INSTRUMENT = f"""() => {{
