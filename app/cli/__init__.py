@@ -8,14 +8,12 @@ failure is one line and exit code 2 (1 for a refused non-finite run).
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
 
 from app.cli.classroom import add_class, run_class
 from app.cli.compare import add_compare, glue_side_values, run_compare
 from app.cli.export import add_export, run_export
+from app.cli.interrupt import signals_as_interrupt
 from app.cli.options import Parser
 from app.cli.sample import add_sample, run_sample
 from app.cli.serve import add_serve, run_serve
@@ -42,28 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         runs = {"sample": run_sample, "serve": run_serve, "export": run_export,
                 "train": run_train, "solvers": run_solvers,
                 "compare": run_compare, "class": run_class}  # fmt: skip
-        with _terminate_as_interrupt():
+        with signals_as_interrupt():
             return runs[args.command](args)
     except (ValueError, OSError) as exc:
         print(f"flowscope: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)  # 1 for a refused non-finite run (NonFiniteRun)
     except KeyboardInterrupt:
         return 130
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (``timeout``, ``kill``) ends a command like Ctrl-C: as an exception, so that a
-    half-written output's temporary file is removed (a signal's default action left it)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals reach the main thread only (tests call main() from others)
-        return
-
-    def interrupt(_signum, _frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -213,7 +213,7 @@ class Classroom:
         return ""
 
     def wait(self) -> int:
-        """Until Ctrl-C or SIGTERM (KeyboardInterrupt, app/cli/__init__.py), or until a
+        """Until Ctrl-C or SIGTERM (KeyboardInterrupt, app/cli/interrupt.py), or until a
         process ends by itself: then 1, with its last words."""
         while True:
             for name, child in self.children.items():

@@ -1,0 +1,148 @@
+"""Ctrl-C and SIGTERM end a command as KeyboardInterrupt, raised where Python carries it
+(``app.cli.interrupt``).
+
+The three places where an exception raised by a signal's handler does not travel as one (an
+import, string-``exec``'d code, the callbacks around a fork) are each hit on purpose: a script
+run with ``python -m`` (as the command line is) signals itself there. Before the deferral, the
+exec'd case ended the process by SIGINT (-2) although it returned 130, the import was cut in
+half, and the fork's callback dropped the exception, so the script ran to its end (0).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from app.cli.interrupt import RETRY_SECONDS, carries_an_exception, signals_as_interrupt
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Each scenario's body signals the process from inside the place named, then records that the
+# place ran to its end; the harness prints what happened, and exits 130 on KeyboardInterrupt.
+SUPPORT = """\
+import os, signal
+
+def stop_me():
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(1000):  # a backward jump: the handler runs here, in this frame
+        pass
+"""
+
+HARNESS = """\
+import os, subprocess, sys, time
+from app.cli.interrupt import signals_as_interrupt
+from scenario_support import stop_me
+
+reached = []
+try:
+    with signals_as_interrupt():
+{body}
+        reached.append("after")
+        time.sleep(5)
+    print("not interrupted", reached)
+except KeyboardInterrupt:
+    print("interrupted", reached)
+    sys.exit(130)
+"""
+
+SCENARIOS = {
+    "exec": """
+        exec("stop_me()\\nreached.append('exec ran to its end')", globals())""",
+    "import": """
+        import slow_module
+        reached.append("imported " + slow_module.STATE)""",
+    "fork": """
+        os.register_at_fork(after_in_parent=stop_me)
+        subprocess.Popen(["true"], preexec_fn=os.setpgrp).wait()  # as imageio-ffmpeg starts ffmpeg
+        reached.append("started")""",
+}
+
+REACHED = {"exec": "['exec ran to its end', 'after']",
+           "import": "['imported whole', 'after']",
+           "fork": "['started', 'after']"}  # fmt: skip
+
+
+@pytest.mark.parametrize("place", list(SCENARIOS))
+def test_a_signal_in_a_place_that_drops_exceptions_stops_the_run_just_after_it(tmp_path, place):
+    body = textwrap.indent(textwrap.dedent(SCENARIOS[place]).strip(), " " * 8)
+    (tmp_path / "scenario.py").write_text(HARNESS.format(body=body))
+    (tmp_path / "scenario_support.py").write_text(SUPPORT)
+    (tmp_path / "slow_module.py").write_text(
+        "from scenario_support import stop_me\nstop_me()\nSTATE = 'whole'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "scenario"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    took = time.monotonic() - start
+    assert done.returncode == 130, (done.returncode, done.stdout, done.stderr)
+    assert done.stdout.strip() == f"interrupted {REACHED[place]}", done.stderr
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr
+    assert took < 4, "the deferred stop waited for the sleep to end"
+
+
+def test_elsewhere_a_signal_raises_at_once_and_each_new_one_again():
+    with signals_as_interrupt():
+        for _ in range(2):  # a command that catches the first (train) is stopped by a second
+            start = time.monotonic()
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            assert time.monotonic() - start < 2
+
+
+def test_the_handlers_come_back_and_a_deferred_retry_is_disarmed():
+    """A retry armed just before the block ends never fires (SIGALRM's default would end the
+    process): here SIGALRM's previous handler records it if it does."""
+    fired = []
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous_alarm = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
+    try:
+        with signals_as_interrupt():
+            handler = signal.getsignal(signal.SIGTERM)
+            assert handler is signal.getsignal(signal.SIGINT) is signal.getsignal(signal.SIGALRM)
+            frame = eval("sys._getframe()", {"sys": sys})  # a frame of string-exec'd code
+            handler(signal.SIGTERM, frame)  # deferred: arms the retry, raises nothing
+            assert signal.getitimer(signal.ITIMER_REAL)[0] > 0
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        time.sleep(3 * RETRY_SECONDS)
+        assert fired == []
+        assert {s: signal.getsignal(s) for s in before} == before
+    finally:
+        signal.signal(signal.SIGALRM, previous_alarm)
+
+
+def test_an_alarm_without_a_deferred_stop_is_not_a_stop():
+    with signals_as_interrupt():
+        os.kill(os.getpid(), signal.SIGALRM)
+        time.sleep(0.05)  # would raise here were it taken for a stop
+
+
+def test_an_ignored_ctrl_c_stays_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a background job
+    try:
+        with signals_as_interrupt():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_which_frames_carry_an_exception(tmp_path, monkeypatch):
+    assert carries_an_exception(sys._getframe())
+    assert not carries_an_exception(eval("sys._getframe()", {"sys": sys}))
+    monkeypatch.syspath_prepend(tmp_path)
+    (tmp_path / "frame_in_import.py").write_text(
+        "import sys\nfrom app.cli.interrupt import carries_an_exception\n"
+        "CARRIES = carries_an_exception(sys._getframe())\n"
+    )
+    import frame_in_import
+
+    assert frame_in_import.CARRIES is False
