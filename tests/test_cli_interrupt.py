@@ -25,8 +25,8 @@ from app.cli.interrupt import carries_an_exception, signals_as_interrupt
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Each scenario's body signals the process from inside the place named, then records that the
-# place ran to its end; the harness prints what happened, and exits 130 on KeyboardInterrupt.
+# Each scenario's body signals the process from inside the place named and records that the
+# place ran to its end; the harness prints what was reached, and exits 130 on KeyboardInterrupt.
 SUPPORT = """\
 import os, signal
 
@@ -45,48 +45,75 @@ reached = []
 try:
     with signals_as_interrupt():
 {body}
-        reached.append("after")
-        time.sleep(5)
     print("not interrupted", reached)
 except KeyboardInterrupt:
     print("interrupted", reached)
     sys.exit(130)
 """
 
+# (body, what it reaches before the stop); a body that goes on sleeps, which the stop cuts short
 SCENARIOS = {
-    "exec": """
-        exec("stop_me()\\nreached.append('exec ran to its end')", globals())""",
-    "import": """
+    "exec": (
+        """
+        exec("stop_me()\\nreached.append('exec ran to its end')", globals())
+        time.sleep(5)""",
+        ["exec ran to its end"],
+    ),
+    "import": (
+        """
         import slow_module
-        reached.append("imported " + slow_module.STATE)""",
-    "fork": """
+        reached.append("imported " + slow_module.STATE)
+        time.sleep(5)""",
+        ["imported whole"],
+    ),
+    "fork": (
+        """
         os.register_at_fork(after_in_parent=stop_me)
-        subprocess.Popen(["true"], preexec_fn=os.setpgrp).wait()  # as imageio-ffmpeg starts ffmpeg
-        reached.append("started")""",
+        subprocess.Popen(["true"], preexec_fn=os.setpgrp)  # as imageio-ffmpeg starts ffmpeg
+        reached.append("started")
+        time.sleep(5)""",
+        ["started"],
+    ),
+    # the block's last act: the noted stop is raised as it ends
+    "exec, then the block ends": (
+        """
+        exec("stop_me()\\nreached.append('exec ran to its end')", globals())""",
+        ["exec ran to its end"],
+    ),
+    # elsewhere, at once: string-exec'd code below the block (`python -c`) is not looked at
+    "plain code": (
+        """
+        stop_me()
+        reached.append("went on")
+        time.sleep(5)""",
+        [],
+    ),
 }
 
-REACHED = {"exec": "['exec ran to its end', 'after']",
-           "import": "['imported whole', 'after']",
-           "fork": "['started', 'after']"}  # fmt: skip
 
-
+@pytest.mark.parametrize("run_as", ["-m", "-c"])
 @pytest.mark.parametrize("place", list(SCENARIOS))
-def test_a_signal_in_a_place_that_drops_exceptions_stops_the_run_just_after_it(tmp_path, place):
-    body = textwrap.indent(textwrap.dedent(SCENARIOS[place]).strip(), " " * 8)
-    (tmp_path / "scenario.py").write_text(HARNESS.format(body=body))
+def test_a_signal_in_a_place_that_drops_exceptions_stops_the_run_just_after_it(tmp_path, place,
+                                                                               run_as):  # fmt: skip
+    body, reached = SCENARIOS[place]
+    body = textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
+    harness = HARNESS.format(body=body)
+    (tmp_path / "scenario.py").write_text(harness)
     (tmp_path / "scenario_support.py").write_text(SUPPORT)
     (tmp_path / "slow_module.py").write_text(
         "from scenario_support import stop_me\nstop_me()\nSTATE = 'whole'\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "scenario"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    command = [sys.executable, "-m", "scenario"] if run_as == "-m" else [sys.executable, "-c",
+                                                                        harness]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
     took = time.monotonic() - start
     assert done.returncode == 130, (done.returncode, done.stdout, done.stderr)
-    assert done.stdout.strip() == f"interrupted {REACHED[place]}", done.stderr
+    assert done.stdout.strip() == f"interrupted {reached}", done.stderr
     assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr
-    assert took < 4, "the deferred stop waited for the sleep to end"
+    assert took < 4, "the stop waited for the sleep to end"
 
 
 def test_elsewhere_a_signal_raises_at_once_and_each_new_one_again():
@@ -99,27 +126,42 @@ def test_elsewhere_a_signal_raises_at_once_and_each_new_one_again():
             assert time.monotonic() - start < 2
 
 
-def test_the_handlers_come_back_and_a_deferred_retry_is_disarmed(monkeypatch):
-    """A retry still armed when the block ends never fires (SIGALRM's default would end the
+def test_a_stop_noted_as_the_block_ends_is_raised_there_after_the_handlers_come_back(
+        monkeypatch):  # fmt: skip
+    """The retry still armed when the block ends never fires (SIGALRM's default would end the
     process): here SIGALRM's previous handler would record it. The retry is put off by 10 s,
-    so that it cannot fire within the block on a slow machine (a KeyboardInterrupt there would
-    stop the whole test session)."""
+    so that it cannot fire within the block on a slow machine."""
     monkeypatch.setattr(interrupt, "RETRY_SECONDS", 10.0)
     fired = []
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     previous_alarm = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
     try:
-        with signals_as_interrupt():
-            handler = signal.getsignal(signal.SIGTERM)
-            assert handler is signal.getsignal(signal.SIGINT) is signal.getsignal(signal.SIGALRM)
-            frame = eval("sys._getframe()", {"sys": sys})  # a frame of string-eval'd code
-            handler(signal.SIGTERM, frame)  # deferred: arms the retry, raises nothing
-            assert signal.getitimer(signal.ITIMER_REAL)[0] > 9
+        with pytest.raises(KeyboardInterrupt) as raised:
+            with signals_as_interrupt():
+                handler = signal.getsignal(signal.SIGTERM)
+                assert handler == signal.getsignal(signal.SIGINT)
+                assert handler == signal.getsignal(signal.SIGALRM)
+                frame = eval("sys._getframe()", {"sys": sys})  # a frame of string-eval'd code
+                handler(signal.SIGTERM, frame)  # deferred: arms the retry, raises nothing
+                assert signal.getitimer(signal.ITIMER_REAL)[0] > 9
+        assert raised.traceback[-1].name == "__exit__"
         assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
         assert fired == []
         assert {s: signal.getsignal(s) for s in before} == before
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)  # should the test fail with the retry armed
         signal.signal(signal.SIGALRM, previous_alarm)
+
+
+def test_a_block_that_ends_with_an_error_keeps_it(monkeypatch):
+    monkeypatch.setattr(interrupt, "RETRY_SECONDS", 10.0)  # no retry within the test
+    with pytest.raises(ValueError), signals_as_interrupt():
+        try:
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, eval("sys._getframe()", {"sys": sys}))
+        except KeyboardInterrupt:
+            pytest.fail("raised in string-eval'd code")
+        raise ValueError("the run's own failure")
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 def test_an_alarm_without_a_deferred_stop_is_not_a_stop():

@@ -8,28 +8,28 @@ of place an exception raised there does not travel as one:
 
 - inside an import, an extension module's initialisation turns it into ``ImportError:
   initialization failed`` (a traceback and exit status 1);
-- inside code run by ``exec`` or ``eval`` of a string (dataclasses and named tuples make their
-  methods so when their module is imported), CPython records the interrupt as unhandled even
-  when it is caught, and a ``python -m`` process then ends by SIGINT (status -2) whatever it
-  returned;
+- inside the top level of code run by ``exec`` or ``eval`` of a string (dataclasses and named
+  tuples run such code to make their methods), CPython records an interrupt that leaves it as
+  unhandled even when it is caught further out, and a ``python -m`` process then ends by
+  SIGINT (status -2) whatever it returned;
 - inside the callbacks that run around a fork (``subprocess`` starting ffmpeg with a
   ``preexec_fn``), the exception is printed and dropped, and the run goes on to its end.
 
 Each was seen when a test stopped an export at a random moment. There the handler only notes
 the request and looks again RETRY_SECONDS later (SIGALRM), until the main thread is elsewhere:
-a stop is deferred by the length of the import or fork, never lost. Each new signal raises
-again (a second Ctrl-C stops what a command does on the first: train saves its weights).
-An exception dropped elsewhere (by an object's ``__del__``) is not raised again: the run then
-ends as if not stopped.
+a stop is deferred by the length of the import or fork, and one still noted when the block ends
+is raised then. Each new signal raises again (a second Ctrl-C stops what a command does on the
+first: train saves its weights). Not covered: an exception dropped by an object's ``__del__``,
+or in the fork callbacks of a direct ``os.fork`` (``serve --num-procs`` at its start); the run
+then goes on as if not stopped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import subprocess
+import sys
 import threading
-from collections.abc import Iterator
 from types import FrameType
 
 RETRY_SECONDS = 0.02
@@ -37,50 +37,68 @@ RETRY_SECONDS = 0.02
 _FORK_CALLERS = (subprocess.Popen._execute_child.__code__,)
 
 
-def carries_an_exception(frame: FrameType | None) -> bool:
-    """False while ``frame`` or any frame that called it is an import, string-``exec``'d code or
-    a process start (see the module's docstring); True elsewhere."""
-    while frame is not None:
+def carries_an_exception(frame: FrameType | None, outermost: FrameType | None = None) -> bool:
+    """False while ``frame``, or a frame that called it short of ``outermost``, is an import,
+    the top level of string-``exec``'d code or a process start (see the module's docstring);
+    True elsewhere. ``outermost`` (the frame that catches the interrupt) and those below it are
+    not looked at, since the exception does not leave it: ``python -c`` runs its whole command
+    as string-exec'd code."""
+    while frame is not None and frame is not outermost:
         code = frame.f_code
-        if (code.co_filename.startswith("<frozen importlib") or code.co_filename == "<string>"
-                or code in _FORK_CALLERS):  # fmt: skip
+        if (code.co_filename.startswith("<frozen importlib") or code in _FORK_CALLERS
+                or (code.co_filename == "<string>" and code.co_name == "<module>")):  # fmt: skip
             return False
         frame = frame.f_back
     return True
 
 
-@contextlib.contextmanager
-def signals_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGINT raise KeyboardInterrupt in the main thread at the
-    first point that carries it. SIGINT is left alone where it was ignored (a background job's),
-    and the previous handlers come back afterwards.
+def signals_as_interrupt() -> _SignalsAsInterrupt:
+    """A block within which SIGTERM and SIGINT raise KeyboardInterrupt in the main thread, at
+    the first point that carries it (a stop that arrives as the block ends is raised as it
+    ends). SIGINT is left alone where it was ignored (a background job's), and the previous
+    handlers come back afterwards. SIGALRM and the real-time interval timer are the block's.
 
     Does nothing in another thread: signals reach the main thread only (tests call the command
     line's ``main`` from others).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    deferred = False
+    return _SignalsAsInterrupt()
 
-    def interrupt(signum, frame):
-        nonlocal deferred
-        if signum == signal.SIGALRM and not deferred:
+
+class _SignalsAsInterrupt:
+    def __init__(self) -> None:
+        self.outermost: FrameType | None = None  # the frame that entered the block
+        self.previous: dict[int, object] = {}
+        self.deferred = False  # a stop noted, not yet raised
+        self.closing = False
+
+    def __enter__(self) -> _SignalsAsInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self.outermost = sys._getframe(1)
+            signums = [signal.SIGTERM, signal.SIGALRM]
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                signums.append(signal.SIGINT)
+            self.previous = {s: signal.signal(s, self._interrupt) for s in signums}
+        return self
+
+    def _interrupt(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGALRM and not self.deferred:
             return  # not ours to act on
-        if not carries_an_exception(frame):
-            deferred = True
-            signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)  # look again (SIGALRM)
+        if self.closing or not carries_an_exception(frame, self.outermost):
+            self.deferred = True
+            if not self.closing:
+                signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)  # look again (SIGALRM)
             return
-        deferred = False
+        self.deferred = False
         raise KeyboardInterrupt
 
-    signums = [signal.SIGTERM, signal.SIGALRM]
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signums.append(signal.SIGINT)
-    previous = {signum: signal.signal(signum, interrupt) for signum in signums}
-    try:
-        yield
-    finally:
+    def __exit__(self, exc_type, _exc, _tb) -> bool:
+        if not self.previous:
+            return False
+        self.closing = True  # from here a signal is only noted: a raise could skip what follows
         signal.setitimer(signal.ITIMER_REAL, 0)  # disarmed before SIGALRM's handler goes
-        for signum, handler in previous.items():
+        for signum, handler in self.previous.items():
             signal.signal(signum, handler)
+        self.outermost = None
+        if self.deferred and exc_type is None:
+            raise KeyboardInterrupt  # the block ended within a retry of a stop
+        return False
