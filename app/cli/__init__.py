@@ -22,6 +22,18 @@ from app.cli.train import add_train, run_train
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status (0, 1 or 2 on a failure, 130 when stopped)."""
+    try:
+        with signals_as_interrupt():  # from the start: parsing the options imports torch
+            return _run(argv)
+    except (ValueError, OSError) as exc:
+        print(f"flowscope: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)  # 1 for a refused non-finite run (NonFiniteRun)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(argv: list[str] | None) -> int:
     parser = Parser(
         prog="flowscope",
         description="flowscope: headless runs of 2D diffusion and "
@@ -36,14 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         if add is add_serve or argv[:1] != ["serve"]:
             add(sub)
     args = parser.parse_args(argv)
-    try:
-        runs = {"sample": run_sample, "serve": run_serve, "export": run_export,
-                "train": run_train, "solvers": run_solvers,
-                "compare": run_compare, "class": run_class}  # fmt: skip
-        with signals_as_interrupt():
-            return runs[args.command](args)
-    except (ValueError, OSError) as exc:
-        print(f"flowscope: error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)  # 1 for a refused non-finite run (NonFiniteRun)
-    except KeyboardInterrupt:
-        return 130
+    runs = {"sample": run_sample, "serve": run_serve, "export": run_export,
+            "train": run_train, "solvers": run_solvers,
+            "compare": run_compare, "class": run_class}  # fmt: skip
+    return runs[args.command](args)
