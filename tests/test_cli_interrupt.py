@@ -17,6 +17,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -151,6 +152,19 @@ def test_a_stop_noted_as_the_block_ends_is_raised_there_after_the_handlers_come_
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)  # should the test fail with the retry armed
         signal.signal(signal.SIGALRM, previous_alarm)
+
+
+def test_a_stop_within_the_blocks_exit_is_raised_at_its_end():
+    """A signal whose handler runs in ``__exit__`` before the handlers are restored: noted,
+    with no retry armed, and raised once they are (a frame stands in for __exit__'s own)."""
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_as_interrupt():
+            in_exit = SimpleNamespace(f_code=interrupt._EXIT, f_back=None)
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, in_exit)
+            reached.append("went on")
+            assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert reached == ["went on"]
 
 
 def test_a_block_that_ends_with_an_error_keeps_it(monkeypatch):

@@ -83,18 +83,21 @@ class _SignalsAsInterrupt:
     def _interrupt(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGALRM and not self.deferred:
             return  # not ours to act on
-        if self.closing or not carries_an_exception(frame, self.outermost):
+        closing = self.closing or (frame is not None and frame.f_code is _EXIT)
+        if closing or not carries_an_exception(frame, self.outermost):
             self.deferred = True
-            if not self.closing:
+            if not closing:
                 signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)  # look again (SIGALRM)
             return
         self.deferred = False
         raise KeyboardInterrupt
 
     def __exit__(self, exc_type, _exc, _tb) -> bool:
+        # from here (its first bytecode: _EXIT) a signal is only noted, since a raise could
+        # skip what follows
+        self.closing = True
         if not self.previous:
             return False
-        self.closing = True  # from here a signal is only noted: a raise could skip what follows
         signal.setitimer(signal.ITIMER_REAL, 0)  # disarmed before SIGALRM's handler goes
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
@@ -102,3 +105,6 @@ class _SignalsAsInterrupt:
         if self.deferred and exc_type is None:
             raise KeyboardInterrupt  # the block ended within a retry of a stop
         return False
+
+
+_EXIT = _SignalsAsInterrupt.__exit__.__code__
