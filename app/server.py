@@ -155,9 +155,9 @@ def _stop_on_sigterm(io_loop) -> list[bool]:
     True once it has.
 
     The command line's own handler (``app.cli.interrupt``) raises KeyboardInterrupt in the
-    main thread, where it first can. Once, after a long benchmark, the server outlived the first SIGTERM
-    (idle in its loop, the second ended it): an exception raised at an arbitrary point can
-    be swallowed, in a finalizer or by a library's ``except BaseException``. asyncio's
+    main thread, where it first can. Once, after a long benchmark, the server outlived the
+    first SIGTERM (idle in its loop, the second ended it): an exception raised at an arbitrary
+    point can be swallowed, in a finalizer or by a library's ``except BaseException``. asyncio's
     handler only wakes the loop (through its self-pipe, whichever thread got the signal).
     """
     stopped: list[bool] = []
