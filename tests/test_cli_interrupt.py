@@ -10,6 +10,7 @@ half, and the fork's callback dropped the exception, so the script ran to its en
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import subprocess
@@ -75,6 +76,26 @@ SCENARIOS = {
         time.sleep(5)""",
         ["started"],
     ),
+    "__del__": (
+        """
+        class Dropped:
+            def __del__(self):
+                stop_me()
+                reached.append("__del__ ran to its end")
+        Dropped()
+        time.sleep(5)""",
+        ["__del__ ran to its end"],
+    ),
+    "finalizer": (
+        """
+        import weakref
+        class Kept: pass
+        kept = Kept()
+        weakref.finalize(kept, lambda: (stop_me(), reached.append("finalizer ran to its end")))
+        del kept
+        time.sleep(5)""",
+        ["finalizer ran to its end"],
+    ),
     # the block's last act: the noted stop is raised as it ends
     "exec, then the block ends": (
         """
@@ -115,6 +136,63 @@ def test_a_signal_in_a_place_that_drops_exceptions_stops_the_run_just_after_it(t
     assert done.stdout.strip() == f"interrupted {reached}", done.stderr
     assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr
     assert took < 4, "the stop waited for the sleep to end"
+
+
+def test_in_a_forks_child_before_exec_a_signal_raises_at_once(tmp_path):
+    """A child runs a Python ``preexec_fn`` (the class's servers set their parent-death signal
+    so) with the parent's handler: there a stop ends the child before exec. Deferred, the
+    retry's timer outlived the exec and killed the program it started (SIGALRM, -14)."""
+    script = tmp_path / "child.py"
+    script.write_text(
+        SUPPORT
+        + textwrap.dedent("""
+        import subprocess
+        from app.cli.interrupt import signals_as_interrupt
+
+        with signals_as_interrupt():
+            try:
+                child = subprocess.Popen(["sleep", "0.5"], preexec_fn=stop_me)
+            except subprocess.SubprocessError as exc:
+                print("the child stopped before exec:", exc)
+            else:
+                print("the child ran, and ended with", child.wait())
+    """)
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.stdout.strip() == ("the child stopped before exec: Exception occurred in "
+                                   "preexec_fn."), (done.stdout, done.stderr)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_signal_while_the_handlers_go_in_stops_the_block_not_its_entry(monkeypatch):
+    """Each ``signal.signal`` first runs the handlers already due: a SIGTERM just after the
+    first of ours went in used to be raised out of ``__enter__``, leaving the handlers bound."""
+    real_signal = signal.signal
+
+    def install(signum, handler):
+        old = real_signal(signum, handler)
+        if signum == signal.SIGTERM:
+            _thread.interrupt_main(signal.SIGTERM)  # as if it arrived now
+        return old
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
+    entered = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            monkeypatch.setattr(signal, "signal", install)
+            with signals_as_interrupt():
+                monkeypatch.setattr(signal, "signal", real_signal)
+                entered.append("the block")
+                time.sleep(2)  # the retry raises it here, within ~RETRY_SECONDS
+        assert entered == ["the block"]
+        assert {s: signal.getsignal(s) for s in before} == before
+    finally:
+        monkeypatch.setattr(signal, "signal", real_signal)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def test_elsewhere_a_signal_raises_at_once_and_each_new_one_again():
