@@ -1,11 +1,13 @@
 """Ctrl-C and SIGTERM end a command as KeyboardInterrupt, raised where Python carries it
 (``app.cli.interrupt``).
 
-The three places where an exception raised by a signal's handler does not travel as one (an
-import, string-``exec``'d code, the callbacks around a fork) are each hit on purpose: a script
-run with ``python -m`` (as the command line is) signals itself there. Before the deferral, the
-exec'd case ended the process by SIGINT (-2) although it returned 130, the import was cut in
-half, and the fork's callback dropped the exception, so the script ran to its end (0).
+The places where an exception raised by a signal's handler does not travel as one (an import,
+string-``exec``'d code, the callbacks around a fork, finalizers) are each hit on purpose: a
+script run with ``python -m`` (as the command line is) and with ``python -c`` signals itself
+there. Before the deferral, the exec'd case ended the process by SIGINT (-2) although it
+returned 130, the import was cut in half, and the fork's callback and the finalizers dropped
+the exception, so the script ran to its end (0). Then the block's own edges (its entry, its
+exit, a fork's child before exec), in process where no KeyboardInterrupt can reach pytest.
 """
 
 from __future__ import annotations
