@@ -94,9 +94,8 @@ class FlowViews(pn.viewable.Viewer):
         self.astore = src({"x": [], "y": []}, "arrow_store")
         self.cstore = src({"xs": [], "ys": []}, "contour_store")
         self.cursor = src({"frame": [0]}, "cursor")
-        # the player's step while it stands still (paused, or holding its step while a newer
-        # run computes), −1 while it plays: the page tells the server (tell_step.js), which
-        # then sends that frame ahead of a new run (preview)
+        # the player's step while it is paused, −1 while it plays: the page tells the server
+        # (tell_step.js), which then sends that frame ahead of a new run (preview)
         self.shown_step = src({"step": [-1]}, "shown_step")
         self.twins = False  # the overlaid comparison's twins are painted (see show_twins)
         self.settings = src(self._settings_data(), "display_settings")
@@ -196,14 +195,11 @@ class FlowViews(pn.viewable.Viewer):
             "timeline.data.at[0] = timeline._flowscope_at = cb_obj.value;\n"
             "timeline.change.emit();\n"
         )
-        tell = "const player = cb_obj;\n" + client.script("tell_step")
+        tell = client.script("tell_step")
         self.player.jscallback(value=moved + tell + client.draw_code(
             self.frame_at("cb_obj.value"), before=("hold_while_busy",)),
             args={**args, "shown_step": self.shown_step})  # fmt: skip
         self.player.jscallback(direction=tell, args={"shown_step": self.shown_step})
-        self.status.js_on_change("data", CustomJS(
-            args={"status": self.status, "shown_step": self.shown_step},
-            code=client.script("hold_step") + client.script("tell_step")))  # fmt: skip
         self.player.jscallback(end=client.script("keep_frame_in_run"))
         self.timeline.js_on_change("data", client.callback("keep_step", timeline=self.timeline))
         self._redraw_on_new_data(args, then="timeline.change.emit();\n")
@@ -322,9 +318,8 @@ class FlowViews(pn.viewable.Viewer):
         """Send the paused frame of ``result`` (a new run, about to be published) and its
         trail ahead of the whole run, in a message of their own: the page paints them while
         the whole run (~0.8 MB at the defaults) is still on its way and being decoded (~15-20
-        ms). Only while the player stands still at a step the page has told (``shown_step``:
-        paused, or holding its step while the run computed) and the picture needs nothing else
-        of the run: render.js draws a window only then too."""
+        ms). Only while the player is paused at a step the page has told (``shown_step``) and
+        the picture needs nothing else of the run: render.js draws a window only then too."""
         window = self._preview_window(result)
         if window is None:
             return
@@ -338,7 +333,7 @@ class FlowViews(pn.viewable.Viewer):
         its trail; None when no preview would be drawn or needed."""
         s, step = self.state, self._told_step()
         if step < 0 or self.which != "a" or len(self.timeline.data["a"][0]) or self.twins:
-            return None  # playing on (the server does not know the frame), or comparing
+            return None  # playing (the server does not know the frame), or comparing
         if s.result is None or result.same_particles(s.result):
             return None  # the whole run would not follow (_push_run): nothing is new
         shown_alone = s.density_source == "particles" and s.overlay == "none" and \
@@ -350,9 +345,8 @@ class FlowViews(pn.viewable.Viewer):
         return max(0, frame - s.trail), frame
 
     def _told_step(self) -> int:
-        """The step the page told (``shown_step``: its player stands still there), or −1: while
-        it plays on, and for any value but a whole number from 0 to 10⁶ (the page is not
-        trusted)."""
+        """The paused step the page told (``shown_step``), or −1: while playing, and for any
+        value that is not a whole number from 0 to 10⁶ (the page is not trusted)."""
         column = self.shown_step.data.get("step")
         try:
             value = column[0] if len(column) == 1 else None
