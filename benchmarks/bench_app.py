@@ -37,26 +37,23 @@ DATASET_NAMES = ("8gaussians", "moons", "circles", "swissroll", "checkerboard", 
 GRID_STORE = "Bokeh.documents[0].get_model_by_name('grid_store')"
 
 # Records the time of a pointer release and when the new picture is on the screen. An animation
-# frame callback polls for the first frame render.js has drawn from the new run's rows (the grid
-# store's, which every run sends: render.js marks the rows it drew; a paused page may get the
-# shown frame ahead of the whole run, FlowViews.preview). The frame F in which the poll sees it
-# paints the views (render.js draws in the message's task, Bokeh in F's callbacks), and the
-# display compositor swaps that frame in before the next frame starts: in Chromium traces of
-# seven spirals drags its swap ended 9-14 ms after F began, before F + 1's callbacks in six and
-# 1.8 ms after them in one. So the stamp is F + 1's callback (``__painted``); ``__late``, one
-# frame later, is the stamp of the earlier figures (docs/PERFORMANCE.md, "The stamp,
-# corrected"). Only the first new picture after a release is stamped.
+# frame callback polls the run's last store (the grid); the frame F in which it sees the new
+# grid paints the views (render.js draws in the message's task, Bokeh in F's callbacks), and
+# the display compositor swaps that frame in before the next frame starts: in Chromium traces
+# of seven spirals drags its swap ended 9-14 ms after F began, before F + 1's callbacks in six
+# and 1.8 ms after them in one. So the stamp is F + 1's callback (``__painted``); ``__late``,
+# one frame later, is the stamp of the earlier figures (docs/PERFORMANCE.md, "The stamp,
+# corrected").
 # The store is looked up once: a lookup by name walks every model of the document, and doing
 # it every frame cost the page ~15 ms a drag.
 INSTRUMENT = f"""() => {{
+  document.addEventListener('pointerup', () => {{ window.__t0 = performance.now(); }}, true);
   const store = {GRID_STORE};
-  document.addEventListener('pointerup', () => {{  // the rows before the release: the old run's
-    window.__t0 = performance.now(); window.__armed = true; window.__grid = store.data.t; }}, true);
+  window.__grid = store.data.t;
   const poll = () => {{
     const g = store.data.t;
-    const drawn = store.__flowscope_drawn;  // undefined on code before the mark (ab_app.py)
-    if (window.__armed && g !== window.__grid && (drawn === undefined || drawn === g)) {{
-      window.__armed = false;
+    if (g !== window.__grid) {{
+      window.__grid = g;
       requestAnimationFrame(() => {{
         window.__painted = performance.now();
         requestAnimationFrame(() => {{ window.__late = performance.now(); }});

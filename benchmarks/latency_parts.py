@@ -41,14 +41,13 @@ RECORD_MESSAGES = """
   window.WebSocket.prototype = Socket.prototype; Object.assign(window.WebSocket, Socket);
 })();
 """
-LARGE = 50_000  # bytes: a message this large is part of a run (or its paused frame, sent ahead)
+LARGE = 100_000  # bytes: a message this large is part of a run
 
 
 def serve_with_marks(port: int, log: str) -> None:
     """Run ``flowscope serve`` in this process, with epoch-ms marks of the recompute in ``log``."""
     from app.cli import main
     from app.session import runner, state
-    from app.ui import views
 
     out = open(log, "a", buffering=1)  # open for the server's lifetime
 
@@ -67,7 +66,6 @@ def serve_with_marks(port: int, log: str) -> None:
 
     marked(runner.Recomputer, "request")
     marked(state.FlowState, "compute")
-    marked(views.FlowViews, "preview")  # the paused frame, ahead of the run
     marked(runner.Recomputer, "_publish")
     sys.exit(main(["serve", "--port", str(port)]))
 
