@@ -55,16 +55,13 @@ class Recomputer(param.Parameterized):
     busy = param.Boolean(default=False, doc="A recompute is running")
     dropped = param.Integer(default=0, doc="Runs abandoned because a newer request came in")
 
-    def __init__(self, state: FlowState, schedule=None, comparison=None, preview=None,
-                 **params):  # fmt: skip
+    def __init__(self, state: FlowState, schedule=None, comparison=None, **params):
         """``schedule(fn)`` runs fn on the session thread (defaults to calling it directly);
         ``comparison`` (``app/session/compare.py``): while it is on, A and B are computed and
-        published together; ``preview(result)``, called on the session thread with each
-        single run just before it is published, in a callback (so a message) of its own."""
+        published together."""
         super().__init__(**params)
         self.state = state
         self.comparison = comparison
-        self.preview = preview
         self._schedule = schedule or (lambda fn: fn())
         self._generation = 0
         self._closed = False
@@ -107,7 +104,6 @@ class Recomputer(param.Parameterized):
             TURNS.pass_turn()
             return not self._current(generation)
 
-        computed = None
         try:
             with TURNS.turn():
                 if not self._current(generation):
@@ -128,20 +124,7 @@ class Recomputer(param.Parameterized):
         else:
             then = functools.partial(self._publish, generation, *computed)
         told.wait()
-        if computed is not None and self.preview is not None and \
-                not isinstance(computed[0], RunPair):  # fmt: skip
-            self._schedule_preview(generation, computed[0])
         self._schedule(then)
-
-    def _schedule_preview(self, generation: int, result) -> None:
-        """Have ``preview`` see ``result`` first, if it is still the newest run and compare mode
-        is still off once the session thread gets to it."""
-
-        def preview() -> None:
-            if self._current(generation) and not self._comparing():
-                self.preview(result)
-
-        self._schedule(preview)
 
     def _comparing(self) -> bool:
         return self.comparison is not None and self.comparison.on

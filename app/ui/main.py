@@ -259,7 +259,6 @@ def create_app(**settings) -> pn.viewable.Viewable:
     later = session_timer(pn.state.curdoc)
     _mirror_when_idle(state, runner, mirror, later, comparison, lessons)
     views = FlowViews(state=state)
-    runner.preview = views.preview  # the paused frame of a new run, ahead of the rest
     after = AfterViews(state, later)  # the panels that describe the run, in one message
     schedule = SchedulePlot(state=state, after=after)
     views.link_marks(schedule.marks)

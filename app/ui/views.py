@@ -7,7 +7,6 @@ client-side, so playback sends no frame data over the websocket.
 
 from __future__ import annotations
 
-import numpy as np
 import panel as pn
 import param
 from bokeh.models import ColumnDataSource, CustomJS, HoverTool, Span, TapTool
@@ -94,9 +93,6 @@ class FlowViews(pn.viewable.Viewer):
         self.astore = src({"x": [], "y": []}, "arrow_store")
         self.cstore = src({"xs": [], "ys": []}, "contour_store")
         self.cursor = src({"frame": [0]}, "cursor")
-        # the player's step while it is paused, −1 while it plays: the page tells the server
-        # (tell_step.js), which then sends that frame ahead of a new run (preview)
-        self.shown_step = src({"step": [-1]}, "shown_step")
         self.twins = False  # the overlaid comparison's twins are painted (see show_twins)
         self.settings = src(self._settings_data(), "display_settings")
         # the current frame's particles: drawn by render.js on the view's own canvas
@@ -195,11 +191,8 @@ class FlowViews(pn.viewable.Viewer):
             "timeline.data.at[0] = timeline._flowscope_at = cb_obj.value;\n"
             "timeline.change.emit();\n"
         )
-        tell = client.script("tell_step")
-        self.player.jscallback(value=moved + tell + client.draw_code(
-            self.frame_at("cb_obj.value"), before=("hold_while_busy",)),
-            args={**args, "shown_step": self.shown_step})  # fmt: skip
-        self.player.jscallback(direction=tell, args={"shown_step": self.shown_step})
+        self.player.jscallback(value=moved + client.draw_code(
+            self.frame_at("cb_obj.value"), before=("hold_while_busy",)), args=args)  # fmt: skip
         self.player.jscallback(end=client.script("keep_frame_in_run"))
         self.timeline.js_on_change("data", client.callback("keep_step", timeline=self.timeline))
         self._redraw_on_new_data(args, then="timeline.change.emit();\n")
@@ -313,48 +306,6 @@ class FlowViews(pn.viewable.Viewer):
         if "arrows" in changed:  # overlay fields arrived for the run on screen
             self.astore.data = self._arrow_data()
             self._push_settings()  # redraws the current frame
-
-    def preview(self, result) -> None:
-        """Send the paused frame of ``result`` (a new run, about to be published) and its
-        trail ahead of the whole run, in a message of their own: the page paints them while
-        the whole run (~0.8 MB at the defaults) is still on its way and being decoded (~15-20
-        ms). Only while the player is paused at a step the page has told (``shown_step``) and
-        the picture needs nothing else of the run: render.js draws a window only then too."""
-        window = self._preview_window(result)
-        if window is None:
-            return
-        self.fit_extent(result.extent)
-        self.pstore.data = pack_particles(result, window)
-        self.gstore.data = pack_grid(result, stacks=())[0]  # last: it triggers the redraw
-        self.fit_player(len(result.times))
-
-    def _preview_window(self, result) -> tuple[int, int] | None:
-        """The frames (first, last) a preview of ``result`` sends: the paused step's frame and
-        its trail; None when no preview would be drawn or needed."""
-        s, step = self.state, self._told_step()
-        if step < 0 or self.which != "a" or len(self.timeline.data["a"][0]) or self.twins:
-            return None  # playing (the server does not know the frame), or comparing
-        if s.result is None or result.same_particles(s.result):
-            return None  # the whole run would not follow (_push_run): nothing is new
-        shown_alone = s.density_source == "particles" and s.overlay == "none" and \
-            not s.contours and result.pde_density is None  # fmt: skip
-        if not shown_alone or stacks_sent(s.density_source, result) or \
-                result.reference is not None or len(self.rstore.data["xy"]):  # fmt: skip
-            return None
-        frame = min(step, len(result.times) - 1)  # the page clamps the step to a shorter run
-        return max(0, frame - s.trail), frame
-
-    def _told_step(self) -> int:
-        """The paused step the page told (``shown_step``), or −1: while playing, and for any
-        value that is not a whole number from 0 to 10⁶ (the page is not trusted)."""
-        column = self.shown_step.data.get("step")
-        try:
-            value = column[0] if len(column) == 1 else None
-        except (TypeError, KeyError, IndexError):  # not a one-row column
-            return -1
-        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-            return -1
-        return int(value) if 0 <= value <= 10**6 and value == int(value) else -1
 
     def _push_result(self) -> None:
         s = self.state
