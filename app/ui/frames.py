@@ -25,17 +25,13 @@ ARROW_CELLS = 0.9  # the longest (90th percentile) arrow spans this many grid ce
 LABEL_PALETTE = tuple(Category10_10)  # label k is drawn in LABEL_PALETTE[k % 10]
 
 
-def quantize_positions(
-    positions: np.ndarray, scale: float | None = None
-) -> tuple[np.ndarray, float]:
+def quantize_positions(positions: np.ndarray) -> tuple[np.ndarray, float]:
     """float positions → (int16 codes, scale), position = code · scale, error ≤ scale / 2.
 
-    One scale for the whole run (the largest |coordinate| maps to 32767), or ``scale`` when
-    given (a part of a run packed on the whole run's scale): at the app's 8 data units per
-    400 px the error is under 0.01 px, and the payload halves against float32.
+    One scale for the whole run (the largest |coordinate| maps to 32767): at the app's 8 data
+    units per 400 px the error is under 0.01 px, and the payload halves against float32.
     """
-    if scale is None:
-        scale = position_step(positions) or 1.0
+    scale = position_step(positions) or 1.0
     # divided in float64 straight from the (often transposed) float32 view: a float64 copy
     # first took 3 ms of the session thread per run (N = 2000, T = 100), this 0.5 ms
     codes = np.divide(positions, scale, dtype=np.float64)
@@ -57,30 +53,21 @@ def positions_fine_enough(result: RunResult, share: float = 0.01) -> bool:
     return position_step(result.trajectories) < share * min((x1 - x0) / w, (y1 - y0) / h)
 
 
-def pack_particles(result: RunResult, frames: tuple[int, int] | None = None) -> dict[str, list]:
-    """One-row columns: 'xy' [K·2·N int16, laid out (K, 2, N)] and its 'scale' (position =
-    code · scale), 'first' [f0], 'label' [(N,) float32], 'n' [N], 'logp' [K·N float32, the
-    carried log-density, empty when the run has none], and 'grid' [(x0, x1, y0, y1, bandwidth)
+def pack_particles(result: RunResult) -> dict[str, list]:
+    """One-row columns: 'xy' [(T+1)·2·N int16, laid out (T+1, 2, N)] and its 'scale' (position =
+    code · scale), 'label' [(N,) float32], 'n' [N], 'logp' [(T+1)·N float32, the carried
+    log-density, empty when the run has none], and 'grid' [(x0, x1, y0, y1, bandwidth)
     float64]: with the density frames' (H, W), what the browser needs to histogram the
-    particles as ``models.density.histogram_density`` does (render.js).
-
-    The K frames are f0 … f1 of ``frames`` (inclusive), or all T+1 of them (f0 = 0): a window
-    is the paused frame and its trail, sent ahead of the whole run (``FlowViews.preview``).
-    The scale is the whole run's either way, so both pack a frame alike."""
-    f0, f1 = (0, len(result.times) - 1) if frames is None else frames
-    if not 0 <= f0 <= f1 < len(result.times):
-        raise ValueError(f"frames {f0}..{f1} outside the run's 0..{len(result.times) - 1}")
-    scale = position_step(result.trajectories) or 1.0
-    xy, _ = quantize_positions(result.trajectories[f0 : f1 + 1].transpose(0, 2, 1), scale)
+    particles as ``models.density.histogram_density`` does (render.js)."""
+    xy, scale = quantize_positions(result.trajectories.transpose(0, 2, 1))
     labels = (result.labels % len(LABEL_PALETTE)).astype(np.float32)
     logp = np.zeros(0, np.float32)
     if result.log_density is not None:
-        logp = np.ascontiguousarray(result.log_density[f0 : f1 + 1], dtype=np.float32)
-        logp = logp.reshape(-1)
+        logp = np.ascontiguousarray(result.log_density, dtype=np.float32).reshape(-1)
     bandwidth = result.config.bandwidth
     grid = np.array([*result.extent, bandwidth], np.float64)
-    return {"xy": [np.ascontiguousarray(xy).reshape(-1)], "scale": [scale], "first": [f0],
-            "label": [labels], "n": [len(labels)], "logp": [logp], "grid": [grid]}  # fmt: skip
+    return {"xy": [np.ascontiguousarray(xy).reshape(-1)], "scale": [scale], "label": [labels],
+            "n": [len(labels)], "logp": [logp], "grid": [grid]}  # fmt: skip
 
 
 def pack_reference(result: RunResult) -> dict[str, list]:

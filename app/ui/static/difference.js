@@ -49,7 +49,6 @@ const decode = (store, frame) => {
   const ps = store.data;
   if (ps.xy === undefined || !ps.xy.length) { return null; }
   const xy = ps.xy[0], n = ps.n[0], scale = ps.scale[0];
-  if (ps.first !== undefined && ps.first.length && ps.first[0] !== 0) { return null; }  // a window
   if (frame < 0 || xy.length < (2 * frame + 2) * n) { return null; }
   const x = new Float32Array(n), y = new Float32Array(n);
   for (let p = 0; p < n; p++) { x[p] = xy[2 * frame * n + p] * scale; y[p] = xy[(2 * frame + 1) * n + p] * scale; }

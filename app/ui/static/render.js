@@ -4,10 +4,9 @@
 // would sync the whole frame back to the server over the websocket. Inputs (CustomJS args):
 //   cursor   {frame: [i]}                  the current frame, kept client-side only
 //   settings {trail, density, overlay, contours}   display settings pushed by the server
-//   pstore   {xy: [K·2·N int16], scale: [s], first: [f0], label: [N], n: [N], logp: [K·N],
-//            grid: [(x0, x1, y0, y1, bandwidth)]}   positions of frames f0 … f0 + K − 1, (K, 2, N),
-//            position = code · s: every frame (f0 = 0, K = T+1), or a window ahead of them
-//            (the paused frame and its trail); the carried log-density; the density grid
+//   pstore   {xy: [(T+1)·2·N int16], scale: [s], label: [N], n: [N], logp: [(T+1)·N],
+//            grid: [(x0, x1, y0, y1, bandwidth)]}   positions of every frame, (T+1, 2, N),
+//            position = code · s; the carried log-density; the density grid's geometry
 //   gstore   {t, peak, exact_peak, pde_peak, pde_mass, pde_tv}   one row per frame
 //   istore   {density, exact, pde, posterior: [(F, H, W)]}   uint8 density stacks, (0, H, W) when not
 //            sent (the particles' own is then made here from pstore)
@@ -23,29 +22,13 @@ const i = Math.max(0, Math.min(Math.round(frame), nframes - 1));
 cursor.data.frame[0] = i;
 if (ps.xy === undefined || ps.xy.length === 0) { return; }
 const xy = ps.xy[0], n = ps.n[0], scale = ps.scale[0];
-const first = ps.first === undefined || !ps.first.length ? 0 : ps.first[0];
-const held = xy.length / (2 * n);  // frames in the store: first … first + held − 1
-if (!Number.isInteger(held) || first + held > nframes) { return; }  // stores are mid-update
-const whole = first === 0 && held === nframes;
-// A window (sent ahead of the whole run while paused: FlowViews.preview) is drawn only when it
-// holds the frame and the picture needs nothing else of the run; otherwise the picture stays
-// as it is until the whole run lands, a few ms later (never the old run's arrows, contours,
-// density stack or paths over the new particles).
-if (!whole) {
-  const idx = (src) => src.data.index[0] !== undefined && src.data.index[0] >= 0;
-  const stack_sent = istore.data.density !== undefined && istore.data.density.length
-    && istore.data.density[0].shape[0] > 0;
-  if (i < first || i >= first + held || st.density[0] !== "particles" || stack_sent
-      || st.overlay[0] !== "none" || st.contours[0] || (st.twins !== undefined && st.twins[0])
-      || idx(picked_index) || idx(hovered_index) || (rstore.data.xy !== undefined
-      && rstore.data.xy.length) || timeline.data.a[0].length) { return; }
-}
+if (xy.length !== nframes * 2 * n) { return; }  // stores are mid-update: wait for the last one
 // Zero-copy float32 views. Not `subarray`: on Bokeh's NDArray subclasses it goes through their
 // constructor, which ignores offset and length and wraps the whole buffer.
 const view = (a, start, len) => new Float32Array(a.buffer, a.byteOffset + 4 * start, len);
 // (T+1, 2, N) int16 layout: the first `count` particles of frame f, x (axis 0) or y (axis 1)
 const decode = (f, axis, count) => {
-  const out = new Float32Array(count), start = (2 * (f - first) + axis) * n;
+  const out = new Float32Array(count), start = (2 * f + axis) * n;
   for (let p = 0; p < count; p++) { out[p] = xy[start + p] * scale; }
   return out;
 };
@@ -63,7 +46,7 @@ if (particles.data.shade === undefined || particles.data.shade.length !== n) {
 // Fading trails: per colour label and age layer, one NaN-separated polyline through the last
 // `trail` positions of every particle (the canvas strokes each in one call). Layer 0 holds the
 // newer half of the trail and is drawn brighter than layer 1, the older half.
-const len = Math.min(st.trail[0], i - first);  // a window holds the trail it is sent with
+const len = Math.min(st.trail[0], i);
 const trail_cap = st.trail_cap[0];
 const half = Math.ceil(len / 2);
 const spans = [[i - half, i], [i - len, i - half]];  // [first frame, last frame] per layer
@@ -233,11 +216,11 @@ peak_label.data.text = [readout];
 // Particles in the heatmap's colours: the density each carries, on the heatmap's scale.
 const logp = ps.logp === undefined || !ps.logp.length ? undefined : ps.logp[0];
 let shade_codes = null;  // the colour of each particle in the heatmap's palette, or none
-if (st.shade !== undefined && st.shade[0] && logp !== undefined && logp.length === held * n) {
+if (st.shade !== undefined && st.shade[0] && logp !== undefined && logp.length === nframes * n) {
   const shade = new Float32Array(n), to_code = peak > 0 ? 255 / peak : 0;
   shade_codes = new Uint8Array(n);
   for (let p = 0; p < n; p++) {
-    shade[p] = Math.min(255, Math.exp(logp[(i - first) * n + p]) * to_code);
+    shade[p] = Math.min(255, Math.exp(logp[i * n + p]) * to_code);
     shade_codes[p] = Math.min(255, Math.floor(shade[p] * 256 / 255));  // Bokeh's mapping
   }
   particles.data.shade = shade;
@@ -291,7 +274,6 @@ if (!plays || pointer || particles.__flowscope_n !== n
 }
 if (typeof window !== "undefined") {
   window.flowscope_frames = (window.flowscope_frames || 0) + 1;  // read by the benchmark
-  gstore.__flowscope_drawn = gs.t;  // the rows of the run last drawn (the benchmark's stamp)
   window.flowscope_frame = i;
   window.flowscope_render_ms = performance.now() - started;  // JS work only, before painting
 }
