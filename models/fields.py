@@ -235,6 +235,28 @@ class ExactField:
         k = self._scalars(t)
         return self._outputs(x, self._responsibility_mean(x, k["a"], k["c2"]), k, want)
 
+    def euler_step(self, x: Tensor, t: float, h: float, score_weight: float = 0.0,
+                   out: Tensor | None = None) -> Tensor | None:  # fmt: skip
+        """x + h (v + w s) at (x, t), (N, 2): an Euler step of the η-family (w = sign(h) ½ η²
+        g², ``models.samplers.euler_step``) in one pass of the compiled kernel, written into
+        ``out`` (C-contiguous float32 (N, 2), apart from x) when given. None where the kernel
+        does not apply (``_compiled_applies``): the caller evaluates the field instead.
+
+        v and s are affine in the responsibility mean (module docstring), so the step is too:
+        v + w s = ȧ m + λ (x − a m) with λ = (cċ − w) / c², and the step is
+        h (ȧ − λ a) m + (1 + h λ) x, with coefficients in float64 and one rounding per entry.
+        It saves the step's five torch operations and their tensors: a tenth of a default run.
+        """
+        k = self._scalars(t)
+        a, c2 = k["a"], k["c2"]
+        if not self._compiled_applies(x, a, c2):
+            return None
+        lift = (k["cdc"] - score_weight) / c2
+        out = torch.empty_like(x) if out is None else out
+        self._kernel().affine(x.numpy(), a, c2, h * (k["da"] - lift * a), 1.0 + h * lift,
+                              out.numpy())  # fmt: skip
+        return out
+
     def _outputs(self, x: Tensor, m: Tensor, k: dict, want) -> dict[str, Tensor]:
         """Each kind in ``want`` from the responsibility mean m (N, 2) at the points x."""
         a, c2 = k["a"], k["c2"]

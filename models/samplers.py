@@ -4,7 +4,8 @@ Every sampler has one signature, after k-diffusion::
 
     sampler(field, path, x, times, eta=0.0, generator=None, callback=None) -> (T+1, N, 2)
 
-``field(x, t, want)`` returns a dict of (N, 2) tensors (see :class:`models.fields.ExactField`);
+``field(x, t, want)`` returns a dict of (N, 2) tensors (see :class:`models.fields.ExactField`;
+a field class may also define a fused Euler step, ``euler_step``, which :func:`euler_step` uses);
 ``times`` is the (T+1,) grid, increasing for forward runs and decreasing for reverse runs. Index 0
 of the result is the start ``x``. ``callback`` gets ``{"i", "t", "x"}`` after every step.
 ``generator`` is a ``torch.Generator`` (or None), or a noise source with ``draw(x)``: a row
@@ -44,6 +45,25 @@ def eta_drift(
     return out["velocity"] + math.copysign(0.5 * eta**2 * g2, h) * out["score"]
 
 
+def euler_step(field: Field, path: GaussianPath, x: Tensor, t: float, h: float, eta: float,
+               out: Tensor) -> Tensor:  # fmt: skip
+    """x + h · drift of the η-family at (x, t), (N, 2): by the field's own fused step where its
+    class has one (``ExactField.euler_step`` writes it into ``out``), else ``eta_drift``."""
+    w = math.copysign(0.5 * eta**2 * path.at(t)["g2"], h) if eta != 0 else 0.0
+    stepped = fused_step(field, x, t, h, w, out)
+    return stepped if stepped is not None else x + h * eta_drift(field, path, x, t, h, eta)
+
+
+def fused_step(field: Field, x: Tensor, t: float, h: float, score_weight: float,
+               out: Tensor) -> Tensor | None:  # fmt: skip
+    """``field.euler_step(x, t, h, score_weight, out)`` if the field's *class* defines it, else
+    None. Looked up on the class: a wrapper that changes the field (guidance, a learned
+    correction) and forwards unknown attributes to the field it wraps must not hand over the
+    inner field's step."""
+    step = getattr(type(field), "euler_step", None)
+    return None if step is None else step(field, x, t, h, score_weight, out)
+
+
 def noise(x: Tensor, generator) -> Tensor:
     """Standard normal noise shaped like x, from a generator or a noise source (see above)."""
     if hasattr(generator, "draw"):
@@ -65,12 +85,13 @@ def sample_euler(field, path, x, times, eta=0.0, generator=None, callback=None) 
     path.remember(torch.tensor(ts, dtype=torch.float64))
     traj = trajectory(x, len(ts) - 1)
     for i, (t, t_next) in enumerate(itertools.pairwise(ts)):
-        h = t_next - t
-        x = x + h * eta_drift(field, path, x, t, h, eta)
+        h, frame = t_next - t, traj[i + 1]
+        x = euler_step(field, path, x, t, h, eta, frame)
         if eta > 0:
             g = math.sqrt(max(path.at(t)["g2"], 0.0))
             x = x + eta * g * math.sqrt(abs(h)) * noise(x, generator)
-        traj[i + 1] = x
+        if x is not frame:
+            frame.copy_(x)
         if callback is not None:
             callback({"i": i, "t": t_next, "x": x})
     return traj

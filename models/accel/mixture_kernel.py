@@ -157,8 +157,9 @@ def _block_scratch():
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def _mean(x, ref_x, ref_y, square, slope, offset, out):
-    """out (N, 2) = Σ_i softmax_i(ℓ_i(x)) ref_i for x (N, 2) float32 (``_logit_terms``)."""
+def _mean(x, ref_x, ref_y, square, slope, offset, alpha, beta, out):
+    """out (N, 2) = α m(x) + β x, m(x) = Σ_i softmax_i(ℓ_i(x)) ref_i, for x (N, 2) float32
+    (``_logit_terms``); α, β float64 (``MixtureKernel.affine``)."""
     p, q, r = _logit_terms(ref_x, ref_y, square, slope, offset)
     cx, cy = ref_x.astype(np.float32), ref_y.astype(np.float32)
     u, v, big, best = _block_scratch()
@@ -173,15 +174,20 @@ def _mean(x, ref_x, ref_y, square, slope, offset, out):
             if not total < REDO:  # a term may have been clamped (or NaN)
                 again[n_again] = i
                 n_again += 1
-            out[start + i, 0] = sum_x / total
-            out[start + i, 1] = sum_y / total
+            _write(out, start + i, sum_x / total, sum_y / total, u[i], v[i], alpha, beta)
         if n_again:  # against the largest logit of all: at most one more pass of each kind
             _largest_logits(x, start, b, p, q, r, u, v, big, best, 1)
             for n in range(n_again):
                 i = again[n]
                 total, sum_x, sum_y = _sums(u[i], v[i], best[i], p, q, r, cx, cy)
-                out[start + i, 0] = sum_x / total
-                out[start + i, 1] = sum_y / total
+                _write(out, start + i, sum_x / total, sum_y / total, u[i], v[i], alpha, beta)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _write(out, row, mx, my, ux, uy, alpha, beta):
+    """out[row] = α (mx, my) + β (ux, uy) in float64, rounded once (α = 1, β = 0: the mean)."""
+    out[row, 0] = np.float32(alpha * np.float64(mx) + beta * np.float64(ux))
+    out[row, 1] = np.float32(alpha * np.float64(my) + beta * np.float64(uy))
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy", inline="always")
@@ -237,9 +243,16 @@ class MixtureKernel:
 
     def __call__(self, x: np.ndarray, a: float, c2: float) -> np.ndarray:
         """m(x) for x float32 (N, 2) → float32 (N, 2)."""
-        out = np.empty((len(x), 2), np.float32)
+        return self.affine(x, a, c2, 1.0, 0.0)
+
+    def affine(self, x: np.ndarray, a: float, c2: float, alpha: float, beta: float,
+               out: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        """α m(x) + β x for x float32 (N, 2) → float32 (N, 2), into ``out`` if given (C
+        contiguous float32, not overlapping x): every output of the field, and a sampler's
+        whole Euler step, is such a sum (``ExactField.euler_step``)."""
+        out = _output(x, out)
         _mean(np.ascontiguousarray(x, np.float32), self.ref_x, self.ref_y, self.square,
-              a / c2, -0.5 * a * a / c2, out)  # fmt: skip
+              a / c2, -0.5 * a * a / c2, float(alpha), float(beta), out)  # fmt: skip
         return out
 
     def nearest(self, x: np.ndarray, a: float, c2: float) -> np.ndarray:
@@ -287,10 +300,11 @@ def _axis_terms(u, axes, a, inv_2c2, shift, total, mean, near):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def _grid_mean(x, xs, ys, blocks, a, inv_2c2, out):
-    """out (N, 2): the responsibility mean of Cartesian blocks (``models.datasets.GridBlocks``:
-    xs (Gx, kx), ys (Gy, ky), blocks (B, 2) group pairs). Block b's weight is the product of
-    its axis sums, e^(shift_x + shift_y − largest) total_x total_y ≤ k_x k_y: no logarithm."""
+def _grid_mean(x, xs, ys, blocks, a, inv_2c2, alpha, beta, out):
+    """out (N, 2) = α m(x) + β x, m the responsibility mean of Cartesian blocks
+    (``models.datasets.GridBlocks``: xs (Gx, kx), ys (Gy, ky), blocks (B, 2) group pairs).
+    Block b's weight is the product of its axis sums, e^(shift_x + shift_y − largest) total_x
+    total_y ≤ k_x k_y: no logarithm."""
     n, n_blocks = x.shape[0], blocks.shape[0]
     u = np.empty(BLOCK, np.float32)
     v = np.empty(BLOCK, np.float32)
@@ -331,8 +345,8 @@ def _grid_mean(x, xs, ys, blocks, a, inv_2c2, out):
                 sum_x[i] += w * mean_x[gx, i]
                 sum_y[i] += w * mean_y[gy, i]
         for i in range(b):
-            out[start + i, 0] = sum_x[i] / total[i]
-            out[start + i, 1] = sum_y[i] / total[i]
+            _write(out, start + i, sum_x[i] / total[i], sum_y[i] / total[i], u[i], v[i],
+                   alpha, beta)  # fmt: skip
 
 
 class GridKernel:
@@ -352,10 +366,26 @@ class GridKernel:
 
     def __call__(self, x: np.ndarray, a: float, c2: float) -> np.ndarray:
         """m(x) for x float32 (N, 2) → float32 (N, 2)."""
-        out = np.empty((len(x), 2), np.float32)
+        return self.affine(x, a, c2, 1.0, 0.0)
+
+    def affine(self, x: np.ndarray, a: float, c2: float, alpha: float, beta: float,
+               out: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        """α m(x) + β x, as ``MixtureKernel.affine``."""
+        out = _output(x, out)
         _grid_mean(np.ascontiguousarray(x, np.float32), self.xs, self.ys, self.blocks,
-                   np.float32(a), np.float32(-0.5 / c2), out)  # fmt: skip
+                   np.float32(a), np.float32(-0.5 / c2), float(alpha), float(beta),
+                   out)  # fmt: skip
         return out
+
+
+def _output(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """Where a kernel writes its (N, 2) float32 result: ``out``, checked, or a new array."""
+    if out is None:
+        return np.empty((len(x), 2), np.float32)
+    if out.shape != (len(x), 2) or out.dtype != np.float32 or not out.flags.c_contiguous \
+            or not out.flags.writeable or np.may_share_memory(out, x):  # fmt: skip
+        raise ValueError("out must be a writable C-contiguous float32 (N, 2) array apart from x")
+    return out
 
 
 def warm_up() -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import threading
 
+from models.samplers import fused_step
+
 
 class CountingField:
     """``field`` with the same call signature, counting its evaluations.
@@ -37,6 +39,16 @@ class CountingField:
             self.calls += 1
             self.rows += len(x)
         return self.field(x, t, want)
+
+    def euler_step(self, x, t, h, score_weight, out):
+        """The field's fused Euler step (``models.samplers.fused_step``), counted as one
+        evaluation; None, uncounted, where it has none (the sampler then calls the field)."""
+        stepped = fused_step(self.field, x, t, h, score_weight, out)
+        if stepped is not None:
+            with self._lock:
+                self.calls += 1
+                self.rows += len(x)
+        return stepped
 
     @property
     def nfe(self) -> float:
