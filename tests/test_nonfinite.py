@@ -100,3 +100,21 @@ def test_the_app_keeps_the_last_good_run_and_names_the_bad_frame(monkeypatch):
     assert "non-finite positions from frame 6 (t = 0.4)" in s.notice
     assert "last good run" in s.notice
     runner.shutdown()
+
+
+def test_the_first_bad_frame_whatever_the_sum_of_the_frames():
+    """The check sums first: finite entries whose sum overflows are still finite frames, and
+    a NaN, +inf or −inf is found in the frame where it is (also where +inf and −inf meet)."""
+    from models.run.nonfinite import first_bad_frame
+
+    frames = torch.zeros(5, 3, 2)
+    assert first_bad_frame(frames) is None and first_bad_frame(frames[:0]) is None
+    huge = torch.full((5, 3, 2), 3e38)  # float32's largest is 3.4e38: the sum is +inf
+    assert not torch.isfinite(huge.sum()) and first_bad_frame(huge) is None
+    for frame, bad in ((0, float("nan")), (3, float("inf")), (4, -float("inf"))):
+        hit = frames.clone()
+        hit[frame, 1, 0] = bad
+        assert first_bad_frame(hit) == frame
+    both = frames.clone()
+    both[2, 0, 0], both[1, 2, 1] = float("inf"), -float("inf")
+    assert first_bad_frame(both) == 1
