@@ -136,3 +136,10 @@ def test_no_fused_step_where_the_kernel_does_not_apply():
     with torch_only():
         assert field.euler_step(x, 0.5, -0.01, 0.0, out) is None
     assert field.euler_step(x, 0.5, -0.01, 0.0, out) is out
+
+    class Tilted(ExactField):  # a subclass that changes the field must not inherit its step
+        def _outputs(self, x, m, k, want):
+            return {kind: 2 * v for kind, v in super()._outputs(x, m, k, want).items()}
+
+    tilted = Tilted(field.path, field.reference)
+    assert fused_step(tilted, x, 0.5, -0.01, 0.0, out) is None
