@@ -70,8 +70,8 @@ class DataPanel(pn.viewable.Viewer):
         figure.js_on_event("panend", commit)
         figure.js_on_event("tap", commit)
         self._committed.on_change("data", self._on_stroke)
-        self.draw = pn.widgets.Toggle(name="✎ draw on the particle view", button_type="primary",
-                                      button_style="outline", sizing_mode="stretch_width",
+        self.draw = pn.widgets.Toggle(label="✎ draw on the particle view", color="primary",
+                                      variant="outline", sizing_mode="stretch_width",
                                       css_classes=["flowscope-draw"])  # fmt: skip
         # in the browser: the toolbar keeps one drag tool active (the pan tool goes off)
         self.draw.jscallback(value=client.script("draw_toggle"), args={"tool": self.tool})
@@ -83,15 +83,15 @@ class DataPanel(pn.viewable.Viewer):
         # the page refuses a file over the limit before sending it (static/upload_guard.js)
         self._refused = ColumnDataSource({"size": []}, name="refused_upload")
         self._refused.on_change("data", self._on_refused)
-        self.undo = pn.widgets.Button(name="undo", sizing_mode="stretch_width")
-        self.clear = pn.widgets.Button(name="clear", sizing_mode="stretch_width")
+        self.undo = pn.widgets.Button(label="undo", sizing_mode="stretch_width")
+        self.clear = pn.widgets.Button(label="clear", sizing_mode="stretch_width")
         self.undo.on_click(lambda _e: self.undo_last())
         self.clear.on_click(lambda _e: self.clear_points())
         self.download = pn.widgets.FileDownload(
             callback=self._csv,
             filename="flowscope-data.csv",
             label="download the data set (CSV)",
-            button_type="light",
+            color="light",
             sizing_mode="stretch_width",
         )
         self.state.param.watch(self._describe, ["points", "dataset"])

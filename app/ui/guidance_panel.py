@@ -50,7 +50,7 @@ def guidance_controls(state: FlowState) -> pn.Column:
         show_name=False, sizing_mode="stretch_width",
     )  # fmt: skip
     # the class list changes with the data set: a Select linked by hand
-    classes = Select(name="class", options=state.class_options(), value=state.guidance_class,
+    classes = Select(label="class", options=state.class_options(), value=state.guidance_class,
                      sizing_mode="stretch_width", margin=(5, 10))  # fmt: skip
     note = pn.pane.Markdown(guidance_note(state), styles=NOTE_STYLE, margin=(0, 10))
 

@@ -74,11 +74,11 @@ class LessonBar(param.Parameterized):
         if not self.scenes:
             return pn.Column(name="lessons")
         options = {NONE: 0, **{f"{i}. {s.title}": i for i, s in enumerate(self.scenes, 1)}}
-        menu = Select(name="", options=options, value=self.index, width=330,
+        menu = Select(label="", options=options, value=self.index, width=330,
                       margin=(4, 10), css_classes=["flowscope-lesson-menu"])  # fmt: skip
-        prev = pn.widgets.Button(name="◀ prev", width=70, margin=(4, 2),
+        prev = pn.widgets.Button(label="◀ prev", width=70, margin=(4, 2),
                                  css_classes=["flowscope-lesson-prev"])  # fmt: skip
-        nxt = pn.widgets.Button(name="next ▶", width=70, margin=(4, 2),
+        nxt = pn.widgets.Button(label="next ▶", width=70, margin=(4, 2),
                                 css_classes=["flowscope-lesson-next"])  # fmt: skip
         switch = Checkbox.from_param(self.param.show_caption, name="caption", margin=(10, 10),
                                      css_classes=["flowscope-lesson-switch"])  # fmt: skip

@@ -27,7 +27,7 @@ class Theme:
     def __init__(self, root, figures: Callable[[], list]):
         """``root``: the page's outermost layout; ``figures()``: the page's figures now."""
         self.root, self.figures, self.name = root, figures, "light"
-        self.switch = pn.widgets.Toggle(name="dark", value=False, width=60, margin=(8, 4),
+        self.switch = pn.widgets.Toggle(label="dark", value=False, width=60, margin=(8, 4),
                                         css_classes=["flowscope-theme"])  # fmt: skip
         self.switch.param.watch(lambda e: self.show("dark" if e.new else "light"), "value")
 
@@ -49,7 +49,7 @@ class Presenter:
         ``figures``: the Bokeh figures whose fonts grow; ``on_change(on)``: anything else."""
         self.fold, self.figures, self.on_change = fold, figures, on_change
         self._normal = [_fonts(f) for f in figures]
-        self.toggle = pn.widgets.Toggle(name="present (P)", value=False, width=100,
+        self.toggle = pn.widgets.Toggle(label="present (P)", value=False, width=100,
                                         margin=(8, 0, 8, 10),
                                         css_classes=["flowscope-present"])  # fmt: skip
         self.toggle.jscallback(value=client.script("present"))

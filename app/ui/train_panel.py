@@ -50,8 +50,8 @@ class TrainPanel(pn.viewable.Viewer):
         self.curve = ColumnDataSource({"step": [], "loss": [], "ema": []}, name="loss_source")
         self._schedule = schedule
         self.job = TrainingJob(self.state, schedule=schedule, on_losses=self._stream)
-        self.start = pn.widgets.Button(name="▶ start training", button_type="primary")
-        self.stop = pn.widgets.Button(name="■ stop", disabled=True)
+        self.start = pn.widgets.Button(label="▶ start training", color="primary")
+        self.stop = pn.widgets.Button(label="■ stop", disabled=True)
         self.start.on_click(lambda _e: self._start())
         self.stop.on_click(lambda _e: self.job.stop())
         self.progress = pn.indicators.Progress(

@@ -18,9 +18,9 @@ def compare_section(comparison: Comparison, compute_a: pn.Column) -> tuple[pn.Co
     layout = RadioButtonGroup.from_param(comparison.param.layout, name="views",
                                          sizing_mode="stretch_width")  # fmt: skip
     # a menu of actions, not a choice kept: each item sets A and B once
-    preset = pn.widgets.MenuButton(name="presets ▾", items=list(PRESETS),
+    preset = pn.widgets.MenuButton(label="presets ▾", items=list(PRESETS),
                                    sizing_mode="stretch_width")  # fmt: skip
-    reset = pn.widgets.Button(name="B = A", button_type="default", width=80, align="end")
+    reset = pn.widgets.Button(label="B = A", color="default", width=80, align="end")
     changes = pn.pane.Str(comparison.changes_text(), name="compare_changes",
                           styles={"font-size": "12px", "white-space": "normal"},
                           margin=(0, 10))  # fmt: skip
