@@ -256,7 +256,7 @@ class ExactField:
         if not self._compiled_applies(x, a, c2):
             return None
         lift = (k["cdc"] - score_weight) / c2
-        out = torch.empty_like(x) if out is None else out
+        out = torch.empty(x.shape, dtype=x.dtype) if out is None else out
         self._kernel().affine(x.numpy(), a, c2, h * (k["da"] - lift * a), 1.0 + h * lift,
                               out.numpy())  # fmt: skip
         return out

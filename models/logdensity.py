@@ -22,7 +22,7 @@ from torch import Tensor
 from models.density import Grid
 from models.fields import ExactField
 from models.paths import GaussianPath
-from models.samplers import Field
+from models.samplers import Field, fused_step
 from models.solvers import SOLVERS, sampler_of
 
 # The solvers that can carry log p: those that step on the velocity alone (the registry says).
@@ -51,6 +51,16 @@ def divergence(
         method: ``exact`` (one backward pass per dimension) or ``hutchinson`` (one pass with a
             Rademacher probe drawn from ``generator``).
     """
+    v, div = _traced(field, x, t, method, generator)
+    base = _unwrapped(field)
+    if isinstance(base, ExactField):  # the only field whose plain evaluation differs
+        with torch.no_grad():  # the same model call, in its other kernel: not counted again
+            return base(x.detach(), t, ("velocity",))["velocity"], div
+    return v, div
+
+
+def _traced(field: Field, x: Tensor, t: float, method: str, generator) -> tuple[Tensor, Tensor]:
+    """The velocity in the autograd graph and its divergence, ((N, 2), (N,)), detached."""
     if method not in DIVERGENCES:
         raise ValueError(f"divergence must be one of {DIVERGENCES}, got {method!r}")
     with torch.enable_grad():
@@ -66,10 +76,6 @@ def divergence(
             for i in range(x.shape[1]):
                 (g,) = torch.autograd.grad(v[:, i].sum(), xg, retain_graph=i + 1 < x.shape[1])
                 div = div + g[:, i]
-    base = _unwrapped(field)
-    if isinstance(base, ExactField):  # the only field whose plain evaluation differs
-        with torch.no_grad():  # the same model call, in its other kernel: not counted again
-            return base(x.detach(), t, ("velocity",))["velocity"], div
     return v.detach(), div
 
 
@@ -99,6 +105,22 @@ class CarriedField:
         x = state[:, :2].contiguous()
         v, div = divergence(self.field, x, t, self.method, self.generator)
         return {"velocity": torch.cat([v, -div.to(v.dtype)[:, None]], dim=1)}
+
+    def euler_step(self, state: Tensor, t: float, h: float, score_weight: float,
+                   out: Tensor) -> Tensor | None:  # fmt: skip
+        """An Euler step of the state (N, 3) into ``out``: the positions by the exact field's
+        fused step, as the run without log p takes it (``models.samplers.fused_step``: the
+        same bits), log p by −h ∇·v as ``__call__``'s step. None where the field has no fused
+        step (the sampler then calls this field)."""
+        x = state[:, :2].contiguous()
+        # the field inside the counting wrapper: the divergence's own call counts the step
+        moved = fused_step(_unwrapped(self.field), x, t, h, score_weight, torch.empty_like(x))
+        if moved is None:
+            return None
+        div = _traced(self.field, x, t, self.method, self.generator)[1]
+        out[:, :2] = moved
+        out[:, 2] = state[:, 2] + h * -div.to(state.dtype)
+        return out
 
 
 def integrate(field: Field, path: GaussianPath, x: Tensor, times, logp0: Tensor,

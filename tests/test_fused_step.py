@@ -53,14 +53,13 @@ def test_the_fused_step_is_the_float64_step(dataset, process, t, h, eta):
     torch.testing.assert_close(got.double(), want, atol=2e-5 * max(1.0, abs(h) * 100), rtol=1e-6)
 
 
-def test_a_unit_affine_map_is_the_mean_bit_for_bit():
+def test_an_affine_map_is_alpha_m_plus_beta_x_rounded_once():
     field = build(RunConfig(dataset="spirals"))[2]
     kernel = MixtureKernel(field._points64.numpy())
     x = np.random.default_rng(1).normal(size=(300, 2)).astype(np.float32)
     k = field.scalars(0.3)
     mean = kernel(x, k["a"], k["c2"])
-    np.testing.assert_array_equal(kernel.affine(x, k["a"], k["c2"], 1.0, 0.0), mean)
-    # any other pair: α m + β x, rounded once from float64
+    # α m + β x, rounded once from float64
     got = kernel.affine(x, k["a"], k["c2"], -0.37, 1.25)
     want = -0.37 * mean.astype(np.float64) + 1.25 * x.astype(np.float64)
     np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7)
@@ -76,16 +75,21 @@ def test_the_kernels_refuse_an_output_that_overlaps_the_input_or_is_not_float32(
 
 
 @pytest.mark.parametrize("dataset", ["moons", "checkerboard"])
-@pytest.mark.parametrize(("process", "eta"), [("fm", 0.0), ("vp", 1.0)])
-def test_a_fused_run_follows_the_float64_run(dataset, process, eta, monkeypatch):
+@pytest.mark.parametrize(
+    ("process", "eta", "direction"),
+    [("fm", 0.0, "reverse"), ("vp", 1.0, "reverse"), ("vp", 0.6, "forward")],
+)
+def test_a_fused_run_follows_the_float64_run(dataset, process, eta, direction, monkeypatch):
     """A whole run of fused steps (the field itself is never called) against the same run
-    in float64 torch, the same noise: float32 rounding, not a different flow."""
+    in float64 torch, the same noise: float32 rounding, as small as torch's float32 path's,
+    not a different flow. Forward runs step with h > 0 (the score's sign in the drift)."""
     config = RunConfig(process=process, dataset=dataset, kind="sde" if eta else "ode",
-                       eta=eta or None, steps=50, particles=500)  # fmt: skip
-    path, _, field = build(config)
+                       eta=eta or None, steps=50, particles=500, direction=direction)  # fmt: skip
+    path, data, field = build(config)
     times = run_times(config, path)
     g = torch.Generator().manual_seed(0)
-    x1 = start_points(config, path, float(times[0]), g)
+    x1 = data.sample(500, g)[0] if direction == "forward" else \
+        start_points(config, path, float(times[0]), g)  # fmt: skip
     zs = torch.randn(len(times), *x1.shape, generator=g)
 
     class Noise:  # the same standard normals for both runs, in each run's dtype
@@ -97,10 +101,13 @@ def test_a_fused_run_follows_the_float64_run(dataset, process, eta, monkeypatch)
 
     exact64 = ExactField(path, field.reference, dtype=torch.float64)
     want = sample_euler(exact64, path, x1.double(), times, eta, Noise())
+    with torch_only():  # torch's float32 path: the error the fused run is held to
+        torch32 = (sample_euler(field, path, x1, times, eta, Noise()).double() - want).abs()
     monkeypatch.setattr(ExactField, "__call__", lambda *a: pytest.fail("the field was called"))
     got = sample_euler(field, path, x1, times, eta, Noise())
     error = (got.double() - want).abs()
-    assert error.mean() < 5e-7 and error.max() < 1e-3, (error.mean(), error.max())
+    assert error.mean() < 1.5 * torch32.mean() + 1e-8, (error.mean(), torch32.mean())
+    assert error.max() < 3 * torch32.max() + 1e-6, (error.max(), torch32.max())
 
 
 def test_wrappers_that_change_the_field_never_hand_over_its_step():

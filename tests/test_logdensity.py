@@ -114,3 +114,34 @@ def test_model_density_on_a_grid_is_the_closed_form_and_integrates_to_the_mass(p
     inside = pde.cell_average_mixture(a * field.reference.points.numpy(), c, grid).sum() * dx * dy
     assert float(logp.exp().sum()) * dx * dy == pytest.approx(inside, abs=5e-3)
     assert inside < 0.99  # the box does not hold all of it: the test has teeth
+
+
+@pytest.mark.parametrize("dataset", ["spirals", "checkerboard"])  # both compiled kernels
+def test_positions_are_the_euler_samplers_whose_step_is_fused(dataset, gen, monkeypatch):
+    """Euler's step of the exact field is one compiled pass (``ExactField.euler_step``): the
+    carried run takes it too, so switching the shading on moves no particle; log p is
+    stepped as without the fused step."""
+    from models.logdensity import CarriedField
+    from models.samplers import sample_euler
+
+    path, _, field = exact("fm", dataset)
+    x = torch.randn(300, 2, generator=gen)
+    times = torch.linspace(1, 0, 31, dtype=torch.float64)
+    traj, logp = integrate(field, path, x, times, torch.zeros(300), "euler")
+    assert torch.equal(traj, sample_euler(field, path, x, times)), "the same steps, bit for bit"
+    monkeypatch.delattr(CarriedField, "euler_step")
+    unfused, logp_unfused = integrate(field, path, x, times, torch.zeros(300), "euler")
+    assert not torch.equal(traj, unfused)  # the two paths round differently: the test can fail
+    torch.testing.assert_close(logp, logp_unfused, atol=1e-4, rtol=2e-4)  # rounding, amplified
+
+
+def test_shading_moves_no_particle_and_counts_one_call_a_step():
+    """The app reruns when the shading is switched on: the run with log p must be the run."""
+    from models.run.simulate import simulate
+
+    settings = dict(dataset="spirals", steps=20, particles=300, resolution=16, solver="euler",
+                    exact_density=False)  # fmt: skip
+    plain = simulate(RunConfig(**settings), workers=2)
+    shaded = simulate(RunConfig(**settings, log_density=True))
+    np.testing.assert_array_equal(plain.trajectories, shaded.trajectories)
+    assert plain.nfe == shaded.nfe == 20
