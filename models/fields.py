@@ -181,8 +181,7 @@ class ExactField:
         """The compiled kernel of these components (:mod:`models.accel.mixture_kernel`), made once;
         numba is loaded on first use."""
         if self._compiled is None:
-            from models.accel.grid_kernel import GridKernel
-            from models.accel.mixture_kernel import MixtureKernel
+            from models.accel.mixture_kernel import GridKernel, MixtureKernel
 
             self._compiled = MixtureKernel(self._points64.numpy()) if self.grid is None else \
                 GridKernel(self.grid)  # fmt: skip

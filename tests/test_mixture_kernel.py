@@ -10,12 +10,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.accel.grid_kernel import GridKernel
 from models.accel.mixture_kernel import (
     CEIL,
     FLOOR,
     STRIDE,
     STRIDED_FROM,
+    GridKernel,
     MixtureKernel,
     exp_bounded,
     exp_nonpositive,

@@ -174,17 +174,17 @@ def _mean(x, ref_x, ref_y, square, slope, offset, alpha, beta, out):
             if not total < REDO:  # a term may have been clamped (or NaN)
                 again[n_again] = i
                 n_again += 1
-            write_affine(out, start + i, sum_x / total, sum_y / total, u[i], v[i], alpha, beta)
+            _write(out, start + i, sum_x / total, sum_y / total, u[i], v[i], alpha, beta)
         if n_again:  # against the largest logit of all: at most one more pass of each kind
             _largest_logits(x, start, b, p, q, r, u, v, big, best, 1)
             for n in range(n_again):
                 i = again[n]
                 total, sum_x, sum_y = _sums(u[i], v[i], best[i], p, q, r, cx, cy)
-                write_affine(out, start + i, sum_x / total, sum_y / total, u[i], v[i], alpha, beta)
+                _write(out, start + i, sum_x / total, sum_y / total, u[i], v[i], alpha, beta)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def write_affine(out, row, mx, my, ux, uy, alpha, beta):
+def _write(out, row, mx, my, ux, uy, alpha, beta):
     """out[row] = α (mx, my) + β (ux, uy) in float64, rounded once (α = 1, β = 0: the mean)."""
     out[row, 0] = np.float32(alpha * np.float64(mx) + beta * np.float64(ux))
     out[row, 1] = np.float32(alpha * np.float64(my) + beta * np.float64(uy))
@@ -250,7 +250,7 @@ class MixtureKernel:
         """α m(x) + β x for x float32 (N, 2) → float32 (N, 2), into ``out`` if given (C
         contiguous float32, not overlapping x): every output of the field, and a sampler's
         whole Euler step, is such a sum (``ExactField.euler_step``)."""
-        out = output_for(x, out)
+        out = _output(x, out)
         _mean(np.ascontiguousarray(x, np.float32), self.ref_x, self.ref_y, self.square,
               a / c2, -0.5 * a * a / c2, float(alpha), float(beta), out)  # fmt: skip
         return out
@@ -263,7 +263,122 @@ class MixtureKernel:
         return out
 
 
-def output_for(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+@numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _axis_terms(u, axes, a, inv_2c2, shift, total, mean, near):
+    """Per axis group g of ``axes`` (G, k) and point i of ``u`` (b,): the largest of
+    d_gj = −(u_i − a axes_gj)² / 2c² (``shift``), Σ_j e^(d_gj − shift) (``total``, in [1, k])
+    and the softmax mean of axes_g (``mean``); outputs (G, b), points along the lanes.
+    ``near`` (G, b) is scratch: the nearest centre a axes_gj of each group."""
+    b = u.shape[0]
+    for g in range(axes.shape[0]):
+        for i in range(b):
+            shift[g, i] = -np.inf
+            near[g, i] = 0.0
+        for j in range(axes.shape[1]):
+            centre = a * axes[g, j]
+            for i in range(b):
+                d = (u[i] - centre) * (u[i] - centre) * inv_2c2
+                higher = d > shift[g, i]
+                shift[g, i] = d if higher else shift[g, i]
+                near[g, i] = centre if higher else near[g, i]
+        for i in range(b):
+            total[g, i] = 0.0
+            mean[g, i] = 0.0
+        for j in range(axes.shape[1]):
+            centre, coord = a * axes[g, j], axes[g, j]
+            for i in range(b):
+                # d_gj − shift as (c_b − c)(2u − c − c_b) / 2c²: small terms, 0 for the nearest
+                # (recomputing d_gj − shift came out far above 0 for far points)
+                nearest = near[g, i]
+                w = exp_nonpositive(
+                    inv_2c2 * (nearest - centre) * (np.float32(2.0) * u[i] - centre - nearest)
+                )
+                total[g, i] += w
+                mean[g, i] += w * coord
+        for i in range(b):
+            mean[g, i] /= total[g, i]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _grid_mean(x, xs, ys, blocks, a, inv_2c2, alpha, beta, out):
+    """out (N, 2) = α m(x) + β x, m the responsibility mean of Cartesian blocks
+    (``models.datasets.GridBlocks``: xs (Gx, kx), ys (Gy, ky), blocks (B, 2) group pairs).
+    Block b's weight is the product of its axis sums, e^(shift_x + shift_y − largest) total_x
+    total_y ≤ k_x k_y: no logarithm."""
+    n, n_blocks = x.shape[0], blocks.shape[0]
+    u = np.empty(BLOCK, np.float32)
+    v = np.empty(BLOCK, np.float32)
+    terms_x = [np.empty((xs.shape[0], BLOCK), np.float32) for _ in range(3)]
+    terms_y = [np.empty((ys.shape[0], BLOCK), np.float32) for _ in range(3)]
+    near_x = np.empty((xs.shape[0], BLOCK), np.float32)
+    near_y = np.empty((ys.shape[0], BLOCK), np.float32)
+    top = np.empty(BLOCK, np.float32)
+    total = np.empty(BLOCK, np.float32)
+    sum_x = np.empty(BLOCK, np.float32)
+    sum_y = np.empty(BLOCK, np.float32)
+    for start in range(0, n, BLOCK):
+        b = min(BLOCK, n - start)
+        for i in range(b):
+            u[i] = x[start + i, 0]
+            v[i] = x[start + i, 1]
+        shift_x, total_x, mean_x = terms_x
+        shift_y, total_y, mean_y = terms_y
+        _axis_terms(u[:b], xs, a, inv_2c2, shift_x, total_x, mean_x, near_x)
+        _axis_terms(v[:b], ys, a, inv_2c2, shift_y, total_y, mean_y, near_y)
+        for i in range(b):
+            top[i] = -np.inf
+            total[i] = 0.0
+            sum_x[i] = 0.0
+            sum_y[i] = 0.0
+        for k in range(n_blocks):
+            gx, gy = blocks[k, 0], blocks[k, 1]
+            for i in range(b):
+                s = shift_x[gx, i] + shift_y[gy, i]
+                top[i] = s if s > top[i] else top[i]
+        for k in range(n_blocks):
+            gx, gy = blocks[k, 0], blocks[k, 1]
+            for i in range(b):
+                # the same stored shifts summed as for top: exactly 0 for the top block
+                w = exp_nonpositive(shift_x[gx, i] + shift_y[gy, i] - top[i])
+                w *= total_x[gx, i] * total_y[gy, i]
+                total[i] += w
+                sum_x[i] += w * mean_x[gx, i]
+                sum_y[i] += w * mean_y[gy, i]
+        for i in range(b):
+            _write(out, start + i, sum_x[i] / total[i], sum_y[i] / total[i], u[i], v[i],
+                   alpha, beta)  # fmt: skip
+
+
+class GridKernel:
+    """The responsibility mean of Cartesian blocks (``models.datasets.GridBlocks``) at any
+    (a, c²): per axis sums, as ``ExactField._grid_mean`` computes them in torch."""
+
+    def __init__(self, grid):
+        self.xs = np.ascontiguousarray(grid.xs.numpy(), np.float32)
+        self.ys = np.ascontiguousarray(grid.ys.numpy(), np.float32)
+        self.blocks = np.ascontiguousarray(grid.blocks.numpy(), np.int64)
+        self.reach = float(max(np.abs(self.xs).max(), np.abs(self.ys).max()))
+
+    def fits(self, largest_abs_x: float, a: float, c2: float) -> bool:
+        """Whether points with max |coordinate| ``largest_abs_x`` are safe for the kernel at
+        (a, c²): (|x| + a |axes|)² / 2c² stays below SAFE_LOGIT (False for NaN)."""
+        return (largest_abs_x + abs(a) * self.reach) ** 2 < 2 * c2 * SAFE_LOGIT
+
+    def __call__(self, x: np.ndarray, a: float, c2: float) -> np.ndarray:
+        """m(x) for x float32 (N, 2) → float32 (N, 2)."""
+        return self.affine(x, a, c2, 1.0, 0.0)
+
+    def affine(self, x: np.ndarray, a: float, c2: float, alpha: float, beta: float,
+               out: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        """α m(x) + β x, as ``MixtureKernel.affine``."""
+        out = _output(x, out)
+        _grid_mean(np.ascontiguousarray(x, np.float32), self.xs, self.ys, self.blocks,
+                   np.float32(a), np.float32(-0.5 / c2), float(alpha), float(beta),
+                   out)  # fmt: skip
+        return out
+
+
+def _output(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     """Where a kernel writes its (N, 2) float32 result: ``out``, checked, or a new array."""
     if out is None:
         return np.empty((len(x), 2), np.float32)
@@ -280,7 +395,6 @@ def warm_up() -> None:
     kernel = MixtureKernel(np.array([[0.0, 1.0], [1.0, 0.0]]))
     kernel(x, 0.5, 0.5)
     kernel.nearest(x, 0.5, 0.5)
-    from models.accel.grid_kernel import GridKernel
     from models.datasets import make_dataset  # a grid of blocks: the checkerboard's
 
     GridKernel(make_dataset("checkerboard").mixture.grid)(x, 0.5, 0.5)
