@@ -246,7 +246,7 @@ class ExactField:
         v + w s = ȧ m + λ (x − a m) with λ = (cċ − w) / c², and the step is
         h (ȧ − λ a) m + (1 + h λ) x, with coefficients in float64 and one rounding per entry.
         It saves the step's torch operations, their tensors and their turns at the GIL: a
-        default run of two row blocks took 20-30 % less time (docs/PERFORMANCE.md).
+        default run of two row blocks took 12-45 % less time (docs/PERFORMANCE.md).
         """
         if type(self) is not ExactField:  # a subclass may change the field: it opts in itself
             return None
