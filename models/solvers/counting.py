@@ -35,9 +35,7 @@ class CountingField:
         self.calls = self.rows = 0
 
     def __call__(self, x, t, want=("velocity",)):
-        with self._lock:
-            self.calls += 1
-            self.rows += len(x)
+        self._count(len(x))
         return self.field(x, t, want)
 
     def euler_step(self, x, t, h, score_weight, out):
@@ -45,10 +43,14 @@ class CountingField:
         evaluation; None, uncounted, where it has none (the sampler then calls the field)."""
         stepped = fused_step(self.field, x, t, h, score_weight, out)
         if stepped is not None:
-            with self._lock:
-                self.calls += 1
-                self.rows += len(x)
+            self._count(len(x))
         return stepped
+
+    def _count(self, rows: int) -> None:
+        """One evaluation of ``rows`` rows."""
+        with self._lock:
+            self.calls += 1
+            self.rows += rows
 
     @property
     def nfe(self) -> float:
